@@ -1,0 +1,66 @@
+"""Layers: linear (affine) and ReLU, each a forward beside its backward.
+
+Pattern (as in CS231n): ``out, cache = thing_forward(...)``; the backward takes the upstream
+gradient ``dout`` (same shape as ``out``) and the cache, and returns the gradient with
+respect to each array input of the forward, in order.
+"""
+import numpy as np
+
+
+def linear_forward(x, W, b):
+    """Affine map: out = x @ W + b.
+
+    Parameters
+    ----------
+    x : (N, D) inputs
+    W : (D, M) weights, fan_in x fan_out
+    b : (M,) bias
+
+    Returns
+    -------
+    out : (N, M)
+    cache : (x, W) for the backward
+    """
+    out = x @ W + b  # (N, M)
+    return out, (x, W)
+
+
+def linear_backward(dout, cache, need_dx=True, need_dW=True):
+    """Gradients of the affine map out = x @ W + b.
+
+    With out_nm = sum_d x_nd W_dm + b_m:
+        dx = dout @ W.T      (N, D)   -- undoes ``x @ W``, seen from x
+        dW = x.T @ dout      (D, M)   -- undoes ``x @ W``, seen from W
+        db = sum_n dout_n    (M,)     -- the bias is broadcast over the batch
+
+    ``need_dx=False`` skips dx (nobody needs the gradient w.r.t. the raw images during
+    training) and ``need_dW=False`` skips dW and db (FGSM needs only dx); skipped entries
+    are returned as None. Both save one matrix product.
+
+    Returns
+    -------
+    (dx, dW, db)
+    """
+    x, W = cache
+    dx = dout @ W.T if need_dx else None  # (N, D)
+    dW = x.T @ dout if need_dW else None  # (D, M)
+    db = dout.sum(axis=0) if need_dW else None  # (M,)
+    return dx, dW, db
+
+
+def relu_forward(x):
+    """Rectified linear unit: out = max(0, x), elementwise.
+
+    Returns
+    -------
+    out : same shape as x
+    cache : out itself -- ``out > 0`` is exactly where x > 0, so no copy of x is kept
+    """
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    """dx = dout * [x > 0]. At x == 0 ReLU has a kink; we use the subgradient 0 there."""
+    out = cache
+    return dout * (out > 0)

@@ -1,0 +1,165 @@
+"""The paper's Eq. 2, assembled from the pieces, with its hand-written gradient.
+
+    L = CE                                                      (clean, or clean + FGSM)
+      + lambda_sens * Lt(h(x_a), h(x'_p),  h(x_n))              (MLS: sensitivity triplet)
+      + lambda_inv  * Lt(h(x_a), h(x''_p), h(x''_n))            (MLI: invariance triplet)
+      + lambda_norm * sum over the embedding groups the triplets use of mean_i ||h_i||
+
+Batch means replace the paper's sums. With adversarial images x' given, the cross-entropy is
+FGSM adversarial training's 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x'), y) (Goodfellow et al. 2015);
+all lambdas zero therefore give the Baseline row of Table 1.
+
+Every image goes through the network in **one concatenated batch** -- [x_a; x'; x''; x''_n] --
+so the weights are read once and BLAS sees one big matrix product per layer.
+
+Negatives of the MLS triplet (and of the MLI triplet in the ``source`` protocol) are other
+anchors of the batch, given by index (``neg_index``), so their embeddings are rows of h(x_a)
+and cost no extra forward pass; their gradient is scattered back onto those rows. The MLI
+triplet may instead bring its own negative images ``x_inv_neg`` (the ``oracle`` protocol
+uses each invariance example's source image).
+"""
+import numpy as np
+
+from . import losses, mlp
+
+
+def hardest_negatives(h, y):
+    """For each anchor, the index of the closest (in angular distance) anchor of another class.
+
+    "Batch-hard" mining: the negative that currently violates the margin the most. The
+    choice is treated as a constant (no gradient flows through the argmin).
+
+    Parameters
+    ----------
+    h : (N, K) anchor embeddings
+    y : (N,) labels; the batch must hold at least two classes
+
+    Returns
+    -------
+    neg_index : (N,) int64
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", h, h))  # (N,)
+    unit = h / np.maximum(norms, losses.NORM_FLOOR)[:, None]  # zero rows stay zero
+    distance = 1.0 - np.abs(unit @ unit.T)  # (N, N), paper Eq. 1 for every pair
+    distance[y[:, None] == y[None, :]] = np.inf  # same class is never a negative
+    _require_two_classes(y)
+    return distance.argmin(axis=1).astype(np.int64)
+
+
+def random_negatives(y, rng):
+    """For each anchor, a uniformly random anchor of another class (vectorized rejection)."""
+    _require_two_classes(y)
+    n = len(y)
+    neg_index = rng.integers(0, n, size=n)
+    bad = y[neg_index] == y
+    while bad.any():  # redraw only the collisions; terminates since another class exists
+        neg_index[bad] = rng.integers(0, n, size=int(bad.sum()))
+        bad = y[neg_index] == y
+    return neg_index.astype(np.int64)
+
+
+def _require_two_classes(y):
+    if len(np.unique(y)) < 2:
+        raise ValueError("y: a batch needs at least two classes to pick negatives from, "
+                         f"got only class {y[0] if len(y) else None}")
+
+
+def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
+              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05):
+    """Loss, gradients and the value of each term of paper Eq. 2.
+
+    Parameters
+    ----------
+    params : dict of MLP parameters
+    x : (N, D) anchors x_a (natural images); y : (N,) their labels
+    x_adv : (N, D) FGSM images x'_p of the anchors, or None (no adversarial CE, no MLS)
+    x_inv : (N, D) invariance positives x''_p, or None (no MLI)
+    x_inv_neg : (N, D) negatives for the MLI triplet, or None to use the anchors at neg_index
+    neg_index : (N,) index of each anchor's negative among the anchors (another class)
+    lambda_sens, lambda_inv, lambda_norm : the paper's lambda1, lambda2, lambda3
+    margin : triplet margin m
+
+    Returns
+    -------
+    loss : float
+    grads : dict shaped like params
+    terms : dict of floats -- ce, ce_clean, ce_adv, triplet_sens, triplet_inv, norm, total
+    """
+    use_sens = lambda_sens != 0 and x_adv is not None
+    use_inv = lambda_inv != 0 and x_inv is not None
+    if lambda_sens != 0 and x_adv is None:
+        raise ValueError("x_adv: lambda_sens != 0 needs the sensitivity positives, got None")
+    if lambda_inv != 0 and x_inv is None:
+        raise ValueError("x_inv: lambda_inv != 0 needs the invariance positives, got None")
+    needs_anchor_negatives = use_sens or (use_inv and x_inv_neg is None)
+    if needs_anchor_negatives and neg_index is None:
+        raise ValueError("neg_index: the triplet terms need each anchor's negative, got None")
+
+    # One forward pass over every image, then split the rows back into their groups.
+    groups = [("anchor", x)] + [(name, arr) for name, arr in
+                                (("adv", x_adv), ("inv", x_inv if use_inv else None),
+                                 ("inv_neg", x_inv_neg if use_inv else None)) if arr is not None]
+    batch = np.concatenate([arr for _, arr in groups]) if len(groups) > 1 else x  # (G*N, D)
+    logits_all, h_all, cache = mlp.forward(params, batch)
+    n = x.shape[0]
+    rows = {name: slice(g * n, (g + 1) * n) for g, (name, _) in enumerate(groups)}
+    dlogits_all = np.zeros_like(logits_all)
+    dh_all = np.zeros_like(h_all)
+    terms = {}
+
+    # Cross-entropy: clean only, or the 50/50 mix of clean and FGSM (adversarial training).
+    ce_weight = 0.5 if x_adv is not None else 1.0
+    for name in ("anchor", "adv"):
+        if name in rows:
+            ce, ce_cache = losses.softmax_cross_entropy_forward(logits_all[rows[name]], y)
+            dlogits_all[rows[name]] = losses.softmax_cross_entropy_backward(ce_weight, ce_cache)
+            terms["ce_clean" if name == "anchor" else "ce_adv"] = ce
+    terms["ce"] = ce_weight * (terms["ce_clean"] + terms.get("ce_adv", 0.0))
+
+    h_anchor = h_all[rows["anchor"]]
+    h_neg = h_anchor[neg_index] if needs_anchor_negatives else None  # (N, K), a gather
+    dh_neg = np.zeros_like(h_anchor) if needs_anchor_negatives else None
+    used = set()  # embedding groups the triplets touch; the norm term covers exactly these
+
+    def add_triplet(weight, pos_name, neg_name):
+        h_pos = h_all[rows[pos_name]]
+        h_n = h_all[rows[neg_name]] if neg_name != "neg" else h_neg
+        value, t_cache = losses.triplet_loss_forward(h_anchor, h_pos, h_n, margin)
+        da, dp, dn = losses.triplet_loss_backward(weight, t_cache)
+        dh_all[rows["anchor"]] += da
+        dh_all[rows[pos_name]] += dp
+        if neg_name == "neg":
+            dh_neg[...] += dn
+        else:
+            dh_all[rows[neg_name]] += dn
+        used.update(("anchor", pos_name, neg_name))
+        return value
+
+    terms["triplet_sens"] = add_triplet(lambda_sens, "adv", "neg") if use_sens else 0.0
+    if use_inv:
+        terms["triplet_inv"] = add_triplet(lambda_inv, "inv",
+                                           "inv_neg" if x_inv_neg is not None else "neg")
+    else:
+        terms["triplet_inv"] = 0.0
+
+    terms["norm"] = 0.0
+    if lambda_norm != 0 and used:
+        for name in sorted(used):
+            h_group = h_neg if name == "neg" else h_all[rows[name]]
+            value, n_cache = losses.feature_norm_forward(h_group)
+            dh_group = losses.feature_norm_backward(lambda_norm, n_cache)
+            if name == "neg":
+                dh_neg += dh_group
+            else:
+                dh_all[rows[name]] += dh_group
+            terms["norm"] += value
+
+    if needs_anchor_negatives:
+        # h_neg = h_anchor[neg_index]: the gradient of a gather is a scatter-add.
+        np.add.at(dh_all[rows["anchor"]], neg_index, dh_neg)
+
+    grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
+    total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
+             + lambda_inv * terms["triplet_inv"] + lambda_norm * terms["norm"])
+    terms["total"] = float(total)
+    return float(total), grads, terms
