@@ -75,7 +75,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     x_adv : (N, D) FGSM images x'_p of the anchors, or None (no adversarial CE, no MLS)
     x_inv : (N, D) invariance positives x''_p, or None (no MLI)
     x_inv_neg : (N, D) negatives for the MLI triplet, or None to use the anchors at neg_index
-    neg_index : (N,) index of each anchor's negative among the anchors (another class)
+    neg_index : (N,) index of each anchor's negative among the anchors (another class), or
+        "hardest" to pick, after the forward pass, the closest anchor of another class
+        (``hardest_negatives``) -- this reuses the concatenated pass instead of a second one
     lambda_sens, lambda_inv, lambda_norm : the paper's lambda1, lambda2, lambda3
     margin : triplet margin m
 
@@ -117,6 +119,10 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     terms["ce"] = ce_weight * (terms["ce_clean"] + terms.get("ce_adv", 0.0))
 
     h_anchor = h_all[rows["anchor"]]
+    if needs_anchor_negatives and isinstance(neg_index, str):
+        if neg_index != "hardest":
+            raise ValueError(f"neg_index: expected an index array or 'hardest', got {neg_index!r}")
+        neg_index = hardest_negatives(h_anchor, y)
     h_neg = h_anchor[neg_index] if needs_anchor_negatives else None  # (N, K), a gather
     dh_neg = np.zeros_like(h_anchor) if needs_anchor_negatives else None
     used = set()  # embedding groups the triplets touch; the norm term covers exactly these
