@@ -85,7 +85,8 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     -------
     loss : float
     grads : dict shaped like params
-    terms : dict of floats -- ce, ce_clean, ce_adv, triplet_sens, triplet_inv, norm, total
+    terms : dict of floats -- ce, ce_clean, ce_adv, triplet_sens, triplet_inv, norm, total,
+        and clean_accuracy (fraction of anchors classified correctly before the step)
     """
     use_sens = lambda_sens != 0 and x_adv is not None
     use_inv = lambda_inv != 0 and x_inv is not None
@@ -168,4 +169,6 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
              + lambda_inv * terms["triplet_inv"] + lambda_norm * terms["norm"])
     terms["total"] = float(total)
+    # A free diagnostic: how many anchors the network (before this step) classifies correctly.
+    terms["clean_accuracy"] = float((logits_all[rows["anchor"]].argmax(axis=1) == y).mean())
     return float(total), grads, terms

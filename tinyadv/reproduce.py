@@ -1,0 +1,237 @@
+"""python -m tinyadv.reproduce -- the paper's Table 1 and Figure 1 in one command.
+
+Trains every Table 1 row (train.MODELS) for each seed, evaluates it under every attack and
+protocol (evaluate.py), and writes into --out (default results/):
+
+  table1.md, table1.json   one row per model: mean, std and per-seed value of every column,
+                           next to the paper's own Table 1
+  figure1.png              PCA of penultimate embeddings of FGSM test images, without (a) and
+                           with (b) the invariance regulariser, with a tightness number
+  config.json              everything that determines the numbers
+  runs/                    one result (.json) and one set of weights (.npz) per (model, seed),
+                           saved as each finishes: a rerun with the same config reuses them, so
+                           an interrupted reproduction resumes and loses nothing.
+
+Columns: clean, fgsm and pgd accuracy; invariance_source (the paper's invariance column:
+agreement with the *source* label of label-flipped test images -- by the paper's Definition 2
+that is the attack's failure rate, not robustness); invariance_flipped (agreement with the
+flipped label the generator assumes is the oracle's); human_* (agreement with the labels
+*humans* gave the invariance examples of Tramer et al. 2020 -- the arbiter).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import data, evaluate, invariance, mlp, plots
+from .attacks import fgsm
+from .train import MODELS, TrainConfig, model_config, train
+
+# The paper's Table 1 (Ovalle et al. 2022, arXiv 2211.02468): clean / FGSM / invariance, %.
+PAPER_TABLE1 = {
+    "baseline": {"clean": 99.02, "fgsm": 98.95, "invariance_source": 85.67},
+    "baseline+mls": {"clean": 99.38, "fgsm": 99.17, "invariance_source": 82.49},
+    "baseline+mls+mli": {"clean": 99.09, "fgsm": 98.98, "invariance_source": 87.80},
+}
+COLUMNS = ["clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
+           "human_linf_eps03", "human_linf_eps04", "human_linf_manual_eps04", "human_l0"]
+SHORT = {"clean": "clean", "fgsm": "FGSM", "pgd": "PGD", "invariance_source": "inv(src)",
+         "invariance_flipped": "inv(flip)", "human_linf_eps03": "hum.03",
+         "human_linf_eps04": "hum.04", "human_linf_manual_eps04": "hum.man",
+         "human_l0": "hum.l0"}
+QUICK = dict(train_size=6000, test_size=1000, epochs=1)  # --quick: every row and column, fast
+PGD_STEPS = 10
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyadv.reproduce",
+        description="Reproduce Table 1 and Figure 1 of Ovalle et al. (arXiv 2211.02468).")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small and fast: {QUICK['train_size']} training and "
+                             f"{QUICK['test_size']} test images, {QUICK['epochs']} epoch, one seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds to average over (default 0 1 2; --quick: 0)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per model (default {TrainConfig().epochs})")
+    parser.add_argument("--out", default="results", help="output folder (default results/)")
+    args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs: expected a positive integer, got {args.epochs}")
+    if args.seeds is not None and min(args.seeds) < 0:
+        parser.error(f"--seeds: expected integers >= 0, got {args.seeds}")
+    return args
+
+
+def write_atomic(path, text):
+    """Write text to path via a temporary file in the same folder and a rename."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_params(path, params):
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **params)
+    os.replace(tmp, path)
+
+
+def load_params(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def prepare_data(quick, inv_eps, inv_shifts, log):
+    """Training/test images, their invariance examples and flipped labels."""
+    X_train, y_train = data.load_mnist("train")
+    X_test, y_test = data.load_mnist("test")
+    if quick:
+        X_train, y_train = X_train[:QUICK["train_size"]], y_train[:QUICK["train_size"]]
+        X_test, y_test = X_test[:QUICK["test_size"]], y_test[:QUICK["test_size"]]
+        t0 = time.perf_counter()
+        inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
+                                          shifts=inv_shifts, exclude_self=True)
+        inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
+                                         shifts=inv_shifts)
+        log(f"invariance examples for the quick subsets built in {time.perf_counter() - t0:.1f}s")
+    else:
+        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log)
+        inv_train, inv_test = sets["train"], sets["test"]
+    return (X_train, y_train, inv_train[0], inv_train[1],
+            X_test, y_test, inv_test[0], inv_test[1])
+
+
+def run_one(model, seed, base, datasets, runs_dir, eval_key, log):
+    """Train and evaluate one (model, seed), or reuse its saved result if the config matches."""
+    X_train, y_train, xi_train, yf_train, X_test, y_test, xi_test, yf_test = datasets
+    config = model_config(model, base).replace(seed=seed)
+    stem = os.path.join(runs_dir, f"{model}__seed{seed}")
+    key = {"config": config.to_dict(), "eval": eval_key}
+    if os.path.exists(stem + ".json") and os.path.exists(stem + ".npz"):
+        try:
+            with open(stem + ".json") as f:
+                saved = json.load(f)
+            if saved.get("key") == key:
+                log(f"[{model} seed {seed}] reusing {stem}.json")
+                return saved, load_params(stem + ".npz")
+        except (OSError, ValueError):
+            pass  # unreadable: train again
+    log(f"[{model} seed {seed}] training: {MODELS[model] or 'FGSM adversarial training only'}")
+    t0 = time.perf_counter()
+    params, history = train(config, X_train, y_train, xi_train, yf_train, log=log)
+    train_s = time.perf_counter() - t0
+    results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
+                                      fgsm_eps=config.fgsm_eps, pgd_steps=PGD_STEPS,
+                                      rng=np.random.default_rng(seed))
+    record = {"model": model, "seed": seed, "key": key, "results": results,
+              "history": history, "train_seconds": train_s,
+              "eval_seconds": time.perf_counter() - t0 - train_s}
+    log(f"[{model} seed {seed}] " + "  ".join(
+        f"{SHORT[c]} {results[c]['percent']:.2f}" for c in COLUMNS)
+        + f"  ({train_s:.0f}s train)")
+    save_params(stem + ".npz", params)  # weights first: a .json always has its .npz
+    write_atomic(stem + ".json", json.dumps(record, indent=1))
+    return record, params
+
+
+def summarise(records, seeds):
+    """table[model][column] = {mean, std, per_seed} (std over seeds, ddof=0; 0 for one seed)."""
+    table = {}
+    for model in MODELS:
+        table[model] = {}
+        for col in COLUMNS:
+            values = [records[(model, s)]["results"][col]["percent"] for s in seeds]
+            table[model][col] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                                 "per_seed": values,
+                                 "total": records[(model, seeds[0])]["results"][col]["total"]}
+    return table
+
+
+def format_table(table, seeds):
+    """Markdown: our numbers (mean ± std over seeds) beside the paper's."""
+    head = "| model | " + " | ".join(COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for model, row in table.items():
+        cells = [f"{row[c]['mean']:.2f} ± {row[c]['std']:.2f}" for c in COLUMNS]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    for model, row in PAPER_TABLE1.items():
+        cells = [f"{row[c]:.2f}" if c in row else "—" for c in COLUMNS]
+        lines.append(f"| paper: {model} | " + " | ".join(cells) + " |")
+    totals = ", ".join(f"{c} n={next(iter(table.values()))[c]['total']}" for c in COLUMNS)
+    lines.append("")
+    lines.append(f"Accuracy in %, mean ± std over seeds {seeds}; counts per column: {totals}.")
+    return "\n".join(lines) + "\n"
+
+
+def figure1(params_a, params_b, X_test, y_test, fgsm_eps, path):
+    """Paper Figure 1: embeddings of FGSM test images, (a) without, (b) with the MLI term."""
+    panels = []
+    for title, params in (("(a) baseline+mls: no invariance term", params_a),
+                          ("(b) baseline+mls+mli: with invariance term", params_b)):
+        x_adv = fgsm(params, X_test, y_test, fgsm_eps)  # each model's own FGSM images
+        panels.append((title, mlp.embed(params, x_adv), y_test))
+    return plots.embedding_figure(panels, path, suptitle=f"PCA of penultimate embeddings, "
+                                                         f"FGSM test images (eps={fgsm_eps})")
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    base = TrainConfig()
+    if args.quick:
+        base = base.replace(train_size=QUICK["train_size"], epochs=QUICK["epochs"])
+    if args.epochs is not None:
+        base = base.replace(epochs=args.epochs)
+    runs_dir = os.path.join(args.out, "runs")
+    os.makedirs(runs_dir, exist_ok=True)
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+
+    eval_key = {"quick": args.quick, "pgd_steps": PGD_STEPS,
+                "test_size": QUICK["test_size"] if args.quick else 10000}
+    config_record = {"base_config": base.to_dict(), "models": MODELS, "seeds": seeds,
+                     "evaluation": eval_key, "paper": "Ovalle, Czyzycki, Hsieh, AAAI-23 student "
+                                                      "abstract, arXiv 2211.02468"}
+    write_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
+    datasets = prepare_data(args.quick, base.inv_eps, base.inv_shifts, log)
+
+    records, weights = {}, {}
+    try:
+        for model in MODELS:
+            for seed in seeds:
+                records[(model, seed)], weights[(model, seed)] = run_one(
+                    model, seed, base, datasets, runs_dir, eval_key, log)
+    except KeyboardInterrupt:
+        log(f"\ninterrupted: {len(records)} finished run(s) are saved under {runs_dir}; "
+            f"run the same command again to resume.")
+        return 130
+
+    table = summarise(records, seeds)
+    X_test, y_test = datasets[4], datasets[5]
+    ratios = figure1(weights[("baseline+mls", seeds[0])], weights[("baseline+mls+mli", seeds[0])],
+                     X_test, y_test, base.fgsm_eps, os.path.join(args.out, "figure1.png"))
+    wall = time.perf_counter() - started
+    compute = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values())
+    result = {"table": table, "paper": PAPER_TABLE1, "config": config_record,
+              "figure1": {"scatter_ratio_without_mli": ratios[0], "scatter_ratio_with_mli": ratios[1],
+                          "seed": seeds[0], "meaning": "trace(S_within)/trace(S_between) of "
+                          "embeddings of FGSM test images; smaller = more tightly grouped"},
+              "wall_seconds": wall, "compute_seconds_of_all_runs": compute}
+    markdown = format_table(table, seeds) + (
+        f"\nFigure 1 (seed {seeds[0]}): within/between-class scatter of FGSM-image embeddings: "
+        f"{ratios[0]:.3f} without the invariance term, {ratios[1]:.3f} with it "
+        f"(smaller = tighter).\n\nWall time {wall:.0f}s (this invocation); "
+        f"{compute:.0f}s of training+evaluation in all runs.\n")
+    write_atomic(os.path.join(args.out, "table1.json"), json.dumps(result, indent=1))
+    write_atomic(os.path.join(args.out, "table1.md"), markdown)
+    log("\n" + markdown)
+    log(f"wrote {args.out}/table1.md, table1.json, figure1.png, config.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

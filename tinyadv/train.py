@@ -1,0 +1,206 @@
+"""Training: one frozen TrainConfig and a loop that reads top to bottom.
+
+Each step (paper Eq. 2, see objective.py):
+  1. draw a batch of anchors x (N, 784) with labels y;
+  2. x' = FGSM(x)                                   sensitivity positives / adversarial CE;
+  3. x'' = invariance examples                      MLI positives (protocol below);
+  4. one concatenated forward/backward of [x; x'; x'' (; x''_n)] for the loss and gradients;
+  5. an optimiser step.
+
+MLI protocols (DESIGN.md, "Two readings of invariance accuracy"):
+  source -- the paper's: the positive is the anchor's own invariance example, so the model is
+            pulled to keep calling it the *source* class; negatives are other anchors.
+  oracle -- the positive is an invariance example whose *flipped* label is the anchor's class;
+            its negative is that example's own source image (eps away in pixels, but of
+            another class).
+"""
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import attacks, mlp, objective
+from .data import iterate_minibatches
+from .optim import make_optimizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
+    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
+    lr: float = 1e-3  # learning rate
+    batch_size: int = 128  # anchors per step
+    epochs: int = 6  # passes over the training set
+    fgsm_eps: float = 0.1  # FGSM l-inf budget in [0, 1] pixel units (0.1 = 25.5/255)
+    adversarial: bool = True  # FGSM adversarial training: CE on clean + FGSM images
+    inv_eps: float = 0.4  # l-inf budget of the label-flipping invariance examples
+    inv_shifts: int = 0  # invariance generator: try reference shifts up to this many pixels
+    margin: float = 0.05  # triplet margin m (angular distance)
+    lambda_sens: float = 0.0  # lambda1: weight of the sensitivity (FGSM) triplet, MLS
+    lambda_inv: float = 0.0  # lambda2: weight of the invariance triplet, MLI
+    lambda_norm: float = 0.0  # lambda3: weight of the embedding-norm penalty
+    negatives: str = "hardest"  # "hardest" (closest other-class anchor) or "random"
+    protocol: str = "source"  # MLI positives: "source" (paper) or "oracle" (see module doc)
+    train_size: int = 0  # use the first n training images (0 = all 60,000)
+    seed: int = 0  # seeds init, batch order, negatives and oracle positives
+
+    def __post_init__(self):
+        checks = [
+            (self.optimizer in ("adam", "sgd"), "optimizer", "'adam' or 'sgd'"),
+            (self.lr > 0, "lr", "a positive number"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "an integer >= 2"),
+            (isinstance(self.epochs, int) and self.epochs >= 0, "epochs", "an integer >= 0"),
+            (0 <= self.fgsm_eps <= 1, "fgsm_eps", "a number in [0, 1]"),
+            (0 <= self.inv_eps <= 1, "inv_eps", "a number in [0, 1]"),
+            (isinstance(self.inv_shifts, int) and self.inv_shifts >= 0, "inv_shifts", "an integer >= 0"),
+            (self.margin >= 0, "margin", "a number >= 0"),
+            (min(self.lambda_sens, self.lambda_inv, self.lambda_norm) >= 0, "lambda_*", "numbers >= 0"),
+            (self.negatives in ("hardest", "random"), "negatives", "'hardest' or 'random'"),
+            (self.protocol in ("source", "oracle"), "protocol", "'source' or 'oracle'"),
+            (isinstance(self.train_size, int) and self.train_size >= 0, "train_size", "an integer >= 0"),
+            (isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0"),
+            (len(self.sizes) >= 3 and self.sizes[0] == 784, "sizes", "(784, hidden..., classes)"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name, None)!r}")
+        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build a config from a dict; unknown keys are an error, not silently ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["sizes"] = list(d["sizes"])
+        return d
+
+    def replace(self, **changes):
+        """A copy with some fields changed (unknown keys are an error)."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    @property
+    def uses_invariance(self):
+        return self.lambda_inv > 0
+
+
+# Table 1's rows. Weights from the paper's authors' public configuration: margin 0.05,
+# lambda1 = lambda2 = 0.5, lambda3 = 1e-3, hardest different-class negative in the batch.
+MODELS = {
+    "baseline": dict(),
+    "baseline+mls": dict(lambda_sens=0.5, lambda_norm=1e-3),
+    "baseline+mls+mli": dict(lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3, protocol="source"),
+    "baseline+mls+mli(oracle)": dict(lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3,
+                                     protocol="oracle"),
+}
+
+
+def model_config(model, base=None):
+    """The TrainConfig of one Table 1 row, on top of ``base`` (epochs, seed, ...)."""
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {list(MODELS)}, got {model!r}")
+    return (base or TrainConfig()).replace(**MODELS[model])
+
+
+class OraclePositives:
+    """Draws, for anchors of class c, invariance examples whose flipped label is c.
+
+    The examples are grouped by flipped label once (a stable argsort), so a batch is drawn with
+    a handful of vectorized operations: start of the class's block + a random offset in it.
+    """
+
+    def __init__(self, y_flip):
+        self.order = np.argsort(y_flip, kind="stable")
+        counts = np.bincount(y_flip, minlength=10)
+        if np.any(counts == 0):
+            raise ValueError(f"y_flip: every class needs at least one invariance example flipped "
+                             f"to it, got counts {counts.tolist()}")
+        self.counts = counts
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    def draw(self, y, rng):
+        """Indices j (into the invariance set) with y_flip[j] == y[i], one per anchor."""
+        offsets = (rng.random(len(y)) * self.counts[y]).astype(np.int64)  # uniform in each block
+        return self.order[self.starts[y] + offsets]
+
+
+def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
+    """Train one model.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    X, y : training images (N, 784) float32 and labels (N,)
+    x_inv, y_flip : the training set's invariance examples (aligned with X) and their flipped
+        labels; needed when config.lambda_inv > 0
+    log : where progress lines go (None for silence)
+    eval_fn : optional callable(params) -> str, appended to each epoch's line
+
+    Returns
+    -------
+    params : dict of float32 arrays
+    history : list of per-epoch dicts (mean of each loss term, train accuracy, seconds)
+    """
+    if config.train_size:
+        X, y = X[:config.train_size], y[:config.train_size]
+        if x_inv is not None:
+            x_inv, y_flip = x_inv[:config.train_size], y_flip[:config.train_size]
+    if config.uses_invariance and (x_inv is None or y_flip is None):
+        raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
+    rng = np.random.default_rng(config.seed)
+    params = mlp.init_params(config.sizes, rng)
+    opt = make_optimizer(config.optimizer, params, config.lr)
+    oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        sums, steps = {}, 0
+        for idx in iterate_minibatches(len(X), config.batch_size, rng, drop_last=True):
+            x_batch, y_batch = X[idx], y[idx]  # (N, 784), (N,)
+            terms = train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+        record = {k: v / max(1, steps) for k, v in sums.items()}
+        record.update(epoch=epoch, train_acc=100.0 * record.pop("clean_accuracy", 0.0),
+                      seconds=time.perf_counter() - t0)
+        history.append(record)
+        if log is not None:
+            elapsed = time.perf_counter() - start
+            left = elapsed / epoch * (config.epochs - epoch)
+            extra = f" | {eval_fn(params)}" if eval_fn is not None else ""
+            log(f"  epoch {epoch}/{config.epochs}  loss {record['total']:.4f} "
+                f"(ce {record['ce']:.4f}, sens {record['triplet_sens']:.4f}, "
+                f"inv {record['triplet_inv']:.4f}, norm {record['norm']:.2f})  "
+                f"train acc {record['train_acc']:.2f}%  {record['seconds']:.1f}s, "
+                f"~{left:.0f}s left{extra}")
+    return params, history
+
+
+def train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng):
+    """One optimisation step of paper Eq. 2; returns the dict of loss terms."""
+    x_adv = attacks.fgsm(params, x_batch, y_batch, config.fgsm_eps) if config.adversarial else None
+    inv_pos = inv_neg = None
+    if config.uses_invariance:
+        if config.protocol == "source":
+            inv_pos = x_inv[idx]  # the anchor's own invariance example
+        else:
+            j = oracle.draw(y_batch, rng)  # examples flipped *to* the anchor's class
+            inv_pos, inv_neg = x_inv[j], X[j]  # ... and their source images as negatives
+    if config.negatives == "hardest":
+        neg_index = "hardest"
+    else:
+        neg_index = objective.random_negatives(y_batch, rng)
+    _, grads, terms = objective.objective(
+        params, x_batch, y_batch, x_adv=x_adv, x_inv=inv_pos, x_inv_neg=inv_neg,
+        neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
+        lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin)
+    opt.step(params, grads)
+    return terms
