@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import os
+import zlib
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def _read_verified(path, expected_sha256, decompress):
         with open(path, "rb") as f:
             raw = f.read()
         payload = gzip.decompress(raw) if decompress else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: a damaged deflate stream
         raise DataFileError(f"cannot read {path} ({err}): the file is corrupted. "
                             f"{_restore_hint(path)}") from err
     digest = hashlib.sha256(payload).hexdigest()
