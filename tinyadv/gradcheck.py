@@ -9,7 +9,16 @@ whose error is O(h^2). Run it in float64 (float32 has ~7 digits: the difference 
 nearly equal losses loses most of them). Thresholds on ``rel_error`` (CS231n's rule of
 thumb): <= 1e-7 good; ~1e-4 only acceptable near a kink (ReLU at 0, a hinge at 0, |cos| at
 0); > 1e-2 the gradient is wrong.
+
+Run as a program it checks a student's backward functions (see lessons/exercises/):
+
+    python -m tinyadv.gradcheck lessons/exercises/01_linear_relu.py
+    python -m tinyadv.gradcheck submissions/        # every .py file in a folder
+
+exit status 0 when all pass, 1 when one fails or is still a blank, 2 when there is nothing
+to check (or the file cannot be imported). The checker itself is tinyadv/exercise_check.py.
 """
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,3 +112,14 @@ def compare(name, analytic, numeric, tol=DEFAULT_TOL):
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
     return GradCheckReport(name, rel_error(analytic, numeric), tol, tuple(int(i) for i in worst),
                            float(analytic[worst]), float(numeric[worst]), analytic.shape)
+
+
+def main(argv=None):
+    """The exercise checker's command line; returns the exit status (see the module docstring)."""
+    from tinyadv.exercise_check import main as check_main  # here: it imports this module
+
+    return check_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
