@@ -139,13 +139,13 @@ def run_one(model, seed, base, datasets, runs_dir, eval_key, log):
 
 
 def summarise(records, seeds):
-    """table[model][column] = {mean, std, per_seed} (std over seeds, ddof=0; 0 for one seed)."""
+    """table[model][column] = {mean, std, per_seed} (sample std over seeds; 0 for one seed)."""
     table = {}
     for model in MODELS:
         table[model] = {}
         for col in COLUMNS:
             values = [records[(model, s)]["results"][col]["percent"] for s in seeds]
-            table[model][col] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+            table[model][col] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                                  "per_seed": values,
                                  "total": records[(model, seeds[0])]["results"][col]["total"]}
     return table

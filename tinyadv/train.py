@@ -15,8 +15,9 @@ MLI protocols (DESIGN.md, "Two readings of invariance accuracy"):
             another class).
 """
 import dataclasses
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +30,8 @@ from .optim import make_optimizer
 class TrainConfig:
     sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
-    lr: float = 1e-3  # learning rate
+    lr: float = 1e-3  # peak learning rate
+    lr_schedule: str = "cosine"  # "cosine": decay lr to 0 over training (per step); "constant"
     batch_size: int = 128  # anchors per step
     epochs: int = 6  # passes over the training set
     fgsm_eps: float = 0.1  # FGSM l-inf budget in [0, 1] pixel units (0.1 = 25.5/255)
@@ -49,6 +51,7 @@ class TrainConfig:
         checks = [
             (self.optimizer in ("adam", "sgd"), "optimizer", "'adam' or 'sgd'"),
             (self.lr > 0, "lr", "a positive number"),
+            (self.lr_schedule in ("cosine", "constant"), "lr_schedule", "'cosine' or 'constant'"),
             (isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "an integer >= 2"),
             (isinstance(self.epochs, int) and self.epochs >= 0, "epochs", "an integer >= 0"),
             (0 <= self.fgsm_eps <= 1, "fgsm_eps", "a number in [0, 1]"),
@@ -158,12 +161,17 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
     opt = make_optimizer(config.optimizer, params, config.lr)
     oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
     history = []
+    total_steps = config.epochs * (len(X) // config.batch_size)
+    step_number = 0
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         sums, steps = {}, 0
         for idx in iterate_minibatches(len(X), config.batch_size, rng, drop_last=True):
             x_batch, y_batch = X[idx], y[idx]  # (N, 784), (N,)
+            if config.lr_schedule == "cosine":  # large steps early, small ones to settle
+                opt.lr = config.lr * 0.5 * (1 + math.cos(math.pi * step_number / total_steps))
+            step_number += 1
             terms = train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
