@@ -3,6 +3,8 @@
 Both keep their state (velocities, moments) in dicts shaped like the params, so a student
 can print and inspect them.
 """
+import math
+
 import numpy as np
 
 
@@ -10,8 +12,8 @@ class SGD:
     """SGD with (heavy-ball) momentum: v <- mu v - lr g;  w <- w + v."""
 
     def __init__(self, params, lr=0.01, momentum=0.9):
-        if lr <= 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {lr}")
+        if not 0 < lr < np.inf:  # also rejects NaN, which every comparison fails
+            raise ValueError(f"lr: expected a positive finite learning rate, got {lr}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum: expected a value in [0, 1), got {momentum}")
         self.lr, self.momentum = lr, momentum
@@ -34,8 +36,8 @@ class Adam:
     """
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        if lr <= 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {lr}")
+        if not 0 < lr < np.inf:  # also rejects NaN, which every comparison fails
+            raise ValueError(f"lr: expected a positive finite learning rate, got {lr}")
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
@@ -43,15 +45,24 @@ class Adam:
 
     def step(self, params, grads):
         self.t += 1
-        # Fold both bias corrections into one step size (same result, fewer array passes).
-        step_size = self.lr * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        # Fold both bias corrections into one step size (fewer array passes). Same result
+        # except that eps is then added to sqrt(v), not sqrt(v_hat): Kingma & Ba's eps-hat form.
+        # math.sqrt, not np.sqrt: np.sqrt returns a float64 *array scalar*, and NumPy would then
+        # silently do the whole update below in float64 and convert back (twice the work).
+        step_size = self.lr * math.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
         for k, g in grads.items():
             m, v = self.m[k], self.v[k]
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
-            v += (1 - self.beta2) * (g * g)
-            params[k] -= (step_size * m / (np.sqrt(v) + self.eps)).astype(params[k].dtype, copy=False)
+            v += (1 - self.beta2) * np.square(g)
+            # w -= step_size * m / (sqrt(v) + eps), written in place: one scratch array
+            # instead of four temporaries the size of w.
+            update = np.sqrt(v)
+            update += self.eps
+            np.divide(m, update, out=update)
+            update *= step_size
+            params[k] -= update
 
 
 def make_optimizer(name, params, lr):

@@ -1,0 +1,62 @@
+"""Shared fixtures for the core tests.
+
+Gradient checks follow one recipe (see tinyadv/gradcheck.py): analytic gradient from a
+backward, numerical gradient by centred differences in float64, ``compare`` them, and
+require ``rel_error <= 1e-7``. The negative half of the recipe -- a wrong gradient must
+*fail* the same check -- lives here too, so every piece is tested both ways.
+"""
+import numpy as np
+import pytest
+
+from tinyadv import data
+from tinyadv.gradcheck import compare
+
+GRAD_TOL = 1e-7  # CS231n's "good" threshold; every smooth piece reaches it in float64
+
+
+def wrong_versions(analytic):
+    """Plausible student bugs: one entry off, a factor of 2, a flipped sign."""
+    analytic = np.asarray(analytic, dtype=np.float64)
+    scale = float(np.max(np.abs(analytic)))
+    one_off = analytic.copy()
+    # A small slip (1e-4 of the largest entry) in the last entry: still far above 1e-7.
+    one_off.reshape(-1)[-1] += 1e-4 * scale
+    return [("one entry changed", one_off), ("scaled by 2", 2 * analytic),
+            ("sign flipped", -analytic)]
+
+
+@pytest.fixture(scope="session")
+def assert_grad_ok():
+    """assert_grad_ok(name, analytic, numeric, tol=1e-7): the check passes; returns the report."""
+    def check(name, analytic, numeric, tol=GRAD_TOL):
+        report = compare(name, analytic, numeric, tol)
+        assert report.passed, str(report)
+        return report
+    return check
+
+
+@pytest.fixture(scope="session")
+def assert_wrong_grads_fail():
+    """assert_wrong_grads_fail(name, analytic, numeric): every perturbed gradient FAILs.
+
+    The analytic gradient must itself pass and be non-zero (scaling zero changes nothing).
+    """
+    def check(name, analytic, numeric, tol=GRAD_TOL):
+        assert compare(name, analytic, numeric, tol).passed
+        assert np.max(np.abs(analytic)) > 1e-6, f"{name}: a zero gradient cannot be perturbed"
+        for how, wrong in wrong_versions(analytic):
+            report = compare(name, wrong, numeric, tol)
+            assert not report.passed, f"{how} was not caught: {report}"
+            assert str(report).startswith("FAIL")
+    return check
+
+
+# Loading MNIST train takes about a second: once per module that asks for it.
+@pytest.fixture(scope="module")
+def mnist_train():
+    return data.load_mnist("train")
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    return data.load_mnist("test")

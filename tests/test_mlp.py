@@ -1,0 +1,160 @@
+"""The MLP: initialisation, forward shapes, and backward (all params, dx and dh) against
+centred differences in float64."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tinyadv import mlp
+from tinyadv.gradcheck import numerical_gradient
+
+GRADCHECK = settings(max_examples=30, deadline=None)
+seeds = st.integers(0, 2 ** 32 - 1)
+KINK_GAP = 1e-3  # |pre-activation| kept above this: a step h = 1e-6 never flips a ReLU
+# Small nets: input width, 1-2 hidden widths, classes (e.g. [7, 6, 5, 3]).
+layer_sizes = st.tuples(st.integers(1, 7), st.lists(st.integers(1, 6), min_size=1, max_size=2),
+                        st.integers(2, 4)).map(lambda t: [t[0], *t[1], t[2]])
+
+
+def float64_params(sizes, rng):
+    """He weights in float64 and random non-zero biases (zero biases with an all-zero input
+    row would put pre-activations exactly on the ReLU kink)."""
+    params = mlp.init_params(sizes, rng, dtype=np.float64)
+    for key in params:
+        if key.startswith("b"):
+            params[key] = rng.normal(0.0, 0.5, size=params[key].shape)
+    return params
+
+
+def min_abs_preactivation(params, x):
+    """Smallest |pre-activation| over every hidden unit and row."""
+    out, smallest = x, np.inf
+    for k in range(1, mlp.num_layers(params)):
+        z = out @ params[f"W{k}"] + params[f"b{k}"]
+        smallest = min(smallest, float(np.min(np.abs(z))))
+        out = np.maximum(z, 0)
+    return smallest
+
+
+def mlp_case(seed, sizes, n):
+    rng = np.random.default_rng(seed)
+    params = float64_params(sizes, rng)
+    x = rng.standard_normal((n, sizes[0]))
+    dlogits = rng.standard_normal((n, sizes[-1]))
+    dh = rng.standard_normal((n, sizes[-2]))
+    return params, x, dlogits, dh
+
+
+def scalar_of_outputs(params, x, dlogits, dh):
+    """sum(logits * dlogits) + sum(h * dh): its gradient is what backward(dlogits, dh) returns."""
+    logits, h, _ = mlp.forward(params, x)
+    total = 0.0
+    if dlogits is not None:
+        total += np.sum(logits * dlogits)
+    if dh is not None:
+        total += np.sum(h * dh)
+    return total
+
+
+def test_init_params_shapes_dtypes_and_scale():
+    params = mlp.init_params([784, 256, 128, 10], np.random.default_rng(0))
+    assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    assert params["W1"].shape == (784, 256) and params["b1"].shape == (256,)
+    assert params["W2"].shape == (256, 128) and params["W3"].shape == (128, 10)
+    assert all(v.dtype == np.float32 for v in params.values())
+    assert all(np.all(params[f"b{k}"] == 0) for k in (1, 2, 3))
+    # He: std sqrt(2 / fan_in); 200k samples pin the std to ~0.2%.
+    assert np.std(params["W1"]) == pytest.approx(np.sqrt(2 / 784), rel=0.01)
+    assert mlp.init_params([3, 4, 2], np.random.default_rng(0), dtype=np.float64)["W1"].dtype == np.float64
+
+
+def test_init_params_is_deterministic_for_a_seed():
+    a = mlp.init_params([5, 4, 3], np.random.default_rng(7))
+    b = mlp.init_params([5, 4, 3], np.random.default_rng(7))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("sizes", [[784, 10], [5, 0, 3], [5, 2.5, 3], []])
+def test_init_params_rejects_bad_sizes(sizes):
+    with pytest.raises(ValueError, match="sizes"):
+        mlp.init_params(sizes, np.random.default_rng(0))
+
+
+def test_init_params_rejects_a_missing_generator():
+    with pytest.raises(TypeError, match="rng"):
+        mlp.init_params([5, 4, 3], 0)
+
+
+def test_forward_shapes_and_embedding():
+    rng = np.random.default_rng(0)
+    params = float64_params([7, 6, 5, 3], rng)
+    x = rng.standard_normal((4, 7))
+    logits, h, _ = mlp.forward(params, x)
+    assert logits.shape == (4, 3) and h.shape == (4, 5)
+    assert np.all(h >= 0)  # h is the last ReLU output
+    np.testing.assert_allclose(logits, h @ params["W3"] + params["b3"], rtol=1e-14)
+    np.testing.assert_array_equal(mlp.predict(params, x, batch_size=3), logits.argmax(axis=1))
+    np.testing.assert_allclose(mlp.embed(params, x, batch_size=3), h, rtol=1e-14)
+
+
+@GRADCHECK
+@given(seed=seeds, sizes=layer_sizes, n=st.integers(1, 4),
+       upstream=st.sampled_from(["dlogits and dh", "dlogits only", "dh only"]))
+def test_backward_matches_numerical(seed, sizes, n, upstream, assert_grad_ok):
+    params, x, dlogits, dh = mlp_case(seed, sizes, n)
+    assume(min_abs_preactivation(params, x) > KINK_GAP)
+    if upstream == "dlogits only":
+        dh = None
+    elif upstream == "dh only":
+        dlogits = None
+    grads, dx = mlp.backward(dlogits, dh, mlp.forward(params, x)[2])
+    assert sorted(grads) == sorted(params)
+    f = lambda: scalar_of_outputs(params, x, dlogits, dh)  # noqa: E731
+    for key in params:
+        assert_grad_ok(f"mlp {key} ({upstream})", grads[key], numerical_gradient(f, params[key]))
+    assert_grad_ok(f"mlp dx ({upstream})", dx, numerical_gradient(f, x))
+
+
+def test_backward_wrong_gradients_fail(assert_wrong_grads_fail):
+    params, x, dlogits, dh = mlp_case(0, [7, 6, 5, 3], 4)
+    assert min_abs_preactivation(params, x) > KINK_GAP
+    grads, dx = mlp.backward(dlogits, dh, mlp.forward(params, x)[2])
+    f = lambda: scalar_of_outputs(params, x, dlogits, dh)  # noqa: E731
+    for key in params:
+        assert_wrong_grads_fail(f"mlp {key}", grads[key], numerical_gradient(f, params[key]))
+    assert_wrong_grads_fail("mlp dx", dx, numerical_gradient(f, x))
+
+
+def test_backward_without_dx_or_without_param_grads():
+    params, x, dlogits, dh = mlp_case(1, [7, 6, 5, 3], 4)
+    cache = mlp.forward(params, x)[2]
+    grads, dx = mlp.backward(dlogits, dh, cache)
+    grads_no_dx, no_dx = mlp.backward(dlogits, dh, cache, need_dx=False)
+    assert no_dx is None
+    assert all(np.array_equal(grads_no_dx[k], grads[k]) for k in params)
+    no_grads, dx_only = mlp.backward(dlogits, dh, cache, need_param_grads=False)
+    assert no_grads == {}
+    np.testing.assert_array_equal(dx_only, dx)
+
+
+def test_backward_with_only_dh_gives_the_head_zero_gradient():
+    params, x, _, dh = mlp_case(2, [7, 6, 5, 3], 3)
+    grads, _ = mlp.backward(None, dh, mlp.forward(params, x)[2])
+    assert np.all(grads["W3"] == 0) and np.all(grads["b3"] == 0)
+    assert grads["W3"].shape == params["W3"].shape and grads["b3"].shape == params["b3"].shape
+
+
+def test_backward_needs_some_upstream_gradient():
+    params, x, _, _ = mlp_case(3, [7, 6, 5, 3], 2)
+    with pytest.raises(ValueError, match="dlogits, dh"):
+        mlp.backward(None, None, mlp.forward(params, x)[2])
+
+
+def test_float32_stays_float32():
+    rng = np.random.default_rng(4)
+    params = mlp.init_params([7, 6, 5, 3], rng)
+    x = rng.random((4, 7), dtype=np.float32)
+    logits, h, cache = mlp.forward(params, x)
+    grads, dx = mlp.backward(np.ones_like(logits), np.ones_like(h), cache)
+    assert logits.dtype == h.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())

@@ -1,0 +1,244 @@
+"""Paper Eq. 2 as a whole: every configuration of Table 1 against centred differences.
+
+The objective's gradient is assembled from many pieces (one concatenated forward, four CE
+and triplet and norm backwards, a scatter-add for gathered negatives); checking the whole
+against the derivative of the scalar it returns catches a wrong weight, a missing 1/2, a
+forgotten group or a gather without its scatter.
+
+Kinks: every |pre-activation| is kept above 1e-3 and every triplet hinge away from 0. The
+|cos| kink of Eq. 1 cannot be reached here: ReLU embeddings have a.b >= 0, and a.b == 0 only
+when their active units are disjoint, which a step that flips no ReLU keeps so. For the same
+reason an all-zero embedding row stays zero, so the zero-norm guards are locally exact too.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tinyadv import losses, mlp
+from tinyadv.gradcheck import numerical_gradient
+from tinyadv.objective import hardest_negatives, objective, random_negatives
+
+# 12 examples x 8 configurations: each example differentiates the whole objective ~200 times.
+GRADCHECK = settings(max_examples=12, deadline=None)
+seeds = st.integers(0, 2 ** 32 - 1)
+KINK_GAP = 1e-3
+layer_sizes = st.tuples(st.integers(2, 6), st.lists(st.integers(2, 5), min_size=1, max_size=2),
+                        st.integers(2, 3)).map(lambda t: [t[0], *t[1], t[2]])
+
+# Table 1's rows and the variants the training loop can ask for.
+#   x_adv: feed FGSM images; inv: None, "source" (MLI negatives from neg_index) or
+#   "oracle" (MLI brings its own negatives x_inv_neg); which lambdas are non-zero.
+CONFIGS = {
+    "baseline, clean only": dict(x_adv=False, inv=None, sens=False, norm=False),
+    "baseline, clean + FGSM": dict(x_adv=True, inv=None, sens=False, norm=False),
+    "+MLS": dict(x_adv=True, inv=None, sens=True, norm=False),
+    "+MLS with norm": dict(x_adv=True, inv=None, sens=True, norm=True),
+    "+MLS+MLI source": dict(x_adv=True, inv="source", sens=True, norm=False),
+    "+MLS+MLI source with norm": dict(x_adv=True, inv="source", sens=True, norm=True),
+    "+MLS+MLI oracle": dict(x_adv=True, inv="oracle", sens=True, norm=False),
+    "+MLS+MLI oracle with norm": dict(x_adv=True, inv="oracle", sens=True, norm=True),
+}
+
+
+def float64_params(sizes, rng):
+    """He weights in float64 and random non-zero biases (keeps ReLUs off their kink)."""
+    params = mlp.init_params(sizes, rng, dtype=np.float64)
+    for key in params:
+        if key.startswith("b"):
+            params[key] = rng.normal(0.0, 0.5, size=params[key].shape)
+    return params
+
+
+def min_abs_preactivation(params, x):
+    out, smallest = x, np.inf
+    for k in range(1, mlp.num_layers(params)):
+        z = out @ params[f"W{k}"] + params[f"b{k}"]
+        smallest = min(smallest, float(np.min(np.abs(z))))
+        out = np.maximum(z, 0)
+    return smallest
+
+
+def make_case(config, seed, sizes, n, lambdas, margin):
+    """Params, inputs and keyword arguments of ``objective`` for one configuration."""
+    cfg = CONFIGS[config]
+    rng = np.random.default_rng(seed)
+    params = float64_params(sizes, rng)
+    d, c = sizes[0], sizes[-1]
+    x = rng.random((n, d))
+    y = rng.integers(0, c, size=n)
+    triplets = cfg["sens"] or cfg["inv"] is not None
+    if triplets:
+        y[:2] = [0, 1]  # negatives need a second class in the batch
+    kwargs = dict(margin=margin)
+    if cfg["x_adv"]:
+        kwargs["x_adv"] = np.clip(x + 0.1 * np.sign(rng.standard_normal((n, d))), 0, 1)
+    if triplets:
+        kwargs["neg_index"] = random_negatives(y, rng)  # duplicates exercise the scatter-add
+    lambda_sens, lambda_inv, lambda_norm = lambdas
+    if cfg["sens"]:
+        kwargs["lambda_sens"] = lambda_sens
+    if cfg["inv"] is not None:
+        kwargs["x_inv"] = rng.random((n, d))
+        kwargs["lambda_inv"] = lambda_inv
+    if cfg["inv"] == "oracle":
+        kwargs["x_inv_neg"] = rng.random((n, d))
+    if cfg["norm"]:
+        kwargs["lambda_norm"] = lambda_norm
+    return params, x, y, kwargs
+
+
+def min_abs_hinge(params, x, kwargs):
+    """Smallest |D(a,p) - D(a,n) + margin| over the triplets the objective will form."""
+    embed = lambda images: mlp.forward(params, images)[1]  # noqa: E731
+    h_a = embed(x)
+    triplets = []
+    if kwargs.get("lambda_sens", 0):
+        triplets.append((embed(kwargs["x_adv"]), h_a[kwargs["neg_index"]]))
+    if kwargs.get("lambda_inv", 0):
+        neg = kwargs.get("x_inv_neg")
+        triplets.append((embed(kwargs["x_inv"]),
+                         h_a[kwargs["neg_index"]] if neg is None else embed(neg)))
+    smallest = np.inf
+    for h_p, h_n in triplets:
+        hinge = (losses.angular_distance_forward(h_a, h_p)[0]
+                 - losses.angular_distance_forward(h_a, h_n)[0] + kwargs["margin"])
+        smallest = min(smallest, float(np.min(np.abs(hinge))))
+    return smallest
+
+
+def all_images(x, kwargs):
+    return np.concatenate([x] + [kwargs[k] for k in ("x_adv", "x_inv", "x_inv_neg") if k in kwargs])
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@GRADCHECK
+@given(seed=seeds, sizes=layer_sizes, data=st.data(),
+       lambdas=st.tuples(st.floats(0.1, 2.0), st.floats(0.1, 2.0), st.floats(0.01, 0.5)),
+       margin=st.floats(0.01, 0.5))
+def test_objective_gradient_matches_numerical(config, seed, sizes, data, lambdas, margin,
+                                              assert_grad_ok):
+    cfg = CONFIGS[config]
+    triplets = cfg["sens"] or cfg["inv"] is not None
+    # Batch 1 for the baselines; a triplet's negative of another class needs a second anchor.
+    n = data.draw(st.integers(2 if triplets else 1, 4), label="n")
+    params, x, y, kwargs = make_case(config, seed, sizes, n, lambdas, margin)
+    assume(min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP)
+    assume(min_abs_hinge(params, x, kwargs) > KINK_GAP)
+    loss, grads, terms = objective(params, x, y, **kwargs)
+    assert loss == terms["total"]
+    assert sorted(grads) == sorted(params)
+    f = lambda: objective(params, x, y, **kwargs)[0]  # noqa: E731
+    for key in params:
+        assert_grad_ok(f"objective {key} [{config}]", grads[key], numerical_gradient(f, params[key]))
+
+
+def test_objective_wrong_gradients_fail(assert_wrong_grads_fail):
+    params, x, y, kwargs = make_case("+MLS+MLI oracle with norm", 5, [7, 6, 5, 3], 4,
+                                     (0.7, 0.4, 0.05), 0.3)
+    assert min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP
+    assert min_abs_hinge(params, x, kwargs) > KINK_GAP
+    _, grads, terms = objective(params, x, y, **kwargs)
+    assert terms["triplet_sens"] > 0 and terms["triplet_inv"] > 0  # the triplets take part
+    f = lambda: objective(params, x, y, **kwargs)[0]  # noqa: E731
+    for key in params:
+        assert_wrong_grads_fail(f"objective {key}", grads[key], numerical_gradient(f, params[key]))
+
+
+def test_terms_add_up():
+    params, x, y, kwargs = make_case("+MLS+MLI source with norm", 1, [7, 6, 5, 3], 5,
+                                     (0.7, 0.4, 0.05), 0.3)
+    loss, _, terms = objective(params, x, y, **kwargs)
+    assert terms["ce"] == pytest.approx(0.5 * (terms["ce_clean"] + terms["ce_adv"]), rel=1e-14)
+    assert loss == pytest.approx(terms["ce"] + 0.7 * terms["triplet_sens"]
+                                 + 0.4 * terms["triplet_inv"] + 0.05 * terms["norm"], rel=1e-14)
+    assert terms["norm"] > 0 and terms["triplet_sens"] >= 0 and terms["triplet_inv"] >= 0
+
+
+def test_clean_baseline_is_plain_cross_entropy():
+    params, x, y, kwargs = make_case("baseline, clean only", 2, [7, 6, 5, 3], 4, (0, 0, 0), 0.05)
+    loss, grads, terms = objective(params, x, y, **kwargs)
+    logits, _, cache = mlp.forward(params, x)
+    ce, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
+    expected, _ = mlp.backward(losses.softmax_cross_entropy_backward(1.0, ce_cache), None, cache)
+    assert loss == ce == terms["ce_clean"]
+    assert terms["triplet_sens"] == terms["triplet_inv"] == terms["norm"] == 0.0
+    for key in params:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-12, atol=1e-15)
+
+
+def test_unused_inputs_change_nothing():
+    """x_inv with lambda_inv = 0 (and lambda_norm without triplets) must not enter the loss."""
+    params, x, y, kwargs = make_case("baseline, clean + FGSM", 3, [7, 6, 5, 3], 4, (0, 0, 0), 0.05)
+    loss, grads, _ = objective(params, x, y, **kwargs)
+    extra = dict(x_inv=np.random.default_rng(0).random(x.shape), lambda_norm=0.3)
+    loss2, grads2, _ = objective(params, x, y, **kwargs, **extra)
+    assert loss2 == loss
+    assert all(np.array_equal(grads[k], grads2[k]) for k in params)
+
+
+def test_missing_inputs_are_named():
+    params, x, y, kwargs = make_case("+MLS+MLI source", 4, [7, 6, 5, 3], 4, (0.7, 0.4, 0), 0.05)
+    with pytest.raises(ValueError, match="x_adv"):
+        objective(params, x, y, lambda_sens=1.0)
+    with pytest.raises(ValueError, match="x_inv"):
+        objective(params, x, y, lambda_inv=1.0)
+    with pytest.raises(ValueError, match="neg_index"):
+        objective(params, x, y, x_adv=kwargs["x_adv"], lambda_sens=1.0)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if CONFIGS[c]["sens"]])
+def test_dead_embeddings_give_no_nan(config):
+    """A dead hidden layer makes every embedding exactly zero: finite loss, finite grads."""
+    params, x, y, kwargs = make_case(config, 5, [7, 6, 5, 3], 4, (0.7, 0.4, 0.05), 0.3)
+    params["b2"][:] = -1e3  # the last hidden layer never fires
+    loss, grads, terms = objective(params, x, y, **kwargs)
+    assert np.isfinite(loss)
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+    assert terms["norm"] == 0.0
+    # Zero embeddings have no direction: D = 1 to everything, so each hinge is the margin.
+    assert terms["triplet_sens"] == pytest.approx(0.3)
+    if CONFIGS[config]["inv"]:
+        assert terms["triplet_inv"] == pytest.approx(0.3)
+    assert np.all(grads["W1"] == 0)  # nothing flows through a dead layer
+
+
+# ---- negative mining -------------------------------------------------------------------
+
+def test_hardest_negatives_picks_the_closest_other_class():
+    h = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    np.testing.assert_array_equal(hardest_negatives(h, np.array([0, 0, 1, 1])), [3, 3, 1, 1])
+    # Eq. 1's |.|: a negated embedding points "the same way", distance 0
+    h = np.array([[1.0, 0.0], [-1.0, 0.05], [0.6, 0.8]])
+    assert hardest_negatives(h, np.array([0, 1, 2]))[0] == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=seeds, n=st.integers(2, 8), k=st.integers(1, 5))
+def test_hardest_negatives_is_the_argmin_over_other_classes(seed, n, k):
+    rng = np.random.default_rng(seed)
+    h = np.maximum(rng.standard_normal((n, k)), 0)  # ReLU-like, zero rows included
+    y = rng.integers(0, 3, size=n)
+    y[:2] = [0, 1]
+    neg = hardest_negatives(h, y)
+    assert neg.dtype == np.int64 and neg.shape == (n,)
+    assert np.all(y[neg] != y)
+    for i in range(n):  # brute force, one anchor at a time, through the library's Eq. 1
+        others = np.flatnonzero(y != y[i])
+        d, _ = losses.angular_distance_forward(np.repeat(h[i:i + 1], len(others), 0), h[others])
+        d_chosen, _ = losses.angular_distance_forward(h[i:i + 1], h[neg[i]:neg[i] + 1])
+        assert d_chosen[0] <= d.min() + 1e-12
+
+
+def test_negatives_need_two_classes():
+    with pytest.raises(ValueError, match="two classes"):
+        hardest_negatives(np.ones((3, 2)), np.array([4, 4, 4]))
+    with pytest.raises(ValueError, match="two classes"):
+        random_negatives(np.array([4, 4, 4]), np.random.default_rng(0))
+
+
+def test_random_negatives_are_other_classes_and_reproducible():
+    y = np.array([0, 0, 0, 0, 1, 2, 2])
+    a = random_negatives(y, np.random.default_rng(9))
+    b = random_negatives(y, np.random.default_rng(9))
+    assert np.all(y[a] != y) and np.array_equal(a, b) and a.dtype == np.int64
