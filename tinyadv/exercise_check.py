@@ -233,7 +233,8 @@ class CaseOutcome:
     reports: list = None  # per gradient, GradCheckReport
     meta: list = None
     dout: object = None
-    forward_note: str = None
+    forward_diff: float = 0.0  # max |file's forward - tinyadv's| on these inputs
+    forward_dtype: str = None  # set when the file's forward does not compute in float64
 
 
 def _shape_str(value):
@@ -325,7 +326,7 @@ def run_case(piece, forward, backward, args, meta, dout, tol, source_file):
     except NotImplementedError as exc:
         outcome.blank = f"{piece.forward_name}: {exc}".rstrip(": ")
         return outcome
-    except Exception as exc:  # a student's file may raise anything; report it, don't crash
+    except (Exception, SystemExit) as exc:  # a student's file may raise anything: report it
         outcome.problem = f"{piece.forward_name} raised {_exception_text(exc, source_file)}"
         return outcome
     if not (isinstance(result, tuple) and len(result) == 2):
@@ -337,11 +338,11 @@ def run_case(piece, forward, backward, args, meta, dout, tol, source_file):
                            f"expected {_shape_str(reference_out)}")
         return outcome
     if forward is not reference_forward:
-        diff = float(np.max(np.abs(np.asarray(out, dtype=np.float64) - reference_out)))
-        if not diff <= 1e-9 * (1.0 + float(np.max(np.abs(reference_out)))):
-            outcome.forward_note = (f"note: this file's {piece.forward_name} differs from tinyadv's by "
-                                    f"up to {diff:.3g} on the test inputs; the backward is checked "
-                                    f"against the file's forward.")
+        outcome.forward_diff = float(np.max(np.abs(np.asarray(out, dtype=np.float64) - reference_out))
+                                     / (1.0 + np.max(np.abs(reference_out))))
+        dtype = getattr(out, "dtype", None)
+        if dtype is not None and dtype != np.float64:
+            outcome.forward_dtype = str(dtype)
 
     # The analytic gradients: the backward gets its own copy of dout (it may write into it).
     try:
@@ -349,7 +350,7 @@ def run_case(piece, forward, backward, args, meta, dout, tol, source_file):
     except NotImplementedError as exc:
         outcome.blank = str(exc).strip()
         return outcome
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         outcome.problem = f"raised {_exception_text(exc, source_file)}"
         return outcome
     expected_shapes = [args[i].shape for i in range(k)]
@@ -362,7 +363,7 @@ def run_case(piece, forward, backward, args, meta, dout, tol, source_file):
     work = [np.array(a, dtype=np.float64) if i < k else a for i, a in enumerate(args)]
     try:
         numeric = [numerical_gradient_array(lambda: forward(*work)[0], work[i], dout) for i in range(k)]
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         outcome.problem = (f"{piece.forward_name} raised {_exception_text(exc, source_file)} "
                            f"while computing the numerical gradient")
         return outcome
@@ -395,11 +396,14 @@ def _describe_factor(name, c, n, dout, scalar):
     parts = []
     if sign < 0:
         parts.append("the sign is flipped")
-    if i == 1:
+    if i == 1 and scalar:
         parts.append(f"it is N = {n} times too large: the loss is a mean over the batch, so every "
                      f"sample's gradient carries a 1/N (missing 1/N?)")
-    if i == -1:
+    if i == -1 and scalar:
         parts.append(f"it is N = {n} times too small: the 1/N is applied twice?")
+    if i and not scalar:
+        parts.append(f"it is N = {n} times too {'large' if i == 1 else 'small'}: this piece works "
+                     f"sample by sample (no mean over the batch), so no factor N or 1/N belongs here")
     if j == -1:
         parts.append(f"the upstream gradient dloss = {dout:.4g} is not applied: multiply by it (chain rule)")
     if j == 1:
@@ -501,6 +505,18 @@ def _piece_hint(piece, kind):
 
 # --------------------------------------------------------------------------- one function, one file
 
+def _forward_notes(piece, diff, dtype):
+    """Tell a teacher when the file's forward is not tinyadv's (the backward is checked against it)."""
+    notes = []
+    if dtype:
+        notes.append(f"note: this file's {piece.forward_name} returns {dtype}; the numerical gradient "
+                     f"needs float64 (float32 keeps ~7 digits, and a centred difference loses most).")
+    if diff > 1e-9:
+        notes.append(f"note: this file's {piece.forward_name} differs from tinyadv's (relative difference "
+                     f"up to {diff:.2g} on the test inputs); the backward is checked against this file's.")
+    return notes
+
+
 @dataclass
 class FunctionResult:
     name: str
@@ -523,7 +539,7 @@ def check_function(piece, module, seed, tol, source_file):
     backward = getattr(module, piece.backward_name)
     forward, forward_source = _forward_source(piece, module)
     rng = np.random.default_rng([seed, PIECES.index(piece)])  # same inputs in every file
-    outcomes, notes = [], []
+    outcomes, forward_diff, forward_dtype = [], 0.0, None
     for case, n in enumerate(BATCH_SIZES):
         args, meta = piece.sample(rng, n, case)
         reference_out, _ = getattr(piece.home, piece.forward_name)(*args)
@@ -531,8 +547,9 @@ def check_function(piece, module, seed, tol, source_file):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a NaN is reported below; a warning would only clutter
             outcome = run_case(piece, forward, backward, args, meta, dout, tol, source_file)
-        if outcome.forward_note and outcome.forward_note not in notes:
-            notes.append(outcome.forward_note)
+        forward_diff = max(forward_diff, outcome.forward_diff)
+        forward_dtype = forward_dtype or outcome.forward_dtype
+        notes = _forward_notes(piece, forward_diff, forward_dtype)
         if outcome.blank is not None:
             detail = f" ({outcome.blank})" if outcome.blank else ""
             return FunctionResult(piece.backward_name, "blank",
@@ -624,8 +641,11 @@ def _unknown_backward_notes(module):
     """Notes for functions that look like a backward but are not one the checker knows."""
     notes = []
     for attr in sorted(vars(module)):
-        if attr.endswith("_backward") and attr not in BACKWARD_NAMES and callable(getattr(module, attr)):
-            guess = difflib.get_close_matches(attr, BACKWARD_NAMES, n=1)
+        if attr.startswith("_") or attr in BACKWARD_NAMES or attr.endswith("_forward") \
+                or not callable(getattr(module, attr)):
+            continue
+        guess = difflib.get_close_matches(attr, BACKWARD_NAMES, n=1, cutoff=0.85)
+        if guess or "backward" in attr.lower():
             notes.append(f"note: {attr} is not a piece the checker knows"
                          + (f"; did you mean {guess[0]}?" if guess else "."))
     return notes
