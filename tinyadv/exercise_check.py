@@ -19,10 +19,10 @@ and each returned gradient must satisfy ``rel_error(analytic, numeric) <= tol``.
 
 Why tol = 1e-6: with h = 1e-6 in float64 the centred difference has a truncation error of
 order h^2 ~ 1e-12 and a rounding error of order 1e-16 * |f| / h ~ 1e-10 relative, and no
-perturbation crosses a kink (every input is >= 0.1 from one, a million steps of h). A correct
-backward measures ~1e-9 or less (even in float32 arithmetic ~1e-7), while the mistakes this
-checker is for (a missing 1/N, a sign, a mask, a transpose) give errors of order 1e-2 to 1.
-1e-6 sits between the two with room on both sides.
+perturbation crosses a kink (every input is >= 0.1 from one, 1e5 steps of h). tinyadv's own
+backwards measure at most 1.7e-8 over 200 seeds (a backward that returns float32 measured
+2.5e-8), while the mistakes this checker is for (a missing 1/N, a sign, a mask, a transpose)
+give errors of order 1e-2 to 1. 1e-6 sits between the two with room on both sides.
 
 The inputs depend only on ``seed`` and the piece, so every submission sees the same numbers
 and a rerun prints the same report.
