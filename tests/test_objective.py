@@ -23,8 +23,22 @@ from tinyadv.objective import hardest_negatives, objective, random_negatives
 GRADCHECK = settings(max_examples=12, deadline=None)
 seeds = st.integers(0, 2 ** 32 - 1)
 KINK_GAP = 1e-3
+
 layer_sizes = st.tuples(st.integers(2, 6), st.lists(st.integers(2, 5), min_size=1, max_size=2),
                         st.integers(2, 3)).map(lambda t: [t[0], *t[1], t[2]])
+
+
+def reference_is_accurate_enough(grads, floor=1e-3):
+    """Is every gradient block either exactly zero or larger than ``floor``?
+
+    The reference has an error of its own: the scalar L is known to ~1e-16 |L| in float64,
+    so a centred difference with h = 1e-6 carries ~1e-10 |L| absolute error. For a block whose
+    largest entry is below ~1e-3 that exceeds 1e-7 *relative* (seen: W1 of a [3, 3, 3, 3] net,
+    max |g| 5e-4, rel_error 1.3e-7, about 1% of drawn examples). Such a block cannot be
+    certified at 1e-7 by float64 differences, so the example is skipped, as near a kink. An
+    exactly zero block (behind dead ReLUs) is fine: both sides are exactly 0.
+    """
+    return all(np.max(np.abs(g)) == 0 or np.max(np.abs(g)) > floor for g in grads.values())
 
 # Table 1's rows and the variants the training loop can ask for.
 #   x_adv: feed FGSM images; inv: None, "source" (MLI negatives from neg_index) or
@@ -126,6 +140,7 @@ def test_objective_gradient_matches_numerical(config, seed, sizes, data, lambdas
     assume(min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP)
     assume(min_abs_hinge(params, x, kwargs) > KINK_GAP)
     loss, grads, terms = objective(params, x, y, **kwargs)
+    assume(reference_is_accurate_enough(grads))
     assert loss == terms["total"]
     assert sorted(grads) == sorted(params)
     f = lambda: objective(params, x, y, **kwargs)[0]  # noqa: E731
