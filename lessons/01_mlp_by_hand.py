@@ -49,6 +49,7 @@ FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
 os.makedirs(args.out, exist_ok=True)
 
 N_TRAIN, N_TEST, EPOCHS = (2000, 1000, 1) if FAST else (12000, 10000, 3)
+N_SHOW = 3 if FAST else 6  # digits per figure row (matplotlib grids are slow to draw)
 X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
 X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
@@ -147,11 +148,12 @@ for epoch in range(1, EPOCHS + 1):
 logits, _, cache = mlp.forward(params, x)
 _, dx = mlp.backward(losses.softmax_cross_entropy_backward(
     1.0, losses.softmax_cross_entropy_forward(logits, y)[1]), None, cache, need_param_grads=False)
-scaled = dx[:6] / (2 * np.abs(dx[:6]).max(axis=1, keepdims=True)) + 0.5  # grey = 0
-plots.image_grid([x[:6], scaled, (np.sign(dx[:6]) + 1) / 2],
+dx = dx[:N_SHOW]
+scaled = dx / (2 * np.abs(dx).max(axis=1, keepdims=True)) + 0.5  # grey = 0
+plots.image_grid([x[:N_SHOW], scaled, (np.sign(dx) + 1) / 2],
                  os.path.join(args.out, "01_input_gradient.png"),
                  row_titles=["digit", "dL/dx", "sign(dL/dx)"],
-                 col_titles=[[f"label {c}" for c in y[:6]], [""] * 6, [""] * 6])
+                 col_titles=[[f"label {c}" for c in y[:N_SHOW]], [""] * N_SHOW, [""] * N_SHOW])
 
 # %% Figures: the training curve and some predictions
 import matplotlib  # noqa: E402
@@ -173,8 +175,8 @@ fig.suptitle("Lesson 01: a 784-128-128-10 MLP trained by hand-written SGD")
 plots.save_figure(fig, os.path.join(args.out, "01_training_curve.png"))
 
 predicted = mlp.predict(params, X_test)
-wrong = np.flatnonzero(predicted != y_test)[:8]
-right = np.flatnonzero(predicted == y_test)[:8]
+wrong = np.flatnonzero(predicted != y_test)[:N_SHOW]
+right = np.flatnonzero(predicted == y_test)[:N_SHOW]
 plots.image_grid([X_test[right], X_test[wrong]], os.path.join(args.out, "01_predictions.png"),
                  row_titles=["right", "wrong"],
                  col_titles=[[f"said {predicted[i]}" for i in right],
