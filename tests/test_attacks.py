@@ -30,7 +30,8 @@ def ce(params, x, y):
 
 
 @settings(max_examples=20, deadline=None)
-@given(eps=st.floats(0.0, 1.0), seed=st.integers(0, 1000), craft=st.sampled_from(attacks.CRAFT_FROM))
+@given(eps=st.floats(0.0, 1.0), seed=st.integers(0, 1000),
+       craft=st.sampled_from(attacks.CRAFT_FROM))
 def test_fgsm_stays_in_budget_and_range(eps, seed, craft):
     params = small_net(seed % 3)
     x, y = images(17, seed)
@@ -160,7 +161,8 @@ def test_eps_zero_is_the_identity():
     params = small_net(7)
     x, y = images(10, 7)
     np.testing.assert_array_equal(attacks.fgsm(params, x, y, 0.0), x)
-    np.testing.assert_array_equal(attacks.pgd(params, x, y, 0.0, 3, 0.1, np.random.default_rng(0)), x)
+    pgd_adv = attacks.pgd(params, x, y, 0.0, 3, 0.1, np.random.default_rng(0))
+    np.testing.assert_array_equal(pgd_adv, x)
 
 
 def test_attacks_increase_the_loss():

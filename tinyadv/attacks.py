@@ -60,14 +60,16 @@ def _chunks(n, chunk_size):
 
 
 def _check_chunk_size(chunk_size):
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+    if (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+            or chunk_size < 1):
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
     return int(chunk_size)
 
 
 def _check_params(params):
     if not isinstance(params, dict) or "W1" not in params:
-        raise TypeError(f"params: expected the dict of an MLP (W1, b1, ...), got {type(params).__name__}")
+        raise TypeError(f"params: expected the dict of an MLP (W1, b1, ...), "
+                        f"got {type(params).__name__}")
     dim = params["W1"].shape[0]
     return dim
 

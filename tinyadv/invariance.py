@@ -1,0 +1,473 @@
+"""Invariance attacks: a simple label-flipping generator, and a cache of its output for MNIST.
+
+An *invariance* example (paper Def. 2) is an image x* within eps (l-inf) of x whose *true*
+label is different, yet which the model still calls y: the model is too invariant. Making
+one needs an image of another class nearby. Tramer et al. 2020 (``data/README.md``) search
+the training set for such images under small rotations and shifts, and then ask humans.
+tinyadv's generator keeps the core of their idea and nothing else:
+
+1. For every image x of class y and every other class k, find the nearest reference image
+   of class k in squared Euclidean distance,
+
+       n_k(x) = argmin_{r : label(r) = k} ||x - r||_2^2,
+
+   optionally also over a small grid of pixel shifts of the references (``shifts``).
+2. Target rule: t = the class whose nearest neighbour is closest, t = argmin_k ||x - n_k(x)||.
+   (Tramer et al. choose among hand-picked plausible classes the one needing the least ink;
+   the nearest class is the simplest rule that does not need a person.)
+3. Move every pixel at most eps towards that neighbour and stay in [0, 1]:
+
+       x* = clip( x + clip(n_t(x) - x, -eps, eps), 0, 1 ),   assumed oracle label O(x*) = t.
+
+Since n_t(x) and x are both in [0, 1], x* lies pixel by pixel between x and n_t(x).
+y_flip = t is always != y; the source label y stays the caller's. Whether a person would
+really read x* as a t is exactly what the human-labelled sets of Tramer et al. measure.
+
+How the nearest-neighbour search is made fast (all exact, float32 BLAS):
+
+- ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b, so one matrix product compares a chunk of
+  queries with a block of references. We fold the norms into the product by appending two
+  columns, u = [a, -||a||^2/2, 1] and v = [b, 1, -||b||^2/2], so that u.v = -||a - b||^2 / 2
+  and the nearest neighbour is an argmax over one GEMM output, with no extra pass.
+- The references are grouped by class, so "nearest of class k" is an argmax over one
+  contiguous block of columns, and the query's own class is never searched at all.
+- Pixels that are zero in every query or every reference add nothing to a.b and are dropped.
+- When the queries *are* the reference set (the training set against itself), the distance
+  is symmetric: one product of class blocks c and k answers both "nearest k for each c" (an
+  argmax along rows) and "nearest c for each k" (along columns), halving the work.
+  An image can never be its own neighbour: only other classes are searched, and with
+  ``exclude_self`` the own index is masked out as well.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import time
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+
+from . import data
+from .checks import NUM_CLASSES, check_eps, check_images, check_labels
+
+SIDE = 28  # MNIST images are 28 x 28
+CHUNK_SIZE = 1024  # query rows per matrix product: a tile is at most 1024 x 54,000 float32 = 221 MB
+MAX_SHIFTS = 3  # a (2*3+1)^2 = 49-shift search is already 49 times the work of none
+CACHE_VERSION = 1  # bump when the search or the file layout changes: old caches go stale
+DEFAULT_CACHE_DIR = os.path.join(data.DATA_DIR, "cache")
+
+
+class Neighbours(NamedTuple):
+    """The nearest reference image of every class, for each query image.
+
+    index : (N, C) int64 row of the reference set, -1 for the query's own class (and for a
+        class absent from the reference set)
+    shift : (N, C) int64 row of ``shift_grid(shifts)`` applied to that reference image
+    dist2 : (N, C) float32 squared Euclidean distance to it; inf where index is -1
+    """
+
+    index: np.ndarray
+    shift: np.ndarray
+    dist2: np.ndarray
+
+
+
+def shift_grid(shifts):
+    """All (dy, dx) with |dy|, |dx| <= shifts, no shift first (so ties prefer no shift).
+
+    Returns
+    -------
+    (S, 2) int64 array, S = (2 * shifts + 1)^2
+    """
+    r = range(-shifts, shifts + 1)
+    grid = sorted(((dy, dx) for dy in r for dx in r), key=lambda d: (abs(d[0]) + abs(d[1]), d))
+    return np.array(grid, dtype=np.int64).reshape(-1, 2)
+
+
+def shift_images(x, dy, dx):
+    """Translate (N, 784) images by dy pixels down and dx pixels right, filling with zeros."""
+    img = x.reshape(-1, SIDE, SIDE)  # (N, 28, 28)
+    out = np.zeros_like(img)
+    dst_r, src_r = slice(max(dy, 0), SIDE + min(dy, 0)), slice(max(-dy, 0), SIDE + min(-dy, 0))
+    dst_c, src_c = slice(max(dx, 0), SIDE + min(dx, 0)), slice(max(-dx, 0), SIDE + min(-dx, 0))
+    out[:, dst_r, dst_c] = img[:, src_r, src_c]
+    return out.reshape(x.shape)
+
+
+
+def _as_queries(x, keep):
+    """u = [a_keep, -||a||^2/2, 1] for each row a (norms over *all* pixels)."""
+    half_sq = 0.5 * np.einsum("ij,ij->i", x, x, dtype=np.float64)  # (n,)
+    return np.hstack([x[:, keep], -half_sq[:, None], np.ones((len(x), 1))]).astype(np.float32)
+
+
+def _as_references(x, keep):
+    """v = [b_keep, 1, -||b||^2/2] for each row b, so that u.v = -||a - b||^2 / 2."""
+    half_sq = 0.5 * np.einsum("ij,ij->i", x, x, dtype=np.float64)  # (m,)
+    return np.hstack([x[:, keep], np.ones((len(x), 1)), -half_sq[:, None]]).astype(np.float32)
+
+
+def column_argmax(scores, group=16):
+    """np.argmax(scores, axis=0) for a C-ordered (B, M) array, several times faster.
+
+    NumPy's argmax along axis 0 walks the array with a stride of M. Instead we take the max
+    of each group of ``group`` consecutive rows (a fast reduction over contiguous rows),
+    find the winning group of every column on that small array, and look inside it.
+    First occurrences win, exactly as in np.argmax.
+    """
+    B, M = scores.shape
+    full = B - B % group
+    group_max = scores[:full].reshape(full // group, group, M).max(axis=1)  # (B // group, M)
+    if full < B:
+        group_max = np.concatenate([group_max, scores[full:].max(axis=0, keepdims=True)])
+    winner = group_max.argmax(axis=0)  # (M,)
+    rows = winner[:, None] * group + np.arange(group)  # (M, group) candidate rows per column
+    inside = rows < B
+    rows = np.minimum(rows, B - 1)
+    candidates = scores[rows, np.arange(M)[:, None]]  # (M, group)
+    candidates[~inside] = -np.inf
+    return rows[np.arange(M), candidates.argmax(axis=1)]
+
+
+def _product(u, v, buffer):
+    """u @ v.T, written into a reused buffer: a fresh 200 MB array for every tile would cost
+    the system a page fault per 4 KB, seconds in all."""
+    out = buffer[:len(u) * len(v)].reshape(len(u), len(v))
+    return np.matmul(u, v.T, out=out)
+
+
+def _group_by_class(y, num_classes):
+    """A stable permutation grouping y by class, and where each class starts.
+
+    Returns order (n,) and bounds (num_classes + 1,): class c is order[bounds[c]:bounds[c + 1]].
+    """
+    order = np.argsort(y, kind="stable")
+    return order, np.searchsorted(y[order], np.arange(num_classes + 1))
+
+
+def _finish(best, arg, shift, y, q_order, r_order):
+    """Grouped positions and scores -> Neighbours in the caller's row order.
+
+    dist2 = -2 * best (the GEMM gives -||a - b||^2 / 2), inf and index -1 where nothing was
+    found (the own class, or a class absent from the reference set).
+    """
+    n = len(y)
+    found = arg >= 0
+    shape = (n, best.shape[1])
+    index, dist2, shifts = (np.empty(shape, dtype=t) for t in (np.int64, np.float32, np.int64))
+    index[q_order] = np.where(found, r_order[np.maximum(arg, 0)], -1)
+    dist2[q_order] = np.where(found, np.maximum(-2.0 * best, 0.0), np.inf)
+    shifts[q_order] = shift
+    index[np.arange(n), y] = -1
+    dist2[np.arange(n), y] = np.inf
+    return Neighbours(index, shifts, dist2)
+
+
+def _search_symmetric(x, y, num_classes, chunk_size):
+    """Nearest neighbour of every other class within one set (queries = references).
+
+    Rows and columns are both the set grouped by class. A chunk of class-c rows is multiplied
+    with the columns of every *later* class k > c; the row argmax over class k's column block
+    answers "nearest k for this c", the column argmax "nearest c for this k" -- each pair of
+    classes is computed once.
+    """
+    n = len(x)
+    order, bounds = _group_by_class(y, num_classes)
+    keep = x.max(axis=0) > 0  # (D,) pixels that are zero in every image cannot matter
+    u = _as_queries(x[order], keep)  # (n, d + 2), grouped by class
+    v = _as_references(x[order], keep)  # (n, d + 2)
+    best = np.full((n, num_classes), -np.inf, dtype=np.float32)  # -||a - b||^2 / 2, grouped rows
+    arg = np.full((n, num_classes), -1, dtype=np.int64)  # grouped position of the neighbour
+    buffer = np.empty(min(chunk_size, n) * n, dtype=np.float32)
+    for c in range(num_classes):
+        after = bounds[c + 1]  # the first column of a later class
+        for start in range(bounds[c], bounds[c + 1], chunk_size):
+            stop = min(start + chunk_size, bounds[c + 1])
+            rows = np.arange(stop - start)
+            scores = _product(u[start:stop], v[after:], buffer)  # (B, n - after): -||a - b||^2/2
+            for k in range(c + 1, num_classes):  # rows: complete within this tile
+                lo, hi = bounds[k] - after, bounds[k + 1] - after
+                if lo < hi:
+                    j = scores[:, lo:hi].argmax(axis=1)  # (B,)
+                    best[start:stop, k] = scores[rows, lo + j]
+                    arg[start:stop, k] = bounds[k] + j
+            if after < n:  # columns: the best class-c row so far, over the chunks of c
+                i = column_argmax(scores)  # (n - after,)
+                value = scores[i, np.arange(len(i))]
+                better = value > best[after:, c]  # strict: an earlier chunk wins ties
+                best[after:, c][better] = value[better]
+                arg[after:, c][better] = start + i[better]
+    return _finish(best, arg, np.zeros_like(arg), y, order, order)
+
+
+def _search(x, y, ref_x, ref_y, shifts, exclude_self, num_classes, chunk_size):
+    """Nearest neighbour of every other class among (shifted) references, queries in chunks.
+
+    Queries and references are grouped by class. A chunk of class-c queries is multiplied
+    with the references before class c's block and those after it (the own class is never
+    searched); each class is then a contiguous block of columns to take the argmax over.
+    """
+    n, m = len(x), len(ref_x)
+    grid = shift_grid(shifts)
+    q_order, q_bounds = _group_by_class(y, num_classes)
+    r_order, r_bounds = _group_by_class(ref_y, num_classes)
+    ref_any = ref_x.max(axis=0) > 0  # (D,) a pixel some reference uses, under some shift
+    ref_any = np.any([shift_images(ref_any[None], dy, dx)[0] for dy, dx in grid], axis=0)
+    keep = (x.max(axis=0) > 0) & ref_any
+    u = _as_queries(x[q_order], keep)  # (n, d + 2), grouped by class
+    own_column = np.empty(m, dtype=np.int64)  # where reference row r sits once grouped
+    own_column[r_order] = np.arange(m)
+    best = np.full((n, num_classes), -np.inf, dtype=np.float32)
+    arg = np.full((n, num_classes), -1, dtype=np.int64)
+    shift = np.zeros((n, num_classes), dtype=np.int64)
+    buffer = np.empty(min(chunk_size, n) * m, dtype=np.float32)
+    for s, (dy, dx) in enumerate(grid):
+        shifted = ref_x if dy == dx == 0 else shift_images(ref_x, int(dy), int(dx))
+        v = _as_references(shifted[r_order], keep)  # (m, d + 2), grouped by class
+        for c in range(num_classes):
+            spans = [(0, r_bounds[c], range(c)), (r_bounds[c + 1], m, range(c + 1, num_classes))]
+            for lo, hi, classes in spans:
+                if lo == hi:
+                    continue
+                for start in range(q_bounds[c], q_bounds[c + 1], chunk_size):
+                    stop = min(start + chunk_size, q_bounds[c + 1])
+                    rows = np.arange(stop - start)
+                    scores = _product(u[start:stop], v[lo:hi], buffer)  # (B, hi - lo)
+                    if exclude_self:  # query q *is* reference q: never its own neighbour
+                        col = own_column[q_order[start:stop]] - lo
+                        inside = (col >= 0) & (col < hi - lo)
+                        scores[rows[inside], col[inside]] = -np.inf
+                    for k in classes:
+                        a, b = r_bounds[k] - lo, r_bounds[k + 1] - lo
+                        if a == b:
+                            continue
+                        j = scores[:, a:b].argmax(axis=1)  # (B,)
+                        value = scores[rows, a + j]
+                        better = value > best[start:stop, k]  # strict: smaller shift wins ties
+                        best[start:stop, k][better] = value[better]
+                        arg[start:stop, k][better] = r_bounds[k] + j[better]
+                        shift[start:stop, k][better] = s
+    return _finish(best, arg, shift, y, q_order, r_order)
+
+
+def _check_shifts(shifts):
+    if (isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer))
+            or not 0 <= shifts <= MAX_SHIFTS):
+        raise ValueError(f"shifts: expected an integer in 0..{MAX_SHIFTS}, got {shifts!r}")
+    return int(shifts)
+
+
+def nearest_by_class(x, y, ref_x, ref_y, shifts=0, exclude_self=False, chunk_size=CHUNK_SIZE,
+                     num_classes=NUM_CLASSES):
+    """For each image, its nearest reference image of every other class.
+
+    Parameters
+    ----------
+    x : (N, 784) float images in [0, 1] (the queries), y : (N,) their labels
+    ref_x : (M, 784) reference images, ref_y : (M,) their labels
+    shifts : also search the references translated by up to this many pixels in each
+        direction, zero-filled: (2 * shifts + 1)^2 times the work
+    exclude_self : x *is* the reference set (row i of x is reference i); reference i is then
+        never the neighbour of query i. Checked: x must equal ref_x.
+    chunk_size : query rows per matrix product
+
+    Returns
+    -------
+    Neighbours(index, shift, dist2), each (N, num_classes)
+    """
+    check_images(x, "x")
+    check_images(ref_x, "ref_x")
+    check_labels(y, "y", n=len(x), num_classes=num_classes)
+    check_labels(ref_y, "ref_y", n=len(ref_x), num_classes=num_classes)
+    shifts = _check_shifts(shifts)
+    if (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+            or chunk_size < 1):
+        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    if exclude_self and not (x.shape == ref_x.shape and np.array_equal(x, ref_x)):
+        raise ValueError(f"exclude_self: means x is the reference set itself, but x {x.shape} "
+                         f"differs from ref_x {ref_x.shape}")
+    x = x.astype(np.float32, copy=False)
+    ref_x = ref_x.astype(np.float32, copy=False)
+    if exclude_self and shifts == 0 and np.array_equal(y, ref_y):
+        return _search_symmetric(x, y, num_classes, int(chunk_size))
+    return _search(x, y, ref_x, ref_y, shifts, bool(exclude_self), num_classes, int(chunk_size))
+
+
+
+def move_towards(x, target, eps):
+    """x + clip(target - x, -eps, eps), clipped to [0, 1]: each pixel moves at most eps."""
+    eps = x.dtype.type(check_eps(eps))
+    return np.clip(x + np.clip(target - x, -eps, eps), 0.0, 1.0)
+
+
+def flip_from_neighbours(x, y, ref_x, neighbours, eps, shifts=0):
+    """Apply the target rule and the eps-step to precomputed neighbours (cheap: no search).
+
+    Returns
+    -------
+    x_inv : (N, 784) float32, y_flip : (N,) int64 (the class with the nearest neighbour)
+    """
+    check_eps(eps)
+    if not np.all(np.isfinite(neighbours.dist2.min(axis=1))):
+        raise ValueError("ref_y: some image has no reference image of any other class")
+    y_flip = neighbours.dist2.argmin(axis=1).astype(np.int64)  # own class is inf: never chosen
+    rows = np.arange(len(y))
+    chosen, chosen_shift = neighbours.index[rows, y_flip], neighbours.shift[rows, y_flip]
+    target = np.empty_like(x, dtype=np.float32)
+    for s, (dy, dx) in enumerate(shift_grid(shifts)):  # a loop over <= 49 shifts, not samples
+        sel = np.flatnonzero(chosen_shift == s)
+        if len(sel):
+            target[sel] = shift_images(ref_x[chosen[sel]], int(dy), int(dx))
+    return move_towards(x.astype(np.float32, copy=False), target, eps), y_flip
+
+
+def label_flip(x, y, ref_x, ref_y, eps, shifts=0, exclude_self=False, chunk_size=CHUNK_SIZE):
+    """Label-flipping invariance examples (module docstring): nearest other-class neighbour,
+    then every pixel moves at most eps towards it.
+
+    Parameters
+    ----------
+    x : (N, 784) images in [0, 1], y : (N,) their (source) labels
+    ref_x, ref_y : the reference set to take neighbours from (usually the training set)
+    eps : l-inf budget >= 0
+    shifts, exclude_self, chunk_size : see nearest_by_class
+
+    Returns
+    -------
+    x_inv : (N, 784) float32 with ||x_inv - x||_inf <= eps, in [0, 1]
+    y_flip : (N,) int64, the assumed oracle label, always != y
+    """
+    check_eps(eps)
+    neighbours = nearest_by_class(x, y, ref_x, ref_y, shifts=shifts, exclude_self=exclude_self,
+                                  chunk_size=chunk_size)
+    return flip_from_neighbours(x, y, ref_x, neighbours, eps, shifts)
+
+
+
+def _fingerprint(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def cache_key(shifts, data_checksum):
+    """The cache key: everything the neighbours depend on. eps is *not* part of it -- the
+    search does not depend on eps, so one cache serves every eps (applied on loading)."""
+    spec = {"version": CACHE_VERSION, "shifts": int(shifts), "rule": "nearest-other-class",
+            "reference": "mnist-train", "data": data_checksum}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def cache_path(cache_dir, shifts, key):
+    return os.path.join(cache_dir, f"invariance_shifts{shifts}_{key[:16]}.npz")
+
+
+def _save_atomic(path, arrays):
+    """Write an .npz under a temporary name in the same folder, then rename over ``path``."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".invariance-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _load_valid(path, key, splits, num_ref, shifts):
+    """The cached Neighbours per split, or None (with the reason) if missing/stale/corrupt."""
+    if not os.path.exists(path):
+        return None, "no cache yet"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"]) != key:
+                return None, "stale (its key does not match)"
+            result = {}
+            for split, y in splits.items():
+                index = f[f"{split}_index"].astype(np.int64)
+                shift = f[f"{split}_shift"].astype(np.int64)
+                dist2 = f[f"{split}_dist2"].astype(np.float32)
+                expected = (len(y), NUM_CLASSES)
+                own = np.zeros(expected, dtype=bool)
+                own[np.arange(len(y)), y] = True
+                ok = (index.shape == shift.shape == dist2.shape == expected
+                      and np.all(index[own] == -1)
+                      and np.all((index[~own] >= 0) & (index[~own] < num_ref))
+                      and np.all((shift >= 0) & (shift < len(shift_grid(shifts))))
+                      and np.all(np.isfinite(dist2[~own]))
+                      and np.all(dist2[~own] >= 0))
+                if not ok:
+                    return None, f"corrupt (bad {split} arrays)"
+                result[split] = Neighbours(index, shift, dist2)
+            return result, "ok"
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        return None, f"corrupt ({type(err).__name__}: {err})"
+
+
+def invariance_neighbours(shifts=0, cache_dir=None, log=print):
+    """Nearest other-class training neighbours of all 60,000 training and 10,000 test images.
+
+    Computed once (reference = the training set, no image its own neighbour) and cached in
+    ``cache_dir`` (default data/cache/), keyed by ``shifts`` and the SHA-256 of the data.
+    A missing, stale or corrupt cache is rebuilt.
+
+    Returns
+    -------
+    {"train": Neighbours, "test": Neighbours}
+    """
+    mnist = data.load_mnist("train") + data.load_mnist("test")
+    return _cached_neighbours(*mnist, _check_shifts(shifts), cache_dir, log)
+
+
+def _cached_neighbours(X_train, y_train, X_test, y_test, shifts, cache_dir, log):
+    cache_dir = DEFAULT_CACHE_DIR if cache_dir is None else cache_dir
+    key = cache_key(shifts, _fingerprint(X_train, y_train, X_test, y_test))
+    path = cache_path(cache_dir, shifts, key)
+    cached, why = _load_valid(path, key, {"train": y_train, "test": y_test}, len(X_train), shifts)
+    if cached is not None:
+        log(f"invariance: neighbours loaded from {path}")
+        return cached
+    log(f"invariance: cache {path}: {why}; searching nearest neighbours (shifts={shifts}) ...")
+    t0 = time.perf_counter()
+    train = nearest_by_class(X_train, y_train, X_train, y_train, shifts=shifts, exclude_self=True)
+    t1 = time.perf_counter()
+    test = nearest_by_class(X_test, y_test, X_train, y_train, shifts=shifts)
+    t2 = time.perf_counter()
+    log(f"invariance: searched {len(X_train)} training images in {t1 - t0:.1f}s, "
+        f"{len(X_test)} test images in {t2 - t1:.1f}s")
+    arrays = {"key": np.array(key)}
+    for split, nb in (("train", train), ("test", test)):
+        arrays[f"{split}_index"] = nb.index.astype(np.int32)
+        arrays[f"{split}_shift"] = nb.shift.astype(np.int8)
+        arrays[f"{split}_dist2"] = nb.dist2
+    _save_atomic(path, arrays)
+    return {"train": train, "test": test}
+
+
+def invariance_sets(eps, shifts=0, cache_dir=None, log=print):
+    """Label-flipping invariance examples for all MNIST training and test images.
+
+    The neighbour search is cached (see invariance_neighbours); eps is applied afterwards,
+    which is cheap. Source labels are the MNIST labels of the same index.
+
+    Returns
+    -------
+    {"train": (x_inv (60000, 784) float32, y_flip (60000,) int64),
+     "test":  (x_inv (10000, 784) float32, y_flip (10000,) int64)}
+    """
+    check_eps(eps)
+    shifts = _check_shifts(shifts)
+    X_train, y_train = data.load_mnist("train")
+    X_test, y_test = data.load_mnist("test")
+    neighbours = _cached_neighbours(X_train, y_train, X_test, y_test, shifts, cache_dir, log)
+    train = flip_from_neighbours(X_train, y_train, X_train, neighbours["train"], eps, shifts)
+    test = flip_from_neighbours(X_test, y_test, X_train, neighbours["test"], eps, shifts)
+    return {"train": train, "test": test}
