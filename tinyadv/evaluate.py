@@ -1,0 +1,155 @@
+"""Accuracies under every attack and protocol, each a percentage with the count behind it.
+
+Columns (DESIGN.md, "Two readings of invariance accuracy"):
+
+- clean, fgsm, pgd: predictions on clean / FGSM / PGD test images vs the true label.
+- invariance_source: predictions on the label-flipping invariance images vs the label of
+  the image they were made from -- the paper's "invariance accuracy". By Definition 2 the
+  true label of an invariance example has changed, so a *high* number here means the attack
+  failed to fool the model only in the sense that the model ignored the change.
+- invariance_flipped: the same predictions vs the flipped label t, the generator's guess of
+  the oracle label: a model that follows the change scores high here.
+- human_*: agreement with the labels *people* gave the invariance examples of Tramer et al.
+  2020 (data.load_tramer) -- the arbiter between the two readings above.
+
+Every number is a dict(percent=float, correct=int, total=int) so a reader can always see
+how many images a percentage came from.
+"""
+import functools
+
+import numpy as np
+
+from . import attacks, data, mlp
+from .checks import check_eps, check_images, check_labels
+
+HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
+KEYS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped") + tuple(
+    f"human_{name}" for name in HUMAN_SETS)
+
+
+def score(predictions, y):
+    """dict(percent, correct, total) of predictions == y (percent is nan for no images)."""
+    correct, total = int(np.sum(predictions == y)), int(len(y))
+    percent = 100.0 * correct / total if total else float("nan")
+    return {"percent": percent, "correct": correct, "total": total}
+
+
+def accuracy(params, x, y):
+    """Top-1 accuracy of the MLP on (x, y).
+
+    Returns
+    -------
+    dict(percent=float in [0, 100], correct=int, total=int)
+    """
+    check_images(x, "x", dim=params["W1"].shape[0])
+    check_labels(y, "y", n=len(x))
+    return score(mlp.predict(params, x), y)
+
+
+@functools.lru_cache(maxsize=None)
+def _tramer(name):
+    """Each Tramer set is read (and checksummed) once per process; returned read-only."""
+    X, y_human, y_source = data.load_tramer(name)
+    for a in (X, y_human, y_source):
+        a.setflags(write=False)
+    return X, y_human, y_source
+
+
+def human_agreement(params):
+    """Agreement of the model's predictions with human labels on each Tramer et al. set.
+
+    Returns
+    -------
+    {"human_linf_eps03": dict(percent, correct, total), ...} for the four sets
+    """
+    result = {}
+    for name in HUMAN_SETS:
+        X, y_human, _ = _tramer(name)
+        result[f"human_{name}"] = score(mlp.predict(params, X), y_human)
+    return result
+
+
+def _resolve_pgd(eps, steps, step_size):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"pgd_steps: expected an integer >= 0, got {steps!r}")
+    if step_size is None:
+        return attacks.default_pgd_step_size(eps, steps)
+    return check_eps(step_size, "pgd_step_size")
+
+
+def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pgd_steps=10,
+                   pgd_step_size=None, rng=None):
+    """Every Table-1 column (and more) for one model.
+
+    Parameters
+    ----------
+    params : MLP parameters
+    x_test : (N, 784) clean test images, y_test : (N,) their labels
+    x_inv_test : (N, 784) invariance examples made from x_test (same row order), so that
+        y_test are their source labels; y_flip_test : (N,) their flipped labels
+    fgsm_eps : l-inf budget of both FGSM and PGD
+    pgd_steps, pgd_step_size : PGD iterations and step (default 2.5 * eps / steps)
+    rng : np.random.Generator for PGD's random start (default: seed 0, so that evaluating
+        the same model twice gives the same numbers)
+
+    Returns
+    -------
+    dict with keys clean, fgsm, pgd, invariance_source, invariance_flipped,
+    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0;
+    each value dict(percent, correct, total)
+    """
+    dim = params["W1"].shape[0]
+    check_images(x_test, "x_test", dim=dim)
+    check_labels(y_test, "y_test", n=len(x_test))
+    check_images(x_inv_test, "x_inv_test", dim=dim)
+    if len(x_inv_test) != len(x_test):
+        raise ValueError(f"x_inv_test: expected one invariance example per test image "
+                         f"({len(x_test)}), got {len(x_inv_test)}")
+    check_labels(y_flip_test, "y_flip_test", n=len(x_inv_test))
+    fgsm_eps = check_eps(fgsm_eps, "fgsm_eps")
+    step_size = _resolve_pgd(fgsm_eps, pgd_steps, pgd_step_size)
+    rng = np.random.default_rng(0) if rng is None else rng
+
+    x_fgsm = attacks.fgsm(params, x_test, y_test, fgsm_eps)
+    x_pgd = attacks.pgd(params, x_test, y_test, fgsm_eps, pgd_steps, step_size, rng)
+    pred_inv = mlp.predict(params, x_inv_test)  # scored against two labels below
+    result = {
+        "clean": score(mlp.predict(params, x_test), y_test),
+        "fgsm": score(mlp.predict(params, x_fgsm), y_test),
+        "pgd": score(mlp.predict(params, x_pgd), y_test),
+        "invariance_source": score(pred_inv, y_test),
+        "invariance_flipped": score(pred_inv, y_flip_test),
+    }
+    result.update(human_agreement(params))
+    return result
+
+
+def accuracy_vs_eps(params, x, y, eps_list, attack="fgsm", rng=None, pgd_steps=10,
+                    pgd_step_size=None):
+    """Accuracy under an attack at each budget in eps_list (for the accuracy-vs-eps curves).
+
+    Parameters
+    ----------
+    attack : "fgsm" or "pgd"
+    rng : np.random.Generator for PGD (default: seed 0); each eps draws from it in turn
+    pgd_step_size : None -> 2.5 * eps / steps for each eps
+
+    Returns
+    -------
+    list of dict(eps, percent, correct, total), in the order of eps_list
+    """
+    if attack not in ("fgsm", "pgd"):
+        raise ValueError(f"attack: expected 'fgsm' or 'pgd', got {attack!r}")
+    check_images(x, "x", dim=params["W1"].shape[0])
+    check_labels(y, "y", n=len(x))
+    eps_list = [check_eps(e, "eps_list") for e in eps_list]
+    rng = np.random.default_rng(0) if rng is None else rng
+    curve = []
+    for eps in eps_list:
+        if attack == "fgsm":
+            x_adv = attacks.fgsm(params, x, y, eps)
+        else:
+            x_adv = attacks.pgd(params, x, y, eps, pgd_steps,
+                                _resolve_pgd(eps, pgd_steps, pgd_step_size), rng)
+        curve.append({"eps": eps, **score(mlp.predict(params, x_adv), y)})
+    return curve
