@@ -52,7 +52,7 @@ from . import data
 from .checks import NUM_CLASSES, check_eps, check_images, check_labels
 
 SIDE = 28  # MNIST images are 28 x 28
-CHUNK_SIZE = 1024  # query rows per matrix product: a tile is at most 1024 x 54,000 float32 = 221 MB
+CHUNK_SIZE = 1024  # query rows per matrix product; a tile is <= 1024 x 54,000 float32 = 221 MB
 MAX_SHIFTS = 3  # a (2*3+1)^2 = 49-shift search is already 49 times the work of none
 CACHE_VERSION = 1  # bump when the search or the file layout changes: old caches go stale
 DEFAULT_CACHE_DIR = os.path.join(data.DATA_DIR, "cache")
@@ -70,7 +70,6 @@ class Neighbours(NamedTuple):
     index: np.ndarray
     shift: np.ndarray
     dist2: np.ndarray
-
 
 
 def shift_grid(shifts):
@@ -95,17 +94,25 @@ def shift_images(x, dy, dx):
     return out.reshape(x.shape)
 
 
+def _augmented(x, keep, norm_last):
+    """Rows [x_keep, -||x||^2/2, 1] (queries u) or [x_keep, 1, -||x||^2/2] (references v).
+
+    With u from a and v from b: u.v = a.b - ||a||^2/2 - ||b||^2/2 = -||a - b||^2 / 2.
+    The norms are taken over *all* pixels; the product only needs the ``keep`` ones.
+    """
+    out = np.empty((len(x), int(keep.sum()) + 2), dtype=np.float32)  # (n, d + 2)
+    out[:, :-2] = x[:, keep]
+    half_sq = -0.5 * np.einsum("ij,ij->i", x, x, dtype=np.float64)  # (n,)
+    out[:, -2], out[:, -1] = (1.0, half_sq) if norm_last else (half_sq, 1.0)
+    return out
+
 
 def _as_queries(x, keep):
-    """u = [a_keep, -||a||^2/2, 1] for each row a (norms over *all* pixels)."""
-    half_sq = 0.5 * np.einsum("ij,ij->i", x, x, dtype=np.float64)  # (n,)
-    return np.hstack([x[:, keep], -half_sq[:, None], np.ones((len(x), 1))]).astype(np.float32)
+    return _augmented(x, keep, norm_last=False)
 
 
 def _as_references(x, keep):
-    """v = [b_keep, 1, -||b||^2/2] for each row b, so that u.v = -||a - b||^2 / 2."""
-    half_sq = 0.5 * np.einsum("ij,ij->i", x, x, dtype=np.float64)  # (m,)
-    return np.hstack([x[:, keep], np.ones((len(x), 1)), -half_sq[:, None]]).astype(np.float32)
+    return _augmented(x, keep, norm_last=True)
 
 
 def column_argmax(scores, group=16):
@@ -294,7 +301,6 @@ def nearest_by_class(x, y, ref_x, ref_y, shifts=0, exclude_self=False, chunk_siz
     return _search(x, y, ref_x, ref_y, shifts, bool(exclude_self), num_classes, int(chunk_size))
 
 
-
 def move_towards(x, target, eps):
     """x + clip(target - x, -eps, eps), clipped to [0, 1]: each pixel moves at most eps."""
     eps = x.dtype.type(check_eps(eps))
@@ -342,7 +348,6 @@ def label_flip(x, y, ref_x, ref_y, eps, shifts=0, exclude_self=False, chunk_size
     neighbours = nearest_by_class(x, y, ref_x, ref_y, shifts=shifts, exclude_self=exclude_self,
                                   chunk_size=chunk_size)
     return flip_from_neighbours(x, y, ref_x, neighbours, eps, shifts)
-
 
 
 def _fingerprint(*arrays):
