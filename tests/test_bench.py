@@ -1,0 +1,76 @@
+"""Smoke test of ``python -m tinyadv.bench``: it runs, and its JSON line has sane numbers.
+
+Speed itself is never asserted here (timings on a shared machine are noise); only that each
+figure exists, is finite and positive, and that the analytic FLOP count is the one the
+module docstring derives.
+"""
+import json
+import math
+
+import pytest
+
+from tinyadv import bench
+
+TINY = dict(sizes=[784, 16, 16, 10], batch=8, steps=3, warmup=1, inv_queries=40, inv_refs=200,
+            gemm_size=64)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return bench.run(**TINY)
+
+
+def test_main_prints_one_json_line(capsys):
+    assert bench.main(["--json", "--sizes", "784,8,10", "--batch", "4", "--steps", "2",
+                       "--warmup", "0", "--inv-queries", "0", "--gemm-size", "32"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, f"--json must print exactly one line, got {len(lines)}"
+    parsed = json.loads(lines[0])
+    assert parsed["sizes"] == [784, 8, 10] and parsed["invariance_s_per_10k"] is None
+
+
+def test_text_report_names_every_figure(capsys):
+    assert bench.main(["--sizes", "784,8,10", "--batch", "4", "--steps", "2", "--warmup", "0",
+                       "--inv-queries", "0", "--gemm-size", "32"]) == 0
+    text = capsys.readouterr().out
+    for word in ("machine:", "GEMM", "baseline", "full", "GFLOP/s", "ceiling", "peak memory"):
+        assert word in text, f"{word!r} missing from the report:\n{text}"
+
+
+def test_json_has_the_required_keys(result):
+    for key in ("baseline_ms_per_step", "full_ms_per_step", "gemm_gflops", "full_gflops",
+                "invariance_s_per_10k", "baseline_gflops", "peak_rss_mb", "machine"):
+        assert key in result, f"missing key {key!r} in {sorted(result)}"
+
+
+def test_numbers_are_finite_and_positive(result):
+    for key in ("baseline_ms_per_step", "full_ms_per_step", "gemm_gflops", "full_gflops",
+                "baseline_gflops", "peak_rss_mb", "full_mflop_per_step"):
+        value = result[key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
+    assert result["baseline_ms_p10"] <= result["baseline_ms_per_step"] <= result["baseline_ms_p90"]
+    # The generator is another module: if it is importable its time must be a real number.
+    inv = result["invariance_s_per_10k"]
+    assert inv is None or (math.isfinite(inv) and inv > 0)
+
+
+def test_machine_is_described(result):
+    machine = result["machine"]
+    assert machine["cores"] >= 1
+    assert machine["cpu"] and machine["numpy"] and machine["blas"]
+
+
+def test_flop_count_matches_the_docstring():
+    sizes = [784, 256, 256, 10]
+    assert bench.pass_flops(sizes, 128) == 2 * 128 * (784 * 256 + 256 * 256 + 256 * 10)
+    assert bench.step_flops(sizes, 128, full=False) == 447_741_952
+    assert bench.step_flops(sizes, 128, full=True) == 611_188_736
+    # The full step does strictly more work: one more group of rows, and the N x N search.
+    assert bench.step_flops([784, 16, 10], 8, True) > bench.step_flops([784, 16, 10], 8, False)
+
+
+def test_bad_sizes_are_rejected():
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "784,abc,10"])
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "100,16,10"])
