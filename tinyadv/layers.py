@@ -21,7 +21,8 @@ def linear_forward(x, W, b):
     out : (N, M)
     cache : (x, W) for the backward
     """
-    out = x @ W + b  # (N, M)
+    out = x @ W  # (N, M)
+    out += b  # in place: ``x @ W + b`` would allocate and fill a second (N, M) array
     return out, (x, W)
 
 

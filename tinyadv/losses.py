@@ -150,7 +150,10 @@ def triplet_loss_backward(dloss, cache):
     (da, dp, dn) : each (N, K)
     """
     cache_ap, cache_an, active = cache
-    scale = dloss * active / active.shape[0]  # (N,)
+    dtype = cache_ap[0].dtype
+    # active.astype(dtype): a bool array times a Python float would otherwise become float64
+    # and drag the whole backward into float64.
+    scale = active.astype(dtype) * (float(dloss) / active.shape[0])  # (N,)
     da_from_p, dp = angular_distance_backward(scale, cache_ap)
     da_from_n, dn = angular_distance_backward(-scale, cache_an)
     return da_from_p + da_from_n, dp, dn

@@ -94,7 +94,7 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
         if need_param_grads:
             grads[f"W{n_layers}"], grads[f"b{n_layers}"] = dW, db
         if dh is not None:
-            dout = dout + dh
+            dout += dh  # in place: dout is a fresh array from the product above
     else:
         dout = dh
         if need_param_grads:  # the head received no gradient

@@ -162,8 +162,13 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
             terms["norm"] += value
 
     if needs_anchor_negatives:
-        # h_neg = h_anchor[neg_index]: the gradient of a gather is a scatter-add.
-        np.add.at(dh_all[rows["anchor"]], neg_index, dh_neg)
+        # h_neg = h_anchor[neg_index] is a gather: h_neg = S @ h_anchor with the (N, N)
+        # selection matrix S[i, j] = [neg_index[i] == j]. Its gradient is the scatter-add
+        # S.T @ dh_neg, which sums the rows of an anchor chosen by several others. (Same as
+        # np.add.at(dh_anchor, neg_index, dh_neg), but this small product is ~3x faster.)
+        select = np.zeros((n, n), dtype=dh_neg.dtype)  # (N, N)
+        select[np.arange(n), neg_index] = 1
+        dh_all[rows["anchor"]] += select.T @ dh_neg  # (N, K)
 
     grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
     total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
