@@ -161,7 +161,8 @@ def test_minibatches_cover_each_index_once(n, batch_size, seed):
     assert all(len(b) == batch_size for b in batches[:-1])
     again = list(data.iterate_minibatches(n, batch_size, np.random.default_rng(seed)))
     assert len(again) == len(batches) and all(np.array_equal(a, b) for a, b in zip(again, batches))
-    kept = list(data.iterate_minibatches(n, batch_size, np.random.default_rng(seed), drop_last=True))
+    kept = list(data.iterate_minibatches(n, batch_size, np.random.default_rng(seed),
+                                         drop_last=True))
     assert len(kept) == n // batch_size and all(len(b) == batch_size for b in kept)
 
 

@@ -114,7 +114,7 @@ def test_angular_distance_backward_matches_numerical(seed, n, k, scale, assert_g
     a, b = scale * rng.standard_normal((2, n, k))
     dd = rng.standard_normal(n)
     assume(np.min(np.abs(cosines(a, b))) > KINK_GAP)
-    assume(np.min(np.linalg.norm(a, axis=1)) > KINK_GAP and np.min(np.linalg.norm(b, axis=1)) > KINK_GAP)
+    assume(min(np.min(np.linalg.norm(a, axis=1)), np.min(np.linalg.norm(b, axis=1))) > KINK_GAP)
     d, cache = losses.angular_distance_forward(a, b)
     assert d.shape == (n,) and np.all((d >= 0) & (d <= 1))
     da, db = losses.angular_distance_backward(dd, cache)
@@ -193,7 +193,8 @@ def test_triplet_wrong_gradients_fail(assert_wrong_grads_fail):
     margin = 0.3
     hinge = hinges(a, p, neg, margin)
     assert np.min(np.abs(hinge)) > KINK_GAP and np.sum(hinge > 0) >= 2
-    da, dp, dn = losses.triplet_loss_backward(1.0, losses.triplet_loss_forward(a, p, neg, margin)[1])
+    cache = losses.triplet_loss_forward(a, p, neg, margin)[1]
+    da, dp, dn = losses.triplet_loss_backward(1.0, cache)
     f = lambda: losses.triplet_loss_forward(a, p, neg, margin)[0]  # noqa: E731
     assert_wrong_grads_fail("triplet da", da, numerical_gradient(f, a))
     assert_wrong_grads_fail("triplet dp", dp, numerical_gradient(f, p))

@@ -79,7 +79,8 @@ def test_init_params_shapes_dtypes_and_scale():
     assert all(np.all(params[f"b{k}"] == 0) for k in (1, 2, 3))
     # He: std sqrt(2 / fan_in); 200k samples pin the std to ~0.2%.
     assert np.std(params["W1"]) == pytest.approx(np.sqrt(2 / 784), rel=0.01)
-    assert mlp.init_params([3, 4, 2], np.random.default_rng(0), dtype=np.float64)["W1"].dtype == np.float64
+    params64 = mlp.init_params([3, 4, 2], np.random.default_rng(0), dtype=np.float64)
+    assert params64["W1"].dtype == np.float64
 
 
 def test_init_params_is_deterministic_for_a_seed():

@@ -145,7 +145,8 @@ def test_objective_gradient_matches_numerical(config, seed, sizes, data, lambdas
     assert sorted(grads) == sorted(params)
     f = lambda: objective(params, x, y, **kwargs)[0]  # noqa: E731
     for key in params:
-        assert_grad_ok(f"objective {key} [{config}]", grads[key], numerical_gradient(f, params[key]))
+        assert_grad_ok(f"objective {key} [{config}]", grads[key],
+                       numerical_gradient(f, params[key]))
 
 
 def test_objective_wrong_gradients_fail(assert_wrong_grads_fail):
