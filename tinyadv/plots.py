@@ -79,7 +79,7 @@ def embedding_figure(panels, path, suptitle=None):
         ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance)")
     fig.colorbar(points, ax=axes[0].tolist(), ticks=range(10), label="class")
     if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
+        fig.suptitle(suptitle, fontsize=11, y=1.04)  # above the two-line panel titles
     save_figure(fig, path)
     return ratios
 

@@ -42,7 +42,7 @@ SHORT = {"clean": "clean", "fgsm": "FGSM", "pgd": "PGD", "invariance_source": "i
          "invariance_flipped": "inv(flip)", "human_linf_eps03": "hum.03",
          "human_linf_eps04": "hum.04", "human_linf_manual_eps04": "hum.man",
          "human_l0": "hum.l0"}
-QUICK = dict(train_size=6000, test_size=1000, epochs=1)  # --quick: every row and column, fast
+QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
 PGD_STEPS = 10
 
 
@@ -52,7 +52,7 @@ def parse_args(argv):
         description="Reproduce Table 1 and Figure 1 of Ovalle et al. (arXiv 2211.02468).")
     parser.add_argument("--quick", action="store_true",
                         help=f"small and fast: {QUICK['train_size']} training and "
-                             f"{QUICK['test_size']} test images, {QUICK['epochs']} epoch, one seed")
+                             f"{QUICK['test_size']} test images, {QUICK['epochs']} epochs, one seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds to average over (default 0 1 2; --quick: 0)")
     parser.add_argument("--epochs", type=int, default=None,

@@ -30,10 +30,10 @@ from .optim import make_optimizer
 class TrainConfig:
     sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
-    lr: float = 1e-3  # peak learning rate
+    lr: float = 2e-3  # peak learning rate
     lr_schedule: str = "cosine"  # "cosine": decay lr to 0 over training (per step); "constant"
     batch_size: int = 128  # anchors per step
-    epochs: int = 6  # passes over the training set
+    epochs: int = 8  # passes over the training set
     fgsm_eps: float = 0.1  # FGSM l-inf budget in [0, 1] pixel units (0.1 = 25.5/255)
     adversarial: bool = True  # FGSM adversarial training: CE on clean + FGSM images
     inv_eps: float = 0.4  # l-inf budget of the label-flipping invariance examples
