@@ -111,6 +111,38 @@ def gemm_gflops(n=GEMM_SIZE, repeats=7, rng=None):
     return {"median": flops / np.median(times) / 1e9, "best": flops / times.min() / 1e9}
 
 
+def machine_busy_seconds():
+    """CPU-seconds the whole machine has spent busy since boot (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:8]]  # user nice system idle iowait irq softirq
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class OtherLoad:
+    """Cores that *other* processes kept busy while a measurement ran (None if unknown).
+
+    Machine-wide busy time (/proc/stat) minus this process's own CPU time, over the wall
+    time: 0 on a quiet machine, 1 if another process kept one core busy throughout. Timings
+    taken with other load > ~0.2 cores are not this code's speed, they are a shared machine's.
+    """
+
+    def __enter__(self):
+        self.busy, self.own, self.wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        busy = machine_busy_seconds()
+        wall = time.perf_counter() - self.wall
+        if busy is None or self.busy is None or wall <= 0:
+            self.cores = None
+        else:
+            self.cores = max(0.0, (busy - self.busy) - (time.process_time() - self.own)) / wall
+        return False
+
+
 def peak_rss_mb():
     """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux), in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -211,10 +243,14 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
     sizes = [int(s) for s in sizes]
     result = {"sizes": sizes, "batch": batch, "steps": steps}
     result["machine"] = machine_info()
-    gemm = gemm_gflops(gemm_size)
+    with OtherLoad() as load:
+        gemm = gemm_gflops(gemm_size)
+    other = [load.cores]
     for name, full in (("baseline", False), ("full", True)):
         model = "baseline+mls+mli" if full else "baseline"
-        times = bench_step(model, sizes, batch, steps, warmup)
+        with OtherLoad() as load:
+            times = bench_step(model, sizes, batch, steps, warmup)
+        result[f"{name}_other_load_cores"] = load.cores
         stats = summary(times)
         flops = step_flops(sizes, batch, full)
         result[f"{name}_ms_per_step"] = stats["median_ms"]
@@ -223,14 +259,19 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
         result[f"{name}_mflop_per_step"] = flops / 1e6
         result[f"{name}_gflops"] = flops / (stats["median_ms"] * 1e-3) / 1e9
     # The ceiling is measured again after the steps; the larger median is reported.
-    gemm_after = gemm_gflops(gemm_size)
+    with OtherLoad() as load:
+        gemm_after = gemm_gflops(gemm_size)
+    other.append(load.cores)
+    result["gemm_other_load_cores"] = None if None in other else max(other)
     result["gemm_size"] = gemm_size
     result["gemm_gflops"] = max(gemm["median"], gemm_after["median"])
     result["gemm_gflops_best"] = max(gemm["best"], gemm_after["best"])
     for name in ("baseline", "full"):
         result[f"{name}_fraction_of_gemm"] = result[f"{name}_gflops"] / result["gemm_gflops"]
     if inv_queries > 0:
-        seconds = bench_invariance(inv_queries, inv_refs)
+        with OtherLoad() as load:
+            seconds = bench_invariance(inv_queries, inv_refs)
+        result["invariance_other_load_cores"] = load.cores
         result["invariance_queries"] = inv_queries
         result["invariance_refs"] = inv_refs
         # Linear in the number of queries, so scale to 10,000 for a comparable figure.
@@ -239,6 +280,13 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
         result["invariance_s_per_10k"] = None
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def _load_note(cores):
+    """A warning when other processes were busy during a measurement."""
+    if cores is None or cores < 0.2:
+        return ""
+    return f"  [other processes kept {cores:.1f} cores busy: noisy]"
 
 
 def format_report(r):
@@ -250,14 +298,15 @@ def format_report(r):
         f"network {'-'.join(map(str, r['sizes']))}, batch {r['batch']}, float32, "
         f"{r['steps']} timed steps each (median, 10th-90th percentile)",
         f"float32 GEMM {r['gemm_size']}^3: {r['gemm_gflops']:.1f} GFLOP/s median "
-        f"(best {r['gemm_gflops_best']:.1f}) -- the ceiling",
+        f"(best {r['gemm_gflops_best']:.1f}) -- the ceiling{_load_note(r.get('gemm_other_load_cores'))}",
     ]
     for name in ("baseline", "full"):
         lines.append(
             f"{name:8s} step: {r[name + '_ms_per_step']:7.2f} ms  "
             f"[{r[name + '_ms_p10']:.2f}-{r[name + '_ms_p90']:.2f}]  "
             f"{r[name + '_mflop_per_step']:.1f} MFLOP -> {r[name + '_gflops']:.1f} GFLOP/s "
-            f"= {100 * r[name + '_fraction_of_gemm']:.0f}% of the ceiling")
+            f"= {100 * r[name + '_fraction_of_gemm']:.0f}% of the ceiling"
+            f"{_load_note(r.get(name + '_other_load_cores'))}")
     inv = r["invariance_s_per_10k"]
     if inv is None:
         lines.append("invariance generator: not measured (tinyadv.invariance not importable, "
@@ -265,7 +314,8 @@ def format_report(r):
     else:
         lines.append(f"invariance generator: {inv:.1f} s per 10,000 images against "
                      f"{r['invariance_refs']:,} references (measured on "
-                     f"{r['invariance_queries']:,}; 70,000 images -> ~{7 * inv:.0f} s)")
+                     f"{r['invariance_queries']:,}; 70,000 images -> ~{7 * inv:.0f} s)"
+                     f"{_load_note(r.get('invariance_other_load_cores'))}")
     lines.append(f"peak memory (max RSS) of this process: {r['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)
 
