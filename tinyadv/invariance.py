@@ -52,7 +52,7 @@ from . import data
 from .checks import NUM_CLASSES, check_eps, check_images, check_labels
 
 SIDE = 28  # MNIST images are 28 x 28
-CHUNK_SIZE = 1024  # query rows per matrix product; a tile is <= 1024 x 54,000 float32 = 221 MB
+CHUNK_SIZE = 2048  # query rows per matrix product: a 2048 x 6742 float32 tile is 55 MB
 MAX_SHIFTS = 3  # a (2*3+1)^2 = 49-shift search is already 49 times the work of none
 CACHE_VERSION = 1  # bump when the search or the file layout changes: old caches go stale
 DEFAULT_CACHE_DIR = os.path.join(data.DATA_DIR, "cache")
@@ -138,7 +138,7 @@ def column_argmax(scores, group=16):
 
 
 def _product(u, v, buffer):
-    """u @ v.T, written into a reused buffer: a fresh 200 MB array for every tile would cost
+    """u @ v.T, written into a reused buffer: a fresh 55 MB array for every tile would cost
     the system a page fault per 4 KB, seconds in all."""
     out = buffer[:len(u) * len(v)].reshape(len(u), len(v))
     return np.matmul(u, v.T, out=out)
@@ -175,9 +175,9 @@ def _search_symmetric(x, y, num_classes, chunk_size):
     """Nearest neighbour of every other class within one set (queries = references).
 
     Rows and columns are both the set grouped by class. A chunk of class-c rows is multiplied
-    with the columns of every *later* class k > c; the row argmax over class k's column block
-    answers "nearest k for this c", the column argmax "nearest c for this k" -- each pair of
-    classes is computed once.
+    with the block of each *later* class k > c: the argmax along a row answers "nearest k for
+    this c", the argmax down a column "nearest c for this k". Each pair of classes is
+    computed once.
     """
     n = len(x)
     order, bounds = _group_by_class(y, num_classes)
@@ -186,34 +186,33 @@ def _search_symmetric(x, y, num_classes, chunk_size):
     v = _as_references(x[order], keep)  # (n, d + 2)
     best = np.full((n, num_classes), -np.inf, dtype=np.float32)  # -||a - b||^2 / 2, grouped rows
     arg = np.full((n, num_classes), -1, dtype=np.int64)  # grouped position of the neighbour
-    buffer = np.empty(min(chunk_size, n) * n, dtype=np.float32)
+    buffer = np.empty(min(chunk_size, n) * int(np.diff(bounds).max()), dtype=np.float32)
     for c in range(num_classes):
-        after = bounds[c + 1]  # the first column of a later class
         for start in range(bounds[c], bounds[c + 1], chunk_size):
             stop = min(start + chunk_size, bounds[c + 1])
-            rows = np.arange(stop - start)
-            scores = _product(u[start:stop], v[after:], buffer)  # (B, n - after): -||a - b||^2/2
-            for k in range(c + 1, num_classes):  # rows: complete within this tile
-                lo, hi = bounds[k] - after, bounds[k + 1] - after
-                if lo < hi:
-                    j = scores[:, lo:hi].argmax(axis=1)  # (B,)
-                    best[start:stop, k] = scores[rows, lo + j]
-                    arg[start:stop, k] = bounds[k] + j
-            if after < n:  # columns: the best class-c row so far, over the chunks of c
-                i = column_argmax(scores)  # (n - after,)
-                value = scores[i, np.arange(len(i))]
-                better = value > best[after:, c]  # strict: an earlier chunk wins ties
-                best[after:, c][better] = value[better]
-                arg[after:, c][better] = start + i[better]
+            for k in range(c + 1, num_classes):
+                lo, hi = bounds[k], bounds[k + 1]
+                if lo == hi:
+                    continue
+                scores = _product(u[start:stop], v[lo:hi], buffer)  # (B, n_k) = -||a - b||^2/2
+                # rows: each class-c image of the chunk against all of class k -- complete
+                j = scores.argmax(axis=1)  # (B,)
+                best[start:stop, k] = scores[np.arange(stop - start), j]
+                arg[start:stop, k] = lo + j
+                # columns: each class-k image against this chunk -- keep the best over chunks
+                i = column_argmax(scores)  # (n_k,)
+                value = scores[i, np.arange(hi - lo)]
+                better = value > best[lo:hi, c]  # strict: an earlier chunk wins ties
+                best[lo:hi, c][better] = value[better]
+                arg[lo:hi, c][better] = start + i[better]
     return _finish(best, arg, np.zeros_like(arg), y, order, order)
 
 
 def _search(x, y, ref_x, ref_y, shifts, exclude_self, num_classes, chunk_size):
     """Nearest neighbour of every other class among (shifted) references, queries in chunks.
 
-    Queries and references are grouped by class. A chunk of class-c queries is multiplied
-    with the references before class c's block and those after it (the own class is never
-    searched); each class is then a contiguous block of columns to take the argmax over.
+    Queries and references are grouped by class; a chunk of class-c queries is multiplied
+    with the (contiguous) block of each other class k. The own class is never searched.
     """
     n, m = len(x), len(ref_x)
     grid = shift_grid(shifts)
@@ -228,33 +227,29 @@ def _search(x, y, ref_x, ref_y, shifts, exclude_self, num_classes, chunk_size):
     best = np.full((n, num_classes), -np.inf, dtype=np.float32)
     arg = np.full((n, num_classes), -1, dtype=np.int64)
     shift = np.zeros((n, num_classes), dtype=np.int64)
-    buffer = np.empty(min(chunk_size, n) * m, dtype=np.float32)
+    buffer = np.empty(min(chunk_size, n) * int(np.diff(r_bounds).max()), dtype=np.float32)
     for s, (dy, dx) in enumerate(grid):
         shifted = ref_x if dy == dx == 0 else shift_images(ref_x, int(dy), int(dx))
         v = _as_references(shifted[r_order], keep)  # (m, d + 2), grouped by class
         for c in range(num_classes):
-            spans = [(0, r_bounds[c], range(c)), (r_bounds[c + 1], m, range(c + 1, num_classes))]
-            for lo, hi, classes in spans:
-                if lo == hi:
-                    continue
-                for start in range(q_bounds[c], q_bounds[c + 1], chunk_size):
-                    stop = min(start + chunk_size, q_bounds[c + 1])
-                    rows = np.arange(stop - start)
-                    scores = _product(u[start:stop], v[lo:hi], buffer)  # (B, hi - lo)
+            for start in range(q_bounds[c], q_bounds[c + 1], chunk_size):
+                stop = min(start + chunk_size, q_bounds[c + 1])
+                rows = np.arange(stop - start)
+                for k in range(num_classes):
+                    lo, hi = r_bounds[k], r_bounds[k + 1]
+                    if k == c or lo == hi:
+                        continue
+                    scores = _product(u[start:stop], v[lo:hi], buffer)  # (B, n_k)
                     if exclude_self:  # query q *is* reference q: never its own neighbour
                         col = own_column[q_order[start:stop]] - lo
                         inside = (col >= 0) & (col < hi - lo)
                         scores[rows[inside], col[inside]] = -np.inf
-                    for k in classes:
-                        a, b = r_bounds[k] - lo, r_bounds[k + 1] - lo
-                        if a == b:
-                            continue
-                        j = scores[:, a:b].argmax(axis=1)  # (B,)
-                        value = scores[rows, a + j]
-                        better = value > best[start:stop, k]  # strict: smaller shift wins ties
-                        best[start:stop, k][better] = value[better]
-                        arg[start:stop, k][better] = r_bounds[k] + j[better]
-                        shift[start:stop, k][better] = s
+                    j = scores.argmax(axis=1)  # (B,)
+                    value = scores[rows, j]
+                    better = value > best[start:stop, k]  # strict: the smaller shift wins ties
+                    best[start:stop, k][better] = value[better]
+                    arg[start:stop, k][better] = lo + j[better]
+                    shift[start:stop, k][better] = s
     return _finish(best, arg, shift, y, q_order, r_order)
 
 
