@@ -15,8 +15,9 @@ What you will see
 4. One weight's gradient compared with a finite difference: the two agree to about 9
    digits, relative error about 5e-10 (lesson 02 does this properly).
 5. Plain SGD written in a few lines. Default mode (12,000 images, 3 epochs): test accuracy
-   about 90% after the first epoch and about 93-94% after the third, in roughly 20-50 s on a
-   busy 2-core machine. ``--fast`` (2,000 images, 1 epoch) reaches only about 65%.
+   about 90% after the first epoch and about 93.5% after the third. The whole lesson took
+   between about 7 s and 50 s on the shared 2-core machine, depending on how busy it was.
+   ``--fast`` (2,000 images, 1 epoch) reaches only about 65%.
 6. The gradient with respect to the *input image* -- the thing FGSM (lesson 03) uses.
 
 Figures (in lessons/out/, or the folder given by --out):
