@@ -155,10 +155,14 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=CHUNK_SIZE):
         xb, yb = x[start:stop], y[start:stop]
         low = np.maximum(xb - dtype(eps), 0)  # (B, D) the ball intersected with [0, 1]
         high = np.minimum(xb + dtype(eps), 1)
-        xt = np.clip(xb + noise[start:stop], low, high)
+        xt = x_adv[start:stop]  # (B, D), a view: the iterate lives in the output
+        np.clip(xb + noise[start:stop], low, high, out=xt)
         for _ in range(steps):
-            xt = np.clip(xt + dtype(step_size) * input_gradient_sign(params, xt, yb), low, high)
-        x_adv[start:stop] = xt
+            step = input_gradient_sign(params, xt, yb)  # (B, D) of -1, 0, +1
+            step *= dtype(step_size)
+            xt += step
+            np.maximum(xt, low, out=xt)  # project: back into the ball and into [0, 1]
+            np.minimum(xt, high, out=xt)
     return x_adv
 
 

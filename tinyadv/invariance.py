@@ -37,6 +37,13 @@ How the nearest-neighbour search is made fast (all exact, float32 BLAS):
   argmax along rows) and "nearest c for each k" (along columns), halving the work.
   An image can never be its own neighbour: only other classes are searched, and with
   ``exclude_self`` the own index is masked out as well.
+
+Cost, for all 70,000 MNIST images against the 60,000 training images: 1.6e9 training pairs
+(symmetric) + 0.54e9 test pairs, times ~720 pixels, is ~3.1e12 floating-point operations.
+On the project's 2-core machine that took 48 s from scratch with the CPU to itself (and up
+to ~95 s while sharing it with other jobs); hence the cache. ``shifts=1`` is 9 times the
+work and cannot use the symmetric shortcut: 95 s for the 10,000 test images alone, about
+ten minutes for both sets -- once, then cached.
 """
 import hashlib
 import json
