@@ -382,6 +382,7 @@ def _save_atomic(path, arrays):
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache is for everyone
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
