@@ -43,6 +43,7 @@ SHORT = {"clean": "clean", "fgsm": "FGSM", "pgd": "PGD", "invariance_source": "i
          "human_linf_eps04": "hum.04", "human_linf_manual_eps04": "hum.man",
          "human_l0": "hum.l0"}
 QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
+FULL_TRAIN, FULL_TEST = 60000, 10000
 PGD_STEPS = 10
 
 
@@ -56,13 +57,24 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds to average over (default 0 1 2; --quick: 0)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per model (default {TrainConfig().epochs})")
+                        help=f"epochs per model (default {TrainConfig().epochs}; "
+                             f"--quick: {QUICK['epochs']})")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="use the first N training images (default all 60000)")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="evaluate on the first N test images (default all 10000)")
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs: expected a positive integer, got {args.epochs}")
+    for name, lo, hi in (("epochs", 1, None), ("train_size", 200, FULL_TRAIN),
+                         ("test_size", 10, FULL_TEST)):
+        value = getattr(args, name)
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            parser.error(f"--{name.replace('_', '-')}: expected an integer in "
+                         f"[{lo}, {hi if hi is not None else 'inf'}], got {value}")
     if args.seeds is not None and min(args.seeds) < 0:
         parser.error(f"--seeds: expected integers >= 0, got {args.seeds}")
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds: each seed once, got {args.seeds}")
     return args
 
 
@@ -85,22 +97,27 @@ def load_params(path):
         return {k: f[k] for k in f.files}
 
 
-def prepare_data(quick, inv_eps, inv_shifts, log):
-    """Training/test images, their invariance examples and flipped labels."""
+def prepare_data(train_size, test_size, inv_eps, inv_shifts, log):
+    """Training/test images, their invariance examples and flipped labels.
+
+    The full sets use the cached invariance examples (built once, ~1 minute); a subset gets
+    its own, searched against the training subset only, which takes seconds.
+    """
     X_train, y_train = data.load_mnist("train")
     X_test, y_test = data.load_mnist("test")
-    if quick:
-        X_train, y_train = X_train[:QUICK["train_size"]], y_train[:QUICK["train_size"]]
-        X_test, y_test = X_test[:QUICK["test_size"]], y_test[:QUICK["test_size"]]
+    if train_size == FULL_TRAIN and test_size == FULL_TEST:
+        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log)
+        inv_train, inv_test = sets["train"], sets["test"]
+    else:
+        X_train, y_train = X_train[:train_size], y_train[:train_size]
+        X_test, y_test = X_test[:test_size], y_test[:test_size]
         t0 = time.perf_counter()
         inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
                                           shifts=inv_shifts, exclude_self=True)
         inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
                                          shifts=inv_shifts)
-        log(f"invariance examples for the quick subsets built in {time.perf_counter() - t0:.1f}s")
-    else:
-        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log)
-        inv_train, inv_test = sets["train"], sets["test"]
+        log(f"invariance examples for {train_size} training and {test_size} test images "
+            f"built in {time.perf_counter() - t0:.1f}s")
     return (X_train, y_train, inv_train[0], inv_train[1],
             X_test, y_test, inv_test[0], inv_test[1])
 
@@ -182,22 +199,21 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    base = TrainConfig()
-    if args.quick:
-        base = base.replace(train_size=QUICK["train_size"], epochs=QUICK["epochs"])
-    if args.epochs is not None:
-        base = base.replace(epochs=args.epochs)
+    train_size = args.train_size or (QUICK["train_size"] if args.quick else FULL_TRAIN)
+    test_size = args.test_size or (QUICK["test_size"] if args.quick else FULL_TEST)
+    epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
+    # train_size stays 0 ("all") in the config: the data handed to train() is already cut.
+    base = TrainConfig(epochs=epochs)
     runs_dir = os.path.join(args.out, "runs")
     os.makedirs(runs_dir, exist_ok=True)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
 
-    eval_key = {"quick": args.quick, "pgd_steps": PGD_STEPS,
-                "test_size": QUICK["test_size"] if args.quick else 10000}
+    eval_key = {"train_images": train_size, "test_images": test_size, "pgd_steps": PGD_STEPS}
     config_record = {"base_config": base.to_dict(), "models": MODELS, "seeds": seeds,
                      "evaluation": eval_key, "paper": "Ovalle, Czyzycki, Hsieh, AAAI-23 student "
                                                       "abstract, arXiv 2211.02468"}
     write_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
-    datasets = prepare_data(args.quick, base.inv_eps, base.inv_shifts, log)
+    datasets = prepare_data(train_size, test_size, base.inv_eps, base.inv_shifts, log)
 
     records, weights = {}, {}
     try:

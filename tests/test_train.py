@@ -1,0 +1,111 @@
+"""TrainConfig validation, the training loop's determinism, and the oracle-positive sampler."""
+import numpy as np
+import pytest
+
+from tinyadv import data, train
+from tinyadv.train import MODELS, OraclePositives, TrainConfig, model_config
+
+
+def test_config_defaults_are_the_papers_weights_where_they_apply():
+    full = model_config("baseline+mls+mli")
+    assert (full.margin, full.lambda_sens, full.lambda_inv, full.lambda_norm) == (0.05, 0.5, 0.5, 1e-3)
+    assert full.negatives == "hardest" and full.protocol == "source"
+    assert model_config("baseline").lambda_sens == 0 and model_config("baseline").adversarial
+    assert model_config("baseline+mls+mli(oracle)").protocol == "oracle"
+    assert TrainConfig().fgsm_eps == 0.1
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        TrainConfig().lr = 1.0
+
+
+def test_unknown_config_key_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(ValueError, match="unknown config key"):
+        TrainConfig().replace(epoch=3)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("lr", 0.0), ("lr", -1.0), ("optimizer", "rmsprop"), ("batch_size", 1), ("epochs", -1),
+    ("fgsm_eps", -0.1), ("fgsm_eps", 2.0), ("protocol", "human"), ("negatives", "easiest"),
+    ("lambda_inv", -0.5), ("sizes", (10, 5, 2)), ("lr_schedule", "step"),
+])
+def test_bad_config_values_are_rejected_with_the_field_name(field, value):
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        TrainConfig(**{field: value})
+
+
+def test_config_round_trips_through_a_dict():
+    config = model_config("baseline+mls+mli(oracle)").replace(seed=3)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_unknown_model_is_an_error():
+    with pytest.raises(ValueError, match="model"):
+        model_config("baseline+everything")
+
+
+def test_oracle_positives_have_the_anchors_class_as_flipped_label():
+    rng = np.random.default_rng(0)
+    y_flip = rng.integers(0, 10, size=500)
+    y_anchor = rng.integers(0, 10, size=128)
+    sampler = OraclePositives(y_flip)
+    j = sampler.draw(y_anchor, rng)
+    assert np.array_equal(y_flip[j], y_anchor)
+    # every example flipped to class c is reachable: draw many and count distinct indices
+    many = sampler.draw(np.full(20000, 3), rng)
+    assert set(many) == set(np.flatnonzero(y_flip == 3))
+
+
+def test_oracle_positives_need_every_class():
+    with pytest.raises(ValueError, match="y_flip"):
+        OraclePositives(np.array([0, 1, 2]))
+
+
+@pytest.fixture(scope="module")
+def small_mnist():
+    X, y = data.load_mnist("train")
+    X, y = X[:512], y[:512]
+    # stand-in invariance examples: a neighbour-free perturbation with a "flipped" label,
+    # enough to exercise the training code paths (the real generator is tested elsewhere)
+    x_inv = np.clip(X[::-1] * 0.5 + X * 0.5, 0, 1).astype(np.float32)
+    y_flip = y[::-1].copy()
+    same = y_flip == y
+    y_flip[same] = (y[same] + 1) % 10
+    return X, y, x_inv, y_flip
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_training_is_deterministic_and_lowers_the_loss(model, small_mnist):
+    X, y, x_inv, y_flip = small_mnist
+    config = model_config(model).replace(epochs=3, batch_size=64, sizes=(784, 32, 16, 10))
+    params_a, history_a = train.train(config, X, y, x_inv, y_flip, log=None)
+    params_b, history_b = train.train(config, X, y, x_inv, y_flip, log=None)
+    for k in params_a:
+        assert params_a[k].dtype == np.float32  # training runs in float32
+        assert np.array_equal(params_a[k], params_b[k])  # same seed, same numbers
+    assert history_a == [dict(h, seconds=a["seconds"]) for h, a in zip(history_b, history_a)]
+    assert history_a[-1]["total"] < history_a[0]["total"]
+    if config.lambda_sens:
+        assert history_a[0]["triplet_sens"] > 0
+    if config.lambda_inv:
+        assert history_a[0]["triplet_inv"] > 0
+    other = train.train(config.replace(seed=1), X, y, x_inv, y_flip, log=None)[0]
+    assert not np.array_equal(other["W1"], params_a["W1"])
+
+
+def test_invariance_models_need_invariance_examples(small_mnist):
+    X, y, _, _ = small_mnist
+    with pytest.raises(ValueError, match="x_inv"):
+        train.train(model_config("baseline+mls+mli").replace(epochs=1), X, y, log=None)
+
+
+def test_progress_line_per_epoch(small_mnist):
+    X, y, x_inv, y_flip = small_mnist
+    lines = []
+    train.train(TrainConfig(epochs=2, sizes=(784, 16, 16, 10)), X, y, log=lines.append)
+    assert len(lines) == 2
+    assert "epoch 2/2" in lines[1] and "loss" in lines[1] and "train acc" in lines[1]
+    assert "left" in lines[0]
