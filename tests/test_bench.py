@@ -6,6 +6,7 @@ module docstring derives.
 """
 import json
 import math
+import sys
 
 import pytest
 
@@ -74,3 +75,37 @@ def test_bad_sizes_are_rejected():
         bench.main(["--sizes", "784,abc,10"])
     with pytest.raises(SystemExit):
         bench.main(["--sizes", "100,16,10"])
+
+
+def _minor_faults():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_training_steps_do_not_page_fault_once_memory_is_kept():
+    """keep_freed_memory() stops the allocator returning each step's temporaries to the OS.
+
+    Without it, a heap layout like the one provoked below (small arrays kept alive between
+    steps) makes every full step take ~600-1000 page faults; with it, a handful. Counting
+    faults, not time, keeps this independent of the machine's speed and load.
+    """
+    import numpy as np
+    from tinyadv import mlp, train
+    if not train.keep_freed_memory():
+        pytest.skip("not glibc: mallopt unavailable")
+    rng = np.random.default_rng(0)
+    X = rng.random((512, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 512)
+    params = mlp.init_params([784, 256, 256, 10], rng)
+    config = train.model_config("baseline+mls+mli", train.TrainConfig())
+    opt = train.make_optimizer(config.optimizer, params, config.lr)
+    kept = []
+    for step in range(24):
+        if step == 4:
+            start = _minor_faults()
+        kept.append(np.ones(int(rng.integers(1_000, 400_000)), np.uint8))  # shift the heap
+        idx = rng.choice(len(X), 128, replace=False)
+        train.train_step(params, opt, config, X[idx], y[idx], X, X, idx, None, rng)
+    faults_per_step = (_minor_faults() - start) / 20
+    assert faults_per_step < 100, f"{faults_per_step:.0f} page faults per step"

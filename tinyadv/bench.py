@@ -41,6 +41,10 @@ the cost of pushing r rows through every layer once. Then
                                      of the hardest-negative search
     step = FGSM + objective      (the Adam update has no matrix product)
 
+Not counted: objective.py scatters the negatives' gradient back with a 0/1 selection-matrix
+product (another 2 * N * N * s_{L-1}, 1.4% of the full step) -- it stands in for an indexed
+add, so it is work of the implementation, not of the method.
+
 For 784-256-256-10 and N = 128: P(N) = 68.8 MFLOP; baseline step = 447.7 MFLOP,
 full step = 611.2 MFLOP.
 """
