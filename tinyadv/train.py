@@ -204,7 +204,8 @@ def keep_freed_memory():
     a thousand page faults to get them back. Measured on the full step: ~1000 minor faults
     and 3-5 ms of kernel time per step, a third of the step, in processes that hit that heap
     layout -- and none in those that do not, which made timings bimodal. Raising glibc's
-    mmap and trim thresholds keeps the memory in the process; the peak is unchanged.
+    mmap and trim thresholds keeps the memory in the process for the next step (it holds on
+    to at most 64 MB of free heap; blocks of 16 MB or more are still returned at once).
     Only Linux/glibc has mallopt; elsewhere this is a no-op. Returns True if it took effect.
     """
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # constants from glibc's <malloc.h>
