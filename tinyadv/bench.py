@@ -147,6 +147,11 @@ class OtherLoad:
         return False
 
 
+def minor_page_faults():
+    """Page faults this process has taken so far (memory handed back by the OS and re-touched)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def peak_rss_mb():
     """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux), in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -206,7 +211,10 @@ def random_mnist_like(n, rng):
 
 
 def bench_step(model, sizes, batch, steps, warmup, seed=0):
-    """Seconds per train.train_step of one Table 1 row, on random data of MNIST shape."""
+    """Seconds per train.train_step of one Table 1 row, on random data of MNIST shape.
+
+    Returns (seconds of each timed step, page faults per timed step).
+    """
     rng = np.random.default_rng(seed)
     config = model_config(model, TrainConfig(sizes=tuple(sizes), batch_size=batch, seed=seed))
     pool = max(8 * batch, 1024)  # enough distinct batches that nothing is trivially cached
@@ -223,7 +231,10 @@ def bench_step(model, sizes, batch, steps, warmup, seed=0):
         train_step(params, opt, config, X[idx], y[idx], x_inv if config.uses_invariance else None,
                    X, idx, None, rng)
 
-    return time_calls(one_step, steps, warmup)
+    time_calls(one_step, warmup, warmup=0)
+    faults = minor_page_faults()
+    times = time_calls(one_step, steps, warmup=0)
+    return times, (minor_page_faults() - faults) / steps
 
 
 def bench_invariance(n_queries, n_refs, eps=0.3, seed=0):
@@ -253,8 +264,9 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
     for name, full in (("baseline", False), ("full", True)):
         model = "baseline+mls+mli" if full else "baseline"
         with OtherLoad() as load:
-            times = bench_step(model, sizes, batch, steps, warmup)
+            times, faults = bench_step(model, sizes, batch, steps, warmup)
         result[f"{name}_other_load_cores"] = load.cores
+        result[f"{name}_page_faults_per_step"] = faults  # a handful, unless memory is returned
         stats = summary(times)
         flops = step_flops(sizes, batch, full)
         result[f"{name}_ms_per_step"] = stats["median_ms"]
@@ -309,7 +321,8 @@ def format_report(r):
             f"{name:8s} step: {r[name + '_ms_per_step']:7.2f} ms  "
             f"[{r[name + '_ms_p10']:.2f}-{r[name + '_ms_p90']:.2f}]  "
             f"{r[name + '_mflop_per_step']:.1f} MFLOP -> {r[name + '_gflops']:.1f} GFLOP/s "
-            f"= {100 * r[name + '_fraction_of_gemm']:.0f}% of the ceiling"
+            f"= {100 * r[name + '_fraction_of_gemm']:.0f}% of the ceiling, "
+            f"{r[name + '_page_faults_per_step']:.0f} page faults/step"
             f"{_load_note(r.get(name + '_other_load_cores'))}")
     inv = r["invariance_s_per_10k"]
     if inv is None:
