@@ -22,9 +22,11 @@ How the FLOPs are counted
 -------------------------
 Only matrix products, analytically: a product of an (m, k) by a (k, n) matrix costs
 2*m*k*n floating-point operations (one multiply and one add per term). Elementwise work
-(ReLU, softmax, Adam, sign, clip) is O(m*n) per layer -- a few percent of the products for
-these sizes -- and is not counted, so the GFLOP/s we print are *useful* matrix FLOPs per
-second, the same count one would use for any framework. With layer widths s_0 .. s_L
+(ReLU, softmax, triplet and norm terms, Adam, sign, clip) is O(m*n) per layer -- about 1-2%
+of the operations here -- and is not counted, so the GFLOP/s we print are *useful* matrix
+FLOPs per second, the same count one would use for any framework. (That 1-2% of the
+operations is not 1-2% of the time: it is memory-bound and runs on one core, while BLAS
+uses both; see the README's benchmark section.) With layer widths s_0 .. s_L
 (s_0 = 784 pixels, s_L = 10 classes) and r rows, write P(r) = sum_l 2 * r * s_{l-1} * s_l,
 the cost of pushing r rows through every layer once. Then
 
@@ -40,10 +42,6 @@ the cost of pushing r rows through every layer once. Then
                                    + 2 * N * N * s_{L-1} for the N x N cosine matrix
                                      of the hardest-negative search
     step = FGSM + objective      (the Adam update has no matrix product)
-
-Not counted: objective.py scatters the negatives' gradient back with a 0/1 selection-matrix
-product (another 2 * N * N * s_{L-1}, 1.4% of the full step) -- it stands in for an indexed
-add, so it is work of the implementation, not of the method.
 
 For 784-256-256-10 and N = 128: P(N) = 68.8 MFLOP; baseline step = 447.7 MFLOP,
 full step = 611.2 MFLOP.
