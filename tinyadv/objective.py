@@ -167,9 +167,11 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         # them all -- np.add.at(dh_anchor, neg_index, dh_neg). NumPy runs np.add.at fast only
         # with 1-d indices (~7x faster here), so we scatter into the flattened array instead:
         # element (r, c) of an (N, K) array is element r * K + c of its flattening.
+        # The anchors are rows 0..N-1 of dh_all, and dh_all is contiguous, so its flattening
+        # is a view: adding into it adds into dh_all.
         k = dh_neg.shape[1]
-        flat_index = (neg_index[:, None] * k + np.arange(k)).ravel()  # (N*K,); anchors are rows 0..N-1
-        np.add.at(dh_all.reshape(-1), flat_index, dh_neg.ravel())  # reshape: a view, dh_all is contiguous
+        flat_index = (neg_index[:, None] * k + np.arange(k)).ravel()  # (N*K,)
+        np.add.at(dh_all.reshape(-1), flat_index, dh_neg.ravel())
 
     grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
     total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
