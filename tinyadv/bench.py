@@ -117,7 +117,8 @@ def machine_busy_seconds():
     """CPU-seconds the whole machine has spent busy since boot (Linux /proc/stat), or None."""
     try:
         with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:8]]  # user nice system idle iowait irq softirq
+            # user nice system idle iowait irq softirq, in clock ticks
+            ticks = [int(v) for v in f.readline().split()[1:8]]
     except (OSError, ValueError):
         return None
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
@@ -132,7 +133,8 @@ class OtherLoad:
     """
 
     def __enter__(self):
-        self.busy, self.own, self.wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        self.busy, self.own = machine_busy_seconds(), time.process_time()
+        self.wall = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
@@ -312,7 +314,8 @@ def format_report(r):
         f"network {'-'.join(map(str, r['sizes']))}, batch {r['batch']}, float32, "
         f"{r['steps']} timed steps each (median, 10th-90th percentile)",
         f"float32 GEMM {r['gemm_size']}^3: {r['gemm_gflops']:.1f} GFLOP/s median "
-        f"(best {r['gemm_gflops_best']:.1f}) -- the ceiling{_load_note(r.get('gemm_other_load_cores'))}",
+        f"(best {r['gemm_gflops_best']:.1f}) -- the ceiling"
+        f"{_load_note(r.get('gemm_other_load_cores'))}",
     ]
     for name in ("baseline", "full"):
         lines.append(
@@ -339,7 +342,8 @@ def parse_sizes(text):
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes: expected integers like 784,256,256,10, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--sizes: expected integers like 784,256,256,10, got {text!r}")
     if len(sizes) < 3 or sizes[0] != 784 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"--sizes: expected 784,hidden...,classes, got {text!r}")
     return sizes
@@ -353,7 +357,8 @@ def positive_int(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tinyadv.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tinyadv.bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     parser.add_argument("--sizes", type=parse_sizes, default=[784, 256, 256, 10])
     parser.add_argument("--batch", type=positive_int, default=128)
