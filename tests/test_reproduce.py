@@ -1,8 +1,10 @@
 """python -m tinyadv.reproduce on a tiny subset: outputs, resuming, determinism, bad flags."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -70,25 +72,28 @@ def test_same_seed_same_numbers_in_a_fresh_folder(tiny_run, tmp_path):
             assert cell["per_seed"] == [earlier[model][column]["per_seed"][1]], (model, column)
 
 
-def test_interrupt_keeps_finished_runs_and_resumes(tmp_path, monkeypatch, capsys):
-    real_run_one = reproduce.run_one
-    calls = []
-
-    def interrupt_on_third(*args, **kwargs):
-        calls.append(args[:2])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_run_one(*args, **kwargs)
-
-    monkeypatch.setattr(reproduce, "run_one", interrupt_on_third)
-    code, out = run(TINY + ["--seeds", "0", "--out", str(tmp_path)], capsys)
-    assert code == 130 and "resume" in out
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 2
+def test_ctrl_c_keeps_finished_runs_and_a_rerun_resumes(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) after the first run."""
+    args = [sys.executable, "-m", "tinyadv.reproduce", "--train-size", "2000", "--test-size",
+            "100", "--epochs", "2", "--seeds", "0", "--out", str(tmp_path)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "runs").glob("*.json")) and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out
+    saved = len(list((tmp_path / "runs").glob("*.json")))
+    assert 1 <= saved < 4
     assert not (tmp_path / "table1.json").exists()
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
-    monkeypatch.setattr(reproduce, "run_one", real_run_one)
-    code, out = run(TINY + ["--seeds", "0", "--out", str(tmp_path)], capsys)
-    assert code == 0 and out.count("reusing") == 2 and out.count("training:") == 2
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("reusing") == saved
+    assert again.stdout.count("training:") == 4 - saved
+    assert (tmp_path / "table1.json").exists()
 
 
 def test_changed_config_is_not_reused(tiny_run, tmp_path, capsys):

@@ -20,7 +20,9 @@ flipped label the generator assumes is the oracle's); human_* (agreement with th
 """
 import argparse
 import json
+import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -64,8 +66,11 @@ def parse_args(argv):
     parser.add_argument("--test-size", type=int, default=None,
                         help="evaluate on the first N test images (default all 10000)")
     parser.add_argument("--out", default="results", help="output folder (default results/)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes, each training one run at a time with one "
+                             "BLAS thread (default: 2, or 1 on a one-core machine)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
-    for name, lo, hi in (("epochs", 1, None), ("train_size", 200, FULL_TRAIN),
+    for name, lo, hi in (("epochs", 1, None), ("jobs", 1, 64), ("train_size", 200, FULL_TRAIN),
                          ("test_size", 10, FULL_TEST)):
         value = getattr(args, name)
         if value is not None and (value < lo or (hi is not None and value > hi)):
@@ -79,17 +84,32 @@ def parse_args(argv):
 
 
 def write_atomic(path, text):
-    """Write text to path via a temporary file in the same folder and a rename."""
+    """Write text to path via a temporary file in the same folder and a rename.
+
+    The rename is atomic, so ``path`` is either the old file or the complete new one; if we
+    are interrupted before it, the temporary file is removed.
+    """
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def save_params(path, params):
+    """np.savez to a temporary name, then rename (see write_atomic)."""
     tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **params)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **params)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_params(path):
@@ -122,37 +142,107 @@ def prepare_data(train_size, test_size, inv_eps, inv_shifts, log):
             X_test, y_test, inv_test[0], inv_test[1])
 
 
+def run_stem(runs_dir, model, seed):
+    return os.path.join(runs_dir, f"{model}__seed{seed}")
+
+
+def run_key(model, seed, base, eval_key):
+    """Everything that determines a run's numbers; a saved run is reused only if it matches."""
+    return {"config": model_config(model, base).replace(seed=seed).to_dict(), "eval": eval_key,
+            "blas_threads": 1}
+
+
+def load_saved_run(stem, key):
+    """The saved record of a run if it exists, is readable and has the same key; else None."""
+    try:
+        with open(stem + ".json") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None  # missing or unreadable: train again
+    if saved.get("key") != key or not os.path.exists(stem + ".npz"):
+        return None
+    return saved
+
+
 def run_one(model, seed, base, datasets, runs_dir, eval_key, log):
-    """Train and evaluate one (model, seed), or reuse its saved result if the config matches."""
+    """Train and evaluate one (model, seed); save weights and results as soon as it is done."""
     X_train, y_train, xi_train, yf_train, X_test, y_test, xi_test, yf_test = datasets
     config = model_config(model, base).replace(seed=seed)
-    stem = os.path.join(runs_dir, f"{model}__seed{seed}")
-    key = {"config": config.to_dict(), "eval": eval_key}
-    if os.path.exists(stem + ".json") and os.path.exists(stem + ".npz"):
-        try:
-            with open(stem + ".json") as f:
-                saved = json.load(f)
-            if saved.get("key") == key:
-                log(f"[{model} seed {seed}] reusing {stem}.json")
-                return saved, load_params(stem + ".npz")
-        except (OSError, ValueError):
-            pass  # unreadable: train again
-    log(f"[{model} seed {seed}] training: {MODELS[model] or 'FGSM adversarial training only'}")
+    stem = run_stem(runs_dir, model, seed)
+    log(f"training: {MODELS[model] or 'FGSM adversarial training only'}")
     t0 = time.perf_counter()
     params, history = train(config, X_train, y_train, xi_train, yf_train, log=log)
     train_s = time.perf_counter() - t0
     results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
                                       fgsm_eps=config.fgsm_eps, pgd_steps=PGD_STEPS,
                                       rng=np.random.default_rng(seed))
-    record = {"model": model, "seed": seed, "key": key, "results": results,
-              "history": history, "train_seconds": train_s,
+    record = {"model": model, "seed": seed, "key": run_key(model, seed, base, eval_key),
+              "results": results, "history": history, "train_seconds": train_s,
               "eval_seconds": time.perf_counter() - t0 - train_s}
-    log(f"[{model} seed {seed}] " + "  ".join(
-        f"{SHORT[c]} {results[c]['percent']:.2f}" for c in COLUMNS)
+    log("done: " + "  ".join(f"{SHORT[c]} {results[c]['percent']:.2f}" for c in COLUMNS)
         + f"  ({train_s:.0f}s train)")
     save_params(stem + ".npz", params)  # weights first: a .json always has its .npz
     write_atomic(stem + ".json", json.dumps(record, indent=1))
-    return record, params
+    return record
+
+
+# Each worker process trains runs one after another with a single BLAS thread. On two cores,
+# two single-threaded runs side by side do more work per second than one run whose small
+# matrix products are split over both cores -- and every run's arithmetic is the same
+# whatever the number of workers, so the table does not depend on --jobs.
+_WORKER = {}
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _init_worker(train_size, test_size, inv_eps, inv_shifts):
+    # Ctrl-C is the parent's to handle: it stops the workers itself (see run_all).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER["datasets"] = prepare_data(train_size, test_size, inv_eps, inv_shifts,
+                                       log=lambda msg: None)
+
+
+def _run_in_worker(task):
+    model, seed, base, runs_dir, eval_key = task
+    prefix = f"[{model} seed {seed}]"
+    log = lambda msg: print(f"{prefix} {msg.strip()}", flush=True)  # noqa: E731
+    return run_one(model, seed, base, _WORKER["datasets"], runs_dir, eval_key, log)
+
+
+def run_all(pending, jobs, base, runs_dir, eval_key, sizes):
+    """Run the pending (model, seed) pairs in ``jobs`` single-BLAS-thread worker processes.
+
+    Yields each finished record as it arrives. BLAS reads its thread count when a worker
+    imports numpy, so the variables are set while the workers start (spawned fresh, not
+    forked) and restored afterwards. On Ctrl-C (or any error) the workers are stopped at
+    once; what they had saved stays, what they were writing is only ever a temporary file.
+    """
+    saved_env = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
+    os.environ.update({k: "1" for k in BLAS_THREAD_VARIABLES})
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(
+            jobs, initializer=_init_worker, initargs=(*sizes, base.inv_eps, base.inv_shifts))
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    tasks = [(model, seed, base, runs_dir, eval_key) for model, seed in pending]
+    try:
+        yield from pool.imap_unordered(_run_in_worker, tasks)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def remove_temporary_files(runs_dir):
+    """Delete leftovers of writes that a stopped worker never finished (never real results)."""
+    for name in os.listdir(runs_dir):
+        if ".tmp" in name:
+            os.remove(os.path.join(runs_dir, name))
 
 
 def summarise(records, seeds):
@@ -162,8 +252,8 @@ def summarise(records, seeds):
         table[model] = {}
         for col in COLUMNS:
             values = [records[(model, s)]["results"][col]["percent"] for s in seeds]
-            table[model][col] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                                 "per_seed": values,
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            table[model][col] = {"mean": float(np.mean(values)), "std": std, "per_seed": values,
                                  "total": records[(model, seeds[0])]["results"][col]["total"]}
     return table
 
@@ -206,6 +296,7 @@ def main(argv=None):
     base = TrainConfig(epochs=epochs)
     runs_dir = os.path.join(args.out, "runs")
     os.makedirs(runs_dir, exist_ok=True)
+    remove_temporary_files(runs_dir)  # from a run that was killed outright (kill -9)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
 
     eval_key = {"train_images": train_size, "test_images": test_size, "pgd_steps": PGD_STEPS}
@@ -213,22 +304,44 @@ def main(argv=None):
                      "evaluation": eval_key, "paper": "Ovalle, Czyzycki, Hsieh, AAAI-23 student "
                                                       "abstract, arXiv 2211.02468"}
     write_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
+    # The full invariance sets are built (and cached) once here, before any worker starts.
     datasets = prepare_data(train_size, test_size, base.inv_eps, base.inv_shifts, log)
+    X_test, y_test = datasets[4], datasets[5]
+    del datasets  # the workers load their own copy; keep only what Figure 1 needs
 
-    records, weights = {}, {}
+    records, pending = {}, []
+    for model in MODELS:
+        for seed in seeds:
+            saved = load_saved_run(run_stem(runs_dir, model, seed),
+                                   run_key(model, seed, base, eval_key))
+            if saved is not None:
+                log(f"[{model} seed {seed}] reusing {run_stem(runs_dir, model, seed)}.json")
+                records[(model, seed)] = saved
+            else:
+                pending.append((model, seed))
+    # Longest runs first, so the two workers finish at about the same time.
+    pending.sort(key=lambda run: -len(MODELS[run[0]]))
+    jobs = max(1, min(args.jobs, len(pending)))
+    if pending:
+        log(f"{len(pending)} run(s) to train in {jobs} worker process(es), "
+            f"{len(records)} reused")
     try:
-        for model in MODELS:
-            for seed in seeds:
-                records[(model, seed)], weights[(model, seed)] = run_one(
-                    model, seed, base, datasets, runs_dir, eval_key, log)
+        for record in run_all(pending, jobs, base, runs_dir, eval_key, (train_size, test_size)):
+            records[(record["model"], record["seed"])] = record
+            done = len(records)
+            elapsed = time.perf_counter() - started
+            log(f"-- {done}/{len(MODELS) * len(seeds)} runs done, {elapsed:.0f}s elapsed")
     except KeyboardInterrupt:
-        log(f"\ninterrupted: {len(records)} finished run(s) are saved under {runs_dir}; "
-            f"run the same command again to resume.")
+        remove_temporary_files(runs_dir)
+        saved = sum(load_saved_run(run_stem(runs_dir, m, s), run_key(m, s, base, eval_key))
+                    is not None for m in MODELS for s in seeds)
+        log(f"\ninterrupted: {saved} of {len(MODELS) * len(seeds)} runs are saved under "
+            f"{runs_dir}; run the same command again to resume.")
         return 130
 
     table = summarise(records, seeds)
-    X_test, y_test = datasets[4], datasets[5]
-    ratios = figure1(weights[("baseline+mls", seeds[0])], weights[("baseline+mls+mli", seeds[0])],
+    ratios = figure1(load_params(run_stem(runs_dir, "baseline+mls", seeds[0]) + ".npz"),
+                     load_params(run_stem(runs_dir, "baseline+mls+mli", seeds[0]) + ".npz"),
                      X_test, y_test, base.fgsm_eps, os.path.join(args.out, "figure1.png"))
     wall = time.perf_counter() - started
     compute = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values())
