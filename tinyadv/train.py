@@ -213,7 +213,7 @@ def keep_freed_memory():
         libc = ctypes.CDLL(None)
         return bool(libc.mallopt(M_MMAP_THRESHOLD, 16 << 20)  # blocks < 16 MB from the heap
                     and libc.mallopt(M_TRIM_THRESHOLD, 64 << 20))  # keep up to 64 MB free
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
+    except (OSError, AttributeError, TypeError):  # no mallopt: not glibc (macOS, Windows)
         return False
 
 
