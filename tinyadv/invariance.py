@@ -460,11 +460,13 @@ def _cached_neighbours(X_train, y_train, X_test, y_test, shifts, cache_dir, log)
     return {"train": train, "test": test}
 
 
-def invariance_sets(eps, shifts=0, cache_dir=None, log=print):
+def invariance_sets(eps, shifts=0, cache_dir=None, log=print, mnist=None):
     """Label-flipping invariance examples for all MNIST training and test images.
 
     The neighbour search is cached (see invariance_neighbours); eps is applied afterwards,
-    which is cheap. Source labels are the MNIST labels of the same index.
+    which is cheap. Source labels are the MNIST labels of the same index. A caller that has
+    MNIST loaded already passes ``mnist=(X_train, y_train, X_test, y_test)`` so it is not
+    held in memory twice (the checksum in the cache key still comes from these arrays).
 
     Returns
     -------
@@ -473,8 +475,9 @@ def invariance_sets(eps, shifts=0, cache_dir=None, log=print):
     """
     check_eps(eps)
     shifts = _check_shifts(shifts)
-    X_train, y_train = data.load_mnist("train")
-    X_test, y_test = data.load_mnist("test")
+    if mnist is None:
+        mnist = data.load_mnist("train") + data.load_mnist("test")
+    X_train, y_train, X_test, y_test = mnist
     neighbours = _cached_neighbours(X_train, y_train, X_test, y_test, shifts, cache_dir, log)
     train = flip_from_neighbours(X_train, y_train, X_train, neighbours["train"], eps, shifts)
     test = flip_from_neighbours(X_test, y_test, X_train, neighbours["test"], eps, shifts)

@@ -126,11 +126,12 @@ def prepare_data(train_size, test_size, inv_eps, inv_shifts, log):
     X_train, y_train = data.load_mnist("train")
     X_test, y_test = data.load_mnist("test")
     if train_size == FULL_TRAIN and test_size == FULL_TEST:
-        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log)
+        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
+                                          mnist=(X_train, y_train, X_test, y_test))
         inv_train, inv_test = sets["train"], sets["test"]
     else:
-        X_train, y_train = X_train[:train_size], y_train[:train_size]
-        X_test, y_test = X_test[:test_size], y_test[:test_size]
+        X_train, y_train = X_train[:train_size].copy(), y_train[:train_size].copy()
+        X_test, y_test = X_test[:test_size].copy(), y_test[:test_size].copy()
         t0 = time.perf_counter()
         inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
                                           shifts=inv_shifts, exclude_self=True)
@@ -140,6 +141,16 @@ def prepare_data(train_size, test_size, inv_eps, inv_shifts, log):
             f"built in {time.perf_counter() - t0:.1f}s")
     return (X_train, y_train, inv_train[0], inv_train[1],
             X_test, y_test, inv_test[0], inv_test[1])
+
+
+def prepare_parent(train_size, test_size, inv_shifts, log):
+    """What the parent process needs: the test images for Figure 1, and -- before any worker
+    starts -- the cached neighbour search of the full sets, so two workers never both build
+    it. The workers load their own data (prepare_data); the parent holds no training set."""
+    if train_size == FULL_TRAIN and test_size == FULL_TEST:
+        invariance.invariance_neighbours(inv_shifts, log=log)
+    X_test, y_test = data.load_mnist("test")
+    return X_test[:test_size].copy(), y_test[:test_size].copy()
 
 
 def run_stem(runs_dir, model, seed):
@@ -304,10 +315,7 @@ def main(argv=None):
                      "evaluation": eval_key, "paper": "Ovalle, Czyzycki, Hsieh, AAAI-23 student "
                                                       "abstract, arXiv 2211.02468"}
     write_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
-    # The full invariance sets are built (and cached) once here, before any worker starts.
-    datasets = prepare_data(train_size, test_size, base.inv_eps, base.inv_shifts, log)
-    X_test, y_test = datasets[4], datasets[5]
-    del datasets  # the workers load their own copy; keep only what Figure 1 needs
+    X_test, y_test = prepare_parent(train_size, test_size, base.inv_shifts, log)
 
     records, pending = {}, []
     for model in MODELS:
