@@ -29,7 +29,6 @@ Run:  python lessons/01_mlp_by_hand.py [--fast] [--out DIR]   (or open it as a n
 """
 
 # %% Setup: paths, flags, data
-import argparse
 import os
 import sys
 import time
@@ -38,16 +37,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, layers, losses, mlp, plots  # noqa: E402
 
-# allow_abbrev=False: Jupyter passes flags such as --f=kernel.json, which must not match --fast.
-parser = argparse.ArgumentParser(description="Lesson 01: an MLP forward and backward by hand",
-                                 allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="tiny data and 1 epoch (the tests use this)")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 01: an MLP forward and backward by hand",
+                           default_out=os.path.join(HERE, "out"))
 
 N_TRAIN, N_TEST, EPOCHS = (2000, 1000, 1) if FAST else (12000, 10000, 3)
 N_SHOW = 3 if FAST else 6  # digits per figure row (matplotlib grids are slow to draw)
@@ -152,7 +146,7 @@ _, dx = mlp.backward(losses.softmax_cross_entropy_backward(
 dx = dx[:N_SHOW]
 scaled = dx / (2 * np.abs(dx).max(axis=1, keepdims=True)) + 0.5  # grey = 0
 plots.image_grid([x[:N_SHOW], scaled, (np.sign(dx) + 1) / 2],
-                 os.path.join(args.out, "01_input_gradient.png"),
+                 os.path.join(OUT, "01_input_gradient.png"),
                  row_titles=["digit", "dL/dx", "sign(dL/dx)"],
                  col_titles=[[f"label {c}" for c in y[:N_SHOW]], [""] * N_SHOW, [""] * N_SHOW])
 
@@ -173,14 +167,14 @@ ax_acc.set_xlabel("epoch")
 ax_acc.set_ylabel("test accuracy (%)")
 ax_acc.set_xticks(range(1, EPOCHS + 1))
 fig.suptitle("Lesson 01: a 784-128-128-10 MLP trained by hand-written SGD")
-plots.save_figure(fig, os.path.join(args.out, "01_training_curve.png"))
+plots.save_figure(fig, os.path.join(OUT, "01_training_curve.png"))
 
 predicted = mlp.predict(params, X_test)
 wrong = np.flatnonzero(predicted != y_test)[:N_SHOW]
 right = np.flatnonzero(predicted == y_test)[:N_SHOW]
-plots.image_grid([X_test[right], X_test[wrong]], os.path.join(args.out, "01_predictions.png"),
+plots.image_grid([X_test[right], X_test[wrong]], os.path.join(OUT, "01_predictions.png"),
                  row_titles=["right", "wrong"],
                  col_titles=[[f"said {predicted[i]}" for i in right],
                              [f"said {predicted[i]} (is {y_test[i]})" for i in wrong]])
 print(f"{len(np.flatnonzero(predicted != y_test))} of {N_TEST} test digits misclassified; "
-      f"figures written to {args.out}")
+      f"figures written to {OUT}")

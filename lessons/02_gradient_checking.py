@@ -32,7 +32,6 @@ Run:  python lessons/02_gradient_checking.py [--fast] [--out DIR]   (or open it 
 """
 
 # %% Setup
-import argparse
 import os
 import sys
 
@@ -40,16 +39,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import layers, losses, mlp, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient, rel_error  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 02: gradient checking", allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true",
-                    help="accepted for uniformity; this lesson trains nothing and is always fast")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 02: gradient checking",
+                           default_out=os.path.join(HERE, "out"))
 rng = np.random.default_rng(0)
 
 import matplotlib  # noqa: E402
@@ -93,7 +88,7 @@ ax.invert_xaxis()
 ax.grid(alpha=0.3, which="both")
 ax.legend()
 ax.set_title("Finite-difference error: truncation (right) vs rounding (left)")
-plots.save_figure(fig, os.path.join(args.out, "02_step_size.png"))
+plots.save_figure(fig, os.path.join(OUT, "02_step_size.png"))
 
 for label, err in errors.items():
     best = int(np.argmin(err))
@@ -258,5 +253,5 @@ ax.set_xlabel("relative error between analytic and numerical gradient")
 ax.set_ylim(-0.6, len(names) - 0.1)
 ax.invert_yaxis()
 ax.grid(alpha=0.3, axis="x")
-plots.save_figure(fig, os.path.join(args.out, "02_rel_errors.png"))
-print(f"figures written to {args.out}")
+plots.save_figure(fig, os.path.join(OUT, "02_rel_errors.png"))
+print(f"figures written to {OUT}")

@@ -36,7 +36,6 @@ Run:  python lessons/03_fgsm_and_adversarial_training.py [--fast] [--out DIR]
 """
 
 # %% Setup
-import argparse
 import os
 import sys
 import time
@@ -45,16 +44,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, losses, mlp, plots  # noqa: E402
 from tinyadv.train import TrainConfig, train  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 03: FGSM and adversarial training",
-                                 allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="tiny data and 1 epoch (the tests use this)")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 03: FGSM and adversarial training",
+                           default_out=os.path.join(HERE, "out"))
 
 N_TRAIN, EPOCHS, N_TEST = (400, 1, 100) if FAST else (8000, 3, 1000)
 EPS_LIST = [0.0, 0.1, 0.3] if FAST else [0.0, 0.05, 0.1, 0.2, 0.3]
@@ -110,7 +105,7 @@ for e in (0.0, 0.1, 0.2, 0.3):
     x_e = attacks.fgsm(params_std, x, y, e)
     rows.append(x_e)
     titles.append([f"says {p}" for p in mlp.predict(params_std, x_e)])
-plots.image_grid(rows, os.path.join(args.out, "03_fgsm_examples.png"),
+plots.image_grid(rows, os.path.join(OUT, "03_fgsm_examples.png"),
                  row_titles=["clean", "eps 0.1", "eps 0.2", "eps 0.3"], col_titles=titles)
 print(f"true labels of the pictured digits: {y.tolist()}")
 
@@ -164,6 +159,6 @@ curves = {
     "FGSM-trained 0.1, FGSM": (EPS_LIST, adv_fgsm), "FGSM-trained 0.1, PGD": (EPS_LIST, adv_pgd),
     "FGSM-trained 0.3, FGSM": (EPS_LIST, big_fgsm), "FGSM-trained 0.3, PGD": (EPS_LIST, big_pgd),
 }
-plots.accuracy_curves(curves, os.path.join(args.out, "03_accuracy_vs_eps.png"),
+plots.accuracy_curves(curves, os.path.join(OUT, "03_accuracy_vs_eps.png"),
                       title=f"MNIST test accuracy under attack ({N_TEST} images)")
-print(f"figures written to {args.out}")
+print(f"figures written to {OUT}")

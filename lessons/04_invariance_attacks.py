@@ -41,7 +41,6 @@ Run:  python lessons/04_invariance_attacks.py [--fast] [--out DIR]
 """
 
 # %% Setup
-import argparse
 import os
 import sys
 
@@ -49,15 +48,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, evaluate, invariance, mlp, plots  # noqa: E402
 from tinyadv.train import TrainConfig, train  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 04: invariance attacks", allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="tiny data and 1 epoch (the tests use this)")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 04: invariance attacks",
+                           default_out=os.path.join(HERE, "out"))
 
 N_TRAIN, EPOCHS, N_TEST = (1000, 1, 200) if FAST else (8000, 3, 1000)
 N_REF = 5000 if FAST else 60000  # reference images the generator searches for neighbours
@@ -94,7 +90,7 @@ print(f"invariance.label_flip gives the same images: {np.array_equal(x_inv, flip
 show = np.arange(N_SHOW)
 plots.image_grid(
     [X_test[show], nearest[show]] + [flipped[eps][0][show] for eps in EPS_LIST],
-    os.path.join(args.out, "04_generator.png"),
+    os.path.join(OUT, "04_generator.png"),
     row_titles=["source", "nearest other class"] + [f"eps {eps}" for eps in EPS_LIST],
     col_titles=[[f"label {c}" for c in y_test[show]], [f"a {t}" for t in y_flip[show]]]
     + [[f"assumed {t}" for t in y_flip[show]]] * len(EPS_LIST))
@@ -132,7 +128,7 @@ ax.set_ylim(0, 100)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 ax.set_title("Predictions on label-flipped test images")
-plots.save_figure(fig, os.path.join(args.out, "04_predictions_vs_eps.png"))
+plots.save_figure(fig, os.path.join(OUT, "04_predictions_vs_eps.png"))
 
 # %% 4. Tramer et al.'s human-labelled invariance examples
 # Each set: the perturbed images, the label people gave them (the oracle), and the label of
@@ -161,7 +157,7 @@ ours, ours_flip = invariance.label_flip(sources, y_source[changed], X_ref, y_ref
 shown = slice(0, N_SHOW)
 plots.image_grid(
     [sources[shown], X_h[changed][shown], ours[shown]],
-    os.path.join(args.out, "04_tramer_vs_generator.png"),
+    os.path.join(OUT, "04_tramer_vs_generator.png"),
     row_titles=["MNIST source", "Tramer et al.\n(human label)", "our generator\n(assumed label)"],
     col_titles=[[f"label {c}" for c in y_source[changed][shown]],
                 [f"people: {c}" for c in y_human[changed][shown]],
@@ -185,4 +181,4 @@ for model_name, params in models.items():
                          f"{100 * np.mean(predicted[changed] == y_human[changed]):5.1f}%, "
                          f"keeps the source {100 * np.mean(predicted[changed] == y_source[changed]):5.1f}%")
         print(f"   {name:>18}: " + "; ".join(parts))
-print(f"figures written to {args.out}")
+print(f"figures written to {OUT}")

@@ -39,7 +39,6 @@ Run:  python lessons/05_angular_distance_and_triplets.py [--fast] [--out DIR]
 """
 
 # %% Setup
-import argparse
 import os
 import sys
 
@@ -47,16 +46,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, losses, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient, numerical_gradient_array  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 05: angular distance and the triplet loss",
-                                 allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="fewer MNIST images (the tests use this)")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 05: angular distance and the triplet loss",
+                           default_out=os.path.join(HERE, "out"))
 rng = np.random.default_rng(0)
 
 import matplotlib  # noqa: E402
@@ -211,7 +206,7 @@ axes[2].set_ylabel("triplet loss (margin 0.05)")
 axes[2].set_title("the loss")
 fig.suptitle("Triplet loss on angular distance: each class gathers on a line through 0 "
              "(both rays: |cos| cannot tell them apart)", fontsize=10)
-plots.save_figure(fig, os.path.join(args.out, "05_toy_triplets.png"))
+plots.save_figure(fig, os.path.join(OUT, "05_toy_triplets.png"))
 
 # %% 6. Angular distances between MNIST images, in pixel space
 # Every pair at once: normalise the rows, then D = 1 - |U U^T|.
@@ -237,5 +232,5 @@ ax.set_xlabel("angular distance D between two MNIST images (pixels)")
 ax.set_ylabel("density")
 ax.legend()
 ax.set_title(f"{n_images} MNIST test images: pixel-space angular distances")
-plots.save_figure(fig, os.path.join(args.out, "05_pixel_distances.png"))
-print(f"figures written to {args.out}")
+plots.save_figure(fig, os.path.join(OUT, "05_pixel_distances.png"))
+print(f"figures written to {OUT}")

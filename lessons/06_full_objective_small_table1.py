@@ -38,7 +38,6 @@ Run:  python lessons/06_full_objective_small_table1.py [--fast] [--out DIR]
 """
 
 # %% Setup
-import argparse
 import os
 import sys
 import time
@@ -47,18 +46,14 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, invariance, mlp, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient  # noqa: E402
 from tinyadv.reproduce import PAPER_TABLE1  # noqa: E402
 from tinyadv.train import MODELS, TrainConfig, model_config, train  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 06: the full objective and a small Table 1",
-                                 allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="tiny data and 1 epoch (the tests use this)")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 06: the full objective and a small Table 1",
+                           default_out=os.path.join(HERE, "out"))
 
 N_TRAIN, EPOCHS, N_TEST = (500, 1, 100) if FAST else (8000, 3, 1000)
 X_train, y_train = data.load_mnist("train")
@@ -172,5 +167,5 @@ ax.grid(alpha=0.3, axis="y")
 ax.legend(fontsize=8, ncol=2)
 ax.set_title(f"A small Table 1: {N_TRAIN} training images, {EPOCHS} epoch(s), one seed, "
              f"{N_TEST} test images")
-plots.save_figure(fig, os.path.join(args.out, "06_small_table1.png"))
-print(f"figure written to {args.out}")
+plots.save_figure(fig, os.path.join(OUT, "06_small_table1.png"))
+print(f"figure written to {OUT}")

@@ -33,7 +33,6 @@ Run:  python lessons/07_embeddings_figure1.py [--fast] [--out DIR]
 """
 
 # %% Setup
-import argparse
 import os
 import sys
 import time
@@ -42,15 +41,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
+from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, invariance, losses, mlp, objective, plots  # noqa: E402
 from tinyadv.train import TrainConfig, model_config, train  # noqa: E402
 
-parser = argparse.ArgumentParser(description="Lesson 07: embeddings and Figure 1", allow_abbrev=False)
-parser.add_argument("--out", default=os.path.join(HERE, "out"), help="folder for the figures")
-parser.add_argument("--fast", action="store_true", help="tiny data and 1 epoch (the tests use this)")
-args, _ = parser.parse_known_args()  # known args only: a notebook kernel adds its own
-FAST = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
-os.makedirs(args.out, exist_ok=True)
+OUT, FAST = lesson_options("Lesson 07: embeddings and Figure 1",
+                           default_out=os.path.join(HERE, "out"))
 
 N_TRAIN, EPOCHS, N_TEST = (500, 1, 200) if FAST else (8000, 3, 1000)
 X_train, y_train = data.load_mnist("train")
@@ -129,7 +125,7 @@ for ax, (k_fgsm, k_inv), ylabel in ((ax_d, (0, 1), "mean angular distance D(h(x)
     ax.legend(fontsize=8)
 ax_d.set_title("How far an embedding moves under each attack", fontsize=10)
 ax_v.set_title(f"Triplets (image, attacked image, hardest negative), margin {base.margin}", fontsize=10)
-plots.save_figure(fig, os.path.join(args.out, "07_distances.png"))
+plots.save_figure(fig, os.path.join(OUT, "07_distances.png"))
 
 # %% 3. Figure 1: PCA of the embeddings of FGSM test images
 panels = []
@@ -139,11 +135,11 @@ for name, title in zip(MODEL_NAMES, ["Baseline: FGSM adversarial training",
     params = models[name]
     x_adv = attacks.fgsm(params, X_test, y_test, base.fgsm_eps)
     panels.append((title, mlp.embed(params, x_adv), y_test))
-ratios = plots.embedding_figure(panels, os.path.join(args.out, "07_figure1.png"),
+ratios = plots.embedding_figure(panels, os.path.join(OUT, "07_figure1.png"),
                                 suptitle=f"PCA of penultimate embeddings of each model's own FGSM "
                                          f"test images (eps {base.fgsm_eps}), {N_TEST} images, one seed")
 for name, ratio in zip(MODEL_NAMES, ratios):
     print(f"{name:<17}: within/between-class scatter ratio {ratio:.3f} (smaller = tighter classes)")
 print("-> compare the ratios, not the pictures: two PCA components keep only part of the variance, "
       "and one seed on a small subset is a single draw.")
-print(f"figures written to {args.out}")
+print(f"figures written to {OUT}")

@@ -1,0 +1,24 @@
+"""The two options every lesson script takes: where figures go, and a fast mode for the tests."""
+import argparse
+import os
+
+
+def lesson_options(description, default_out):
+    """Parse ``--out DIR`` and ``--fast`` (or TINYADV_FAST=1); create the output folder.
+
+    Only known flags are read: a notebook kernel passes its own (such as --f=kernel.json),
+    and allow_abbrev=False keeps those from being mistaken for --fast.
+
+    Returns
+    -------
+    out : the folder for figures (created if missing)
+    fast : True for tiny data and few epochs (the tests use it; its numbers mean nothing)
+    """
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    parser.add_argument("--out", default=default_out, help="folder for the figures")
+    parser.add_argument("--fast", action="store_true",
+                        help="tiny data and 1 epoch (the tests use this)")
+    args, _ = parser.parse_known_args()
+    fast = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
+    os.makedirs(args.out, exist_ok=True)
+    return args.out, fast
