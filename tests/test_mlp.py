@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from tinyadv import mlp
 from tinyadv.gradcheck import numerical_gradient
 
+from nets import float64_params, min_abs_preactivation
+
 GRADCHECK = settings(max_examples=30, deadline=None)
 seeds = st.integers(0, 2 ** 32 - 1)
 KINK_GAP = 1e-3  # |pre-activation| kept above this: a step h = 1e-6 never flips a ReLU
@@ -28,26 +30,6 @@ def reference_is_accurate_enough(grads, floor=1e-3):
     exactly zero block (behind dead ReLUs) is fine: both sides are exactly 0.
     """
     return all(np.max(np.abs(g)) == 0 or np.max(np.abs(g)) > floor for g in grads.values())
-
-
-def float64_params(sizes, rng):
-    """He weights in float64 and random non-zero biases (zero biases with an all-zero input
-    row would put pre-activations exactly on the ReLU kink)."""
-    params = mlp.init_params(sizes, rng, dtype=np.float64)
-    for key in params:
-        if key.startswith("b"):
-            params[key] = rng.normal(0.0, 0.5, size=params[key].shape)
-    return params
-
-
-def min_abs_preactivation(params, x):
-    """Smallest |pre-activation| over every hidden unit and row."""
-    out, smallest = x, np.inf
-    for k in range(1, mlp.num_layers(params)):
-        z = out @ params[f"W{k}"] + params[f"b{k}"]
-        smallest = min(smallest, float(np.min(np.abs(z))))
-        out = np.maximum(z, 0)
-    return smallest
 
 
 def mlp_case(seed, sizes, n):

@@ -19,6 +19,8 @@ from tinyadv import losses, mlp
 from tinyadv.gradcheck import numerical_gradient
 from tinyadv.objective import hardest_negatives, objective, random_negatives
 
+from nets import float64_params, min_abs_preactivation
+
 # 12 examples x 8 configurations: each example differentiates the whole objective ~200 times.
 GRADCHECK = settings(max_examples=12, deadline=None)
 seeds = st.integers(0, 2 ** 32 - 1)
@@ -53,24 +55,6 @@ CONFIGS = {
     "+MLS+MLI oracle": dict(x_adv=True, inv="oracle", sens=True, norm=False),
     "+MLS+MLI oracle with norm": dict(x_adv=True, inv="oracle", sens=True, norm=True),
 }
-
-
-def float64_params(sizes, rng):
-    """He weights in float64 and random non-zero biases (keeps ReLUs off their kink)."""
-    params = mlp.init_params(sizes, rng, dtype=np.float64)
-    for key in params:
-        if key.startswith("b"):
-            params[key] = rng.normal(0.0, 0.5, size=params[key].shape)
-    return params
-
-
-def min_abs_preactivation(params, x):
-    out, smallest = x, np.inf
-    for k in range(1, mlp.num_layers(params)):
-        z = out @ params[f"W{k}"] + params[f"b{k}"]
-        smallest = min(smallest, float(np.min(np.abs(z))))
-        out = np.maximum(z, 0)
-    return smallest
 
 
 def make_case(config, seed, sizes, n, lambdas, margin):
