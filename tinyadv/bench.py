@@ -57,7 +57,7 @@ import time
 import numpy as np
 
 from . import mlp
-from .train import TrainConfig, model_config, train_step
+from .train import TrainConfig, keep_freed_memory, model_config, train_step
 from .optim import make_optimizer
 
 GEMM_SIZE = 2048  # n for the n x n x n ceiling product: large enough for BLAS to peak
@@ -215,6 +215,7 @@ def bench_step(model, sizes, batch, steps, warmup, seed=0):
 
     Returns (seconds of each timed step, page faults per timed step).
     """
+    keep_freed_memory()  # as train.train does before its loop
     rng = np.random.default_rng(seed)
     config = model_config(model, TrainConfig(sizes=tuple(sizes), batch_size=batch, seed=seed))
     pool = max(8 * batch, 1024)  # enough distinct batches that nothing is trivially cached

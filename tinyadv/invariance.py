@@ -48,7 +48,6 @@ ten minutes for both sets -- once, then cached.
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zipfile
 from typing import NamedTuple
@@ -56,6 +55,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import data
+from .fileio import save_npz_atomic
 from .checks import NUM_CLASSES, check_eps, check_images, check_labels
 
 SIDE = 28  # MNIST images are 28 x 28
@@ -372,24 +372,6 @@ def cache_path(cache_dir, shifts, key):
     return os.path.join(cache_dir, f"invariance_shifts{shifts}_{key[:16]}.npz")
 
 
-def _save_atomic(path, arrays):
-    """Write an .npz under a temporary name in the same folder, then rename over ``path``."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".invariance-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _load_valid(path, key, splits, num_ref, shifts):
     """The cached Neighbours per split, or None (with the reason) if missing/stale/corrupt."""
     if not os.path.exists(path):
@@ -456,7 +438,7 @@ def _cached_neighbours(X_train, y_train, X_test, y_test, shifts, cache_dir, log)
         arrays[f"{split}_index"] = nb.index.astype(np.int32)
         arrays[f"{split}_shift"] = nb.shift.astype(np.int8)
         arrays[f"{split}_dist2"] = nb.dist2
-    _save_atomic(path, arrays)
+    save_npz_atomic(path, arrays)
     return {"train": train, "test": test}
 
 

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from .fileio import atomic_path
+
 
 def pca_2d(h):
     """Project rows of h onto their first two principal components, via the SVD.
@@ -51,11 +53,9 @@ def _pyplot():
 
 def save_figure(fig, path):
     """Write a figure atomically: a half-written PNG never appears under ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=120,
-                bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=120,
+                    bbox_inches="tight")
     _pyplot().close(fig)
 
 

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from . import data, evaluate, invariance, mlp, plots
+from .fileio import save_npz_atomic, write_text_atomic
 from .attacks import fgsm
 from .train import MODELS, TrainConfig, model_config, train
 
@@ -81,35 +82,6 @@ def parse_args(argv):
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds: each seed once, got {args.seeds}")
     return args
-
-
-def write_atomic(path, text):
-    """Write text to path via a temporary file in the same folder and a rename.
-
-    The rename is atomic, so ``path`` is either the old file or the complete new one; if we
-    are interrupted before it, the temporary file is removed.
-    """
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def save_params(path, params):
-    """np.savez to a temporary name, then rename (see write_atomic)."""
-    tmp = f"{path}.tmp.npz"
-    try:
-        np.savez(tmp, **params)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_params(path):
@@ -192,8 +164,8 @@ def run_one(model, seed, base, datasets, runs_dir, eval_key, log):
               "eval_seconds": time.perf_counter() - t0 - train_s}
     log("done: " + "  ".join(f"{SHORT[c]} {results[c]['percent']:.2f}" for c in COLUMNS)
         + f"  ({train_s:.0f}s train)")
-    save_params(stem + ".npz", params)  # weights first: a .json always has its .npz
-    write_atomic(stem + ".json", json.dumps(record, indent=1))
+    save_npz_atomic(stem + ".npz", params)  # weights first: a .json always has its .npz
+    write_text_atomic(stem + ".json", json.dumps(record, indent=1))
     return record
 
 
@@ -314,7 +286,7 @@ def main(argv=None):
     config_record = {"base_config": base.to_dict(), "models": MODELS, "seeds": seeds,
                      "evaluation": eval_key, "paper": "Ovalle, Czyzycki, Hsieh, AAAI-23 student "
                                                       "abstract, arXiv 2211.02468"}
-    write_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
+    write_text_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
     X_test, y_test = prepare_parent(train_size, test_size, base.inv_shifts, log)
 
     records, pending = {}, []
@@ -327,7 +299,9 @@ def main(argv=None):
                 records[(model, seed)] = saved
             else:
                 pending.append((model, seed))
-    # Longest runs first, so the two workers finish at about the same time.
+    # Longest runs first, so the two workers finish at about the same time. A row's length
+    # in MODELS (how many loss settings it adds) stands in for its cost: more terms, more
+    # images in the concatenated batch.
     pending.sort(key=lambda run: -len(MODELS[run[0]]))
     jobs = max(1, min(args.jobs, len(pending)))
     if pending:
@@ -363,8 +337,8 @@ def main(argv=None):
         f"{ratios[0]:.3f} without the invariance term, {ratios[1]:.3f} with it "
         f"(smaller = tighter).\n\nWall time {wall:.0f}s (this invocation); "
         f"{compute:.0f}s of training+evaluation in all runs.\n")
-    write_atomic(os.path.join(args.out, "table1.json"), json.dumps(result, indent=1))
-    write_atomic(os.path.join(args.out, "table1.md"), markdown)
+    write_text_atomic(os.path.join(args.out, "table1.json"), json.dumps(result, indent=1))
+    write_text_atomic(os.path.join(args.out, "table1.md"), markdown)
     log("\n" + markdown)
     log(f"wrote {args.out}/table1.md, table1.json, figure1.png, config.json")
     return 0

@@ -158,6 +158,7 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
             x_inv, y_flip = x_inv[:config.train_size], y_flip[:config.train_size]
     if config.uses_invariance and (x_inv is None or y_flip is None):
         raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
+    keep_freed_memory()  # once per process; see its docstring: a step can cost a third more
     rng = np.random.default_rng(config.seed)
     params = mlp.init_params(config.sizes, rng)
     opt = make_optimizer(config.optimizer, params, config.lr)
@@ -219,7 +220,6 @@ def keep_freed_memory():
 
 def train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng):
     """One optimisation step of paper Eq. 2; returns the dict of loss terms."""
-    keep_freed_memory()  # see its docstring: without it a step can cost a third more
     x_adv = attacks.fgsm(params, x_batch, y_batch, config.fgsm_eps) if config.adversarial else None
     inv_pos = inv_neg = None
     if config.uses_invariance:
