@@ -196,8 +196,8 @@ print(f"   (all entries N = {len(y)} times too big: rel_error = (N-1)/(N+1) = {(
 
 # Bug B: a backward through the last hidden layer that forgets the ReLU mask.
 dlogits = losses.softmax_cross_entropy_backward(1.0, losses.softmax_cross_entropy_forward(logits, y)[1])
-(l1_cache, relu1_cache), (l2_cache, relu2_cache), head_cache = cache
-dh, _, _ = layers.linear_backward(dlogits, head_cache)
+(l1_cache, relu1_cache), (l2_cache, relu2_cache) = cache["hidden"]  # per hidden layer
+dh, _, _ = layers.linear_backward(dlogits, cache["head"])
 dz2 = dh  # BUG: should be layers.relu_backward(dh, relu2_cache)
 _, dW2_bug, _ = layers.linear_backward(dz2, l2_cache)
 report_b = compare("W2 with the ReLU mask forgotten", dW2_bug, numerical_gradient(mlp_loss, params["W2"]))

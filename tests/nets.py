@@ -4,10 +4,11 @@ import numpy as np
 from tinyadv import mlp
 
 
-def float64_params(sizes, rng):
+def float64_params(sizes, rng, embed_dim=0):
     """He weights in float64 and random non-zero biases (zero biases with an all-zero input
-    row would put pre-activations exactly on the ReLU kink)."""
-    params = mlp.init_params(sizes, rng, dtype=np.float64)
+    row would put pre-activations exactly on the ReLU kink); ``embed_dim`` > 0 adds the
+    linear embedding layer (W_emb, b_emb)."""
+    params = mlp.init_params(sizes, rng, dtype=np.float64, embed_dim=embed_dim)
     for key in params:
         if key.startswith("b"):
             params[key] = rng.normal(0.0, 0.5, size=params[key].shape)

@@ -32,12 +32,12 @@ def reference_is_accurate_enough(grads, floor=1e-3):
     return all(np.max(np.abs(g)) == 0 or np.max(np.abs(g)) > floor for g in grads.values())
 
 
-def mlp_case(seed, sizes, n):
+def mlp_case(seed, sizes, n, embed_dim=0):
     rng = np.random.default_rng(seed)
-    params = float64_params(sizes, rng)
+    params = float64_params(sizes, rng, embed_dim)
     x = rng.standard_normal((n, sizes[0]))
     dlogits = rng.standard_normal((n, sizes[-1]))
-    dh = rng.standard_normal((n, sizes[-2]))
+    dh = rng.standard_normal((n, embed_dim or sizes[-2]))
     return params, x, dlogits, dh
 
 
@@ -65,10 +65,54 @@ def test_init_params_shapes_dtypes_and_scale():
     assert params64["W1"].dtype == np.float64
 
 
-def test_init_params_is_deterministic_for_a_seed():
+def test_uniform_init_is_pytorch_linear_default():
+    """W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): bounded, centred, variance bound^2 / 3."""
+    params = mlp.init_params([784, 256, 128, 10], np.random.default_rng(0), init="uniform")
+    for k, fan_in in ((1, 784), (2, 256), (3, 128)):
+        bound = 1 / np.sqrt(fan_in)
+        for name in (f"W{k}", f"b{k}"):
+            assert np.max(np.abs(params[name])) <= bound
+            assert np.max(np.abs(params[name])) > 0.9 * bound  # fills the interval
+        assert np.std(params[f"W{k}"]) == pytest.approx(bound / np.sqrt(3), rel=0.02)
+    assert np.std(params["b1"]) > 0  # biases are drawn too, not zero
+
+
+def test_embedding_layer_shapes_and_init():
+    for init in mlp.INITS:
+        params = mlp.init_params([784, 256, 128, 10], np.random.default_rng(0), init=init,
+                                 embed_dim=4)
+        assert list(params) == ["W1", "b1", "W2", "b2", "W_emb", "b_emb", "W3", "b3"]
+        assert params["W_emb"].shape == (128, 4) and params["b_emb"].shape == (4,)
+        assert params["W3"].shape == (4, 10)  # the head reads the embedding
+        assert mlp.num_layers(params) == 3 and mlp.has_embedding_layer(params)
+        assert mlp.embedding_width(params) == 4 and mlp.num_classes(params) == 10
+    plain = mlp.init_params([784, 256, 128, 10], np.random.default_rng(0))
+    assert not mlp.has_embedding_layer(plain) and mlp.embedding_width(plain) == 128
+
+
+def test_he_init_without_embedding_is_unchanged_by_the_new_options():
+    """The default draws are the same as before ``init``/``embed_dim`` existed: old seeds hold."""
     a = mlp.init_params([5, 4, 3], np.random.default_rng(7))
-    b = mlp.init_params([5, 4, 3], np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    assert np.array_equal(a["W1"], (rng.standard_normal((5, 4)) * np.sqrt(2 / 5)).astype(np.float32))
+    assert np.array_equal(a["W2"], (rng.standard_normal((4, 3)) * np.sqrt(2 / 4)).astype(np.float32))
+
+
+@pytest.mark.parametrize("init", mlp.INITS)
+@pytest.mark.parametrize("embed_dim", [0, 2])
+def test_init_params_is_deterministic_for_a_seed(init, embed_dim):
+    a = mlp.init_params([5, 4, 3], np.random.default_rng(7), init=init, embed_dim=embed_dim)
+    b = mlp.init_params([5, 4, 3], np.random.default_rng(7), init=init, embed_dim=embed_dim)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(init="xavier"), "init"),
+                                          (dict(embed_dim=-1), "embed_dim"),
+                                          (dict(embed_dim=1.5), "embed_dim"),
+                                          (dict(embed_dim=True), "embed_dim")])
+def test_init_params_rejects_bad_options(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        mlp.init_params([5, 4, 3], np.random.default_rng(0), **kwargs)
 
 
 @pytest.mark.parametrize("sizes", [[784, 10], [5, 0, 3], [5, 2.5, 3], []])
@@ -94,11 +138,25 @@ def test_forward_shapes_and_embedding():
     np.testing.assert_allclose(mlp.embed(params, x, batch_size=3), h, rtol=1e-14)
 
 
+def test_forward_with_a_linear_embedding_layer_is_signed():
+    rng = np.random.default_rng(0)
+    params = float64_params([7, 6, 5, 3], rng, embed_dim=4)
+    x = rng.standard_normal((50, 7))
+    logits, h, _ = mlp.forward(params, x)
+    last_hidden = np.maximum(np.maximum(x @ params["W1"] + params["b1"], 0) @ params["W2"]
+                             + params["b2"], 0)  # (50, 5), by hand
+    np.testing.assert_allclose(h, last_hidden @ params["W_emb"] + params["b_emb"], rtol=1e-13)
+    np.testing.assert_allclose(logits, h @ params["W3"] + params["b3"], rtol=1e-13)
+    assert h.shape == (50, 4) and np.any(h < 0)  # no ReLU on the embedding
+    assert mlp.embed(params, x[:0]).shape == (0, 4)
+
+
 @GRADCHECK
 @given(seed=seeds, sizes=layer_sizes, n=st.integers(1, 4),
-       upstream=st.sampled_from(["dlogits and dh", "dlogits only", "dh only"]))
-def test_backward_matches_numerical(seed, sizes, n, upstream, assert_grad_ok):
-    params, x, dlogits, dh = mlp_case(seed, sizes, n)
+       upstream=st.sampled_from(["dlogits and dh", "dlogits only", "dh only"]),
+       embed_dim=st.sampled_from([0, 1, 3]))
+def test_backward_matches_numerical(seed, sizes, n, upstream, embed_dim, assert_grad_ok):
+    params, x, dlogits, dh = mlp_case(seed, sizes, n, embed_dim)
     assume(min_abs_preactivation(params, x) > KINK_GAP)
     if upstream == "dlogits only":
         dh = None
@@ -113,8 +171,9 @@ def test_backward_matches_numerical(seed, sizes, n, upstream, assert_grad_ok):
     assert_grad_ok(f"mlp dx ({upstream})", dx, numerical_gradient(f, x))
 
 
-def test_backward_wrong_gradients_fail(assert_wrong_grads_fail):
-    params, x, dlogits, dh = mlp_case(0, [7, 6, 5, 3], 4)
+@pytest.mark.parametrize("embed_dim", [0, 4])
+def test_backward_wrong_gradients_fail(embed_dim, assert_wrong_grads_fail):
+    params, x, dlogits, dh = mlp_case(0, [7, 6, 5, 3], 4, embed_dim)
     assert min_abs_preactivation(params, x) > KINK_GAP
     grads, dx = mlp.backward(dlogits, dh, mlp.forward(params, x)[2])
     f = lambda: scalar_of_outputs(params, x, dlogits, dh)  # noqa: E731
@@ -148,9 +207,10 @@ def test_backward_needs_some_upstream_gradient():
         mlp.backward(None, None, mlp.forward(params, x)[2])
 
 
-def test_float32_stays_float32():
+@pytest.mark.parametrize("embed_dim", [0, 2])
+def test_float32_stays_float32(embed_dim):
     rng = np.random.default_rng(4)
-    params = mlp.init_params([7, 6, 5, 3], rng)
+    params = mlp.init_params([7, 6, 5, 3], rng, init="uniform", embed_dim=embed_dim)
     x = rng.random((4, 7), dtype=np.float32)
     logits, h, cache = mlp.forward(params, x)
     grads, dx = mlp.backward(np.ones_like(logits), np.ones_like(h), cache)

@@ -5,10 +5,15 @@ and triplet and norm backwards, a scatter-add for gathered negatives); checking 
 against the derivative of the scalar it returns catches a wrong weight, a missing 1/2, a
 forgotten group or a gather without its scatter.
 
-Kinks: every |pre-activation| is kept above 1e-3 and every triplet hinge away from 0. The
-|cos| kink of Eq. 1 cannot be reached here: ReLU embeddings have a.b >= 0, and a.b == 0 only
-when their active units are disjoint, which a step that flips no ReLU keeps so. For the same
-reason an all-zero embedding row stays zero, so the zero-norm guards are locally exact too.
+Every configuration is checked twice: with h the last ReLU layer (embed_dim 0) and with a
+linear, signed embedding layer (embed_dim > 0, the authors' architecture).
+
+Kinks: every |pre-activation| is kept above 1e-3 and every triplet hinge away from 0. With
+ReLU embeddings the |cos| kink of Eq. 1 cannot be reached: a.b >= 0, and a.b == 0 only when
+their active units are disjoint, which a step that flips no ReLU keeps so (for the same
+reason an all-zero embedding row stays zero, so the zero-norm guards are locally exact too).
+A signed embedding can have a.b = 0 anywhere, so there every |cos| of a triplet pair is kept
+above 1e-3 as well.
 """
 import numpy as np
 import pytest
@@ -54,14 +59,19 @@ CONFIGS = {
     "+MLS+MLI source with norm": dict(x_adv=True, inv="source", sens=True, norm=True),
     "+MLS+MLI oracle": dict(x_adv=True, inv="oracle", sens=True, norm=False),
     "+MLS+MLI oracle with norm": dict(x_adv=True, inv="oracle", sens=True, norm=True),
+    # The paper's authors' cross-entropy: on FGSM images only.
+    "baseline, FGSM only": dict(x_adv=True, inv=None, sens=False, norm=False, ce_on="fgsm"),
+    "+MLS+MLI source with norm, CE on FGSM": dict(x_adv=True, inv="source", sens=True, norm=True,
+                                                  ce_on="fgsm"),
 }
+EMBED_DIMS = [0, 3]  # h = last ReLU layer; h = a linear 3-unit layer (signed)
 
 
-def make_case(config, seed, sizes, n, lambdas, margin):
+def make_case(config, seed, sizes, n, lambdas, margin, embed_dim=0):
     """Params, inputs and keyword arguments of ``objective`` for one configuration."""
     cfg = CONFIGS[config]
     rng = np.random.default_rng(seed)
-    params = float64_params(sizes, rng)
+    params = float64_params(sizes, rng, embed_dim)
     d, c = sizes[0], sizes[-1]
     x = rng.random((n, d))
     y = rng.integers(0, c, size=n)
@@ -83,11 +93,13 @@ def make_case(config, seed, sizes, n, lambdas, margin):
         kwargs["x_inv_neg"] = rng.random((n, d))
     if cfg["norm"]:
         kwargs["lambda_norm"] = lambda_norm
+    if "ce_on" in cfg:
+        kwargs["ce_on"] = cfg["ce_on"]
     return params, x, y, kwargs
 
 
-def min_abs_hinge(params, x, kwargs):
-    """Smallest |D(a,p) - D(a,n) + margin| over the triplets the objective will form."""
+def triplet_embeddings(params, x, kwargs):
+    """(anchor, positive, negative) embeddings of every triplet the objective will form."""
     embed = lambda images: mlp.forward(params, images)[1]  # noqa: E731
     h_a = embed(x)
     triplets = []
@@ -97,11 +109,27 @@ def min_abs_hinge(params, x, kwargs):
         neg = kwargs.get("x_inv_neg")
         triplets.append((embed(kwargs["x_inv"]),
                          h_a[kwargs["neg_index"]] if neg is None else embed(neg)))
+    return [(h_a, h_p, h_n) for h_p, h_n in triplets]
+
+
+def min_abs_hinge(params, x, kwargs):
+    """Smallest |D(a,p) - D(a,n) + margin| over the triplets the objective will form."""
     smallest = np.inf
-    for h_p, h_n in triplets:
+    for h_a, h_p, h_n in triplet_embeddings(params, x, kwargs):
         hinge = (losses.angular_distance_forward(h_a, h_p)[0]
                  - losses.angular_distance_forward(h_a, h_n)[0] + kwargs["margin"])
         smallest = min(smallest, float(np.min(np.abs(hinge))))
+    return smallest
+
+
+def min_abs_cos(params, x, kwargs):
+    """Smallest |cos| over the (anchor, positive) and (anchor, negative) pairs: Eq. 1's kink."""
+    smallest = np.inf
+    for h_a, h_p, h_n in triplet_embeddings(params, x, kwargs):
+        for h_b in (h_p, h_n):
+            cos = np.einsum("ij,ij->i", h_a, h_b) / (np.linalg.norm(h_a, axis=1)
+                                                     * np.linalg.norm(h_b, axis=1))
+            smallest = min(smallest, float(np.min(np.abs(cos))))
     return smallest
 
 
@@ -109,35 +137,40 @@ def all_images(x, kwargs):
     return np.concatenate([x] + [kwargs[k] for k in ("x_adv", "x_inv", "x_inv_neg") if k in kwargs])
 
 
+@pytest.mark.parametrize("embed_dim", EMBED_DIMS)
 @pytest.mark.parametrize("config", list(CONFIGS))
 @GRADCHECK
 @given(seed=seeds, sizes=layer_sizes, data=st.data(),
        lambdas=st.tuples(st.floats(0.1, 2.0), st.floats(0.1, 2.0), st.floats(0.01, 0.5)),
        margin=st.floats(0.01, 0.5))
-def test_objective_gradient_matches_numerical(config, seed, sizes, data, lambdas, margin,
-                                              assert_grad_ok):
+def test_objective_gradient_matches_numerical(config, embed_dim, seed, sizes, data, lambdas,
+                                              margin, assert_grad_ok):
     cfg = CONFIGS[config]
     triplets = cfg["sens"] or cfg["inv"] is not None
     # Batch 1 for the baselines; a triplet's negative of another class needs a second anchor.
     n = data.draw(st.integers(2 if triplets else 1, 4), label="n")
-    params, x, y, kwargs = make_case(config, seed, sizes, n, lambdas, margin)
+    params, x, y, kwargs = make_case(config, seed, sizes, n, lambdas, margin, embed_dim)
     assume(min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP)
     assume(min_abs_hinge(params, x, kwargs) > KINK_GAP)
+    if embed_dim:
+        assume(min_abs_cos(params, x, kwargs) > KINK_GAP)
     loss, grads, terms = objective(params, x, y, **kwargs)
     assume(reference_is_accurate_enough(grads))
     assert loss == terms["total"]
     assert sorted(grads) == sorted(params)
     f = lambda: objective(params, x, y, **kwargs)[0]  # noqa: E731
     for key in params:
-        assert_grad_ok(f"objective {key} [{config}]", grads[key],
+        assert_grad_ok(f"objective {key} [{config}, embed_dim {embed_dim}]", grads[key],
                        numerical_gradient(f, params[key]))
 
 
-def test_objective_wrong_gradients_fail(assert_wrong_grads_fail):
+@pytest.mark.parametrize("embed_dim", EMBED_DIMS)
+def test_objective_wrong_gradients_fail(embed_dim, assert_wrong_grads_fail):
     params, x, y, kwargs = make_case("+MLS+MLI oracle with norm", 5, [7, 6, 5, 3], 4,
-                                     (0.7, 0.4, 0.05), 0.3)
+                                     (0.7, 0.4, 0.05), 0.3, embed_dim)
     assert min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP
     assert min_abs_hinge(params, x, kwargs) > KINK_GAP
+    assert min_abs_cos(params, x, kwargs) > KINK_GAP
     _, grads, terms = objective(params, x, y, **kwargs)
     assert terms["triplet_sens"] > 0 and terms["triplet_inv"] > 0  # the triplets take part
     f = lambda: objective(params, x, y, **kwargs)[0]  # noqa: E731
@@ -153,6 +186,34 @@ def test_terms_add_up():
     assert loss == pytest.approx(terms["ce"] + 0.7 * terms["triplet_sens"]
                                  + 0.4 * terms["triplet_inv"] + 0.05 * terms["norm"], rel=1e-14)
     assert terms["norm"] > 0 and terms["triplet_sens"] >= 0 and terms["triplet_inv"] >= 0
+
+
+def test_ce_on_fgsm_is_the_cross_entropy_of_the_fgsm_images_alone():
+    params, x, y, kwargs = make_case("baseline, FGSM only", 2, [7, 6, 5, 3], 4, (0, 0, 0), 0.05)
+    loss, grads, terms = objective(params, x, y, **kwargs)
+    logits, _, cache = mlp.forward(params, kwargs["x_adv"])
+    ce, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
+    expected, _ = mlp.backward(losses.softmax_cross_entropy_backward(1.0, ce_cache), None, cache)
+    assert loss == pytest.approx(ce, rel=1e-14) and terms["ce"] == pytest.approx(ce, rel=1e-14)
+    assert terms["ce_clean"] > 0  # still reported, though not trained on
+    for key in params:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-11, atol=1e-14)
+    with pytest.raises(ValueError, match="ce_on"):
+        objective(params, x, y, x_adv=kwargs["x_adv"], ce_on="clean")
+
+
+def test_active_fractions_count_the_triplets_with_a_positive_hinge():
+    params, x, y, kwargs = make_case("+MLS+MLI oracle", 6, [7, 6, 5, 3], 6, (0.7, 0.4, 0), 0.3,
+                                     embed_dim=3)
+    _, _, terms = objective(params, x, y, **kwargs)
+    for key, (h_a, h_p, h_n) in zip(("active_sens", "active_inv"),
+                                    triplet_embeddings(params, x, kwargs)):
+        hinge = (losses.angular_distance_forward(h_a, h_p)[0]
+                 - losses.angular_distance_forward(h_a, h_n)[0] + 0.3)
+        assert terms[key] == np.mean(hinge > 0)
+    assert 0 < terms["active_sens"] <= 1
+    _, _, none = objective(params, x, y, x_adv=kwargs["x_adv"])
+    assert none["active_sens"] == none["active_inv"] == 0.0
 
 
 def test_clean_baseline_is_plain_cross_entropy():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tinyadv import data, train
-from tinyadv.train import MODELS, OraclePositives, TrainConfig, model_config
+from tinyadv.train import MODELS, PRESETS, OraclePositives, TrainConfig, model_config, preset_config
 
 
 def test_config_defaults_are_the_papers_weights_where_they_apply():
@@ -31,6 +31,7 @@ def test_unknown_config_key_is_an_error_naming_it():
     ("lr", 0.0), ("lr", -1.0), ("optimizer", "rmsprop"), ("batch_size", 1), ("epochs", -1),
     ("fgsm_eps", -0.1), ("fgsm_eps", 2.0), ("protocol", "human"), ("negatives", "easiest"),
     ("lambda_inv", -0.5), ("sizes", (10, 5, 2)), ("lr_schedule", "step"),
+    ("init", "xavier"), ("embed_dim", -1), ("embed_dim", 2.0), ("ce_on", "clean"),
 ])
 def test_bad_config_values_are_rejected_with_the_field_name(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
@@ -40,6 +41,21 @@ def test_bad_config_values_are_rejected_with_the_field_name(field, value):
 def test_config_round_trips_through_a_dict():
     config = model_config("baseline+mls+mli(oracle)").replace(seed=3)
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_presets():
+    assert preset_config("default") == TrainConfig()
+    authors = preset_config("authors")
+    assert (authors.embed_dim, authors.ce_on, authors.init) == (4, "fgsm", "uniform")
+    # margin and lambdas are the rows' own, whatever the preset
+    assert model_config("baseline+mls+mli", authors).lambda_inv == 0.5
+    assert model_config("baseline+mls+mli", authors).embed_dim == 4
+    assert preset_config("authors", epochs=2, embed_dim=8).embed_dim == 8  # overrides win
+    with pytest.raises(ValueError, match="preset"):
+        preset_config("paper")
+    with pytest.raises(ValueError, match="unknown config key"):
+        preset_config("default", embedding=4)
+    assert set(PRESETS) == {"default", "authors"}
 
 
 def test_unknown_model_is_an_error():
@@ -77,10 +93,12 @@ def small_mnist():
     return X, y, x_inv, y_flip
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
 @pytest.mark.parametrize("model", list(MODELS))
-def test_training_is_deterministic_and_lowers_the_loss(model, small_mnist):
+def test_training_is_deterministic_and_lowers_the_loss(model, preset, small_mnist):
     X, y, x_inv, y_flip = small_mnist
-    config = model_config(model).replace(epochs=3, batch_size=64, sizes=(784, 32, 16, 10))
+    config = model_config(model, preset_config(preset)).replace(
+        epochs=3, batch_size=64, sizes=(784, 32, 16, 10))
     params_a, history_a = train.train(config, X, y, x_inv, y_flip, log=None)
     params_b, history_b = train.train(config, X, y, x_inv, y_flip, log=None)
     for k in params_a:
@@ -89,9 +107,9 @@ def test_training_is_deterministic_and_lowers_the_loss(model, small_mnist):
     assert history_a == [dict(h, seconds=a["seconds"]) for h, a in zip(history_b, history_a)]
     assert history_a[-1]["total"] < history_a[0]["total"]
     if config.lambda_sens:
-        assert history_a[0]["triplet_sens"] > 0
+        assert history_a[0]["triplet_sens"] > 0 and history_a[0]["active_sens"] > 0
     if config.lambda_inv:
-        assert history_a[0]["triplet_inv"] > 0
+        assert history_a[0]["triplet_inv"] > 0 and history_a[0]["active_inv"] > 0
     other = train.train(config.replace(seed=1), X, y, x_inv, y_flip, log=None)[0]
     assert not np.array_equal(other["W1"], params_a["W1"])
 

@@ -100,7 +100,7 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE):
     if craft_from not in CRAFT_FROM:
         raise ValueError(f"craft_from: expected one of {CRAFT_FROM}, got {craft_from!r}")
     if y is not None or craft_from == "true":
-        check_labels(y, "y", n=len(x), num_classes=params[f"b{mlp.num_layers(params)}"].shape[0])
+        check_labels(y, "y", n=len(x), num_classes=mlp.num_classes(params))
     eps = check_eps(eps)
     chunk_size = _check_chunk_size(chunk_size)
 
@@ -139,7 +139,7 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=CHUNK_SIZE):
     """
     dim = _check_params(params)
     check_images(x, "x", dim=dim)
-    check_labels(y, "y", n=len(x), num_classes=params[f"b{mlp.num_layers(params)}"].shape[0])
+    check_labels(y, "y", n=len(x), num_classes=mlp.num_classes(params))
     eps = check_eps(eps)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps: expected an integer >= 0, got {steps!r}")

@@ -137,6 +137,12 @@ def triplet_loss_forward(a, p, n, margin):
     return loss, (cache_ap, cache_an, active)
 
 
+def triplet_active(cache):
+    """(N,) bool: which triplets of a ``triplet_loss_forward`` had a positive hinge, i.e.
+    will pass a gradient back. Its mean says how much the term is acting."""
+    return cache[2]
+
+
 def triplet_loss_backward(dloss, cache):
     """Gradients of the mean hinge over angular distances.
 

@@ -3,6 +3,11 @@
     x -> [linear -> relu] * (L-1) -> h  (the "embedding": penultimate activations)
     h -> linear -> logits
 
+or, with a linear embedding layer (``embed_dim = k > 0``, the paper's authors used k = 4),
+
+    x -> [linear -> relu] * (L-1) -> linear (k units, no ReLU) = h  (signed)
+    h -> linear -> logits
+
 ``backward`` takes two upstream gradients: ``dlogits`` (from the cross-entropy) and ``dh``
 (from the triplet and norm terms, which act on the embedding directly) and returns the
 gradient of every parameter and of the input -- the latter is what FGSM needs.
@@ -12,15 +17,31 @@ import numpy as np
 from .layers import linear_backward, linear_forward, relu_backward, relu_forward
 
 
-def init_params(sizes, rng, dtype=np.float32):
-    """He-initialised weights for an MLP with layer widths ``sizes``, e.g. [784, 256, 256, 10].
+INITS = ("uniform", "he")
+EMBED_KEYS = ("W_emb", "b_emb")  # the optional linear embedding layer's parameters
 
-    W_k ~ N(0, 2 / fan_in) keeps the activation scale roughly constant through ReLU layers;
-    biases start at zero.
+
+def init_params(sizes, rng, dtype=np.float32, init="he", embed_dim=0):
+    """Initial weights for an MLP with layer widths ``sizes``, e.g. [784, 256, 256, 10].
+
+    Two initialisations, because the choice decides whether FGSM adversarial training
+    overfits catastrophically (README, "Results"; lesson 08):
+
+    - ``"he"`` (He et al. 2015): W_k ~ N(0, 2 / fan_in), biases 0. Keeps the activation scale
+      roughly constant through ReLU layers.
+    - ``"uniform"``: W_k and b_k ~ U(-1/sqrt(fan_in), +1/sqrt(fan_in)) -- PyTorch's
+      ``nn.Linear`` default, which the paper's authors used. Its weights have variance
+      1 / (3 fan_in), a sixth of He's: the network starts closer to linear and smaller.
+
+    ``embed_dim = k > 0`` inserts a *linear* k-unit layer (no ReLU), W_emb (sizes[-2], k) and
+    b_emb (k,), between the last hidden layer and the head, which then reads k inputs. The
+    embedding h is that layer's output and can be negative: the authors' 4-d embedding.
+    ``embed_dim = 0``: h is the last hidden ReLU layer (every entry >= 0).
 
     Returns
     -------
-    params : dict with W1 (sizes[0], sizes[1]), b1 (sizes[1],), W2, b2, ...
+    params : dict with W1 (sizes[0], sizes[1]), b1 (sizes[1],), W2, b2, ..., and, with an
+        embedding layer, W_emb, b_emb before the head's W_L (k, sizes[-1]), b_L
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
@@ -28,20 +49,51 @@ def init_params(sizes, rng, dtype=np.float32):
     if len(sizes) < 3 or any(int(s) != s or s < 1 for s in sizes):
         raise ValueError(f"sizes: expected at least three positive integers (input, hidden..., "
                          f"classes), got {sizes}")
+    if init not in INITS:
+        raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+    if isinstance(embed_dim, bool) or int(embed_dim) != embed_dim or embed_dim < 0:
+        raise ValueError(f"embed_dim: expected an integer >= 0, got {embed_dim!r}")
+    shapes = [(f"{k}", fan_in, fan_out)
+              for k, (fan_in, fan_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1)]
+    if embed_dim:
+        shapes.append(("_emb", sizes[-2], int(embed_dim)))
+    shapes.append((f"{len(sizes) - 1}", int(embed_dim) or sizes[-2], sizes[-1]))  # the head
     params = {}
-    for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        params[f"W{k}"] = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(dtype)
-        params[f"b{k}"] = np.zeros(fan_out, dtype=dtype)
+    for suffix, fan_in, fan_out in shapes:
+        if init == "he":
+            W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+            b = np.zeros(fan_out)
+        else:
+            bound = 1.0 / np.sqrt(fan_in)
+            W = rng.uniform(-bound, bound, size=(fan_in, fan_out))
+            b = rng.uniform(-bound, bound, size=fan_out)
+        params[f"W{suffix}"], params[f"b{suffix}"] = W.astype(dtype), b.astype(dtype)
     return params
 
 
 def num_layers(params):
-    """How many linear layers ``params`` holds."""
-    return len(params) // 2
+    """How many numbered linear layers (W1, W2, ...) ``params`` holds; the last is the head."""
+    return sum(1 for key in params if key[0] == "W" and key[1:].isdigit())
+
+
+def has_embedding_layer(params):
+    """Does ``params`` hold the optional linear embedding layer (W_emb, b_emb)?"""
+    return EMBED_KEYS[0] in params
+
+
+def num_classes(params):
+    return params[f"b{num_layers(params)}"].shape[0]
+
+
+def embedding_width(params):
+    """Width K of the embedding h."""
+    return params[f"W{num_layers(params)}"].shape[0]
 
 
 def forward(params, x):
     """Run the MLP on a batch.
+
+        x -> [linear -> relu] * (L-1) -> (linear embedding layer, if any) = h -> linear -> logits
 
     Parameters
     ----------
@@ -51,20 +103,22 @@ def forward(params, x):
     Returns
     -------
     logits : (N, C)
-    h : (N, K) penultimate activations (the embedding)
-    cache : list of per-layer caches for ``backward``
+    h : (N, K) the embedding: the last hidden ReLU layer, or the linear embedding layer
+    cache : dict of per-layer caches for ``backward``
     """
-    cache = []
+    hidden = []
     out = x
     n_layers = num_layers(params)
     for k in range(1, n_layers):
         out, linear_cache = linear_forward(out, params[f"W{k}"], params[f"b{k}"])  # (N, width_k)
         out, relu_cache = relu_forward(out)
-        cache.append((linear_cache, relu_cache))
+        hidden.append((linear_cache, relu_cache))
+    embed_cache = None
+    if has_embedding_layer(params):
+        out, embed_cache = linear_forward(out, params["W_emb"], params["b_emb"])  # (N, K) signed
     h = out  # (N, K)
     logits, head_cache = linear_forward(h, params[f"W{n_layers}"], params[f"b{n_layers}"])  # (N, C)
-    cache.append(head_cache)
-    return logits, h, cache
+    return logits, h, {"hidden": hidden, "embed": embed_cache, "head": head_cache}
 
 
 def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
@@ -87,22 +141,26 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     if dlogits is None and dh is None:
         raise ValueError("dlogits, dh: at least one upstream gradient is needed, got two Nones")
     grads = {}
-    n_layers = len(cache)
-    head_cache = cache[-1]
+    hidden = cache["hidden"]
+    head = len(hidden) + 1  # the head is layer L = number of hidden layers + 1
     if dlogits is not None:
-        dout, dW, db = linear_backward(dlogits, head_cache, need_dW=need_param_grads)  # (N, K)
+        dout, dW, db = linear_backward(dlogits, cache["head"], need_dW=need_param_grads)  # (N, K)
         if need_param_grads:
-            grads[f"W{n_layers}"], grads[f"b{n_layers}"] = dW, db
+            grads[f"W{head}"], grads[f"b{head}"] = dW, db
         if dh is not None:
             dout += dh  # in place: dout is a fresh array from the product above
     else:
         dout = dh
         if need_param_grads:  # the head received no gradient
-            x_head, W_head = head_cache
-            grads[f"W{n_layers}"] = np.zeros_like(W_head)
-            grads[f"b{n_layers}"] = np.zeros(W_head.shape[1], dtype=W_head.dtype)
-    for k in range(n_layers - 1, 0, -1):
-        linear_cache, relu_cache = cache[k - 1]
+            _, W_head = cache["head"]
+            grads[f"W{head}"] = np.zeros_like(W_head)
+            grads[f"b{head}"] = np.zeros(W_head.shape[1], dtype=W_head.dtype)
+    if cache["embed"] is not None:  # undo h = out @ W_emb + b_emb: no ReLU to undo here
+        dout, dW, db = linear_backward(dout, cache["embed"], need_dW=need_param_grads)
+        if need_param_grads:
+            grads["W_emb"], grads["b_emb"] = dW, db
+    for k in range(len(hidden), 0, -1):
+        linear_cache, relu_cache = hidden[k - 1]
         dout = relu_backward(dout, relu_cache)
         first_layer = k == 1
         dout, dW, db = linear_backward(dout, linear_cache,
@@ -123,4 +181,4 @@ def predict(params, x, batch_size=4096):
 def embed(params, x, batch_size=4096):
     """Embeddings h of each row of x, in chunks."""
     hs = [forward(params, x[i:i + batch_size])[1] for i in range(0, len(x), batch_size)]
-    return np.concatenate(hs) if hs else np.zeros((0, params["W1"].shape[1]), dtype=x.dtype)
+    return np.concatenate(hs) if hs else np.zeros((0, embedding_width(params)), dtype=x.dtype)

@@ -1,13 +1,14 @@
 """The paper's Eq. 2, assembled from the pieces, with its hand-written gradient.
 
-    L = CE                                                      (clean, or clean + FGSM)
+    L = CE                                           (clean; clean + FGSM; or FGSM only)
       + lambda_sens * Lt(h(x_a), h(x'_p),  h(x_n))              (MLS: sensitivity triplet)
       + lambda_inv  * Lt(h(x_a), h(x''_p), h(x''_n))            (MLI: invariance triplet)
       + lambda_norm * sum over the embedding groups the triplets use of mean_i ||h_i||
 
 Batch means replace the paper's sums. With adversarial images x' given, the cross-entropy is
-FGSM adversarial training's 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x'), y) (Goodfellow et al. 2015);
-all lambdas zero therefore give the Baseline row of Table 1.
+FGSM adversarial training's 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x'), y) (Goodfellow et al. 2015,
+``ce_on="clean+fgsm"``) or, as in the paper's authors' code, CE(f(x'), y) alone
+(``ce_on="fgsm"``); all lambdas zero therefore give the Baseline row of Table 1.
 
 Every image goes through the network in **one concatenated batch** -- [x_a; x'; x''; x''_n] --
 so the weights are read once and BLAS sees one big matrix product per layer.
@@ -21,6 +22,8 @@ uses each invariance example's source image).
 import numpy as np
 
 from . import losses, mlp
+
+CE_ON = ("clean+fgsm", "fgsm")
 
 
 def hardest_negatives(h, y):
@@ -65,7 +68,8 @@ def _require_two_classes(y):
 
 
 def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
-              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05):
+              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
+              ce_on="clean+fgsm"):
     """Loss, gradients and the value of each term of paper Eq. 2.
 
     Parameters
@@ -80,14 +84,22 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         (``hardest_negatives``) -- this reuses the concatenated pass instead of a second one
     lambda_sens, lambda_inv, lambda_norm : the paper's lambda1, lambda2, lambda3
     margin : triplet margin m
+    ce_on : which images the cross-entropy is trained on when x_adv is given:
+        "clean+fgsm" -- 0.5 * CE(clean) + 0.5 * CE(FGSM); "fgsm" -- CE(FGSM) only (the
+        anchors still serve the triplets). Without x_adv the CE is on the clean anchors.
 
     Returns
     -------
     loss : float
     grads : dict shaped like params
-    terms : dict of floats -- ce, ce_clean, ce_adv, triplet_sens, triplet_inv, norm, total,
-        and clean_accuracy (fraction of anchors classified correctly before the step)
+    terms : dict of floats -- ce (the one in the loss), ce_clean, ce_adv, triplet_sens,
+        triplet_inv, norm, total; active_sens and active_inv (fraction of triplets whose
+        hinge is > 0, i.e. that produced a gradient: how much each term acted); and
+        clean_accuracy (fraction of anchors classified correctly before the step). ce_clean
+        is reported even when it is not trained on.
     """
+    if ce_on not in CE_ON:
+        raise ValueError(f"ce_on: expected one of {CE_ON}, got {ce_on!r}")
     use_sens = lambda_sens != 0 and x_adv is not None
     use_inv = lambda_inv != 0 and x_inv is not None
     if lambda_sens != 0 and x_adv is None:
@@ -110,14 +122,21 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     dh_all = np.zeros_like(h_all)
     terms = {}
 
-    # Cross-entropy: clean only, or the 50/50 mix of clean and FGSM (adversarial training).
-    ce_weight = 0.5 if x_adv is not None else 1.0
-    for name in ("anchor", "adv"):
-        if name in rows:
-            ce, ce_cache = losses.softmax_cross_entropy_forward(logits_all[rows[name]], y)
-            dlogits_all[rows[name]] = losses.softmax_cross_entropy_backward(ce_weight, ce_cache)
-            terms["ce_clean" if name == "anchor" else "ce_adv"] = ce
-    terms["ce"] = ce_weight * (terms["ce_clean"] + terms.get("ce_adv", 0.0))
+    # Cross-entropy: clean only; the 50/50 mix of clean and FGSM (adversarial training); or
+    # FGSM only. A group outside the loss gets weight 0: its CE is still reported.
+    if x_adv is None:
+        ce_weights = {"anchor": 1.0}
+    elif ce_on == "fgsm":
+        ce_weights = {"anchor": 0.0, "adv": 1.0}
+    else:
+        ce_weights = {"anchor": 0.5, "adv": 0.5}
+    terms["ce"] = 0.0
+    for name, weight in ce_weights.items():
+        ce, ce_cache = losses.softmax_cross_entropy_forward(logits_all[rows[name]], y)
+        if weight:
+            dlogits_all[rows[name]] = losses.softmax_cross_entropy_backward(weight, ce_cache)
+        terms["ce_clean" if name == "anchor" else "ce_adv"] = ce
+        terms["ce"] += weight * ce
 
     h_anchor = h_all[rows["anchor"]]
     if needs_anchor_negatives and isinstance(neg_index, str):
@@ -132,6 +151,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         h_pos = h_all[rows[pos_name]]
         h_n = h_all[rows[neg_name]] if neg_name != "neg" else h_neg
         value, t_cache = losses.triplet_loss_forward(h_anchor, h_pos, h_n, margin)
+        active_fraction = float(losses.triplet_active(t_cache).mean())
         da, dp, dn = losses.triplet_loss_backward(weight, t_cache)
         dh_all[rows["anchor"]] += da
         dh_all[rows[pos_name]] += dp
@@ -140,14 +160,13 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         else:
             dh_all[rows[neg_name]] += dn
         used.update(("anchor", pos_name, neg_name))
-        return value
+        return value, active_fraction
 
-    terms["triplet_sens"] = add_triplet(lambda_sens, "adv", "neg") if use_sens else 0.0
-    if use_inv:
-        terms["triplet_inv"] = add_triplet(lambda_inv, "inv",
-                                           "inv_neg" if x_inv_neg is not None else "neg")
-    else:
-        terms["triplet_inv"] = 0.0
+    terms["triplet_sens"], terms["active_sens"] = (
+        add_triplet(lambda_sens, "adv", "neg") if use_sens else (0.0, 0.0))
+    terms["triplet_inv"], terms["active_inv"] = (
+        add_triplet(lambda_inv, "inv", "inv_neg" if x_inv_neg is not None else "neg")
+        if use_inv else (0.0, 0.0))
 
     terms["norm"] = 0.0
     if lambda_norm != 0 and used:

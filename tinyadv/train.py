@@ -31,6 +31,9 @@ from .optim import make_optimizer
 @dataclass(frozen=True)
 class TrainConfig:
     sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
+    init: str = "uniform"  # +-1/sqrt(fan_in) (PyTorch's nn.Linear); "he": N(0, 2/fan_in), see README
+    embed_dim: int = 0  # 0: h = last hidden ReLU layer; k > 0: a linear (signed) k-unit layer
+    ce_on: str = "clean+fgsm"  # cross-entropy on "clean+fgsm" (50/50) or on "fgsm" images only
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
     lr: float = 2e-3  # peak learning rate
     lr_schedule: str = "cosine"  # "cosine": decay lr to 0 over training (per step); "constant"
@@ -66,6 +69,10 @@ class TrainConfig:
             (isinstance(self.train_size, int) and self.train_size >= 0, "train_size", "an integer >= 0"),
             (isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0"),
             (len(self.sizes) >= 3 and self.sizes[0] == 784, "sizes", "(784, hidden..., classes)"),
+            (self.init in mlp.INITS, "init", f"one of {mlp.INITS}"),
+            (isinstance(self.embed_dim, int) and not isinstance(self.embed_dim, bool)
+             and self.embed_dim >= 0, "embed_dim", "an integer >= 0"),
+            (self.ce_on in objective.CE_ON, "ce_on", f"one of {objective.CE_ON}"),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -80,6 +87,25 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config key(s) {unknown}; expected some of {sorted(known)}")
         return cls(**values)
+
+    @classmethod
+    def parse_field(cls, name, text):
+        """The value of field ``name`` written as ``text`` on a command line, e.g.
+        ("epochs", "8") -> 8, ("adversarial", "false") -> False, ("sizes", "784-64-10")."""
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        if name not in defaults:
+            raise ValueError(f"unknown config field {name!r}; expected one of {sorted(defaults)}")
+        kind = type(defaults[name])
+        try:
+            if kind is bool:
+                return {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+            if kind is tuple:
+                return tuple(int(part) for part in text.split("-"))
+            return kind(text)
+        except (KeyError, ValueError) as err:
+            expected = {bool: "true or false", tuple: "widths joined by '-', e.g. 784-256-10",
+                        int: "an integer", float: "a number", str: "a word"}[kind]
+            raise ValueError(f"{name}: expected {expected}, got {text!r}") from err
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -104,6 +130,24 @@ MODELS = {
     "baseline+mls+mli(oracle)": dict(lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3,
                                      protocol="oracle"),
 }
+
+
+# Presets: named bundles of TrainConfig fields, applied on top of the defaults (flags still
+# override them). "default" is TrainConfig() itself. "authors" matches the architecture and
+# cross-entropy of the paper's authors' code (data/ovalle2022_logs/README.md): a 4-unit
+# linear (signed) embedding before the head, CE on FGSM images only, PyTorch's uniform init.
+# Their CNN, 200 epochs and eps units are not reproduced (README, "What still differs").
+PRESETS = {
+    "default": dict(),
+    "authors": dict(embed_dim=4, ce_on="fgsm", init="uniform"),
+}
+
+
+def preset_config(name, **overrides):
+    """TrainConfig of a preset, with some fields overridden (unknown names are errors)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
+    return TrainConfig().replace(**{**PRESETS[name], **overrides})
 
 
 def model_config(model, base=None):
@@ -150,7 +194,8 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
     Returns
     -------
     params : dict of float32 arrays
-    history : list of per-epoch dicts (mean of each loss term, train accuracy, seconds)
+    history : list of per-epoch dicts: the mean over steps of each loss term and of each
+        triplet's fraction of active hinges (active_sens, active_inv), train accuracy, seconds
     """
     if config.train_size:
         X, y = X[:config.train_size], y[:config.train_size]
@@ -160,7 +205,7 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
         raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
     keep_freed_memory()  # once per process; see its docstring: a step can cost a third more
     rng = np.random.default_rng(config.seed)
-    params = mlp.init_params(config.sizes, rng)
+    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
     opt = make_optimizer(config.optimizer, params, config.lr)
     oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
     history = []
@@ -188,8 +233,9 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
             left = elapsed / epoch * (config.epochs - epoch)
             extra = f" | {eval_fn(params)}" if eval_fn is not None else ""
             log(f"  epoch {epoch}/{config.epochs}  loss {record['total']:.4f} "
-                f"(ce {record['ce']:.4f}, sens {record['triplet_sens']:.4f}, "
-                f"inv {record['triplet_inv']:.4f}, norm {record['norm']:.2f})  "
+                f"(ce {record['ce']:.4f}, sens {record['triplet_sens']:.4f} "
+                f"[{record['active_sens']:.0%} active], inv {record['triplet_inv']:.4f} "
+                f"[{record['active_inv']:.0%} active], norm {record['norm']:.2f})  "
                 f"train acc {record['train_acc']:.2f}%  {record['seconds']:.1f}s, "
                 f"~{left:.0f}s left{extra}")
     return params, history
@@ -235,6 +281,7 @@ def train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng
     _, grads, terms = objective.objective(
         params, x_batch, y_batch, x_adv=x_adv, x_inv=inv_pos, x_inv_neg=inv_neg,
         neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
-        lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin)
+        lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
+        ce_on=config.ce_on)
     opt.step(params, grads)
     return terms
