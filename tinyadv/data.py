@@ -1,9 +1,11 @@
-"""MNIST and the human-labelled invariance examples of Tramer et al. 2020, plus batching.
+"""MNIST, the human-labelled invariance examples of Tramer et al. 2020, the paper's authors'
+training logs, and batching.
 
 Every file is verified by SHA-256 before it is used (for MNIST: of the *decompressed* IDX
 bytes, which are canonical; the gzip bytes differ between mirrors). Everything lives in the
 repository's ``data/`` folder, so a fresh clone needs no network.
 """
+import csv
 import gzip
 import hashlib
 import io
@@ -45,6 +47,16 @@ TRAMER_SHA256 = {  # of the .npy files as committed
     "linf/manual_eps04.npy": "d3e40f37cda8dffb29a08cf8edd56ebd5838e302468a1f7bdc77f58ee662dd5f",
     "linf/manual_eps04_labels.npy": "c953a34663c9c8aeda12a2f1231a6c6ba035a3f9687ac10abcebfb5660390550",
     "linf/manual_indexs.npy": "f92394039cbd784ec8da5adcd653f63c81cf805c474b5fc43a7357e4afc882cc",
+}
+
+
+AUTHOR_LOGS_FILE = os.path.join(DATA_DIR, "ovalle2022_logs", "runs.csv")
+AUTHOR_LOGS_SHA256 = "124e989ec37e737d80682fa229fa935847ae06f30c7c6c47f0592a9328df9f7e"
+# column -> how to read it (runs.csv's columns are described in data/ovalle2022_logs/README.md)
+AUTHOR_LOG_COLUMNS = {
+    "config": str, "run": int, "clean": float, "fgsm": float, "invariance_source": float,
+    "epochs_logged": int, "triplet_in_log": {"yes": True, "no": False}.__getitem__,
+    "added_in_commit": str, "log_file": str,
 }
 
 
@@ -143,6 +155,29 @@ def load_tramer(name):
     X = np.clip(images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0), 0.0, 1.0)
     _, y_test = load_mnist("test")
     return X, y_human, y_test[source_index]
+
+
+def load_author_logs(path=AUTHOR_LOGS_FILE, expected_sha256=AUTHOR_LOGS_SHA256):
+    """The final test accuracies of every training run the paper's authors logged.
+
+    One dict per run (Ovalle et al.'s public repository, see data/ovalle2022_logs/README.md):
+    config (str), run (1-3), clean, fgsm, invariance_source (accuracy in %), epochs_logged,
+    triplet_in_log (bool: did any logged step compute a triplet loss), added_in_commit,
+    log_file. Numbers copied from the authors' logs, not computed by tinyadv.
+    """
+    text = _read_verified(path, expected_sha256, decompress=False).decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != list(AUTHOR_LOG_COLUMNS):
+        raise DataFileError(f"{path}: expected the columns {list(AUTHOR_LOG_COLUMNS)}, got "
+                            f"{reader.fieldnames}. {_restore_hint(path)}")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            rows.append({k: read(row[k]) for k, read in AUTHOR_LOG_COLUMNS.items()})
+        except (KeyError, ValueError, TypeError) as err:
+            raise DataFileError(f"{path}, line {line}: cannot read {row} ({err!r}). "
+                                f"{_restore_hint(path)}") from err
+    return rows
 
 
 def iterate_minibatches(n, batch_size, rng, drop_last=False):
