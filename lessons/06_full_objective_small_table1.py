@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyad
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, invariance, mlp, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient  # noqa: E402
-from tinyadv.reproduce import PAPER_TABLE1  # noqa: E402
+from tinyadv.paper import PAPER_TABLE1  # noqa: E402
 from tinyadv.train import MODELS, TrainConfig, model_config, train  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 06: the full objective and a small Table 1",
@@ -76,7 +76,7 @@ print(f"invariance examples built in {time.perf_counter() - start:.1f}s")
 
 # %% 1. Eq. 2 on one batch, term by term
 rng = np.random.default_rng(0)
-params = mlp.init_params(base.sizes, rng)
+params = mlp.init_params(base.sizes, rng, init=base.init)
 x, y = X_train[:128], y_train[:128]
 x_adv = attacks.fgsm(params, x, y, base.fgsm_eps)  # x'_p: the sensitivity positives
 loss, grads, terms = objective.objective(

@@ -44,6 +44,8 @@ def test_evaluate_model_columns(net, test_set):
     eps = 0.1
     result = evaluate.evaluate_model(net, X, y, x_inv, y_flip, fgsm_eps=eps, pgd_steps=5,
                                      rng=np.random.default_rng(3))
+    gap = result.pop("fgsm_pgd_gap")
+    assert gap == {"points": result["fgsm"]["percent"] - result["pgd"]["percent"]}
     assert tuple(result) == evaluate.KEYS
     assert set(result) == {"clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
                            "human_linf_eps03", "human_linf_eps04", "human_linf_manual_eps04",
@@ -76,6 +78,16 @@ def test_evaluate_model_is_reproducible_and_eps_zero_is_clean(net, test_set):
     assert a == b
     zero = evaluate.evaluate_model(net, X, y, x_inv, y_flip, fgsm_eps=0.0)
     assert zero["fgsm"] == zero["clean"] == zero["pgd"]
+
+
+def test_overfitting_warning_only_for_a_large_fgsm_pgd_gap():
+    def results(fgsm, pgd):
+        return {"fgsm": {"percent": fgsm}, "pgd": {"percent": pgd}}
+    assert evaluate.overfitting_warning(results(91.4, 85.6)) == ""
+    assert evaluate.overfitting_warning(results(93.5, 73.5)) == ""  # exactly the threshold
+    warning = evaluate.overfitting_warning(results(93.5, 56.3))
+    assert "37.2 points below" in warning and "catastrophic overfitting" in warning
+    assert evaluate.overfitting_warning(results(93.5, 83.5), gap=5.0) != ""
 
 
 def test_accuracy_vs_eps(net, test_set):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tinyadv import reproduce
@@ -33,33 +34,46 @@ def test_writes_every_output_with_every_row_and_column(tiny_run):
     with open(tiny_run / "figure1.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     result = json.loads((tiny_run / "table1.json").read_text())
+    assert result["preset"] == "default"
     assert list(result["table"]) == ["baseline", "baseline+mls", "baseline+mls+mli",
                                      "baseline+mls+mli(oracle)"]
     for row in result["table"].values():
-        assert list(row) == reproduce.COLUMNS
-        for cell in row.values():
+        assert list(row) == reproduce.COLUMNS + ["fgsm_pgd_gap"]
+        for column, cell in row.items():
             assert len(cell["per_seed"]) == 2
-            assert 0 <= cell["mean"] <= 100 and cell["std"] >= 0
+            assert cell["std"] >= 0
             assert min(cell["per_seed"]) <= cell["mean"] <= max(cell["per_seed"])
+            if column != "fgsm_pgd_gap":
+                assert 0 <= cell["mean"] <= 100
+        gaps = [f - p for f, p in zip(row["fgsm"]["per_seed"], row["pgd"]["per_seed"])]
+        assert row["fgsm_pgd_gap"]["per_seed"] == gaps
     assert result["table"]["baseline"]["clean"]["total"] == 100
     assert result["table"]["baseline"]["human_linf_eps04"]["total"] == 100
     assert result["table"]["baseline"]["human_linf_manual_eps04"]["total"] == 50
-    assert result["paper"]["baseline+mls+mli"] == {"clean": 99.09, "fgsm": 98.98,
-                                                   "invariance_source": 87.80}
+    assert result["paper"]["table1"]["baseline+mls+mli"] == {"clean": 99.09, "fgsm": 98.98,
+                                                             "invariance_source": 87.80}
+    mli = result["authors_logs"]["paper_rows"]["baseline+mls+mli"]
+    assert mli["config"] == "nll-sensitivity-norm-invar" and mli["printed_run"] == 3
+    assert mli["triplet_computed"] is False and len(mli["runs"]) == 3
     assert result["wall_seconds"] > 0
-    assert result["figure1"]["scatter_ratio_with_mli"] > 0
+    assert len(result["figure1"]["scatter_ratio_with_mli"]) == 2  # one per seed
+    assert min(result["figure1"]["scatter_ratio_with_mli"]) > 0
     assert not [p for p in tiny_run.rglob("*") if ".tmp" in p.name]
     runs = sorted(p.name for p in (tiny_run / "runs").iterdir())
     assert len(runs) == 2 * 4 * 2  # (json + npz) x 4 models x 2 seeds
     md = (tiny_run / "table1.md").read_text()
-    assert "paper: baseline+mls+mli" in md and "87.80" in md
+    for words in ("paper, as printed", "authors' logs: nll-sensitivity-norm-invar",
+                  "tinyadv `default`", "87.80", "85.09 ± 3.25", "FGSM − PGD", "Figure 1"):
+        assert words in md, words
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["preset"] == "default" and config["base_config"]["init"] == "uniform"
 
 
 def test_rerun_reuses_saved_runs_and_gives_the_same_table(tiny_run, capsys):
     before = json.loads((tiny_run / "table1.json").read_text())["table"]
     code, out = run(TINY + ["--seeds", "0", "1", "--out", str(tiny_run)], capsys)
     assert code == 0
-    assert out.count("reusing") == 8 and "training:" not in out
+    assert "reusing 8 saved run(s)" in out and "to train" not in out
     assert json.loads((tiny_run / "table1.json").read_text())["table"] == before
 
 
@@ -72,28 +86,29 @@ def test_same_seed_same_numbers_in_a_fresh_folder(tiny_run, tmp_path):
             assert cell["per_seed"] == [earlier[model][column]["per_seed"][1]], (model, column)
 
 
-def test_ctrl_c_keeps_finished_runs_and_a_rerun_resumes(tmp_path):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) after the first run."""
-    args = [sys.executable, "-m", "tinyadv.reproduce", "--train-size", "2000", "--test-size",
-            "100", "--epochs", "2", "--seeds", "0", "--out", str(tmp_path)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while not list((tmp_path / "runs").glob("*.json")) and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
-    assert "run the same command again to resume" in out
-    saved = len(list((tmp_path / "runs").glob("*.json")))
-    assert 1 <= saved < 4
-    assert not (tmp_path / "table1.json").exists()
-    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
-    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.count("reusing") == saved
-    assert again.stdout.count("training:") == 4 - saved
-    assert (tmp_path / "table1.json").exists()
+def test_authors_preset_is_recorded_keyed_and_trains_a_4d_embedding(tiny_run, tmp_path, capsys):
+    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["preset"] == "authors"
+    assert config["base_config"]["embed_dim"] == 4 and config["base_config"]["ce_on"] == "fgsm"
+    record = json.loads((tmp_path / "runs" / "baseline+mls__seed0.json").read_text())
+    assert record["key"]["preset"] == "authors" and record["key"]["config"]["embed_dim"] == 4
+    with np.load(tmp_path / "runs" / "baseline+mls__seed0.npz", allow_pickle=False) as f:
+        assert f["W_emb"].shape == (256, 4) and f["W3"].shape == (4, 10)
+    # the default preset's saved runs are not mistaken for these
+    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(tiny_run)], capsys)
+    assert code == 0 and "reusing" not in out
+
+
+def test_set_overrides_a_field_and_is_recorded(tmp_path, capsys):
+    code, _ = run(TINY + ["--seeds", "0", "--set", "init=he", "--set", "fgsm_eps=0.2",
+                          "--out", str(tmp_path)], capsys)
+    assert code == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["overrides"] == {"init": "he", "fgsm_eps": 0.2}
+    record = json.loads((tmp_path / "runs" / "baseline__seed0.json").read_text())
+    assert record["key"]["config"]["init"] == "he" and record["key"]["config"]["fgsm_eps"] == 0.2
 
 
 def test_changed_config_is_not_reused(tiny_run, tmp_path, capsys):
@@ -102,13 +117,20 @@ def test_changed_config_is_not_reused(tiny_run, tmp_path, capsys):
     assert code == 0 and "reusing" not in out
 
 
-@pytest.mark.parametrize("argv", [["--bogus"], ["--epochs", "0"], ["--seeds", "-1"],
-                                  ["--train-size", "10"], ["--epochs", "two"]])
-def test_bad_flags_exit_2_with_usage(argv, capsys):
+@pytest.mark.parametrize("argv, words", [
+    (["--bogus"], "unrecognized"), (["--epochs", "0"], "--epochs"), (["--seeds", "-1"], "--seeds"),
+    (["--train-size", "10"], "--train-size"), (["--epochs", "two"], "--epochs"),
+    (["--preset", "paper"], "--preset"), (["--set", "init"], "FIELD=VALUE"),
+    (["--set", "nope=1"], "unknown config field 'nope'"), (["--set", "init=xavier"], "init"),
+    (["--set", "embed_dim=four"], "embed_dim: expected an integer"),
+    (["--set", "lambda_inv=2"], "sets lambda_inv itself"), (["--set", "seed=3"], "--seeds"),
+])
+def test_bad_flags_exit_2_with_usage(argv, words, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
-        reproduce.main(argv)
+        reproduce.main(argv + ["--out", str(tmp_path)])
     assert exc.value.code == 2
-    assert "usage" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "usage" in err and words in err
 
 
 def test_module_entry_point_rejects_unknown_flags():

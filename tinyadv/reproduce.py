@@ -1,16 +1,21 @@
-"""python -m tinyadv.reproduce -- the paper's Table 1 and Figure 1 in one command.
+"""python -m tinyadv.reproduce -- the paper's Table 1 and Figure 1 in one command, audited.
 
-Trains every Table 1 row (train.MODELS) for each seed, evaluates it under every attack and
-protocol (evaluate.py), and writes into --out (default results/):
+Trains every Table 1 row (train.MODELS) for each seed under one preset (train.PRESETS:
+``default``, or ``authors`` -- the authors' 4-d signed embedding, CE on FGSM images, uniform
+init), evaluates it under every attack and protocol (evaluate.py), and writes into --out
+(default results/<preset>/):
 
-  table1.md, table1.json   one row per model: mean, std and per-seed value of every column,
-                           next to the paper's own Table 1
-  figure1.png              PCA of penultimate embeddings of FGSM test images, without (a) and
-                           with (b) the invariance regulariser, with a tightness number
-  config.json              everything that determines the numbers
-  runs/                    one result (.json) and one set of weights (.npz) per (model, seed),
-                           saved as each finishes: a rerun with the same config reuses them, so
-                           an interrupted reproduction resumes and loses nothing.
+  table1.md, table1.json   three things side by side, each labelled: the paper's Table 1 as
+                           printed; the authors' own logged runs behind each printed row
+                           (paper.py: which run was printed, the mean and spread of the three,
+                           whether a triplet was computed at all); and tinyadv's rows, mean,
+                           std and per-seed value of every column
+  figure1.png              PCA of the embeddings of FGSM test images, without (a) and with (b)
+                           the invariance term, with the within/between-class scatter ratio
+  config.json              the preset, every config field and the evaluation settings
+  runs/                    one record (.json) and one set of weights (.npz) per (row, seed),
+                           saved as each finishes (experiments.py): Ctrl-C at any time, run the
+                           same command again, and it resumes with the same numbers
 
 Columns: clean, fgsm and pgd accuracy; invariance_source (the paper's invariance column:
 agreement with the *source* label of label-flipped test images -- by the paper's Definition 2
@@ -20,40 +25,36 @@ flipped label the generator assumes is the oracle's); human_* (agreement with th
 """
 import argparse
 import json
-import multiprocessing
 import os
-import signal
 import sys
 import time
 
 import numpy as np
 
-from . import data, evaluate, invariance, mlp, plots
-from .fileio import save_npz_atomic, write_text_atomic
+from . import data, evaluate, experiments, mlp, paper, plots
 from .attacks import fgsm
-from .train import MODELS, TrainConfig, model_config, train
+from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
+from .fileio import write_text_atomic
+from .train import MODELS, PRESETS, TrainConfig, model_config, preset_config
 
-# The paper's Table 1 (Ovalle et al. 2022, arXiv 2211.02468): clean / FGSM / invariance, %.
-PAPER_TABLE1 = {
-    "baseline": {"clean": 99.02, "fgsm": 98.95, "invariance_source": 85.67},
-    "baseline+mls": {"clean": 99.38, "fgsm": 99.17, "invariance_source": 82.49},
-    "baseline+mls+mli": {"clean": 99.09, "fgsm": 98.98, "invariance_source": 87.80},
-}
 COLUMNS = ["clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
            "human_linf_eps03", "human_linf_eps04", "human_linf_manual_eps04", "human_l0"]
-SHORT = {"clean": "clean", "fgsm": "FGSM", "pgd": "PGD", "invariance_source": "inv(src)",
-         "invariance_flipped": "inv(flip)", "human_linf_eps03": "hum.03",
-         "human_linf_eps04": "hum.04", "human_linf_manual_eps04": "hum.man",
-         "human_l0": "hum.l0"}
 QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
-FULL_TRAIN, FULL_TEST = 60000, 10000
 PGD_STEPS = 10
+# Fields each Table 1 row sets itself; --set may not change them (python -m tinyadv.sweep can).
+ROW_FIELDS = sorted({name for row in MODELS.values() for name in row})
+# Fields with flags of their own.
+FLAG_FIELDS = {"seed": "--seeds", "epochs": "--epochs", "train_size": "--train-size"}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m tinyadv.reproduce",
-        description="Reproduce Table 1 and Figure 1 of Ovalle et al. (arXiv 2211.02468).")
+        description="Reproduce Table 1 and Figure 1 of Ovalle et al. (arXiv 2211.02468), beside "
+                    "the paper's numbers and the authors' own logs.")
+    parser.add_argument("--preset", choices=list(PRESETS), default="default",
+                        help="bundle of config fields: 'default' (tinyadv's), or 'authors' "
+                             "(4-d linear embedding, CE on FGSM images, uniform init)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small and fast: {QUICK['train_size']} training and "
                              f"{QUICK['test_size']} test images, {QUICK['epochs']} epochs, one seed")
@@ -66,7 +67,10 @@ def parse_args(argv):
                         help="use the first N training images (default all 60000)")
     parser.add_argument("--test-size", type=int, default=None,
                         help="evaluate on the first N test images (default all 10000)")
-    parser.add_argument("--out", default="results", help="output folder (default results/)")
+    parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", action="append",
+                        default=[], help="override one TrainConfig field of the preset, e.g. "
+                                         "--set init=he (repeatable)")
+    parser.add_argument("--out", default=None, help="output folder (default results/<preset>)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes, each training one run at a time with one "
                              "BLAS thread (default: 2, or 1 on a one-core machine)")
@@ -81,191 +85,115 @@ def parse_args(argv):
         parser.error(f"--seeds: expected integers >= 0, got {args.seeds}")
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds: each seed once, got {args.seeds}")
+    args.fields = {}
+    for item in args.overrides:
+        name, sep, text = item.partition("=")
+        if not sep:
+            parser.error(f"--set: expected FIELD=VALUE, got {item!r}")
+        if name in ROW_FIELDS:
+            parser.error(f"--set {name}: each Table 1 row sets {name} itself; to vary it, use "
+                         f"python -m tinyadv.sweep --grid {name}=...")
+        if name in FLAG_FIELDS:
+            parser.error(f"--set {name}: use {FLAG_FIELDS[name]} instead")
+        try:
+            args.fields[name] = TrainConfig.parse_field(name, text)
+        except ValueError as err:
+            parser.error(f"--set: {err}")
+    try:  # a value of the right type can still be out of range (init=xavier, lr=-1)
+        preset_config(args.preset, **args.fields)
+    except ValueError as err:
+        parser.error(f"--set: {err}")
     return args
 
 
-def load_params(path):
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+def table1_runs(base, seeds, preset):
+    """One Run per (Table 1 row, seed)."""
+    return [Run(name=f"{model}__seed{seed}", config=model_config(model, base).replace(seed=seed),
+                labels={"model": model, "seed": seed}, preset=preset)
+            for model in MODELS for seed in seeds]
 
 
-def prepare_data(train_size, test_size, inv_eps, inv_shifts, log):
-    """Training/test images, their invariance examples and flipped labels.
-
-    The full sets use the cached invariance examples (built once, ~1 minute); a subset gets
-    its own, searched against the training subset only, which takes seconds.
-    """
-    X_train, y_train = data.load_mnist("train")
-    X_test, y_test = data.load_mnist("test")
-    if train_size == FULL_TRAIN and test_size == FULL_TEST:
-        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
-                                          mnist=(X_train, y_train, X_test, y_test))
-        inv_train, inv_test = sets["train"], sets["test"]
-    else:
-        X_train, y_train = X_train[:train_size].copy(), y_train[:train_size].copy()
-        X_test, y_test = X_test[:test_size].copy(), y_test[:test_size].copy()
-        t0 = time.perf_counter()
-        inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
-                                          shifts=inv_shifts, exclude_self=True)
-        inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
-                                         shifts=inv_shifts)
-        log(f"invariance examples for {train_size} training and {test_size} test images "
-            f"built in {time.perf_counter() - t0:.1f}s")
-    return (X_train, y_train, inv_train[0], inv_train[1],
-            X_test, y_test, inv_test[0], inv_test[1])
-
-
-def prepare_parent(train_size, test_size, inv_shifts, log):
-    """What the parent process needs: the test images for Figure 1, and -- before any worker
-    starts -- the cached neighbour search of the full sets, so two workers never both build
-    it. The workers load their own data (prepare_data); the parent holds no training set."""
-    if train_size == FULL_TRAIN and test_size == FULL_TEST:
-        invariance.invariance_neighbours(inv_shifts, log=log)
-    X_test, y_test = data.load_mnist("test")
-    return X_test[:test_size].copy(), y_test[:test_size].copy()
-
-
-def run_stem(runs_dir, model, seed):
-    return os.path.join(runs_dir, f"{model}__seed{seed}")
-
-
-def run_key(model, seed, base, eval_key):
-    """Everything that determines a run's numbers; a saved run is reused only if it matches."""
-    return {"config": model_config(model, base).replace(seed=seed).to_dict(), "eval": eval_key,
-            "blas_threads": 1}
-
-
-def load_saved_run(stem, key):
-    """The saved record of a run if it exists, is readable and has the same key; else None."""
-    try:
-        with open(stem + ".json") as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        return None  # missing or unreadable: train again
-    if saved.get("key") != key or not os.path.exists(stem + ".npz"):
-        return None
-    return saved
-
-
-def run_one(model, seed, base, datasets, runs_dir, eval_key, log):
-    """Train and evaluate one (model, seed); save weights and results as soon as it is done."""
-    X_train, y_train, xi_train, yf_train, X_test, y_test, xi_test, yf_test = datasets
-    config = model_config(model, base).replace(seed=seed)
-    stem = run_stem(runs_dir, model, seed)
-    log(f"training: {MODELS[model] or 'FGSM adversarial training only'}")
-    t0 = time.perf_counter()
-    params, history = train(config, X_train, y_train, xi_train, yf_train, log=log)
-    train_s = time.perf_counter() - t0
-    results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
-                                      fgsm_eps=config.fgsm_eps, pgd_steps=PGD_STEPS,
-                                      rng=np.random.default_rng(seed))
-    record = {"model": model, "seed": seed, "key": run_key(model, seed, base, eval_key),
-              "results": results, "history": history, "train_seconds": train_s,
-              "eval_seconds": time.perf_counter() - t0 - train_s}
-    log("done: " + "  ".join(f"{SHORT[c]} {results[c]['percent']:.2f}" for c in COLUMNS)
-        + f"  ({train_s:.0f}s train)")
-    save_npz_atomic(stem + ".npz", params)  # weights first: a .json always has its .npz
-    write_text_atomic(stem + ".json", json.dumps(record, indent=1))
-    return record
-
-
-# Each worker process trains runs one after another with a single BLAS thread. On two cores,
-# two single-threaded runs side by side do more work per second than one run whose small
-# matrix products are split over both cores -- and every run's arithmetic is the same
-# whatever the number of workers, so the table does not depend on --jobs.
-_WORKER = {}
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _init_worker(train_size, test_size, inv_eps, inv_shifts):
-    # Ctrl-C is the parent's to handle: it stops the workers itself (see run_all).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER["datasets"] = prepare_data(train_size, test_size, inv_eps, inv_shifts,
-                                       log=lambda msg: None)
-
-
-def _run_in_worker(task):
-    model, seed, base, runs_dir, eval_key = task
-    prefix = f"[{model} seed {seed}]"
-    log = lambda msg: print(f"{prefix} {msg.strip()}", flush=True)  # noqa: E731
-    return run_one(model, seed, base, _WORKER["datasets"], runs_dir, eval_key, log)
-
-
-def run_all(pending, jobs, base, runs_dir, eval_key, sizes):
-    """Run the pending (model, seed) pairs in ``jobs`` single-BLAS-thread worker processes.
-
-    Yields each finished record as it arrives. BLAS reads its thread count when a worker
-    imports numpy, so the variables are set while the workers start (spawned fresh, not
-    forked) and restored afterwards. On Ctrl-C (or any error) the workers are stopped at
-    once; what they had saved stays, what they were writing is only ever a temporary file.
-    """
-    saved_env = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
-    os.environ.update({k: "1" for k in BLAS_THREAD_VARIABLES})
-    try:
-        pool = multiprocessing.get_context("spawn").Pool(
-            jobs, initializer=_init_worker, initargs=(*sizes, base.inv_eps, base.inv_shifts))
-    finally:
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    tasks = [(model, seed, base, runs_dir, eval_key) for model, seed in pending]
-    try:
-        yield from pool.imap_unordered(_run_in_worker, tasks)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-
-
-def remove_temporary_files(runs_dir):
-    """Delete leftovers of writes that a stopped worker never finished (never real results)."""
-    for name in os.listdir(runs_dir):
-        if ".tmp" in name:
-            os.remove(os.path.join(runs_dir, name))
+def mean_std(values):
+    """{mean, std, per_seed}: the sample std (ddof 1) over seeds, 0 for a single seed."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "per_seed": list(values)}
 
 
 def summarise(records, seeds):
-    """table[model][column] = {mean, std, per_seed} (sample std over seeds; 0 for one seed)."""
+    """table[model][column] = {mean, std, per_seed, total}, in %, for every column; and
+    table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points."""
     table = {}
     for model in MODELS:
-        table[model] = {}
-        for col in COLUMNS:
-            values = [records[(model, s)]["results"][col]["percent"] for s in seeds]
-            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-            table[model][col] = {"mean": float(np.mean(values)), "std": std, "per_seed": values,
-                                 "total": records[(model, seeds[0])]["results"][col]["total"]}
+        results = [records[f"{model}__seed{s}"]["results"] for s in seeds]
+        table[model] = {col: {**mean_std([r[col]["percent"] for r in results]),
+                              "total": results[0][col]["total"]} for col in COLUMNS}
+        table[model]["fgsm_pgd_gap"] = mean_std([r["fgsm"]["percent"] - r["pgd"]["percent"]
+                                                 for r in results])
     return table
 
 
-def format_table(table, seeds):
-    """Markdown: our numbers (mean ± std over seeds) beside the paper's."""
-    head = "| model | " + " | ".join(COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+def _cell(cell):
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+
+
+def format_table(table, seeds, preset):
+    """Markdown: tinyadv's rows (mean ± std over seeds), every column."""
+    lines = [f"tinyadv, preset `{preset}` (accuracy in %, mean ± sample std over seeds {seeds}):",
+             "", "| model | " + " | ".join(COLUMNS) + " | FGSM − PGD (points) |",
+             "|" + "---|" * (len(COLUMNS) + 2)]
     for model, row in table.items():
-        cells = [f"{row[c]['mean']:.2f} ± {row[c]['std']:.2f}" for c in COLUMNS]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    for model, row in PAPER_TABLE1.items():
-        cells = [f"{row[c]:.2f}" if c in row else "—" for c in COLUMNS]
-        lines.append(f"| paper: {model} | " + " | ".join(cells) + " |")
+        lines.append(f"| {model} | " + " | ".join(_cell(row[c]) for c in COLUMNS + ["fgsm_pgd_gap"])
+                     + " |")
     totals = ", ".join(f"{c} n={next(iter(table.values()))[c]['total']}" for c in COLUMNS)
     lines.append("")
-    lines.append(f"Accuracy in %, mean ± std over seeds {seeds}; counts per column: {totals}.")
+    lines.append(f"Images per column: {totals}.")
     return "\n".join(lines) + "\n"
 
 
-def figure1(params_a, params_b, X_test, y_test, fgsm_eps, path):
-    """Paper Figure 1: embeddings of FGSM test images, (a) without, (b) with the MLI term."""
+def format_side_by_side(table, audit, preset, seeds):
+    """Markdown: the paper's three columns, three ways, each labelled."""
+    lines = ["The paper's columns three ways: as printed; the authors' logged configuration "
+             "behind each printed row (mean ± std of its 3 runs); tinyadv "
+             f"(preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "",
+             "| row | source | clean | FGSM | invariance (source label) |", "|---|---|---|---|---|"]
+    for model in paper.PAPER_TABLE1:
+        printed = paper.PAPER_TABLE1[model]
+        entry = audit["paper_rows"][model]
+        lines.append(f"| {model} | paper, as printed | "
+                     + " | ".join(f"{printed[c]:.2f}" for c in paper.PAPER_COLUMNS) + " |")
+        if "config" in entry:
+            note = "" if entry["triplet_computed"] or not entry["row_claims_triplets"] else \
+                ", **no triplet computed**"
+            lines.append(f"| | authors' logs: {entry['config']} (printed run "
+                         f"{entry['printed_run']}{note}) | "
+                         + " | ".join(f"{entry['mean'][c]:.2f} ± {entry['std'][c]:.2f}"
+                                      for c in paper.PAPER_COLUMNS) + " |")
+        lines.append(f"| | tinyadv `{preset}` | "
+                     + " | ".join(_cell(table[model][c]) for c in paper.PAPER_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
+    """Paper Figure 1 for the first seed, and the scatter ratio of every seed.
+
+    Each model's embeddings of its own FGSM test images; (a) without the invariance term
+    (baseline+mls), (b) with it (baseline+mls+mli).
+    """
+    ratios = {"without_mli": [], "with_mli": []}
     panels = []
-    for title, params in (("(a) baseline+mls: no invariance term", params_a),
-                          ("(b) baseline+mls+mli: with invariance term", params_b)):
-        x_adv = fgsm(params, X_test, y_test, fgsm_eps)  # each model's own FGSM images
-        panels.append((title, mlp.embed(params, x_adv), y_test))
-    return plots.embedding_figure(panels, path, suptitle=f"PCA of penultimate embeddings, "
-                                                         f"FGSM test images (eps={fgsm_eps})")
+    for key, model, title in (("without_mli", "baseline+mls", "(a) baseline+mls: no invariance term"),
+                              ("with_mli", "baseline+mls+mli", "(b) baseline+mls+mli: with invariance term")):
+        for seed in seeds:
+            run = Run(f"{model}__seed{seed}", model_config(model, base).replace(seed=seed))
+            params = experiments.load_params(runs_dir, run)
+            h = mlp.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
+            ratios[key].append(plots.scatter_ratio(h, y_test))
+            if seed == seeds[0]:
+                panels.append((title, h, y_test))
+    plots.embedding_figure(panels, path, suptitle=f"PCA of the embeddings h, FGSM test images "
+                                                  f"(eps={base.fgsm_eps}), preset {preset}, "
+                                                  f"seed {seeds[0]}")
+    return ratios
 
 
 def main(argv=None):
@@ -276,71 +204,68 @@ def main(argv=None):
     test_size = args.test_size or (QUICK["test_size"] if args.quick else FULL_TEST)
     epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
     # train_size stays 0 ("all") in the config: the data handed to train() is already cut.
-    base = TrainConfig(epochs=epochs)
-    runs_dir = os.path.join(args.out, "runs")
-    os.makedirs(runs_dir, exist_ok=True)
-    remove_temporary_files(runs_dir)  # from a run that was killed outright (kill -9)
+    base = preset_config(args.preset, epochs=epochs, **args.fields)
+    out = args.out or os.path.join("results", args.preset)
+    runs_dir = os.path.join(out, "runs")
+    evaluation = Evaluation(train_images=train_size, test_images=test_size, pgd_steps=PGD_STEPS)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
 
-    eval_key = {"train_images": train_size, "test_images": test_size, "pgd_steps": PGD_STEPS}
-    config_record = {"base_config": base.to_dict(), "models": MODELS, "seeds": seeds,
-                     "evaluation": eval_key, "paper": "Ovalle, Czyzycki, Hsieh, AAAI-23 student "
-                                                      "abstract, arXiv 2211.02468"}
-    write_text_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
-    X_test, y_test = prepare_parent(train_size, test_size, base.inv_shifts, log)
-
-    records, pending = {}, []
-    for model in MODELS:
-        for seed in seeds:
-            saved = load_saved_run(run_stem(runs_dir, model, seed),
-                                   run_key(model, seed, base, eval_key))
-            if saved is not None:
-                log(f"[{model} seed {seed}] reusing {run_stem(runs_dir, model, seed)}.json")
-                records[(model, seed)] = saved
-            else:
-                pending.append((model, seed))
-    # Longest runs first, so the two workers finish at about the same time. A row's length
-    # in MODELS (how many loss settings it adds) stands in for its cost: more terms, more
-    # images in the concatenated batch.
-    pending.sort(key=lambda run: -len(MODELS[run[0]]))
-    jobs = max(1, min(args.jobs, len(pending)))
-    if pending:
-        log(f"{len(pending)} run(s) to train in {jobs} worker process(es), "
-            f"{len(records)} reused")
+    runs = table1_runs(base, seeds, args.preset)
+    config_record = {"preset": args.preset, "preset_fields": PRESETS[args.preset],
+                     "overrides": args.fields, "base_config": base.to_dict(),
+                     "models": MODELS, "seeds": seeds, "evaluation": evaluation.to_dict(),
+                     "paper": paper.PAPER}
+    write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
+    log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
     try:
-        for record in run_all(pending, jobs, base, runs_dir, eval_key, (train_size, test_size)):
-            records[(record["model"], record["seed"])] = record
-            done = len(records)
-            elapsed = time.perf_counter() - started
-            log(f"-- {done}/{len(MODELS) * len(seeds)} runs done, {elapsed:.0f}s elapsed")
+        records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
     except KeyboardInterrupt:
-        remove_temporary_files(runs_dir)
-        saved = sum(load_saved_run(run_stem(runs_dir, m, s), run_key(m, s, base, eval_key))
-                    is not None for m in MODELS for s in seeds)
-        log(f"\ninterrupted: {saved} of {len(MODELS) * len(seeds)} runs are saved under "
-            f"{runs_dir}; run the same command again to resume.")
+        saved = sum(experiments.load_saved_run(runs_dir, run, evaluation) is not None
+                    for run in runs)
+        print(f"\ninterrupted: {saved} of {len(runs)} runs are saved under {runs_dir}; run the "
+              f"same command again to resume.", flush=True)
         return 130
 
     table = summarise(records, seeds)
-    ratios = figure1(load_params(run_stem(runs_dir, "baseline+mls", seeds[0]) + ".npz"),
-                     load_params(run_stem(runs_dir, "baseline+mls+mli", seeds[0]) + ".npz"),
-                     X_test, y_test, base.fgsm_eps, os.path.join(args.out, "figure1.png"))
+    audit = paper.audit(data.load_author_logs())
+    X_test, y_test = data.load_mnist("test")
+    X_test, y_test = X_test[:test_size], y_test[:test_size]
+    ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
+                     os.path.join(out, "figure1.png"))
+    warnings = {name: evaluate.overfitting_warning(r["results"]) for name, r in records.items()}
+    warnings = {name: w for name, w in warnings.items() if w}
     wall = time.perf_counter() - started
-    compute = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values())
-    result = {"table": table, "paper": PAPER_TABLE1, "config": config_record,
-              "figure1": {"scatter_ratio_without_mli": ratios[0], "scatter_ratio_with_mli": ratios[1],
-                          "seed": seeds[0], "meaning": "trace(S_within)/trace(S_between) of "
-                          "embeddings of FGSM test images; smaller = more tightly grouped"},
-              "wall_seconds": wall, "compute_seconds_of_all_runs": compute}
-    markdown = format_table(table, seeds) + (
-        f"\nFigure 1 (seed {seeds[0]}): within/between-class scatter of FGSM-image embeddings: "
-        f"{ratios[0]:.3f} without the invariance term, {ratios[1]:.3f} with it "
-        f"(smaller = tighter).\n\nWall time {wall:.0f}s (this invocation); "
-        f"{compute:.0f}s of training+evaluation in all runs.\n")
-    write_text_atomic(os.path.join(args.out, "table1.json"), json.dumps(result, indent=1))
-    write_text_atomic(os.path.join(args.out, "table1.md"), markdown)
+    compute = sum(records[run.name]["train_seconds"] + records[run.name]["eval_seconds"]
+                  for run in runs)
+    ratio_text = {k: f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
+                  for k, v in ratios.items()}
+    result = {
+        "preset": args.preset, "table": table,
+        "paper": {"table1": paper.PAPER_TABLE1, "citation": paper.PAPER},
+        "authors_logs": audit, "config": config_record, "overfitting_warnings": warnings,
+        "figure1": {"scatter_ratio_without_mli": ratios["without_mli"],
+                    "scatter_ratio_with_mli": ratios["with_mli"], "seeds": seeds,
+                    "figure_seed": seeds[0],
+                    "meaning": "trace(S_within)/trace(S_between) of the embeddings of FGSM test "
+                               "images, one value per seed; smaller = more tightly grouped"},
+        "wall_seconds": wall, "compute_seconds_of_all_runs": compute}
+    markdown = "\n".join([
+        format_side_by_side(table, audit, args.preset, seeds),
+        format_table(table, seeds, args.preset),
+        paper.format_audit(audit),
+        f"Figure 1 (`figure1.png`, seed {seeds[0]}): within/between-class scatter ratio of the "
+        f"embeddings of FGSM test images over seeds {seeds}: {ratio_text['without_mli']} "
+        f"without the invariance term, {ratio_text['with_mli']} with it (smaller = tighter).\n",
+        ("No run's PGD accuracy is more than "
+         f"{evaluate.OVERFITTING_GAP:.0f} points below its FGSM accuracy.\n" if not warnings else
+         "**Warning -- catastrophic overfitting:**\n\n"
+         + "\n".join(f"- {name}: {w}" for name, w in warnings.items()) + "\n"),
+        f"Wall time {wall:.0f}s (this invocation); {compute:.0f}s of training+evaluation in "
+        f"all runs.\n"])
+    write_text_atomic(os.path.join(out, "table1.json"), json.dumps(result, indent=1))
+    write_text_atomic(os.path.join(out, "table1.md"), markdown)
     log("\n" + markdown)
-    log(f"wrote {args.out}/table1.md, table1.json, figure1.png, config.json")
+    log(f"wrote {out}/table1.md, table1.json, figure1.png, config.json")
     return 0
 
 

@@ -1,0 +1,228 @@
+"""Train and evaluate many runs, each saved as it finishes: what reproduce.py and sweep.py share.
+
+A *run* is one TrainConfig (seed included) with a name. ``run_many`` trains the runs that
+have no valid saved result in worker processes (runner.py), evaluates each under every
+attack and protocol (evaluate.py), and saves it under ``runs_dir`` as soon as it is done:
+
+    runs_dir/<name>.json   the record: key, results, per-epoch history, seconds
+    runs_dir/<name>.npz    the weights
+
+A saved run is reused only if its *key* -- every config field, the preset it came from and
+the evaluation settings -- equals the one asked for, so changing anything retrains exactly
+the runs it affects, and an interrupted command resumes where it stopped. Every file is
+written under a temporary name and renamed (fileio.py): Ctrl-C at any instant leaves either
+the old file, the new one, or a ``.tmp`` leftover that the next start deletes.
+
+Why worker processes with one BLAS thread each: on two cores, two single-threaded runs side
+by side do more work per second than one run whose small matrix products are split over
+both cores -- and a run's arithmetic is the same whatever the number of workers, so the
+numbers do not depend on ``jobs``.
+"""
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import data, evaluate, invariance
+from .fileio import save_npz_atomic, write_text_atomic
+from .runner import run_in_workers
+from .train import TrainConfig, train
+
+FULL_TRAIN, FULL_TEST = 60000, 10000
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How much data a run sees and how it is attacked; part of every run's key."""
+
+    train_images: int = FULL_TRAIN  # the first N training images
+    test_images: int = FULL_TEST  # the first N test images
+    pgd_steps: int = 10  # PGD iterations (step 2.5 * eps / steps, one random start)
+
+    def to_dict(self):
+        return {"train_images": self.train_images, "test_images": self.test_images,
+                "pgd_steps": self.pgd_steps}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a name (the file stem), its full config, and labels for the tables."""
+
+    name: str
+    config: TrainConfig
+    labels: dict = field(default_factory=dict)  # e.g. {"model": "baseline", "seed": 0}
+    preset: str = "default"
+
+
+def run_key(run, evaluation):
+    """Everything that determines a run's numbers; a saved run is reused only if it matches."""
+    return {"preset": run.preset, "config": run.config.to_dict(), "eval": evaluation.to_dict(),
+            "blas_threads": 1}
+
+
+def load_saved_run(runs_dir, run, evaluation):
+    """The saved record of a run if it exists, is readable and has the same key; else None."""
+    stem = os.path.join(runs_dir, run.name)
+    try:
+        with open(stem + ".json") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None  # missing or unreadable: train again
+    if saved.get("key") != run_key(run, evaluation) or not os.path.exists(stem + ".npz"):
+        return None
+    return saved
+
+
+def load_params(runs_dir, run):
+    with np.load(os.path.join(runs_dir, run.name + ".npz"), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def remove_temporary_files(runs_dir):
+    """Delete leftovers of writes that a stopped process never finished (never real results)."""
+    for name in os.listdir(runs_dir):
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(runs_dir, name))
+
+
+def estimated_cost(config):
+    """Relative cost of a run, for ordering: images through the network per anchor and step.
+
+    FGSM costs a forward and a backward of its own and adds a group to the batch; the MLI
+    term adds its positives (and, in the oracle protocol, their negatives)."""
+    per_anchor = 1 + (2 if config.adversarial else 0)
+    if config.lambda_inv > 0:
+        per_anchor += 2 if config.protocol == "oracle" else 1
+    if config.lambda_sens > 0 or config.lambda_inv > 0:
+        per_anchor += 0.5  # mining the hardest negatives, triplet backward
+    return per_anchor * config.epochs * (config.train_size or FULL_TRAIN)
+
+
+def prepare_data(evaluation, inv_eps, inv_shifts, log):
+    """Training/test images, their invariance examples and flipped labels.
+
+    The full sets use the cached invariance examples (invariance.invariance_sets, built once);
+    a subset gets its own, searched against the training subset only, which takes seconds.
+    """
+    X_train, y_train = data.load_mnist("train")
+    X_test, y_test = data.load_mnist("test")
+    n_train, n_test = evaluation.train_images, evaluation.test_images
+    if n_train == FULL_TRAIN and n_test == FULL_TEST:
+        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
+                                          mnist=(X_train, y_train, X_test, y_test))
+        inv_train, inv_test = sets["train"], sets["test"]
+    else:
+        X_train, y_train = X_train[:n_train].copy(), y_train[:n_train].copy()
+        X_test, y_test = X_test[:n_test].copy(), y_test[:n_test].copy()
+        inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
+                                          shifts=inv_shifts, exclude_self=True)
+        inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
+                                         shifts=inv_shifts)
+    return (X_train, y_train, inv_train[0], inv_train[1],
+            X_test, y_test, inv_test[0], inv_test[1])
+
+
+def prepare_neighbour_cache(evaluation, runs, log):
+    """Build the full sets' neighbour cache once, in the parent, before any worker starts --
+    so that two workers never both build it."""
+    if evaluation.train_images == FULL_TRAIN and evaluation.test_images == FULL_TEST:
+        for shifts in sorted({run.config.inv_shifts for run in runs}):
+            invariance.invariance_neighbours(shifts, log=log)
+
+
+def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
+    """Train and evaluate one run; save weights and record as soon as it is done."""
+    X_train, y_train, xi_train, yf_train, X_test, y_test, xi_test, yf_test = datasets
+    config = run.config
+    t0 = time.perf_counter()
+    params, history = train(config, X_train, y_train, xi_train, yf_train, log=log)
+    train_s = time.perf_counter() - t0
+    results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
+                                      fgsm_eps=config.fgsm_eps, pgd_steps=evaluation.pgd_steps,
+                                      rng=np.random.default_rng(config.seed))
+    record = {"name": run.name, **run.labels, "key": run_key(run, evaluation),
+              "results": results, "history": history, "train_seconds": train_s,
+              "eval_seconds": time.perf_counter() - t0 - train_s}
+    stem = os.path.join(runs_dir, run.name)
+    save_npz_atomic(stem + ".npz", params)  # weights first: a .json always has its .npz
+    write_text_atomic(stem + ".json", json.dumps(record, indent=1))
+    return record
+
+
+# ---- inside a worker process ------------------------------------------------------------
+
+_WORKER = {"datasets": {}}
+
+
+def _init_worker(evaluation):
+    _WORKER["evaluation"] = evaluation
+
+
+def _work(task):
+    """Train one run in a worker; its data are loaded once per (inv_eps, inv_shifts)."""
+    run, runs_dir = task
+    evaluation = _WORKER["evaluation"]
+    key = (run.config.inv_eps, run.config.inv_shifts)
+    if key not in _WORKER["datasets"]:
+        _WORKER["datasets"][key] = prepare_data(evaluation, *key, log=lambda msg: None)
+    log = lambda msg: print(f"[{run.name}] {msg.strip()}", flush=True)  # noqa: E731
+    return train_and_evaluate(run, evaluation, _WORKER["datasets"][key], runs_dir, log)
+
+
+# ---- in the parent ------------------------------------------------------------------------
+
+def _describe(results):
+    return "  ".join(f"{column} {results[column]['percent']:.2f}"
+                     for column in ("clean", "fgsm", "pgd", "invariance_source", "human_linf_eps04"))
+
+
+def run_many(runs, evaluation, runs_dir, jobs, log=print):
+    """Make sure every run has a saved record; return {run.name: record}.
+
+    Saved runs with a matching key are reused; the others are trained in ``jobs`` worker
+    processes, longest first, with a progress line (and the time left) as each finishes and
+    a warning when a run's PGD accuracy falls far below its FGSM accuracy. On Ctrl-C the
+    workers are stopped and KeyboardInterrupt propagates; every finished run stays saved.
+    """
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"runs: every run needs its own name, got duplicates in {names}")
+    os.makedirs(runs_dir, exist_ok=True)
+    remove_temporary_files(runs_dir)  # from a process that was killed outright (kill -9)
+    records, pending = {}, []
+    for run in runs:
+        saved = load_saved_run(runs_dir, run, evaluation)
+        if saved is not None:
+            records[run.name] = saved
+        else:
+            pending.append(run)
+    if records:
+        log(f"reusing {len(records)} saved run(s) from {runs_dir}")
+    if not pending:
+        return records
+    # Longest runs first, so the workers finish at about the same time.
+    pending.sort(key=lambda run: -estimated_cost(run.config))
+    jobs = max(1, min(jobs, len(pending)))
+    log(f"{len(pending)} run(s) to train in {jobs} worker process(es)")
+    prepare_neighbour_cache(evaluation, pending, log)
+    started = time.perf_counter()
+    total_cost = sum(estimated_cost(run.config) for run in pending)
+    done_cost = 0.0
+    try:
+        tasks = [(run, runs_dir) for run in pending]
+        for (run, _), record in run_in_workers(tasks, _work, jobs=jobs, initializer=_init_worker,
+                                               initargs=(evaluation,)):
+            records[run.name] = record
+            done_cost += estimated_cost(run.config)
+            elapsed = time.perf_counter() - started
+            left = elapsed * (total_cost - done_cost) / done_cost
+            log(f"-- {len(records)}/{len(runs)} runs done ({run.name}: "
+                f"{_describe(record['results'])}), {elapsed:.0f}s elapsed, ~{left:.0f}s left")
+            warning = evaluate.overfitting_warning(record["results"])
+            if warning:
+                log(f"WARNING {run.name}: {warning}")
+    finally:
+        remove_temporary_files(runs_dir)
+    return records
