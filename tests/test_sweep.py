@@ -1,0 +1,130 @@
+"""python -m tinyadv.sweep: the grid, the statistics, the outputs of --quick, resuming, bad flags."""
+import json
+
+import numpy as np
+import pytest
+
+from tinyadv import sweep
+from tinyadv.reproduce import COLUMNS
+from tinyadv.train import preset_config
+
+BASE = preset_config("default")
+
+
+def names(axes, protocols=("source",)):
+    return [s.name for s, _ in sweep.grid_settings(axes, list(protocols), BASE)]
+
+
+def test_default_grid_is_the_issues_18_settings():
+    settings = sweep.grid_settings(sweep.DEFAULT_AXES, ["source"], BASE)
+    assert len(settings) == 18  # 2 embeddings x (baseline + 2 MLS + 2 margins x 3 lambda_inv)
+    kinds = [s.kind for s, _ in settings]
+    assert kinds.count("baseline") == 2 and kinds.count("mls") == 4 and kinds.count("mli") == 12
+    by_name = {s.name: c for s, c in settings}
+    mli = by_name["mli embed_dim=4 margin=0.5 lambda_inv=8"]
+    assert (mli.embed_dim, mli.margin, mli.lambda_inv, mli.lambda_sens, mli.lambda_norm,
+            mli.protocol) == (4, 0.5, 8.0, 0.5, 1e-3, "source")
+    base = by_name["baseline embed_dim=0"]
+    assert base.lambda_sens == base.lambda_inv == base.lambda_norm == 0 and base.embed_dim == 0
+    assert by_name["mls embed_dim=0 margin=0.05"].lambda_inv == 0
+    # every setting compares with the baseline of its own embedding
+    for setting, config in settings:
+        assert dict(setting.context) == {"embed_dim": config.embed_dim}
+    stems = {s.stem(0) for s, _ in settings}
+    assert len(stems) == 18 and not any("/" in stem or " " in stem for stem in stems)
+
+
+def test_protocols_multiply_only_the_mli_settings():
+    both = sweep.grid_settings(sweep.DEFAULT_AXES, ["source", "oracle"], BASE)
+    assert len(both) == 30
+    assert sum(c.protocol == "oracle" for _, c in both) == 12
+    assert "mli embed_dim=0 margin=0.5 lambda_inv=2 protocol=oracle" in [s.name for s, _ in both]
+
+
+def test_a_grid_axis_replaces_or_adds_and_duplicates_are_trained_once():
+    assert names({"embed_dim": [0], "margin": [0.5], "lambda_inv": [2.0]}) == [
+        "baseline embed_dim=0", "mls embed_dim=0 margin=0.5", "mli embed_dim=0 margin=0.5 lambda_inv=2"]
+    # the init x ce_on factorial of baselines alone: no triplet weights, each config once
+    factorial = names({"init": ["he", "uniform"], "ce_on": ["clean+fgsm", "fgsm"],
+                       "lambda_sens": [0.0], "lambda_inv": [0.0]})
+    assert factorial == ["baseline init=he ce_on=clean+fgsm", "baseline init=he ce_on=fgsm",
+                         "baseline init=uniform ce_on=clean+fgsm", "baseline init=uniform ce_on=fgsm"]
+    # margin does not matter without a triplet: still a single baseline
+    assert names({"margin": [0.05, 0.5], "lambda_sens": [0.0], "lambda_inv": [0.0]}) == ["baseline"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--grid", "embedding=0,4"], "unknown config field 'embedding'"),
+    (["--grid", "embed_dim=zero"], "embed_dim: expected an integer"),
+    (["--grid", "init=he,xavier"], "init"),
+    (["--grid", "margin"], "FIELD=v1,v2"),
+    (["--grid", "seed=1,2"], "--seeds"),
+    (["--protocols", "human"], "--protocols"),
+    (["--seeds", "1", "1"], "--seeds"),
+    (["--jobs", "0"], "--jobs"),
+    (["--bogus"], "unrecognized"),
+])
+def test_bad_flags_exit_2_naming_them(argv, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        sweep.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m tinyadv.sweep" in err and words in err
+
+
+def test_change_flags_differences_within_the_seed_spread():
+    within = sweep.change([70.0, 72.0, 74.0], [70.5, 71.0, 71.5])
+    assert within["diff"] == pytest.approx(1.0) and within["spread"] == pytest.approx(2.0)
+    assert within["within_spread"] is True and 0 < within["welch_p"] < 1
+    beyond = sweep.change([80.0, 80.5, 81.0], [70.0, 70.5, 71.0])
+    assert beyond["within_spread"] is False and beyond["welch_p"] < 1e-3
+    one_seed = sweep.change([80.0], [70.0])
+    assert one_seed == {"diff": 10.0, "spread": None, "within_spread": None, "welch_p": None}
+
+
+def test_run_values_pool_the_human_sets_by_count():
+    results = {c: {"percent": 50.0, "correct": 50, "total": 100} for c in COLUMNS}
+    results["human_linf_manual_eps04"] = {"percent": 10.0, "correct": 5, "total": 50}
+    record = {"results": results, "history": [{"active_sens": 0.25, "active_inv": 0.5}]}
+    values = sweep.run_values(record)
+    assert values["human_pooled"] == pytest.approx(100 * (3 * 50 + 5) / 350)
+    assert values["active_sens"] == 25.0 and values["active_inv"] == 50.0
+    assert values["fgsm_pgd_gap"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    assert sweep.main(["--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_quick_writes_every_column_both_plots_and_the_changes(quick):
+    for name in ("sweep.json", "sweep.md", "sweep.png", "config.json"):
+        assert (quick / name).stat().st_size > 0
+    result = json.loads((quick / "sweep.json").read_text())
+    settings = result["settings"]
+    assert list(settings) == ["baseline embed_dim=0", "mls embed_dim=0 margin=0.5",
+                              "mli embed_dim=0 margin=0.5 lambda_inv=2", "baseline embed_dim=4",
+                              "mls embed_dim=4 margin=0.5", "mli embed_dim=4 margin=0.5 lambda_inv=2"]
+    for entry in settings.values():
+        assert set(entry["columns"]) == set(sweep.SETTING_COLUMNS)
+        assert all(len(cell["per_seed"]) == 1 for cell in entry["columns"].values())
+    mli = settings["mli embed_dim=4 margin=0.5 lambda_inv=2"]
+    assert mli["baseline"] == "baseline embed_dim=4"
+    assert mli["columns"]["active_inv"]["mean"] > 0  # the term acted
+    assert settings["baseline embed_dim=4"]["columns"]["active_sens"]["mean"] == 0
+    base = settings["baseline embed_dim=4"]["columns"]["invariance_source"]["mean"]
+    assert mli["change"]["invariance_source"]["diff"] == pytest.approx(
+        mli["columns"]["invariance_source"]["mean"] - base)
+    assert len(result["runs"]) == 6
+    md = (quick / "sweep.md").read_text()
+    assert "Δ invariance_source" in md and "one seed: no spread" in md
+
+
+def test_quick_rerun_reuses_every_run_and_gives_the_same_numbers(quick, capsys):
+    before = json.loads((quick / "sweep.json").read_text())["settings"]
+    assert sweep.main(["--quick", "--out", str(quick)]) == 0
+    out = capsys.readouterr().out
+    assert "reusing 6 saved run(s)" in out and "to train" not in out
+    assert json.loads((quick / "sweep.json").read_text())["settings"] == before
