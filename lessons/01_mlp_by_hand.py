@@ -16,7 +16,7 @@ What you will see
    digits, relative error about 5e-10 (lesson 02 does this properly).
 5. Plain SGD written in a few lines. Default mode (12,000 images, 3 epochs): test accuracy
    about 90% after the first epoch and about 93.5% after the third. The whole lesson took
-   between about 7 s and 50 s on the shared 2-core machine, depending on how busy it was.
+   between about 3 s and 61 s on the shared 2-core machine, depending on how busy it was.
    ``--fast`` (2,000 images, 1 epoch) reaches only about 65%.
 6. The gradient with respect to the *input image* -- the thing FGSM (lesson 03) uses.
 
@@ -55,8 +55,10 @@ print(f"pixels lie in [{X_train.min()}, {X_train.max()}]; {N_TEST} test images")
 # %% The network's parameters
 # Three linear layers: W1 (784, 128), W2 (128, 128), W3 (128, 10). He initialisation draws
 # W ~ N(0, 2 / fan_in) so that the activations keep roughly the same scale through ReLUs.
+# (tinyadv.train's TrainConfig uses init="uniform", PyTorch's default, instead: with He
+# initialisation FGSM adversarial training learns to fool FGSM -- lesson 08.)
 rng = np.random.default_rng(0)
-params = mlp.init_params([784, 128, 128, 10], rng)
+params = mlp.init_params([784, 128, 128, 10], rng, init="he")
 for name, value in params.items():
     print(f"{name}: shape {value.shape}, std {value.std():.4f}")
 

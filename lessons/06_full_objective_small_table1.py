@@ -13,25 +13,27 @@ with lambda1 = lambda2 = 0.5, lambda3 = 1e-3, margin 0.05 and the hardest negati
 What you will see
 -----------------
 1. Eq. 2 evaluated on one batch of an untrained network, term by term: cross-entropy about
-   2.35 on clean images and 3.6 on their FGSM images (mixed: about 3.0); the triplet terms
-   start small (about 0.013 for MLS, 0.0001 for MLI); the norm term, summed over the four
-   groups of embeddings it covers, about 15 (times lambda3 = 0.001).
+   2.31 on clean images and 2.39 on their FGSM images (mixed: about 2.35) -- close, because
+   with the default uniform initialisation the untrained network's output barely moves with
+   its input; the triplet terms start small (about 0.019 for MLS, 0.0004 for MLI); the norm
+   term, summed over the four groups of embeddings it covers, about 2.7 (times lambda3 = 0.001).
 2. The gradient of the *whole* objective -- one concatenated forward pass over anchors, FGSM
    images and invariance images, and one backward -- checked against centred differences in
    float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 3e-9).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
-   (784-128-128-10, one seed), about 1-25 s each depending on the machine's load; evaluated
-   on 1,000 test images: clean about 90-91%, FGSM (eps 0.1) about 65%, PGD about 43-46%,
-   invariance against the source label about 63-64% (against the flipped label about 34%),
-   agreement with Tramer et al.'s human labels about 72-74% (eps 0.3), 61-63% (eps 0.4),
-   16-18% (manual), 43-46% (l0). The rows differ by less than 1 point on clean, FGSM and
-   invariance, about 3 on PGD, and 2-3 on the human sets (1-3 images of 50-100). That is NOT the paper's Table 1 (99% clean, 99%
-   FGSM, 82-88% invariance): tiny data, a few epochs, one seed; differences this small say
-   nothing about the method. ``python -m tinyadv.reproduce`` (full data, three seeds) does.
+   (784-128-128-10, one seed), about 0.5-23 s each depending on the machine's load; evaluated
+   on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 62-63%, PGD about 58-60%,
+   invariance against the source label about 62-63% (against the flipped label about 35%),
+   agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
+   16% (manual), 44-47% (l0). The rows differ by about 1 point on clean and FGSM, 2 on PGD,
+   less than 1 on invariance, and 0-3 on the human sets (0-3 images of 50-100). That is NOT
+   the paper's Table 1 (99% clean, 99% FGSM, 82-88% invariance): tiny data, a few epochs, one
+   seed; differences this small say nothing about the method. ``python -m tinyadv.reproduce``
+   (full data, three seeds) does.
 
-Default mode: about 15-90 s on the shared 2-core machine, depending on its load. ``--fast`` (500 images, 1 epoch,
-100 test images) runs the same code in seconds; its numbers mean nothing.
+Default mode: about 28-41 s on the shared 2-core machine, depending on its load. ``--fast``
+(500 images, 1 epoch, 100 test images) runs the same code in seconds; its numbers mean nothing.
 Figure: 06_small_table1.png.
 
 Run:  python lessons/06_full_objective_small_table1.py [--fast] [--out DIR]

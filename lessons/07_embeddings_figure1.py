@@ -6,22 +6,23 @@ Figure 1 shows a 2-D PCA of the embeddings of FGSM test images for a model train
 (a) and with (b) the invariance term, and says the classes are grouped more tightly in (b).
 
 What you will see (default: three 784-128-128-10 MLPs -- Baseline, + MLS, + MLS + MLI -- on
-8,000 training images for 3 epochs, one seed; 1,000 test images; about 10-70 s depending on
+8,000 training images for 3 epochs, one seed; 1,000 test images; about 45-127 s depending on
 the load of the shared 2-core machine)
 -----------------------------------------------------------------------------------------
 1. PCA by the SVD, written out: centre, decompose, project; it matches plots.pca_2d exactly,
-   and the first two components keep only about 44% of the (Baseline) embedding's variance
-   (ten keep about 91%) -- a 2-D picture hides more than half of the geometry.
+   and the first two components keep only about 50% of the (Baseline) embedding's variance
+   (ten keep about 98%) -- a 2-D picture hides half of the geometry.
 2. What the triplet terms were trained to do, measured on test images (07_distances.png).
-   The mean angular distance D(h(x), h(x')) to the image's own FGSM image: about 0.057 for
-   the Baseline, 0.049 with + MLS, 0.056 with + MLS + MLI. To its own invariance image: about
-   0.034, 0.043, 0.048 -- MLI does *not* bring it closer in absolute terms. But the triplet loss
-   is relative (beat the hardest negative by the margin), and there both terms help: FGSM
-   triplets violating the margin drop from about 89% to 56% (+ MLS) and 54% (+ MLS + MLI);
-   invariance triplets from about 70% to 52% and 46%.
+   The mean angular distance D(h(x), h(x')) to the image's own FGSM image: about 0.019 for
+   the Baseline, 0.023 with + MLS, 0.026 with + MLS + MLI. To its own invariance image: about
+   0.028, 0.042, 0.046 -- neither term brings the attacked image closer in absolute terms;
+   here both move it a little further. But the triplet loss is relative (beat the hardest
+   negative by the margin), and there both terms help: FGSM triplets violating the margin
+   drop from about 82% to 52% (+ MLS) and 45% (+ MLS + MLI); invariance triplets from about
+   91% to 69% and 63%.
 3. Figure 1 (07_figure1.png): PCA of the embeddings of FGSM test images for the three models,
    each with the within-class / between-class scatter ratio computed in the full 128-d space
-   (smaller = tighter classes): about 1.56 (Baseline), 1.55 (+ MLS), 1.57 (+ MLS + MLI). At
+   (smaller = tighter classes): about 1.38 (Baseline), 1.38 (+ MLS), 1.41 (+ MLS + MLI). At
    this small scale and one seed the invariance term does NOT tighten the classes; the
    paper's claim needs the full reproduction (python -m tinyadv.reproduce), and even there a
    ratio from one seed is a single draw.

@@ -85,3 +85,26 @@ def test_readme_lists_every_lesson_and_links_the_exercises():
     for path in LESSONS:
         assert os.path.basename(path) in readme, f"{os.path.basename(path)} missing from lessons/README.md"
     assert "exercises/README.md" in readme
+
+
+def test_lesson_08_loop_is_the_library_training_loop(tmp_path):
+    """Lesson 08 writes train.train's loop out to watch it; it must give the same weights."""
+    path = next(p for p in LESSONS if os.path.basename(p).startswith("08_"))
+    script = (
+        "import runpy, sys\n"
+        "import numpy as np\n"
+        f"lesson = runpy.run_path({path!r})\n"
+        "from tinyadv.train import train\n"
+        "for init, params in lesson['models'].items():\n"
+        "    config = lesson['base'].replace(init=init)\n"
+        "    expected, _ = train(config, lesson['X_train'], lesson['y_train'], log=None)\n"
+        "    assert sorted(expected) == sorted(params), init\n"
+        "    for key in expected:\n"
+        "        assert np.array_equal(expected[key], params[key]), (init, key)\n"
+        "print('same weights')\n")
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", TINYADV_FAST="1",
+               PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-c", script, "--out", str(tmp_path)],
+                            cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same weights" in result.stdout
