@@ -51,14 +51,13 @@ def session_processes(sid):
         try:
             with open(f"/proc/{name}/stat") as f:
                 stat = f.read()
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (command) "
+            if int(fields[3]) != sid or fields[0] == "Z":  # other session, or a zombie
+                continue
             with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                found[int(name)] = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:  # it ended while we looked
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (command) "
-        state, session = fields[0], int(fields[3])
-        if session == sid and state != "Z":
-            found[int(name)] = cmdline
     return found
 
 

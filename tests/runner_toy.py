@@ -23,10 +23,20 @@ def fail_to_start():
 
 def square(x):
     """x*x, or misbehave on request: "raise", "die" (SIGKILL itself), ("sleep", seconds),
-    ("stubborn", seconds, marker): ignore SIGTERM, create the file marker, sleep."""
+    ("stubborn", seconds, marker): ignore SIGTERM, create the file marker, sleep;
+    ("fork and die", seconds, pidfile): fork a child that sleeps, write its pid, SIGKILL
+    ourselves."""
     if x == "raise":
         raise ValueError("a task that always fails")
     if x == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if isinstance(x, tuple) and x[0] == "fork and die":  # a child keeps our pipe open
+        child = os.fork()
+        if child == 0:
+            time.sleep(x[1])
+            os._exit(0)
+        with open(x[2], "w") as f:
+            f.write(str(child))
         os.kill(os.getpid(), signal.SIGKILL)
     if isinstance(x, tuple):
         if x[0] == "stubborn":

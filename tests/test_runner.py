@@ -8,6 +8,7 @@ tests/interrupt_matrix.py.
 """
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -111,6 +112,44 @@ def test_a_worker_killed_mid_task_is_an_error_not_a_hang(how):
     assert error.value.task == tasks[1]
     assert time.monotonic() - started < 5
     assert all(gone(pid) for pid in pids)
+
+
+def test_a_dead_worker_is_noticed_even_if_a_process_it_forked_holds_its_pipe(tmp_path):
+    """Then the pipe gives no end-of-file: only the process sentinel tells."""
+    pidfile = tmp_path / "child"
+    started = time.monotonic()
+    try:
+        with pytest.raises(WorkerError, match="killed by SIGKILL"):
+            with run_in_workers([("fork and die", 30, str(pidfile))], runner_toy.square,
+                                jobs=1) as results:
+                list(results)
+        assert time.monotonic() - started < 5
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_workers_start_with_sigint_blocked_even_in_a_fresh_interpreter():
+    """A Ctrl-C to the group must not reach a worker that is still importing (it would die
+    with a KeyboardInterrupt traceback): workers inherit SIGINT blocked and unblock it once
+    they ignore it. Checked in a fresh interpreter, where the first spawn also starts
+    multiprocessing's resource tracker -- which unblocks SIGINT after starting it."""
+    code = ("import runner_toy\n"
+            "from tinyadv.runner import run_in_workers\n"
+            "with run_in_workers([('sleep', 0.2)] * 2, runner_toy.square, jobs=2) as results:\n"
+            "    for pid in results.pids:\n"
+            "        with open(f'/proc/{pid}/status') as f:\n"
+            "            print([line.split()[1] for line in f if line.startswith('SigBlk')][0])\n")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    masks = [int(word, 16) for word in done.stdout.split()]
+    assert len(masks) == 2
+    assert all(mask & (1 << (signal.SIGINT - 1)) for mask in masks), done.stdout
 
 
 def test_ctrl_c_while_waiting_stops_the_workers_and_raises_keyboard_interrupt():
@@ -273,7 +312,7 @@ def test_ctrl_c_at_any_moment_stops_cleanly_and_a_rerun_completes_identically(
     calls = [lambda i=i, at=at, target=target, times=times, gap=gap: interrupt_and_resume(
         tmp_path / f"case{i}-{target}-{times}", at, target, times, gap, reference)
         for i, at, target, times, gap in cases]
-    outcomes = im.run_parallel(calls, parallel=12)
+    outcomes = im.run_parallel(calls, parallel=16)
     failures = [f"{im.describe(outcome)}\n    problems: {found}"
                 for outcome, found in outcomes if found]
     assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n" + "\n".join(failures)

@@ -9,8 +9,9 @@ and pipes, and a second Ctrl-C during the first one's cleanup left it half torn 
 ``join()`` waiting forever. Here every step is explicit and small:
 
 - Each worker is a spawned process with its own pipe. The parent sends one task at a time
-  to an idle worker and waits on every busy worker's pipe *and* process sentinel, so a worker
-  that dies (out of memory, a segfault, kill -9) is reported instead of waited for.
+  to an idle worker and waits on every busy worker's pipe *and* process sentinel (and asks
+  the kernel every CHECK_SECONDS), so a worker that dies (out of memory, a segfault, kill -9)
+  is reported instead of waited for.
 - Workers ignore SIGINT (a terminal sends Ctrl-C to the whole process group; the parent
   decides), turn SIGTERM into a normal exit (their ``finally`` blocks run, so half-written
   temporary files are removed), leave when their pipe closes, and are killed by the kernel
@@ -27,10 +28,12 @@ import signal
 import threading
 import time
 import traceback
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 GRACE_SECONDS = 1.0  # after SIGTERM, how long a worker may take to exit before SIGKILL
+CHECK_SECONDS = 0.5  # how often the parent, waiting for results, checks that workers live
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -155,6 +158,8 @@ class WorkerRun:
         saved = {name: os.environ.get(name) for name in blas}
         # A spawned child starts with its parent's signal mask. With SIGINT blocked here, a
         # Ctrl-C to the group cannot hit a worker still importing, before it ignores SIGINT.
+        # Start multiprocessing's resource tracker first: starting it unblocks SIGINT.
+        resource_tracker.ensure_running()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         os.environ.update(blas)  # BLAS reads them when the worker imports numpy
         try:
@@ -187,13 +192,19 @@ class WorkerRun:
                     conn.send(busy[conn][1])
                 except OSError:
                     pass  # the worker is gone; its sentinel will say so below
-            ready = wait(list(busy) + [process.sentinel for process, _ in busy.values()])
+            ready = wait(list(busy) + [process.sentinel for process, _ in busy.values()],
+                         timeout=CHECK_SECONDS)
             for conn, (process, task) in list(busy.items()):
-                if conn not in ready and process.sentinel not in ready:
+                # A sentinel is a pipe too, and a process the worker forked may hold it (and
+                # our pipe) open after the worker died; so ask the kernel as well (waitpid).
+                dead = process.exitcode is not None
+                if conn not in ready and not dead:
                     continue
                 del busy[conn]
                 try:
-                    ok, value = conn.recv()  # a dead worker's pipe gives EOF, never blocks
+                    if dead and not conn.poll():
+                        raise EOFError
+                    ok, value = conn.recv()
                 except (EOFError, OSError):
                     raise WorkerError(_death_message(process, task), task) from None
                 if not ok:
