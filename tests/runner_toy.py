@@ -6,6 +6,7 @@ No numpy here: a worker of these tests should start in a few tens of millisecond
 import json
 import os
 import signal
+import threading
 import time
 
 _INIT = {"calls": 0, "tag": None}
@@ -15,6 +16,14 @@ def remember(tag):
     """An initializer: records its argument and how often it ran in this process."""
     _INIT["calls"] += 1
     _INIT["tag"] = tag
+
+
+def slow_to_stop():
+    """An initializer that makes the worker slow to stop, even when idle: it ignores SIGTERM,
+    and a process only exits once its non-daemon threads have. The runner waits
+    GRACE_SECONDS, then sends SIGKILL."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=time.sleep, args=(60,)).start()
 
 
 def fail_to_start():

@@ -111,8 +111,9 @@ class WorkerRun:
 
     def _on_sigint(self, signum, frame):
         """Python runs a signal handler between two bytecodes of the main thread, and hands it
-        the frame it interrupted. Only the first Ctrl-C may raise, and never inside __enter__
-        or __exit__: an exception there would abandon starting or stopping half done."""
+        the frame it interrupted. Only the first Ctrl-C raises KeyboardInterrupt, and never
+        inside __enter__ or __exit__ (their callees included: we walk up the stack), where it
+        would abandon starting or stopping the workers half done. The others are counted."""
         self._sigints += 1
         while frame is not None and frame.f_code not in _UNINTERRUPTIBLE:
             frame = frame.f_back
@@ -165,6 +166,9 @@ class WorkerRun:
         try:
             for _ in range(self._jobs):
                 ours, theirs = context.Pipe()
+                # daemon: should a worker ever outlive its `with` block, multiprocessing's
+                # exit handler terminates it rather than waiting for it. (So a worker cannot
+                # start processes of its own with multiprocessing.)
                 process = context.Process(target=_worker_main, args=(theirs, *self._worker_args),
                                           daemon=True)
                 try:
@@ -191,7 +195,7 @@ class WorkerRun:
                 try:
                     conn.send(busy[conn][1])
                 except OSError:
-                    pass  # the worker is gone; its sentinel will say so below
+                    pass  # the worker is gone: the checks below will say so
             ready = wait(list(busy) + [process.sentinel for process, _ in busy.values()],
                          timeout=CHECK_SECONDS)
             for conn, (process, task) in list(busy.items()):
@@ -238,7 +242,7 @@ _UNINTERRUPTIBLE = {WorkerRun.__enter__.__code__, WorkerRun.__exit__.__code__}
 
 
 def _death_message(process, task):
-    process.join(GRACE_SECONDS)  # its sentinel is ready, so this only collects the exit code
+    process.join(GRACE_SECONDS)  # it has died or is dying: collect its exit code
     code = process.exitcode
     how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
     hint = " (SIGKILL: often the system running out of memory)" if code == -signal.SIGKILL else ""
