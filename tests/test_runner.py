@@ -254,7 +254,8 @@ def driver(out, *flags):
 
 def result_files(folder):
     names = os.listdir(folder) if folder.exists() else []
-    return {name: (folder / name).read_bytes() for name in names if name.startswith("result_")}
+    return {name: (folder / name).read_bytes() for name in names
+            if name.startswith("result_") and name.endswith(".json")}  # not temporary files
 
 
 @pytest.fixture(scope="module")
