@@ -103,12 +103,18 @@ def test_a_failing_initializer_is_reported():
 def test_a_worker_killed_mid_task_is_an_error_not_a_hang(how):
     tasks = [("sleep", 60), ("sleep", 60) if how == "killed by another process" else "die"]
     started = time.monotonic()
-    with pytest.raises(WorkerError, match="died \\(killed by SIGKILL\\)") as error:
-        with run_in_workers(tasks, runner_toy.square, jobs=2) as results:
-            pids = results.pids
-            if how == "killed by another process":
-                threading.Timer(0.5, os.kill, (pids[1], signal.SIGKILL)).start()
-            list(results)
+    killer = None
+    try:
+        with pytest.raises(WorkerError, match="died \\(killed by SIGKILL\\)") as error:
+            with run_in_workers(tasks, runner_toy.square, jobs=2) as results:
+                pids = results.pids
+                if how == "killed by another process":
+                    killer = threading.Timer(0.5, os.kill, (pids[1], signal.SIGKILL))
+                    killer.start()
+                list(results)
+    finally:
+        if killer is not None:
+            killer.cancel()
     assert error.value.task == tasks[1]
     assert time.monotonic() - started < 5
     assert all(gone(pid) for pid in pids)
