@@ -11,6 +11,9 @@ import pytest
 
 from tinyadv import reproduce
 
+from interrupt_matrix import (describe, problems, run_parallel, signal_run,  # noqa: E402
+                              temporary_files)
+
 TINY = ["--train-size", "400", "--test-size", "100", "--epochs", "1"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,6 +112,56 @@ def test_set_overrides_a_field_and_is_recorded(tmp_path, capsys):
     assert config["overrides"] == {"init": "he", "fgsm_eps": 0.2}
     record = json.loads((tmp_path / "runs" / "baseline__seed0.json").read_text())
     assert record["key"]["config"]["init"] == "he" and record["key"]["config"]["fgsm_eps"] == 0.2
+
+
+# ---- Ctrl-C at any instant (the thorough matrix: python tests/interrupt_reproduce.py) ----
+
+INTERRUPTIBLE = ["--train-size", "2000", "--test-size", "100", "--epochs", "1", "--seeds", "0"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The table the interrupted runs must reproduce once resumed."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    assert reproduce.main(INTERRUPTIBLE + ["--out", str(out)]) == 0
+    return json.loads((out / "table1.json").read_text())["table"]
+
+
+# (instant, mode): the first line of a worker, the first and a later finished run, the
+# tables being written after the last one; SIGINT once or twice, to the parent or the group.
+CASES = [(("epoch 1/1", 0.0), ("group", 2)), (("1/4 runs done", 0.0), ("parent", 1)),
+         (("2/4 runs done", 0.0), ("group", 1)), (("4/4 runs done", 0.0), ("parent", 2))]
+
+
+def test_ctrl_c_at_several_instants_stops_cleanly_and_a_rerun_resumes(tmp_path, uninterrupted):
+    cases = [(at, target, times, tmp_path / f"case{i}")
+             for i, (at, (target, times)) in enumerate(CASES)]
+    command = [sys.executable, "-m", "tinyadv.reproduce", *INTERRUPTIBLE, "--out"]
+    outcomes = run_parallel([
+        (lambda at=at, target=target, times=times, out=out:
+         signal_run(command + [str(out)], ROOT, at=at, target=target, times=times, gap=0.01,
+                    timeout=120)) for at, target, times, out in cases], parallel=2)
+    for (at, target, times, out), outcome in zip(cases, outcomes):
+        finished = outcome.output.count("runs done")
+        # after the last run finished, the tables may already be written: 0 is fine there
+        codes = (130, 0) if at[0] == "4/4 runs done" else (130,)
+        assert not problems(outcome, codes=codes), describe(outcome)
+        assert not temporary_files(str(out)), describe(outcome)
+        if outcome.returncode == 130:
+            assert "run the same command again to resume" in outcome.output
+        for record in (out / "runs").glob("*.json"):  # every saved run is whole
+            assert json.loads(record.read_text())["results"]
+            with np.load(record.with_suffix(".npz"), allow_pickle=False) as weights:
+                assert weights["W1"].shape == (784, 256)
+        assert len(list((out / "runs").glob("*.json"))) >= finished
+    for _, _, _, out in cases[1:3]:  # resume two of them: the same table as without Ctrl-C
+        saved = len(list((out / "runs").glob("*.json")))
+        assert saved >= 1
+        again = subprocess.run(command + [str(out)], cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert f"reusing {saved} saved run(s)" in again.stdout
+        assert json.loads((out / "table1.json").read_text())["table"] == uninterrupted
 
 
 def test_changed_config_is_not_reused(tiny_run, tmp_path, capsys):

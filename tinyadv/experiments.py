@@ -20,13 +20,14 @@ numbers do not depend on ``jobs``.
 """
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import data, evaluate, invariance
-from .fileio import save_npz_atomic, write_text_atomic
+from .fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
 from .runner import run_in_workers
 from .train import TrainConfig, train
 
@@ -78,13 +79,6 @@ def load_saved_run(runs_dir, run, evaluation):
 def load_params(runs_dir, run):
     with np.load(os.path.join(runs_dir, run.name + ".npz"), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
-
-
-def remove_temporary_files(runs_dir):
-    """Delete leftovers of writes that a stopped process never finished (never real results)."""
-    for name in os.listdir(runs_dir):
-        if name.endswith(".tmp"):
-            os.remove(os.path.join(runs_dir, name))
 
 
 def estimated_cost(config):
@@ -184,7 +178,8 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     Saved runs with a matching key are reused; the others are trained in ``jobs`` worker
     processes, longest first, with a progress line (and the time left) as each finishes and
     a warning when a run's PGD accuracy falls far below its FGSM accuracy. On Ctrl-C the
-    workers are stopped and KeyboardInterrupt propagates; every finished run stays saved.
+    workers are stopped and KeyboardInterrupt propagates; every finished run stays saved. A
+    run that fails in its worker stops the others and raises runner.WorkerError.
     """
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
@@ -210,10 +205,12 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     started = time.perf_counter()
     total_cost = sum(estimated_cost(run.config) for run in pending)
     done_cost = 0.0
-    try:
-        tasks = [(run, runs_dir) for run in pending]
-        for (run, _), record in run_in_workers(tasks, _work, jobs=jobs, initializer=_init_worker,
-                                               initargs=(evaluation,)):
+    tasks = [(run, runs_dir) for run in pending]
+    # Leaving this block stops every worker, on every path (runner.py); what they had saved
+    # stays, what they were writing is only ever a temporary file.
+    with run_in_workers(tasks, _work, jobs=jobs, initializer=_init_worker,
+                        initargs=(evaluation,), blas_threads=1) as finished:
+        for (run, _), record in finished:
             records[run.name] = record
             done_cost += estimated_cost(run.config)
             elapsed = time.perf_counter() - started
@@ -223,6 +220,22 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
             warning = evaluate.overfitting_warning(record["results"])
             if warning:
                 log(f"WARNING {run.name}: {warning}")
-    finally:
-        remove_temporary_files(runs_dir)
     return records
+
+
+def stopped(out, runs_dir, runs, evaluation, why=None):
+    """What a command does when it is stopped (Ctrl-C, or a run failed in its worker): no
+    more interrupts, no temporary files left, a line saying what is saved. Returns the exit
+    status: 130 for Ctrl-C (as a shell reports a process stopped by SIGINT), 1 for a failure.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    try:
+        for folder in (out, runs_dir):
+            remove_temporary_files(folder)
+        saved = sum(load_saved_run(runs_dir, run, evaluation) is not None for run in runs)
+        head = "interrupted" if why is None else f"stopped: {why}"
+        print(f"\n{head}\n{saved} of {len(runs)} runs are saved under {runs_dir}; run the "
+              f"same command again to resume.", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 130 if why is None else 1

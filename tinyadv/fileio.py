@@ -32,6 +32,20 @@ def atomic_path(path):
         raise
 
 
+def remove_temporary_files(folder):
+    """Delete the leftovers (".<name>-XXXX.tmp") of atomic writes a stopped process never
+    finished -- never real results. Returns how many were removed."""
+    removed = 0
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        if name.startswith(".") and name.endswith(".tmp"):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed += 1
+            except FileNotFoundError:  # another process cleaned it first
+                pass
+    return removed
+
+
 def write_text_atomic(path, text):
     """Write a text file atomically."""
     with atomic_path(path) as tmp:

@@ -35,6 +35,7 @@ from . import data, evaluate, experiments, mlp, paper, plots
 from .attacks import fgsm
 from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
 from .fileio import write_text_atomic
+from .runner import WorkerError
 from .train import MODELS, PRESETS, TrainConfig, model_config, preset_config
 
 COLUMNS = ["clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
@@ -197,8 +198,8 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     train_size = args.train_size or (QUICK["train_size"] if args.quick else FULL_TRAIN)
     test_size = args.test_size or (QUICK["test_size"] if args.quick else FULL_TEST)
@@ -208,28 +209,32 @@ def main(argv=None):
     out = args.out or os.path.join("results", args.preset)
     runs_dir = os.path.join(out, "runs")
     evaluation = Evaluation(train_images=train_size, test_images=test_size, pgd_steps=PGD_STEPS)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
-
     runs = table1_runs(base, seeds, args.preset)
+    # Ctrl-C at any instant: the workers are stopped, finished runs stay saved, no temporary
+    # file is left, and the exit status is 130 (experiments.stopped).
+    try:
+        return reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started)
+    except KeyboardInterrupt:
+        return experiments.stopped(out, runs_dir, runs, evaluation)
+    except WorkerError as err:
+        return experiments.stopped(out, runs_dir, runs, evaluation, why=str(err))
+
+
+def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
+    """Train what is missing, then write the tables, Figure 1 and the JSON."""
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
     config_record = {"preset": args.preset, "preset_fields": PRESETS[args.preset],
                      "overrides": args.fields, "base_config": base.to_dict(),
                      "models": MODELS, "seeds": seeds, "evaluation": evaluation.to_dict(),
                      "paper": paper.PAPER}
     write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
     log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
-    try:
-        records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
-    except KeyboardInterrupt:
-        saved = sum(experiments.load_saved_run(runs_dir, run, evaluation) is not None
-                    for run in runs)
-        print(f"\ninterrupted: {saved} of {len(runs)} runs are saved under {runs_dir}; run the "
-              f"same command again to resume.", flush=True)
-        return 130
+    records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
 
     table = summarise(records, seeds)
     audit = paper.audit(data.load_author_logs())
     X_test, y_test = data.load_mnist("test")
-    X_test, y_test = X_test[:test_size], y_test[:test_size]
+    X_test, y_test = X_test[:evaluation.test_images], y_test[:evaluation.test_images]
     ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
                      os.path.join(out, "figure1.png"))
     warnings = {name: evaluate.overfitting_warning(r["results"]) for name, r in records.items()}

@@ -37,6 +37,7 @@ from scipy import stats
 from . import evaluate, experiments, plots
 from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
 from .fileio import write_text_atomic
+from .runner import WorkerError
 from .reproduce import COLUMNS, PGD_STEPS, mean_std
 from .train import MODELS, PRESETS, TrainConfig, preset_config
 
@@ -314,8 +315,8 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
     evaluation = Evaluation(train_images=QUICK["train_size"] if args.quick else FULL_TRAIN,
@@ -326,6 +327,18 @@ def main(argv=None):
     runs = [Run(setting.stem(seed), config.replace(seed=seed),
                 labels={"setting": setting.name, "seed": seed}, preset=args.preset)
             for setting, config in settings for seed in seeds]
+    runs_dir = os.path.join(args.out, "runs")
+    # Ctrl-C at any instant: as in reproduce (experiments.stopped), exit status 130.
+    try:
+        return run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started)
+    except KeyboardInterrupt:
+        return experiments.stopped(args.out, runs_dir, runs, evaluation)
+    except WorkerError as err:
+        return experiments.stopped(args.out, runs_dir, runs, evaluation, why=str(err))
+
+
+def run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started):
+    """Train what is missing, then write sweep.json, sweep.md and sweep.png."""
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     log(f"sweep: {len(settings)} settings x {len(seeds)} seed(s) = {len(runs)} runs; axes "
         + ", ".join(f"{k}={v}" for k, v in args.axes.items())
@@ -335,15 +348,7 @@ def main(argv=None):
                      "evaluation": evaluation.to_dict(),
                      "settings": {s.name: c.to_dict() for s, c in settings}}
     write_text_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
-    runs_dir = os.path.join(args.out, "runs")
-    try:
-        records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
-    except KeyboardInterrupt:
-        saved = sum(experiments.load_saved_run(runs_dir, run, evaluation) is not None
-                    for run in runs)
-        print(f"\ninterrupted: {saved} of {len(runs)} runs are saved under {runs_dir}; run the "
-              f"same command again to resume.", flush=True)
-        return 130
+    records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
     summary = summarise(settings, records, seeds)
     sweep_figure(summary, os.path.join(args.out, "sweep.png"))
     wall = time.perf_counter() - started
