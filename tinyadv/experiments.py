@@ -29,7 +29,7 @@ import numpy as np
 from . import data, evaluate, invariance
 from .fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
 from .runner import run_in_workers
-from .train import TrainConfig, train
+from .train import PRESETS, TrainConfig, train
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
 
@@ -143,6 +143,36 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
     save_npz_atomic(stem + ".npz", params)  # weights first: a .json always has its .npz
     write_text_atomic(stem + ".json", json.dumps(record, indent=1))
     return record
+
+
+# ---- the command lines of reproduce and sweep -------------------------------------------
+
+def add_run_arguments(parser, quick_help):
+    """The flags reproduce and sweep share: --quick, --preset, --seeds, --epochs, --jobs."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--preset", choices=list(PRESETS), default="default",
+                        help="bundle of config fields every run starts from: 'default' "
+                             "(tinyadv's), or 'authors' (4-d linear embedding, CE on FGSM "
+                             "images, uniform init)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds to average over (default 0 1 2; --quick: 0)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per run (default {TrainConfig().epochs}; fewer with --quick)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes, each training one run at a time with one "
+                             "BLAS thread (default: 2, or 1 on a one-core machine)")
+
+
+def check_run_arguments(parser, args):
+    """Exit 2 (parser.error) naming a bad --seeds, --epochs or --jobs."""
+    for name, lo, hi in (("epochs", 1, None), ("jobs", 1, 64)):
+        value = getattr(args, name)
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            parser.error(f"--{name}: expected an integer in [{lo}, {hi or 'inf'}], got {value}")
+    if args.seeds is not None and min(args.seeds) < 0:
+        parser.error(f"--seeds: expected integers >= 0, got {args.seeds}")
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds: each seed once, got {args.seeds}")
 
 
 # ---- inside a worker process ------------------------------------------------------------

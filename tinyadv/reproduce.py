@@ -53,17 +53,9 @@ def parse_args(argv):
         prog="python -m tinyadv.reproduce",
         description="Reproduce Table 1 and Figure 1 of Ovalle et al. (arXiv 2211.02468), beside "
                     "the paper's numbers and the authors' own logs.")
-    parser.add_argument("--preset", choices=list(PRESETS), default="default",
-                        help="bundle of config fields: 'default' (tinyadv's), or 'authors' "
-                             "(4-d linear embedding, CE on FGSM images, uniform init)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small and fast: {QUICK['train_size']} training and "
-                             f"{QUICK['test_size']} test images, {QUICK['epochs']} epochs, one seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="seeds to average over (default 0 1 2; --quick: 0)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per model (default {TrainConfig().epochs}; "
-                             f"--quick: {QUICK['epochs']})")
+    experiments.add_run_arguments(
+        parser, quick_help=f"small and fast: {QUICK['train_size']} training and "
+                           f"{QUICK['test_size']} test images, {QUICK['epochs']} epochs, one seed")
     parser.add_argument("--train-size", type=int, default=None,
                         help="use the first N training images (default all 60000)")
     parser.add_argument("--test-size", type=int, default=None,
@@ -72,20 +64,13 @@ def parse_args(argv):
                         default=[], help="override one TrainConfig field of the preset, e.g. "
                                          "--set init=he (repeatable)")
     parser.add_argument("--out", default=None, help="output folder (default results/<preset>)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="worker processes, each training one run at a time with one "
-                             "BLAS thread (default: 2, or 1 on a one-core machine)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
-    for name, lo, hi in (("epochs", 1, None), ("jobs", 1, 64), ("train_size", 200, FULL_TRAIN),
-                         ("test_size", 10, FULL_TEST)):
+    experiments.check_run_arguments(parser, args)
+    for name, lo, hi in (("train_size", 200, FULL_TRAIN), ("test_size", 10, FULL_TEST)):
         value = getattr(args, name)
-        if value is not None and (value < lo or (hi is not None and value > hi)):
-            parser.error(f"--{name.replace('_', '-')}: expected an integer in "
-                         f"[{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    if args.seeds is not None and min(args.seeds) < 0:
-        parser.error(f"--seeds: expected integers >= 0, got {args.seeds}")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds: each seed once, got {args.seeds}")
+        if value is not None and not lo <= value <= hi:
+            parser.error(f"--{name.replace('_', '-')}: expected an integer in [{lo}, {hi}], "
+                         f"got {value}")
     args.fields = {}
     for item in args.overrides:
         name, sep, text = item.partition("=")

@@ -39,7 +39,7 @@ from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
 from .fileio import write_text_atomic
 from .runner import WorkerError
 from .reproduce import COLUMNS, PGD_STEPS, mean_std
-from .train import MODELS, PRESETS, TrainConfig, preset_config
+from .train import MODELS, TrainConfig, preset_config
 
 DEFAULT_AXES = {"embed_dim": [0, 4], "margin": [0.05, 0.5], "lambda_inv": [0.5, 2.0, 8.0]}
 QUICK_AXES = {"embed_dim": [0, 4], "margin": [0.5], "lambda_inv": [2.0]}
@@ -287,29 +287,17 @@ def parse_args(argv):
         prog="python -m tinyadv.sweep",
         description="Where does the invariance term act? Train a grid of settings over seeds "
                     "and judge each by the paper's metric and by human labels.")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small data ({QUICK['train_size']} training, {QUICK['test_size']} "
-                             f"test images, {QUICK['epochs']} epochs), one seed, a small grid")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="seeds (default 0 1 2; --quick: 0)")
+    experiments.add_run_arguments(
+        parser, quick_help=f"small data ({QUICK['train_size']} training, {QUICK['test_size']} "
+                           f"test images, {QUICK['epochs']} epochs), one seed, a small grid")
     parser.add_argument("--grid", nargs="+", default=[], metavar="FIELD=v1,v2",
                         help="replace (or add) an axis of the grid, for any TrainConfig field")
     parser.add_argument("--protocols", nargs="+", choices=["source", "oracle"],
                         default=["source"], help="MLI protocols (default: the paper's, source)")
-    parser.add_argument("--preset", choices=list(PRESETS), default="default",
-                        help="the fields every setting starts from (default: default)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run")
     parser.add_argument("--out", default=os.path.join("results", "sweep"),
                         help="output folder (default results/sweep)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="worker processes (default 2)")
-    args = parser.parse_args(argv)
-    if args.seeds is not None and (min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds)):
-        parser.error(f"--seeds: expected distinct integers >= 0, got {args.seeds}")
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs: expected an integer >= 1, got {args.epochs}")
-    if not 1 <= args.jobs <= 64:
-        parser.error(f"--jobs: expected an integer in [1, 64], got {args.jobs}")
+    args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
+    experiments.check_run_arguments(parser, args)
     args.axes = {**(QUICK_AXES if args.quick else DEFAULT_AXES), **parse_grid(args.grid, parser)}
     return args
 
