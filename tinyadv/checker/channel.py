@@ -24,6 +24,7 @@ MAX_FRAME_BYTES = 8 * 2**20
 MAX_RECORD_BYTES = 2**20
 MAX_ELEMENTS = 2**20
 PLAIN_NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+EXIT_PIPE_LOST = 70  # a child's exit status when its answer pipe was closed or replaced
 
 
 class ChannelError(ValueError):

@@ -52,7 +52,7 @@ class _Sender:
             while data:
                 data = data[os.write(self.fd, data):]
         except OSError:  # the submission closed or replaced the descriptor: nothing to say
-            _exit(70)
+            _exit(channel.EXIT_PIPE_LOST)
 
 
 def _exit(code):

@@ -327,8 +327,9 @@ def _how_it_ended(run, channel_problem, done, limits):
         name = _signal_name(-code)
         if name == "SIGXCPU":
             return "timeout", "it used up its CPU time"
-        return "error", f"its process was killed by {name}" + (
-            " (out of memory?)" if name == "SIGKILL" else "")
+        return "error", f"its process was killed by {name}"
+    if code == channel.EXIT_PIPE_LOST:
+        return "error", "it closed or replaced the pipe its answers go back on"
     return "error", (f"its process ended (exit status {code}) before it had finished: "
                      f"os._exit() in the file?")
 
@@ -350,6 +351,8 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     """The FileResult of one child's Run; ``references``: pieces.all_reference_cases(seed)."""
     result = FileResult(str(run.path), output=run.output, output_size=run.output_size,
                         seconds=run.seconds)
+    if run.checked_again:
+        result.notes.append(f"note: checked a second time, alone: the first time {run.checked_again}")
     messages, channel_problem = channel.decode_all(run.answers)
     declared, imported, functions, done = [], None, {}, False
     for record, arrays in messages:
@@ -385,7 +388,7 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     found = imported.get("found")
     found = [n for n in BACKWARD_NAMES if isinstance(found, list) and n in found]
     callables = imported.get("callables")
-    result.notes = _near_misses(callables if isinstance(callables, list) else [])
+    result.notes += _near_misses(callables if isinstance(callables, list) else [])
     result.checked = bool(found)
     reached_end = False
     for name in found:

@@ -17,9 +17,15 @@ PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
+# Signals whose default action ends or stops a process, and that a process can block: a
+# submission could send any of them to the checker. (SIGKILL and SIGSTOP cannot be blocked;
+# nor are the fault signals, SIGSEGV and the like.)
+STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTSTP", "SIGTTIN", "SIGTTOU")
+                         if hasattr(signal, name))
 WATCHED_SIGNALS = tuple(getattr(signal, name) for name in
-                        ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
-                        if hasattr(signal, name))
+                        ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                         "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR") if hasattr(signal, name)) \
+    + STOPPING_SIGNALS
 
 
 def block_watched_signals():
@@ -107,6 +113,16 @@ def process_table():
         except (IndexError, ValueError):
             continue
     return table
+
+
+def is_stopped(pid):
+    """True if ``pid`` is stopped (SIGSTOP and the like) or traced."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] in (b"T", b"t")
 
 
 def session_of(pid):

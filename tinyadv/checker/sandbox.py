@@ -23,7 +23,8 @@ the checker blocks the signals that would end it and collects them with sigtimed
 says who sent each one. A signal from a child (or from a process of a child's session) is
 held against that submission -- graded error -- and the run goes on. Any other (the teacher's
 Ctrl-C, a kill from another terminal) stops the run: every child is killed and Interrupted is
-raised, so no gradebook is written.
+raised, so no gradebook is written -- except Ctrl-Z and the like (SIGTSTP, SIGTTIN, SIGTTOU),
+which pause the checker as usual.
 
 That needs *every* thread of the checker to block those signals, or the kernel hands one to
 a thread that does not (NumPy's BLAS threads, say) and nobody learns the sender.
@@ -35,8 +36,12 @@ the files that were running -- never a gradebook, never a silent pass.
 What it does not stop
 ---------------------
 Children run as the teacher's user: a submission can still read and write the teacher's
-files, use the network, and signal other processes of the user -- including a sibling when
-``--jobs`` > 1 (that sibling is then graded error, never pass). Run a class in a throw-away
+files, use the network, and signal other processes of the user. With ``--jobs`` > 1 it may
+kill or stop a sibling: a child killed by a signal the checker did not send, or found stopped
+at its deadline, while another child ran beside it, is checked again alone at the end, so
+its verdict is its own. It can also kill the checker outright (SIGKILL, SIGSEGV) or stop it
+(SIGSTOP), signals no process can catch: the run then ends with a non-zero exit status and
+no gradebook, or stalls until resumed -- never a silent pass. Run a class in a throw-away
 account or container for more; running the checker as root removes the "no new processes"
 limit and the descriptor hiding.
 """
@@ -91,8 +96,10 @@ class Run:
     output_size: int = 0  # how many bytes it printed in all
     returncode: int = None  # negative: killed by that signal
     timed_out: bool = False
+    stopped: bool = False  # found stopped (SIGSTOP) at the deadline
     seconds: float = 0.0
     problems: list = field(default_factory=list)  # what it did that a submission must not
+    checked_again: str = None  # why this is a second run, alone
 
 
 class _Child:
@@ -106,6 +113,7 @@ class _Child:
         self.started, self.deadline = time.monotonic(), deadline
         self.answers, self.output = bytearray(), bytearray()
         self.registered = set()  # its descriptors still in the selector
+        self.had_company = False  # another child ran at some time beside it
         self.run = Run(path)
 
 
@@ -127,7 +135,7 @@ class _Runner:
 
     # -- starting and stopping ------------------------------------------------------------
 
-    def start(self, index, path):
+    def start(self, index, path, again=None):
         workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
         answer_read, answer_write = os.pipe()
         try:
@@ -147,6 +155,7 @@ class _Runner:
             os.close(answer_write)  # the child holds the only write end: EOF when it ends
         child = _Child(index, path, proc, answer_read, workdir, self.plan,
                        time.monotonic() + self.limits.seconds)
+        child.run.checked_again = again
         for fd in (child.plan_fd, child.output_fd, answer_read):
             os.set_blocking(fd, False)
         for fd, event, kind in ((child.plan_fd, selectors.EVENT_WRITE, "plan"),
@@ -155,6 +164,9 @@ class _Runner:
             self.selector.register(fd, event, (child, kind))
             child.registered.add(fd)
         self.live[proc.pid] = self.ever[proc.pid] = child
+        if len(self.live) > 1:
+            for other in self.live.values():
+                other.had_company = True
 
     def finish(self, child):
         """Kill whatever is left of the child, read what it wrote, and report it."""
@@ -169,7 +181,23 @@ class _Runner:
         run.answers, run.output = bytes(child.answers), bytes(child.output)
         run.returncode = child.proc.returncode
         run.seconds = time.monotonic() - child.started
-        self.on_finish(child.index, run)
+        reason = self._maybe_not_its_own_doing(child)
+        if reason and run.checked_again is None:
+            self.retries.append((child.index, child.path, reason))
+        else:
+            self.on_finish(child.index, run)
+
+    def _maybe_not_its_own_doing(self, child):
+        """Why the child's end may be a sibling's doing (None if it cannot be)."""
+        run = child.run
+        if not child.had_company or run.problems:
+            return None
+        if run.stopped:
+            return "it was found stopped at its deadline while another submission ran beside it"
+        if run.returncode < 0 and not run.timed_out:
+            return (f"it was killed by {signal.Signals(-run.returncode).name} while another "
+                    f"submission ran beside it")
+        return None
 
     def _close(self, child):
         del self.live[child.proc.pid]
@@ -242,6 +270,9 @@ class _Runner:
             culprit = self.ever.get(info.si_pid)
             if culprit is None and info.si_pid > 0:
                 culprit = self.ever.get(procs.session_of(info.si_pid))
+            if culprit is None and info.si_signo in procs.STOPPING_SIGNALS:
+                os.kill(os.getpid(), signal.SIGSTOP)  # Ctrl-Z: pause, as it would have
+                continue
             if culprit is None:
                 raise Interrupted(info.si_signo, sender=info.si_pid or None)
             problem = f"it sent {signal.Signals(info.si_signo).name} to the checker"
@@ -281,9 +312,12 @@ class _Runner:
         restore_signals = self._watch_signals()
         was_subreaper = procs.set_subreaper(True)
         was_dumpable = procs.set_dumpable(False)  # children cannot open our ends of their pipes
-        queue = list(enumerate(paths))[::-1]
+        queue = [(index, path, None) for index, path in enumerate(paths)][::-1]
+        self.retries = []
         try:
-            while queue or self.live:
+            while queue or self.live or self.retries:
+                if not queue and not self.live:  # second runs, one at a time: no sibling
+                    queue, self.retries, self.jobs = self.retries[::-1], [], 1
                 while queue and len(self.live) < self.jobs:
                     self.start(*queue.pop())
                 for key, _ in self.selector.select(POLL_SECONDS):
@@ -299,6 +333,7 @@ class _Runner:
                         self.finish(child)
                     elif now > child.deadline:
                         child.run.timed_out = True
+                        child.run.stopped = procs.is_stopped(child.proc.pid)
                         procs.kill_group_and_session(child.proc.pid)
                         self.finish(child)
             self._take_signals()  # one sent just before the last child ended
