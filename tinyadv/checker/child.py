@@ -183,6 +183,7 @@ def _describe(value, arrays):
             warnings.simplefilter("ignore")
             array = np.asarray(value, dtype=np.float64)
     except BaseException as exc:  # noqa: B036 -- __array__ and friends are the submission's
+        info["unreadable"] = True
         info["why"] = _exception_text(exc, "")[:300]
         try:
             info["shape"] = [int(s) for s in np.shape(value)]

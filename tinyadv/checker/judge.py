@@ -148,7 +148,7 @@ def _returned_arrays(piece, returned, arrays, expected_shapes, n):
         array, shape = _array(item, arrays), _shape(item)
         if item.get("type") == "NoneType":
             problems.append(f"{name} is None")
-        elif shape is None:
+        elif shape is None or item.get("unreadable") is True:
             problems.append(f"{name} cannot be read as an array of numbers ({clean(item.get('why'))})")
         elif shape != expected:
             hint = hints.shape_hint(expected, shape, n)
