@@ -180,13 +180,19 @@ def main(argv=None, out=None):
     plan_record, plan_arrays = _plan(references)
     results = [None] * len(files)
     printer = _InOrder(results, out, args.quiet)
+    late = {}  # index -> problems seen before the file's result was ready (a second run)
 
     def on_finish(index, run):
         results[index] = judge.judge_file(run, references, limits, args.tol, args.expected)
+        for problem in late.pop(index, []):
+            results[index].add_file_problem("error", problem)
         printer.ready()
 
     def on_late_signal(index, problem):
-        results[index].add_file_problem("error", problem)
+        if results[index] is None:
+            late.setdefault(index, []).append(problem)
+        else:
+            results[index].add_file_problem("error", problem)
 
     try:
         sandbox.run_all(files, plan_record, plan_arrays, limits, args.jobs, on_finish, on_late_signal)

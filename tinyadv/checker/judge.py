@@ -84,7 +84,9 @@ class FileResult:
         return bool(self.functions) and all(f.status == "pass" for f in self.functions)
 
     def add_file_problem(self, status, reason):
-        self.functions.append(FunctionResult("", status, None, reason, [f"{status.upper()}: {reason}"]))
+        """A row about the whole file (its function name is empty)."""
+        self.functions.append(FunctionResult("", status, None, reason,
+                                             [f"{status.upper()}: {reason}"]))
 
 
 # --------------------------------------------------------------------------- reading records
@@ -139,23 +141,25 @@ def _returned_arrays(piece, returned, arrays, expected_shapes, n):
         item = _get(returned, "item", dict)
         if len(grads) > 1:
             return None, (f"returned a single {clean(item.get('type'), 40)} of shape "
-                          f"{_shape_str(_shape(item))}; expected {len(grads)} arrays ({', '.join(grads)})")
+                          f"{_shape_str(_shape(item))}; expected {len(grads)} arrays "
+                          f"({', '.join(grads)})")
         items = [item]
     else:
         raise Malformed(f"kind {kind!r}")
     found, problems = [], []
     for name, item, expected in zip(grads, items, expected_shapes):
         array, shape = _array(item, arrays), _shape(item)
+        unreadable = f"{name} cannot be read as an array of numbers ({clean(item.get('why'))})"
         if item.get("type") == "NoneType":
             problems.append(f"{name} is None")
         elif shape is None or item.get("unreadable") is True:
-            problems.append(f"{name} cannot be read as an array of numbers ({clean(item.get('why'))})")
+            problems.append(unreadable)
         elif shape != expected:
             hint = hints.shape_hint(expected, shape, n)
             problems.append(f"{name}: expected shape {expected} (the shape of {name[1:]}), got "
                             f"{shape}" + (f"\n  hint: {hint}" if hint else ""))
         elif array is None or array.shape != expected:
-            problems.append(f"{name} cannot be read as an array of numbers ({clean(item.get('why'))})")
+            problems.append(unreadable)
         found.append((shape, array))
     got_shapes = [shape for shape, _ in found if shape is not None]
     if problems and len(got_shapes) == len(grads) > 1 and got_shapes != list(expected_shapes) \
@@ -197,10 +201,11 @@ def judge_function(piece, cases, record, arrays, tol):
         raise Malformed("cases")
 
     def stopped(status, case, message):
-        lines = [f"{'FAIL' if status == 'fail' else status.upper()} {bwd}  (forward: {source_words})",
+        """The function stopped at this case: a crash, a malformed return, a wrong shape."""
+        lines = [f"{status.upper()} {bwd}  (forward: {source_words})",
                  f"     case N={case.n}: {case.shapes}"]
-        lines += ["     " + line for line in message.splitlines()]
-        return FunctionResult(bwd, status, None, message.splitlines()[0], lines + ["     " + m for m in notes])
+        lines += ["     " + line for line in message.splitlines() + notes]
+        return FunctionResult(bwd, status, None, message.splitlines()[0], lines)
 
     judged, forward_worst = [], None  # (case, analytic, reports); (rel_error, case, out)
     for case, rc in zip(cases, record_cases):
@@ -226,7 +231,8 @@ def judge_function(piece, cases, record, arrays, tol):
         out, out_shape = _array(out_description, arrays), _shape(out_description)
         if out_shape is not None and out_shape != case.out.shape:
             return stopped("fail", case, f"wrong forward: {fwd} returned out of shape "
-                                         f"{_shape_str(out_shape)}; expected {_shape_str(case.out.shape)}")
+                                         f"{_shape_str(out_shape)}; expected "
+                                         f"{_shape_str(case.out.shape)}")
         if out is None or out.shape != case.out.shape:
             return stopped("fail", case, f"{fwd} returned an out that cannot be read as numbers "
                                          f"({clean(out_description.get('why'))})")
@@ -244,58 +250,72 @@ def judge_function(piece, cases, record, arrays, tol):
                                   [f"TODO {bwd}: not implemented yet{detail}"])
         if status == "raised":
             memory = backward.get("memory") is True
-            return stopped("memory" if memory else "fail", case, f"raised {clean(backward.get('message'))}")
+            return stopped("memory" if memory else "fail", case,
+                           f"raised {clean(backward.get('message'))}")
         if status != "ok":
             raise Malformed("backward status")
         analytic, problem = _returned_arrays(piece, _get(rc, "returned", dict), arrays,
                                              [g.shape for g in case.numeric], case.n)
         if problem:
             return stopped("fail", case, problem)
-        reports = [compare(name, a, g, tol) for name, a, g in zip(piece.grads, analytic, case.numeric)]
+        reports = [compare(name, mine, numeric, tol)
+                   for name, mine, numeric in zip(piece.grads, analytic, case.numeric)]
         judged.append((case, analytic, reports))
     return _worded(piece, judged, forward_worst, source_words, notes, tol)
 
 
+def _at(index):
+    """'[1, 3]' for an index tuple, '' for a scalar."""
+    return "[" + ", ".join(str(int(i)) for i in index) + "]" if index else ""
+
+
 def _worded(piece, judged, forward_worst, source_words, notes, tol):
-    """PASS or FAIL with the worst case of every failing gradient, and its hint."""
+    """PASS, or FAIL with the worst case of every failing gradient and its hint.
+
+    judged: [(case, analytic gradients, GradCheckReports)]; forward_worst: (rel_error, case,
+    out) of the file's own forward at its worst case, or None.
+    """
     bwd = piece.backward_name
+    note_lines = ["     " + note for note in notes]
     failing, worst_overall = [], 0.0
     for index, _ in enumerate(piece.grads):
-        # The worst case of this gradient (the larger batch on a tie: it shows more).
-        case, analytic, reports = max(judged, key=lambda j: (np.nan_to_num(j[2][index].rel_error, nan=np.inf), j[0].n))
-        error = reports[index].rel_error
-        worst_overall = max(worst_overall, error if np.isfinite(error) else np.inf)
-        if not reports[index].passed:
-            failing.append((index, case, analytic, reports[index]))
+        # The worst case of this gradient (NaN counts as the worst; the larger batch on a tie).
+        case, analytic, reports = max(judged, key=lambda j: (
+            np.nan_to_num(j[2][index].rel_error, nan=np.inf), j[0].n))
+        report = reports[index]
+        worst_overall = max(worst_overall, np.nan_to_num(report.rel_error, nan=np.inf))
+        if not report.passed:
+            failing.append((index, case, analytic, report))
     wrong_forward = forward_worst is not None and not forward_worst[0] <= tol
-    sizes = ", ".join(str(j[0].n) for j in judged)
-    note_lines = ["     " + m for m in notes]
+
     if not failing and not wrong_forward:
-        lines = [f"PASS {bwd}: {', '.join(piece.grads)} within tol {tol:.0e} in {len(judged)} cases "
-                 f"(N = {sizes}); worst rel_error {worst_overall:.1e}", f"     forward: {source_words}"]
-        return FunctionResult(bwd, "pass", worst_overall, " ".join(m.strip() for m in notes),
+        sizes = ", ".join(str(case.n) for case, _, _ in judged)
+        lines = [f"PASS {bwd}: {', '.join(piece.grads)} within tol {tol:.0e} in {len(judged)} "
+                 f"cases (N = {sizes}); worst rel_error {worst_overall:.1e}",
+                 f"     forward: {source_words}"]
+        return FunctionResult(bwd, "pass", worst_overall, " ".join(n.strip() for n in notes),
                               lines + note_lines)
+
     lines, first_hint = [f"FAIL {bwd}  (forward: {source_words})"], None
     if wrong_forward:
         error, case, out = forward_worst
-        diff = np.abs(out - case.out)
-        where = np.unravel_index(int(np.argmax(np.nan_to_num(diff, nan=np.inf))), diff.shape) if diff.ndim else ()
-        shown = "[" + ", ".join(str(int(i)) for i in where) + "]" if where else ""
-        first_hint = f"wrong forward: {piece.forward_name} is not tinyadv's; {hints.forward_hint(out, case.out)}"
+        diff = np.nan_to_num(np.abs(out - case.out), nan=np.inf)
+        where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+        hint = hints.forward_hint(out, case.out)
+        first_hint = f"wrong forward: {piece.forward_name} is not tinyadv's; {hint}"
         lines += [f"     wrong forward: this file's {piece.forward_name} differs from tinyadv's: "
                   f"rel_error {error:.1e} > tol {tol:.0e}, in the case N={case.n}: {case.shapes}",
-                  f"         worst element out{shown}: yours {float(out[where]):.6g}, "
+                  f"         worst element out{_at(where)}: yours {float(out[where]):.6g}, "
                   f"tinyadv's {float(case.out[where]):.6g}",
-                  f"         hint: {hints.forward_hint(out, case.out)}",
+                  f"         hint: {hint}",
                   "         (the backward is checked against tinyadv's forward)"]
     for index, case, analytic, report in failing:
-        where = "[" + ", ".join(str(i) for i in report.worst_index) + "]" if report.worst_index else ""
-        hint = hints.explain(piece, index, case, analytic, len(failing) == 1)
+        hint = hints.explain(piece, index, case, analytic, only_failure=len(failing) == 1)
         first_hint = first_hint or f"{report.name}: {hint}"
         lines += [f"     {report.name}: rel_error {report.rel_error:.1e} > tol {tol:.0e}, "
                   f"in the case N={case.n}: {case.shapes}",
-                  f"         worst element {report.name}{where}: analytic {report.analytic_at_worst:.6g}, "
-                  f"numeric {report.numeric_at_worst:.6g}",
+                  f"         worst element {report.name}{_at(report.worst_index)}: analytic "
+                  f"{report.analytic_at_worst:.6g}, numeric {report.numeric_at_worst:.6g}",
                   f"         hint: {hint}"]
     passing = [g for i, g in enumerate(piece.grads) if i not in {f[0] for f in failing}]
     if failing and passing:
@@ -406,7 +426,8 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
             status, why = ending
             reason = f"not reached: {why}" if reached_end else f"while running it, {why}"
             reached_end = True
-            outcome = FunctionResult(name, status, None, reason, [f"{status.upper()} {name}: {reason}"])
+            outcome = FunctionResult(name, status, None, reason,
+                                     [f"{status.upper()} {name}: {reason}"])
         result.functions.append(outcome)
     for name in expect:
         if name not in found:

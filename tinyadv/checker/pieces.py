@@ -105,7 +105,8 @@ def _fgsm_suspects(case):
         ("your dx uses ReLU's mask the wrong way round (z <= 0 instead of z > 0).",
          [dx_from(dlogits, z <= 0, W1)]),
         ("your dx forgets the -onehot(y) of the softmax cross-entropy's gradient: "
-         "dlogits = dloss (softmax - onehot(y)) / N.", [dx_from(case.dout * probs / case.n, z > 0, W1)]),
+         "dlogits = dloss (softmax - onehot(y)) / N.",
+         [dx_from(case.dout * probs / case.n, z > 0, W1)]),
     ]
     if W1.shape[0] == W1.shape[1]:
         found.append(("your dx multiplies by W1 where W1.T belongs (the shapes only work "

@@ -151,7 +151,8 @@ def kill_adopted(keep):
     their own children over to us. Returns how many were killed."""
     me, killed = os.getpid(), 0
     for _ in range(20):
-        adopted = [pid for pid, (ppid, _) in process_table().items() if ppid == me and pid not in keep]
+        adopted = [pid for pid, (ppid, _) in process_table().items()
+                   if ppid == me and pid not in keep]
         if not adopted:
             break
         for pid in adopted:
