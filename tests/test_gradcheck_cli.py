@@ -186,10 +186,6 @@ def wrong_run(tmp_path_factory):
     return code, {kind: blocks(out)[str(path)] for kind, path in paths.items()}
 
 
-def test_sixteen_kinds_of_wrong_gradient():
-    assert len(WRONG) == 16
-
-
 @pytest.mark.parametrize("kind", WRONG)
 def test_wrong_gradient_is_caught_with_a_fitting_hint(kind, wrong_run):
     code, found = wrong_run

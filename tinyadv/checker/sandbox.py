@@ -43,7 +43,8 @@ its verdict is its own. It can also kill the checker outright (SIGKILL, SIGSEGV)
 (SIGSTOP), signals no process can catch: the run then ends with a non-zero exit status and
 no gradebook, or stalls until resumed -- never a silent pass. Run a class in a throw-away
 account or container for more; running the checker as root removes the "no new processes"
-limit and the descriptor hiding.
+limit and the descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor
+hiding, orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
 """
 import os
 import selectors
