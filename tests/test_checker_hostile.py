@@ -100,6 +100,11 @@ HOSTILE = {
         def relu_backward(dout, cache):
             os.kill(os.getpid(), signal.SIGKILL)
         """, {"relu_backward": "error"}, ["killed by SIGKILL"]),
+    "kills_itself_with_a_nameless_signal.py": ("""
+        import os
+        def relu_backward(dout, cache):
+            os.kill(os.getpid(), 40)  # a real-time signal: no name to print
+        """, {"relu_backward": "error"}, ["killed by signal 40"]),
 }
 CORRECT = {"a_library.py": LIBRARY, "b_relu.py": CORRECT_RELU}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyadv.checker import judge, report, sandbox
+from tinyadv.checker import judge, procs, report, sandbox
 from tinyadv.checker.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING = 0, 1, 2
@@ -139,7 +139,7 @@ def _interrupted_message(exc, results):
     if isinstance(exc, KeyboardInterrupt):
         what = "Ctrl-C"
     else:
-        what = signal.Signals(exc.signum).name + (" (Ctrl-C)" if exc.signum == signal.SIGINT else "")
+        what = procs.signal_name(exc.signum) + (" (Ctrl-C)" if exc.signum == signal.SIGINT else "")
         if exc.sender:
             what += f" from process {exc.sender}"
     text = (f"interrupted by {what}: {done} of {len(results)} files checked; every child "

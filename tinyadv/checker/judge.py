@@ -29,12 +29,11 @@ are printed or written, numbers must have the expected shapes, and a record that
 have the expected form makes the function ``error``.
 """
 import difflib
-import signal
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyadv.checker import channel, hints
+from tinyadv.checker import channel, hints, procs
 from tinyadv.checker.pieces import BACKWARD_NAMES, BY_BACKWARD
 from tinyadv.gradcheck import compare, rel_error
 
@@ -325,13 +324,6 @@ def _worded(piece, judged, forward_worst, source_words, notes, tol):
 
 # --------------------------------------------------------------------------- one file
 
-def _signal_name(number):
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def _how_it_ended(run, channel_problem, done, limits):
     """(status, reason) when the child did not finish cleanly, else None."""
     if run.timed_out:
@@ -344,7 +336,7 @@ def _how_it_ended(run, channel_problem, done, limits):
         return None
     code = run.returncode
     if code is not None and code < 0:
-        name = _signal_name(-code)
+        name = procs.signal_name(-code)
         if name == "SIGXCPU":
             return "timeout", "it used up its CPU time"
         return "error", f"its process was killed by {name}"

@@ -28,6 +28,14 @@ WATCHED_SIGNALS = tuple(getattr(signal, name) for name in
     + STOPPING_SIGNALS
 
 
+def signal_name(number):
+    """'SIGTERM' for 15; 'signal 40' for a number without a name (real-time signals)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def block_watched_signals():
     """Block WATCHED_SIGNALS in the calling thread (and in every thread it starts later).
 

@@ -78,7 +78,7 @@ class Interrupted(Exception):
 
     def __init__(self, signum, sender=None, suspects=()):
         self.signum, self.sender, self.suspects = signum, sender, list(suspects)
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(procs.signal_name(signum))
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class _Runner:
         if run.stopped:
             return "it was found stopped at its deadline while another submission ran beside it"
         if run.returncode < 0 and not run.timed_out:
-            return (f"it was killed by {signal.Signals(-run.returncode).name} while another "
+            return (f"it was killed by {procs.signal_name(-run.returncode)} while another "
                     f"submission ran beside it")
         return None
 
@@ -276,7 +276,7 @@ class _Runner:
                 continue
             if culprit is None:
                 raise Interrupted(info.si_signo, sender=info.si_pid or None)
-            problem = f"it sent {signal.Signals(info.si_signo).name} to the checker"
+            problem = f"it sent {procs.signal_name(info.si_signo)} to the checker"
             if culprit.proc.pid in self.live:
                 self.stop(culprit, problem)
             else:  # already judged: a late signal from something it left behind
