@@ -14,21 +14,22 @@ from tinyadv.fileio import write_text_atomic
 
 GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint")
 OUTPUT_LINES = 12  # lines of a submission's own output shown in its block
+LINE_CHARS = 160
 VERDICTS = {"fail": "FAIL", "blank": "TODO", "error": "ERROR", "timeout": "TIMEOUT",
             "memory": "MEMORY"}
 
 
 def _output_lines(result):
-    """The submission's output, cleaned and cut, as report lines."""
+    """The submission's output, cleaned, as report lines: the first OUTPUT_LINES lines, each
+    cut at LINE_CHARS characters, every one quoted with '  | ' so it cannot pass for ours."""
     if not result.output_size:
         return []
     lines = result.output.decode("utf-8", "replace").splitlines()
-    shown = lines[:OUTPUT_LINES]
-    hidden = result.output_size - len("\n".join(shown).encode("utf-8", "replace"))
-    text = [f"output ({result.output_size} bytes):"] + ["  | " + clean(line, 160) for line in shown]
-    if hidden > 1:
-        text.append(f"  | ... ({hidden} more bytes not shown)")
-    return text
+    complete = (result.output_size == len(result.output) and len(lines) <= OUTPUT_LINES
+                and all(len(line) <= LINE_CHARS for line in lines))
+    text = [f"output ({result.output_size} bytes{'' if complete else ', the start'}):"]
+    text += ["  | " + clean(line, LINE_CHARS) for line in lines[:OUTPUT_LINES]]
+    return text + ([] if complete else ["  | ..."])
 
 
 def print_file(result, out):
