@@ -39,7 +39,7 @@ HOSTILE = {
             while True:
                 pass
         """, {"relu_backward": "timeout"}, ["stopped at the time limit ("]),
-    "sleeps_at_import.py": ("""
+    "endless_sleep_at_import.py": ("""
         import time
         time.sleep(10**6)
         def relu_backward(dout, cache):
@@ -143,7 +143,9 @@ def alive(pid):
 
 @pytest.fixture(scope="module")
 def class_run(tmp_path_factory):
-    """One folder: every hostile kind, a grandchild-leaver, and correct files; two at a time."""
+    """One folder: every hostile kind, a grandchild-leaver, and correct files; two at a time.
+    (The two files that stall, endless_*, sort next to each other: they use up their time
+    limit side by side rather than one after the other.)"""
     folder = tmp_path_factory.mktemp("class")
     for name, (code, _, _) in HOSTILE.items():
         write(folder, name, code)
