@@ -3,7 +3,7 @@
 Every kind is checked in a folder next to correct files (which must still pass), and the
 kinds the issue found -- a rel_error patch, os._exit, an endless loop, endless allocation,
 sys.exit at import -- also alone. Short limits keep this quick: --memory 256M (Python and
-NumPy take ~100M); --timeout 6 for the folder (a correct file takes ~0.3 s of CPU, a few
+NumPy take ~100M); --timeout 6 for the folder (a correct file takes ~0.15 s of CPU, a few
 seconds on a machine loaded 8 times over) and 2 for the endless loop alone.
 """
 import os
