@@ -4,8 +4,9 @@ It must pass tinyadv's own pieces, report blanks as blanks, catch many *differen
 wrong gradient (the twelve of exercises 01-05 and four of the new exercises 06-07) with a hint
 that names the mistake, explain malformed return values, reject a wrong forward, write the
 gradebook, refuse bad arguments with a message naming the argument, and exit 0 / 1 / 2 as
-documented. Every file runs in a child process (~0.15 s of CPU, a fresh Python and NumPy), so the wrong kinds,
-the malformed returns and the templates are each checked in one folder run, two at a time.
+documented. Every file runs in a child process (~0.15 s of CPU: a fresh Python and NumPy),
+so the wrong kinds, the malformed returns and the templates are each checked in one folder
+run, two at a time.
 Hostile submissions are in test_checker_hostile.py.
 """
 import subprocess
