@@ -1,65 +1,63 @@
-"""The exercise checker: python -m tinyadv.gradcheck FILE|FOLDER.
+"""The exercise checker's reports: python -m tinyadv.gradcheck FILE|FOLDER.
 
-It must pass tinyadv's own pieces, report blanks as blanks, catch several *different* kinds
-of wrong gradient with a hint that names the mistake, and exit 0 / 1 / 2 as documented.
+It must pass tinyadv's own pieces, report blanks as blanks, catch many *different* kinds of
+wrong gradient (the twelve of exercises 01-05 and four of the new exercises 06-07) with a hint
+that names the mistake, explain malformed return values, reject a wrong forward, write the
+gradebook, refuse bad arguments with a message naming the argument, and exit 0 / 1 / 2 as
+documented. Every file runs in a child process (~0.15 s of CPU: a fresh Python and NumPy),
+so the wrong kinds, the malformed returns and the templates are each checked in one folder
+run, two at a time.
+Hostile submissions are in test_checker_hostile.py.
 """
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyadv.gradcheck import main
+from checking import LIBRARY, REPO, blocks, check, gradebook, statuses, write
+from tinyadv.checker.pieces import BACKWARD_NAMES
 
-REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = sorted((REPO / "lessons" / "exercises").glob("[0-9][0-9]_*.py"))
-LIBRARY = "from tinyadv.layers import *\nfrom tinyadv.losses import *\n"
 
 
-def write(folder, name, code):
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(code))
-    return path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().out
-
-
-def test_library_pieces_pass(tmp_path, capsys):
-    code, out = run(capsys, write(tmp_path, "library.py", LIBRARY))
+def test_library_pieces_pass_with_a_note(tmp_path):
+    code, out = check(write(tmp_path, "library.py", LIBRARY))
     assert code == 0, out
-    for name in ("linear", "relu", "softmax_cross_entropy", "angular_distance", "triplet_loss",
-                 "feature_norm"):
-        assert f"PASS {name}_backward" in out
-    assert "FAIL" not in out and "6 passed, 0 failed, 0 not implemented yet" in out
+    for name in BACKWARD_NAMES:
+        assert f"PASS {name}" in out
+        # The library holds every solution: a teacher sees that this is not the student's.
+        assert f"note: this is tinyadv's own {name}, imported" in out
+    assert "FAIL" not in out and "8 passed, 0 failed, 0 not implemented yet" in out
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_library_pieces_pass_for_any_seed(tmp_path_factory, seed):
     # The inputs are drawn away from every kink, so a correct backward passes on any seed.
     path = write(tmp_path_factory.mktemp("lib"), "library.py", LIBRARY)
-    assert main([str(path), "--seed", str(seed), "-q"]) == 0
+    assert check(path, "--seed", seed, "-q")[0] == 0
 
 
-def test_there_are_five_templates():
-    assert [p.name[:2] for p in TEMPLATES] == ["01", "02", "03", "04", "05"]
+@pytest.fixture(scope="module")
+def templates_run():
+    return check(*TEMPLATES, "--jobs", "2")
+
+
+def test_there_are_seven_templates():
+    assert [p.name[:2] for p in TEMPLATES] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
-def test_template_is_a_blank(template, capsys):
+def test_template_is_a_blank(template, templates_run):
     text = template.read_text()
     assert f"check with: python -m tinyadv.gradcheck lessons/exercises/{template.name}" in text
-    code, out = run(capsys, template)
+    code, out = templates_run
     assert code == 1, out
-    assert "not implemented yet" in out
-    assert "PASS" not in out and "FAIL" not in out and "Traceback" not in out
+    block = blocks(out)[str(template)]
+    assert "not implemented yet" in block
+    assert "PASS" not in block and "FAIL" not in block and "Traceback" not in block
 
 
 # Each: (backward name, code of a wrong backward, words the hint must contain).
@@ -144,34 +142,76 @@ WRONG = {
                 dW = dW.T  # wrong only when it still has the right shape: caught by value
             return dout @ W.T, dW, dout.sum(axis=0)
         """, ["dW is the transpose of the numerical one"]),
+    # The two exercises the paper's method adds: the negatives' gather, FGSM's input gradient.
+    "gather overwriting repeated rows": ("gather_rows_backward", """
+        import numpy as np
+        def gather_rows_backward(dout, cache):
+            index, num_rows = cache
+            dh = np.zeros((num_rows, dout.shape[1]))
+            dh[index] += dout  # a repeated index is written once, not added twice
+            return dh
+        """, ["a repeated index is written, not added", "np.add.at"]),
+    "gather returning dout[index]": ("gather_rows_backward", """
+        def gather_rows_backward(dout, cache):
+            index, num_rows = cache
+            return dout[index]
+        """, ["your dh is dout[index]", "scatter"]),
+    "fgsm without the ReLU mask": ("fgsm_loss_backward", """
+        import numpy as np
+        from tinyadv import losses
+        def fgsm_loss_backward(dloss, cache):
+            (x, W1), relu_out, (a, W2), ce_cache = cache
+            dlogits = losses.softmax_cross_entropy_backward(dloss, ce_cache)
+            return (dlogits @ W2.T) @ W1.T
+        """, ["without ReLU's mask"]),
+    "fgsm without the 1/N": ("fgsm_loss_backward", """
+        import numpy as np
+        from tinyadv import losses
+        def fgsm_loss_backward(dloss, cache):
+            (x, W1), relu_out, (a, W2), ce_cache = cache
+            probs, y = ce_cache
+            dlogits = probs.copy()
+            dlogits[np.arange(len(y)), y] -= 1
+            return ((dloss * dlogits @ W2.T) * (relu_out > 0)) @ W1.T
+        """, ["= 7 x the numerical one", "missing 1/N"]),
 }
 
 
+
+
+@pytest.fixture(scope="module")
+def wrong_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wrong")
+    paths = {kind: write(folder, f"s{i:02d}.py", WRONG[kind][1]) for i, kind in enumerate(WRONG)}
+    code, out = check(folder, "--jobs", "2")
+    return code, {kind: blocks(out)[str(path)] for kind, path in paths.items()}
+
+
 @pytest.mark.parametrize("kind", WRONG)
-def test_wrong_gradient_is_caught_with_a_fitting_hint(kind, tmp_path, capsys):
-    name, code, words = WRONG[kind]
-    code_, out = run(capsys, write(tmp_path, "student.py", code))
-    assert code_ == 1, out
-    assert f"FAIL {name}" in out
-    assert "worst element" in out and "analytic" in out and "numeric" in out
-    hints = [line for line in out.splitlines() if "hint:" in line]
-    assert hints, out
+def test_wrong_gradient_is_caught_with_a_fitting_hint(kind, wrong_run):
+    code, found = wrong_run
+    assert code == 1
+    name, _, words = WRONG[kind]
+    block = found[kind]
+    assert f"FAIL {name}" in block, block
+    assert "worst element" in block and "analytic" in block and "numeric" in block
+    hints = [line for line in block.splitlines() if "hint:" in line]
+    assert hints, block
     for word in words:
-        assert any(word in line for line in hints), (word, out)
+        assert any(word in line for line in hints), (word, block)
 
 
-def test_five_kinds_of_mistake_get_five_different_hints(tmp_path, capsys):
+def test_seven_kinds_of_mistake_get_seven_different_hints(wrong_run):
     kinds = ["cross-entropy without 1/N", "angular distance without sign(cos)",
              "relu without its mask", "triplet without the active mask",
-             "linear with dW transposed (square W)"]
-    first_hints = set()
-    for i, kind in enumerate(kinds):
-        _, out = run(capsys, write(tmp_path, f"s{i}.py", WRONG[kind][1]))
-        first_hints.add(next(line for line in out.splitlines() if "hint:" in line).split("(")[0])
+             "linear with dW transposed (square W)", "gather overwriting repeated rows",
+             "fgsm without the ReLU mask"]
+    first_hints = {next(line for line in wrong_run[1][kind].splitlines() if "hint:" in line).split("(")[0]
+                   for kind in kinds}
     assert len(first_hints) == len(kinds)
 
 
-@pytest.mark.parametrize("body, words", [
+MALFORMED = [
     ("return dout @ W.T, dout.T @ x, dout.sum(axis=0)",
      ["dW: expected shape", "got (", "transpose of the expected shape"]),
     ("return dout @ W.T, x.T @ dout, dout",
@@ -186,35 +226,51 @@ def test_five_kinds_of_mistake_get_five_different_hints(tmp_path, capsys):
      ["dW is None"]),
     ("return cache['x']",
      ["raised TypeError", "(line 4, in linear_backward)"]),
-])
-def test_malformed_returns_are_explained(body, words, tmp_path, capsys):
-    path = write(tmp_path, "student.py", f"""
-        def linear_backward(dout, cache):
-            x, W = cache
-            {body}
-        """)
-    code, out = run(capsys, path)
-    assert code == 1, out
-    assert "FAIL linear_backward" in out and "Traceback" not in out
-    for word in words:
-        assert word in out, (word, out)
+    ("return dout @ W.T, 'dW', dout.sum(axis=0)",
+     ["dW cannot be read as an array of numbers"]),
+]
 
 
-def test_blank_next_to_a_correct_piece(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def malformed_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("malformed")
+    for i, (body, _) in enumerate(MALFORMED):
+        write(folder, f"m{i}.py", f"""
+            def linear_backward(dout, cache):
+                x, W = cache
+                {body}
+            """)
+    code, out = check(folder, "--jobs", "2")
+    return code, blocks(out), folder
+
+
+@pytest.mark.parametrize("case", range(len(MALFORMED)), ids=[b for b, _ in MALFORMED])
+def test_malformed_returns_are_explained(case, malformed_run):
+    code, found, folder = malformed_run
+    assert code == 1
+    block = found[str(folder / f"m{case}.py")]
+    assert "FAIL linear_backward" in block and "Traceback" not in block
+    for word in MALFORMED[case][1]:
+        assert word in block, (word, block)
+
+
+def test_blank_next_to_a_correct_piece(tmp_path):
     path = write(tmp_path, "half.py", """
         from tinyadv.layers import relu_backward
         def linear_backward(dout, cache):
             raise NotImplementedError("your code here")
         """)
-    code, out = run(capsys, path)
+    code, out = check(path)
     assert code == 1
     assert "TODO linear_backward: not implemented yet (your code here)" in out
     assert "PASS relu_backward" in out
     assert "1 passed, 0 failed, 1 not implemented yet" in out
 
 
-def test_the_files_own_forward_is_used(tmp_path, capsys):
-    # A forward with its own cache layout, and a backward that relies on that layout.
+def test_the_files_own_forward_is_called_and_must_be_right(tmp_path):
+    # relu: its own cache layout (a dict), which only its own backward understands -- passes.
+    # feature_norm: a forward 3 x tinyadv's with a backward to match -- a wrong forward fails,
+    # and its backward is judged against tinyadv's gradient.
     path = write(tmp_path, "own.py", """
         import numpy as np
         def relu_forward(x):
@@ -222,78 +278,132 @@ def test_the_files_own_forward_is_used(tmp_path, capsys):
         def relu_backward(dout, cache):
             return dout * cache["positive"]
         def feature_norm_forward(h):
-            return float(np.sqrt((h * h).sum(axis=1)).mean()) * 3.0, h  # not tinyadv's L
+            return float(np.sqrt((h * h).sum(axis=1)).mean()) * 3.0, h
         def feature_norm_backward(dloss, cache):
             h = cache
             return 3.0 * dloss * h / (h.shape[0] * np.sqrt((h * h).sum(axis=1))[:, None])
         """)
-    code, out = run(capsys, path)
-    assert code == 0, out
-    assert "forward: this file's relu_forward" in out
-    assert "feature_norm_forward differs from tinyadv's" in out  # a teacher sees the change
+    code, out = check(path, "--report", tmp_path / "g.csv")
+    assert code == 1, out
+    assert "PASS relu_backward" in out and "forward: this file's relu_forward" in out
+    assert "FAIL feature_norm_backward" in out
+    assert "wrong forward: this file's feature_norm_forward differs from tinyadv's" in out
+    assert "it is 3 x tinyadv's output" in out
+    assert "your dh is the numerical one times 3" in out
+    rows = gradebook(tmp_path / "g.csv")
+    assert statuses(rows, "own.py") == {"relu_backward": "pass", "feature_norm_backward": "fail"}
+    assert next(r for r in rows if r["function"] == "feature_norm_backward")["hint"].startswith(
+        "wrong forward")
 
 
-def test_cannot_import_exits_2_with_the_reason(tmp_path, capsys):
-    code, out = run(capsys, write(tmp_path, "broken.py", "import no_such_module_here\n"))
+def test_cannot_import_exits_2_with_the_reason(tmp_path):
+    code, out = check(write(tmp_path, "broken.py", "import no_such_module_here\n"))
     assert code == 2
     assert "cannot import: ModuleNotFoundError: No module named 'no_such_module_here'" in out
-    code, out = run(capsys, write(tmp_path, "syntax.py", "def relu_backward(dout, cache)\n    return dout\n"))
+    code, out = check(write(tmp_path, "syntax.py", "def relu_backward(dout, cache)\n    return dout\n"))
     assert code == 2
     assert "cannot import: SyntaxError" in out and "(line 1)" in out and "Traceback" not in out
-    code, out = run(capsys, write(tmp_path, "exits.py", "import sys\nsys.exit(0)\n"))
-    assert code == 2 and "called sys.exit(0)" in out
 
 
-def test_nothing_to_check_exits_2(tmp_path, capsys):
+def test_nothing_to_check(tmp_path):
     path = write(tmp_path, "other.py", """
         def relu_backwards(dout, cache):
             return dout
         """)
-    code, out = run(capsys, path)
+    code, out = check(path)
     assert code == 2
     assert "nothing to check" in out
     assert "relu_backwards is not a piece the checker knows; did you mean relu_backward?" in out
-    code, out = run(capsys, tmp_path / "missing.py")
-    assert code == 2 and "no such file or folder" in out
 
 
-def test_a_folder_of_submissions(tmp_path, capsys):
+def test_a_folder_of_submissions_and_its_gradebook(tmp_path):
     subs = tmp_path / "submissions"
     write(subs, "alice.py", "from tinyadv.layers import relu_backward, linear_backward\n")
     write(subs, "bob.py", WRONG["relu without its mask"][1])
     write(subs, "carol/ex.py", "def relu_backward(dout, cache):\n    raise NotImplementedError\n")
     write(subs, "dave.py", "def relu_backward(dout, cache)\n")
-    write(subs, "helpers.py", "X = 1\n")
-    code, out = run(capsys, subs)
+    write(subs, "erin.py", "from no_such_helper import x\ndef relu_backward(dout, cache):\n    return x\n")
+    write(subs, "=cmd.py", "X = 1\n")  # a name a spreadsheet would run as a formula
+    write(subs, ".hidden/skip.py", "X = 1\n")
+    report = tmp_path / "out" / "grades.csv"
+    code, out = check(subs, "--jobs", "2", "--report", report)
     assert code == 1, out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(str(subs))}
-    assert rows[str(subs / "alice.py")].split()[1:] == ["2", "0", "0", "PASS"]
-    assert rows[str(subs / "bob.py")].split()[1:] == ["0", "1", "0", "FAIL"]
-    assert rows[str(subs / "carol" / "ex.py")].split()[1:] == ["0", "0", "1", "FAIL"]
-    assert "cannot import: SyntaxError" in rows[str(subs / "dave.py")]
-    assert "nothing to check" in rows[str(subs / "helpers.py")]
-    assert out.count("== ") == 5  # one block per file
+    table = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(str(subs))}
+    assert table[str(subs / "alice.py")] == ["2", "0", "0", "0", "PASS"]
+    assert table[str(subs / "bob.py")] == ["0", "1", "0", "0", "FAIL"]
+    assert table[str(subs / "carol" / "ex.py")] == ["0", "0", "1", "0", "TODO"]
+    assert table[str(subs / "dave.py")][:5] == ["0", "0", "0", "1", "ERROR:"]
+    assert out.count("== ") == 6 and "skip.py" not in out  # one block per file; hidden skipped
 
-    # All passing -> 0; nothing checkable anywhere -> 2; --quiet prints only the table.
+    rows = gradebook(report)
+    assert statuses(rows, "alice.py") == {"linear_backward": "pass", "relu_backward": "pass"}
+    assert statuses(rows, "bob.py") == {"relu_backward": "fail"}
+    assert statuses(rows, "ex.py") == {"relu_backward": "blank"}
+    # A file that cannot be imported still gets rows: one per function it declares, or one
+    # for the file when its syntax tree cannot even be read.
+    assert statuses(rows, "dave.py") == {"": "error"}
+    assert statuses(rows, "erin.py") == {"relu_backward": "error"}
+    erin = next(r for r in rows if r["file"].endswith("erin.py"))
+    assert "cannot import: ModuleNotFoundError" in erin["hint"]
+    bob = next(r for r in rows if r["file"].endswith("bob.py"))
+    assert float(bob["rel_error"]) > 1e-2 and bob["hint"].startswith("dx: missing mask")
+    alice = [r for r in rows if r["file"].endswith("alice.py")]
+    assert all(float(r["rel_error"]) < 1e-8 for r in alice)
+    cmd = next(r for r in rows if "cmd.py" in r["file"])
+    assert cmd["status"] == "blank" and "nothing to check" in cmd["hint"]
+    assert len(rows) == 7
+    assert [p.name for p in report.parent.iterdir()] == ["grades.csv"]  # no temporary left
+
+    # Everything passing -> 0; nothing checkable anywhere -> 2; --quiet prints only the table.
     good = tmp_path / "good"
     write(good, "a.py", LIBRARY)
-    write(good, "notes.py", "X = 1\n")
-    assert run(capsys, good)[0] == 0
+    code, out = check("-q", good, "--expect", "relu_backward, linear_backward")
+    assert code == 0 and "== " not in out and "PASS" in out and "summary (seed 0" in out
     empty = tmp_path / "empty"
     write(empty, "a.py", "X = 1\n")
-    assert run(capsys, empty)[0] == 2
+    assert check(empty)[0] == 2
     (tmp_path / "none").mkdir()
-    code, out = run(capsys, tmp_path / "none")
+    code, out = check(tmp_path / "none")
     assert code == 2 and "no .py files" in out
-    code, out = run(capsys, "-q", good)
-    assert code == 0 and "== " not in out and "PASS" in out and "summary (seed 0" in out
 
 
-def test_same_seed_same_report_other_seed_other_inputs(tmp_path, capsys):
+def test_expect_grades_a_missing_function_blank(tmp_path):
+    path = write(tmp_path, "only_relu.py", "from tinyadv.layers import relu_backward\n")
+    code, out = check(path, "--expect", "relu_backward,gather_rows_backward",
+                      "--report", tmp_path / "g.csv")
+    assert code == 1
+    assert "TODO gather_rows_backward: not defined in this file" in out
+    assert statuses(gradebook(tmp_path / "g.csv"), "only_relu.py") == {
+        "relu_backward": "pass", "gather_rows_backward": "blank"}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--timeout", "-1"], ["--timeout: expected a number of seconds > 0, got -1"]),
+    (["--timeout", "nan"], ["--timeout: expected a number of seconds > 0, got nan"]),
+    (["--jobs", "0"], ["--jobs: expected a whole number from 1 to 64, got 0"]),
+    (["--memory", "lots"], ["--memory: expected a size such as 2G", "got 'lots'"]),
+    (["--memory", "10M"], ["--memory: expected at least 256M", "got 10M"]),
+    (["--tol", "0"], ["--tol: expected a finite number > 0, got 0"]),
+    (["--expect", "relu_backwards"], ["--expect: unknown function 'relu_backwards'",
+                                      "did you mean relu_backward?"]),
+    (["--report", "."], ["--report: expected a file name for the CSV gradebook, got the folder"]),
+    (["missing.py"], ["FILE_OR_FOLDER: no such file or folder: missing.py"]),
+])
+def test_bad_arguments_are_named(argv, words, tmp_path, capsys):
+    path = write(tmp_path, "ok.py", "X = 1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        check(*([] if argv == ["missing.py"] else [path]), *argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err, err
+
+
+def test_same_seed_same_report_other_seed_other_inputs(tmp_path):
     path = write(tmp_path, "s.py", WRONG["cross-entropy without 1/N"][1])
-    first = run(capsys, path)[1]
-    assert run(capsys, path)[1] == first
-    assert run(capsys, path, "--seed", "1")[1] != first
+    first = check(path)[1]
+    assert check(path)[1] == first
+    assert check(path, "--seed", "1")[1] != first
 
 
 def test_command_line_module(tmp_path):

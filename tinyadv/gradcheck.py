@@ -10,18 +10,25 @@ nearly equal losses loses most of them). Thresholds on ``rel_error`` (CS231n's r
 thumb): <= 1e-7 good; ~1e-4 only acceptable near a kink (ReLU at 0, a hinge at 0, |cos| at
 0); > 1e-2 the gradient is wrong.
 
-Run as a program it checks a student's backward functions (see lessons/exercises/):
+Run as a program it is the classroom's exercise checker (tinyadv/checker/, see
+lessons/exercises/README.md), which judges students' backward functions with this module:
 
     python -m tinyadv.gradcheck lessons/exercises/01_linear_relu.py
-    python -m tinyadv.gradcheck submissions/        # every .py file in a folder
-
-exit status 0 when all pass, 1 when one fails or is still a blank, 2 when there is nothing
-to check (or the file cannot be imported). The checker itself is tinyadv/exercise_check.py.
+    python -m tinyadv.gradcheck submissions/ --jobs 2 --report grades.csv
 """
 import sys
-from dataclasses import dataclass
 
-import numpy as np
+if __name__ == "__main__":
+    # Run as the exercise checker: block the signals a submission could send us *before*
+    # NumPy starts its BLAS threads, which inherit the mask; each such signal then waits to
+    # be read, with its sender, by tinyadv/checker/sandbox.py (see "Signals" there).
+    from tinyadv.checker.procs import block_watched_signals
+
+    block_watched_signals()
+
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 DEFAULT_TOL = 1e-7
 
@@ -114,12 +121,9 @@ def compare(name, analytic, numeric, tol=DEFAULT_TOL):
                            float(analytic[worst]), float(numeric[worst]), analytic.shape)
 
 
-def main(argv=None):
-    """The exercise checker's command line; returns the exit status (see the module docstring)."""
-    from tinyadv.exercise_check import main as check_main  # here: it imports this module
-
-    return check_main(argv)
-
-
 if __name__ == "__main__":
+    # The checker imports this module, not the other way round: imported, this file is
+    # only the numerical-gradient toolbox lesson 02 teaches.
+    from tinyadv.checker.cli import main
+
     sys.exit(main())

@@ -65,3 +65,50 @@ def relu_backward(dout, cache):
     """dx = dout * [x > 0]. At x == 0 ReLU has a kink; we use the subgradient 0 there."""
     out = cache
     return dout * (out > 0)
+
+
+def gather_rows_forward(h, index):
+    """Rows of h picked by an index: out_i = h_{index_i} (a gather).
+
+    This is how each anchor's batch-hard negative is read out of the batch's own embeddings,
+    h_neg = h[neg_index] (objective.py), with no second forward pass. An index may repeat:
+    one anchor can be the closest other-class anchor of several others.
+
+    Parameters
+    ----------
+    h : (N, K) rows to pick from
+    index : (M,) int, each in 0..N-1
+
+    Returns
+    -------
+    out : (M, K)
+    cache : (index, N) for the backward
+    """
+    out = h[index]  # (M, K), a copy
+    return out, (index, h.shape[0])
+
+
+def gather_rows_backward(dout, cache):
+    """The gradient of a gather is a scatter-add.
+
+    .. math:: \\frac{\\partial L}{\\partial h_j} = \\sum_{i : index_i = j} \\frac{\\partial L}{\\partial out_i}
+
+    Row i of ``dout`` goes back to row index_i of h (undoing ``h[index]``); a row picked by
+    several i receives the sum of all of theirs, a row picked by none receives 0.
+    ``np.add.at`` adds once per occurrence of an index. ``dh[index] += dout`` would not: NumPy
+    evaluates it as ``dh[index] = dh[index] + dout``, so a repeated row is written, not added,
+    and keeps only one of its contributions.
+
+    Parameters
+    ----------
+    dout : (M, K)
+    cache : (index, N) from gather_rows_forward
+
+    Returns
+    -------
+    dh : (N, K)
+    """
+    index, num_rows = cache
+    dh = np.zeros((num_rows,) + dout.shape[1:], dtype=dout.dtype)  # (N, K)
+    np.add.at(dh, index, dout)
+    return dh

@@ -1,0 +1,302 @@
+"""The only code that runs beside a student's: ``python -m tinyadv.checker.child FD PARENT FILE``.
+
+sandbox.py starts it in a fresh interpreter, one per submission. In order, it
+
+1. arranges to die with the checker (PARENT) and hides its descriptors from other processes;
+2. reads its plan from stdin -- every piece's names and the inputs of its three cases (one
+   frame, see channel.py);
+3. sets its limits, which it cannot raise again: address space, CPU time, no new processes,
+   no core files, no file larger than 64 MB;
+4. sends the backward names FILE defines, read from its syntax tree without running it (so a
+   file that never finishes importing still gets a row per function);
+5. imports FILE (top-level code runs now) and sends which pieces it defines;
+6. for each of them, calls the forward -- the file's own, or tinyadv's if the file has none --
+   and then the backward, on fresh copies of each case's inputs, and sends what came back:
+   the forward's output and the returned gradients as plain float64 arrays, with a
+   description of anything that is not an array (None, a tuple of 2, an exception and its
+   line). One frame per function, on descriptor FD -- never on stdout or stderr, which belong
+   to the submission;
+7. sends "done" and exits.
+
+Nothing is judged here: no comparison, no numerical gradient, no verdict. Whatever the
+submission does to this process (patch numpy, replace rel_error, forge a frame) can only
+change what is sent, and the checker judges what is sent against its own reference.
+"""
+import ast
+import functools
+import importlib
+import importlib.util
+import os
+import signal
+import sys
+import traceback
+import warnings
+
+import numpy as np
+
+from tinyadv.checker import channel, procs
+
+FILE_SIZE_LIMIT = 64 * 2**20
+MAX_ITEMS = 16  # a returned tuple is described up to this many items
+
+
+class _Sender:
+    """Writes frames to the checker's pipe; a closed or replaced pipe ends this process."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __call__(self, record, arrays=()):
+        data = channel.encode(record, arrays)
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError:  # the submission closed or replaced the descriptor: nothing to say
+            _exit(channel.EXIT_PIPE_LOST)
+
+
+def _exit(code):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: B036 -- a submission may have replaced the stream
+            pass
+    os._exit(code)  # not sys.exit: no atexit handler of the submission runs after this
+
+
+def _read_stdin():
+    chunks = []
+    while True:
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _set_limits(limits):
+    try:
+        import resource
+    except ImportError:  # not a Unix: the checker's deadline still applies
+        return
+    wanted = {"RLIMIT_AS": (limits["memory"], limits["memory"]),
+              "RLIMIT_CPU": (limits["cpu_seconds"], limits["cpu_seconds"] + 2),
+              "RLIMIT_NPROC": (0, 0),  # no fork, no thread (root is exempt from this one)
+              "RLIMIT_CORE": (0, 0),
+              "RLIMIT_FSIZE": (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT)}
+    for name, (soft, hard) in wanted.items():
+        if hasattr(resource, name):
+            try:
+                resource.setrlimit(getattr(resource, name), (int(soft), int(hard)))
+            except (ValueError, OSError):  # e.g. above a hard limit set by the system
+                pass
+
+
+def _declared_backwards(path, known):
+    """Known backward names that FILE defines at its top level, from its syntax tree."""
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except BaseException:  # noqa: B036 -- a syntax error is reported by the import below
+        return []
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return [name for name in known if name in names]
+
+
+def _exception_text(exc, source_file):
+    """'TypeError: message (line 12, in relu_backward)', the line being the deepest one in
+    the student's file. Never raises, whatever the exception's __str__ does."""
+    try:
+        message = str(exc).strip()
+    except BaseException:  # noqa: B036
+        message = "(its message cannot be printed)"
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source_file]
+        where = f" (line {frames[-1].lineno}, in {frames[-1].name})" if frames else ""
+    except BaseException:  # noqa: B036
+        where = ""
+    return f"{type(exc).__name__}{': ' + message if message else ''}{where}"[:2000]
+
+
+def _import_file(path):
+    """Import FILE as a module: (module, None) or (None, {"reason": ..., "memory": bool})."""
+    spec = importlib.util.spec_from_file_location("submission", path)
+    if spec is None or spec.loader is None:
+        return None, {"reason": "not a Python source file", "memory": False}
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    sys.path.insert(0, os.path.dirname(path))  # so the file can import its own helpers
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:  # IndentationError and TabError included
+        return None, {"reason": f"{type(exc).__name__}: {exc.msg} (line {exc.lineno})",
+                      "memory": False}
+    except SystemExit as exc:
+        return None, {"reason": f"the file called sys.exit({exc.code!r}) while being imported",
+                      "memory": False}
+    except BaseException as exc:  # noqa: B036 -- a submission may raise anything
+        return None, {"reason": _exception_text(exc, path), "memory": isinstance(exc, MemoryError)}
+    return module, None
+
+
+def _watch_solutions(pieces, calls):
+    """Replace each tinyadv function that solves a piece outright by a wrapper that records
+    its calls in ``calls``; returns {qualified name: wrapper}. Done before the import, so
+    ``from tinyadv.losses import triplet_loss_backward`` gets the wrapper too. Best effort: a
+    submission can undo it, and then only loses the note the teacher would have read."""
+    wrappers = {}
+    for piece in pieces:
+        for qualified in piece["solutions"]:
+            if qualified in wrappers:
+                continue
+            module_name, _, attribute = qualified.rpartition(".")
+            module = importlib.import_module(module_name)
+            original = getattr(module, attribute)
+
+            def watched(*args, _original=original, _name=qualified, **kwargs):
+                calls.add(_name)
+                return _original(*args, **kwargs)
+
+            functools.update_wrapper(watched, original)
+            setattr(module, attribute, watched)
+            wrappers[qualified] = watched
+    return wrappers
+
+
+def _describe(value, arrays):
+    """A JSON description of a returned value; if it reads as numbers, its float64 array is
+    appended to ``arrays`` and the description says where."""
+    if value is None:
+        return {"type": "NoneType"}
+    info = {"type": type(value).__name__}
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        info["dtype"] = str(dtype)[:40]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = np.asarray(value, dtype=np.float64)
+    except BaseException as exc:  # noqa: B036 -- __array__ and friends are the submission's
+        info["unreadable"] = True
+        info["why"] = _exception_text(exc, "")[:300]
+        try:
+            info["shape"] = [int(s) for s in np.shape(value)]
+        except BaseException:  # noqa: B036
+            pass
+        return info
+    info["shape"] = list(array.shape)
+    if array.size > channel.MAX_ELEMENTS:
+        info["why"] = f"too large to send back ({array.size} entries)"
+        return info
+    info["array"] = len(arrays)
+    arrays.append(array)
+    return info
+
+
+def _describe_return(returned, arrays):
+    if returned is None:
+        return {"kind": "none"}
+    if isinstance(returned, (tuple, list)):
+        items = list(returned[:MAX_ITEMS])
+        return {"kind": "sequence", "type": type(returned).__name__, "length": len(returned),
+                "items": [_describe(item, arrays) for item in items]}
+    return {"kind": "single", "item": _describe(returned, arrays)}
+
+
+def _call(function, args, source_file):
+    """(result, None) or (None, {"status": "blank" | "raised", "message", "memory"})."""
+    try:
+        return function(*args), None
+    except NotImplementedError as exc:  # a blank: its message is the exercise's own words
+        try:
+            message = str(exc).strip()[:300]
+        except BaseException:  # noqa: B036
+            message = ""
+        return None, {"status": "blank", "message": message}
+    except BaseException as exc:  # noqa: B036 -- SystemExit, KeyboardInterrupt, anything
+        return None, {"status": "raised", "message": _exception_text(exc, source_file),
+                      "memory": isinstance(exc, MemoryError)}
+
+
+def _as_argument(array):
+    """A fresh copy of an input; 0-d arrays become Python numbers (margin, dloss)."""
+    return array.item() if array.ndim == 0 else np.array(array)
+
+
+def _run_function(piece, module, inputs, calls, wrappers, source_file):
+    """Call the file's forward and backward on every case; returns (record, arrays)."""
+    home = importlib.import_module(piece["home"])
+    reference_forward = getattr(home, piece["forward"])
+    backward = getattr(module, piece["backward"])
+    mine = getattr(module, piece["forward"], None)
+    if callable(mine) and mine is not reference_forward:
+        forward, source = mine, "file"
+    else:
+        forward, source = reference_forward, ("imported" if mine is reference_forward else "tinyadv")
+    arrays, cases = [], []
+    for case in piece["cases"]:
+        args = [_as_argument(inputs[i]) for i in case["args"]]
+        record = {}
+        cases.append(record)
+        result, failure = _call(forward, args, source_file)
+        if failure:
+            record["forward"] = failure
+            continue
+        if not (isinstance(result, tuple) and len(result) == 2):
+            record["forward"] = {"status": "not a pair", "type": type(result).__name__}
+            continue
+        out, cache = result
+        record["forward"] = {"status": "ok"}
+        record["out"] = _describe(out, arrays)
+        calls.clear()
+        returned, failure = _call(backward, [_as_argument(inputs[case["dout"]]), cache], source_file)
+        record["library_calls"] = sorted(calls)
+        if failure:
+            record["backward"] = failure
+            continue
+        record["backward"] = {"status": "ok"}
+        record["returned"] = _describe_return(returned, arrays)
+    is_library = any(backward is wrapper for wrapper in wrappers.values())
+    return {"kind": "function", "backward": piece["backward"], "forward_source": source,
+            "is_library": is_library, "cases": cases}, arrays
+
+
+def main(argv):
+    channel_fd, parent, path = int(argv[0]), int(argv[1]), os.path.abspath(argv[2])
+    procs.die_with_parent(parent)
+    procs.set_dumpable(False)  # other children of the same user cannot open our pipes
+    if hasattr(signal, "pthread_sigmask"):  # the checker blocks some signals; we need none
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    send = _Sender(channel_fd)
+    plan, inputs = channel.decode_one(_read_stdin())
+    pieces = plan["pieces"]
+    calls = set()
+    wrappers = _watch_solutions(pieces, calls)
+    _set_limits(plan["limits"])
+
+    known = [piece["backward"] for piece in pieces]
+    send({"kind": "declared", "names": _declared_backwards(path, known)})
+    module, failure = _import_file(path)
+    if failure:
+        send(dict(failure, kind="import failed"))
+        _exit(0)
+    found = [p for p in pieces if callable(getattr(module, p["backward"], None))]
+    callables = []
+    for name, value in list(vars(module).items())[:1000]:
+        if isinstance(name, str) and not name.startswith("_") and callable(value):
+            callables.append(name[:100])
+    send({"kind": "imported", "found": [p["backward"] for p in found], "callables": callables[:200]})
+    for piece in found:
+        send(*_run_function(piece, module, inputs, calls, wrappers, path))
+    send({"kind": "done"})
+    _exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,434 @@
+"""From what a child sent back to a status per function, decided here and nowhere else.
+
+Statuses, one per (file, function):
+
+    pass     every gradient within tol of the numerical one in every case, and the file's own
+             forward (if it has one) gives tinyadv's output
+    fail     a wrong gradient, a wrong forward, a malformed return value, an exception
+    blank    still ``raise NotImplementedError`` (or, with --expect, not defined at all)
+    error    the file cannot be imported, or its process ended, crashed, sent something
+             malformed or signalled the checker before this function was done
+    timeout  the time limit ran out before this function was done
+    memory   it ran out of its memory limit (a MemoryError, at import or in the function)
+
+How one case is judged: the child reports the forward's output and the backward's return
+value as arrays (child.py); here they are compared with tinyadv's output and the centred-
+difference gradients of tinyadv's forward (pieces.py), all float64:
+
+    rel_error(analytic, numeric) = max|a - n| / max(|a| + |n|) <= tol        for each gradient
+
+Why tol = 1e-6: with h = 1e-6 in float64 the centred difference has a truncation error of
+order h^2 ~ 1e-12 and a rounding error of order 1e-16 * |f| / h ~ 1e-10 relative, and no
+perturbation crosses a kink (every input is >= 0.1 from one, 1e5 steps of h). tinyadv's own
+backwards of all eight pieces measure at most 1.7e-8 over seeds 0-199 (cast to float32, 3.0e-8),
+while the mistakes this checker is for (a missing 1/N, a sign, a mask, a transpose)
+give errors of order 1e-2 to 1. 1e-6 sits between the two with room on both sides.
+
+Everything the child sent is hostile until checked: texts are cleaned (``clean``) before they
+are printed or written, numbers must have the expected shapes, and a record that does not
+have the expected form makes the function ``error``.
+"""
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyadv.checker import channel, hints, procs
+from tinyadv.checker.pieces import BACKWARD_NAMES, BY_BACKWARD
+from tinyadv.gradcheck import compare, rel_error
+
+CHECK_TOL = 1e-6
+STATUSES = ("pass", "fail", "blank", "error", "timeout", "memory")
+
+
+class Malformed(ValueError):
+    """A record from the child without the expected form."""
+
+
+def clean(text, limit=300):
+    """Text from a child, safe to print and to put in a CSV cell: at most ``limit``
+    characters, line breaks and tabs as spaces, any other control character as '?' (so no
+    terminal escape sequence, and no forged line in the report)."""
+    if not isinstance(text, str):
+        return ""
+    cut = text[:limit]
+    cut = "".join(ch if ch.isprintable() else (" " if ch in "\n\r\t" else "?") for ch in cut)
+    return cut + ("..." if len(text) > limit else "")
+
+
+@dataclass
+class FunctionResult:
+    name: str  # "relu_backward", or "" for a row about the whole file
+    status: str  # one of STATUSES
+    rel_error: float = None  # the worst over its gradients and cases, when measured
+    hint: str = ""  # one line for the gradebook
+    lines: list = field(default_factory=list)  # the text report
+
+
+@dataclass
+class FileResult:
+    path: str
+    functions: list = field(default_factory=list)  # FunctionResult, the file row (if any) last
+    notes: list = field(default_factory=list)
+    output: bytes = b""  # what the submission printed (the first OUTPUT_KEEP bytes)
+    output_size: int = 0
+    seconds: float = 0.0
+    checked: bool = False  # imported, and defines at least one known backward
+
+    def count(self, status):
+        return sum(f.status == status for f in self.functions)
+
+    @property
+    def ok(self):
+        return bool(self.functions) and all(f.status == "pass" for f in self.functions)
+
+    def add_file_problem(self, status, reason):
+        """A row about the whole file (its function name is empty)."""
+        self.functions.append(FunctionResult("", status, None, reason,
+                                             [f"{status.upper()}: {reason}"]))
+
+
+# --------------------------------------------------------------------------- reading records
+
+def _get(record, key, kind):
+    value = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise Malformed(f"{key}: expected {kind}, got {type(value).__name__}")
+    return value
+
+
+def _array(description, arrays):
+    """The float64 array a description points at, or None."""
+    index = description.get("array") if isinstance(description, dict) else None
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(arrays):
+        return np.asarray(arrays[index], dtype=np.float64)
+    return None
+
+
+def _shape(description):
+    shape = description.get("shape") if isinstance(description, dict) else None
+    if isinstance(shape, list) and len(shape) <= 32 and all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        return tuple(shape)
+    return None
+
+
+def _shape_str(shape):
+    return "scalar" if shape == () else str(shape)
+
+
+# --------------------------------------------------------------------------- one function
+
+def _returned_arrays(piece, returned, arrays, expected_shapes, n):
+    """The backward's gradients as float64 arrays, or (None, a problem worded for the student)."""
+    grads = piece.grads
+    kind = _get(returned, "kind", str)
+    if kind == "none":
+        return None, "returned None (is the `return` statement missing?)"
+    if kind == "sequence":
+        length, items = _get(returned, "length", int), _get(returned, "items", list)
+        container = clean(_get(returned, "type", str), 40)
+        if len(grads) == 1:
+            return None, (f"returned a {container} of length {length}; expected the array "
+                          f"{grads[0]} itself, shaped {expected_shapes[0]}")
+        if length != len(grads):
+            return None, (f"returned {length} values; expected {len(grads)} "
+                          f"arrays ({', '.join(grads)}), in that order")
+        if len(items) != length:
+            raise Malformed("items")
+    elif kind == "single":
+        item = _get(returned, "item", dict)
+        if len(grads) > 1:
+            return None, (f"returned a single {clean(item.get('type'), 40)} of shape "
+                          f"{_shape_str(_shape(item))}; expected {len(grads)} arrays "
+                          f"({', '.join(grads)})")
+        items = [item]
+    else:
+        raise Malformed(f"kind {kind!r}")
+    found, problems = [], []
+    for name, item, expected in zip(grads, items, expected_shapes):
+        array, shape = _array(item, arrays), _shape(item)
+        unreadable = f"{name} cannot be read as an array of numbers ({clean(item.get('why'))})"
+        if item.get("type") == "NoneType":
+            problems.append(f"{name} is None")
+        elif shape is None or item.get("unreadable") is True:
+            problems.append(unreadable)
+        elif shape != expected:
+            hint = hints.shape_hint(expected, shape, n)
+            problems.append(f"{name}: expected shape {expected} (the shape of {name[1:]}), got "
+                            f"{shape}" + (f"\n  hint: {hint}" if hint else ""))
+        elif array is None or array.shape != expected:
+            problems.append(unreadable)
+        found.append((shape, array))
+    got_shapes = [shape for shape, _ in found if shape is not None]
+    if problems and len(got_shapes) == len(grads) > 1 and got_shapes != list(expected_shapes) \
+            and sorted(got_shapes) == sorted(expected_shapes):
+        problems.append(f"hint: the shapes are the expected ones in another order: return "
+                        f"({', '.join(grads)}) in that order.")
+    if problems:
+        return None, "\n".join(problems)
+    return [array for _, array in found], None
+
+
+def _library_notes(piece, record):
+    """Notes for the teacher when the file hands back tinyadv's own answer."""
+    if record.get("is_library") is True:
+        return [f"note: this is tinyadv's own {piece.backward_name}, imported -- not the "
+                f"student's (the library holds every solution; the teacher decides)"]
+    called = set()
+    for case in _get(record, "cases", list):
+        names = case.get("library_calls") if isinstance(case, dict) else None
+        if isinstance(names, list):
+            called.update(name for name in names if name in piece.solutions)
+    if called:
+        return [f"note: calls {', '.join(sorted(called))}, which computes this answer outright "
+                f"(the library holds every solution; the teacher decides)"]
+    return []
+
+
+def judge_function(piece, cases, record, arrays, tol):
+    """The FunctionResult of one backward, from its record and tinyadv's reference cases."""
+    fwd, bwd = piece.forward_name, piece.backward_name
+    source = _get(record, "forward_source", str)
+    if source not in ("file", "imported", "tinyadv"):
+        raise Malformed("forward_source")
+    source_words = {"file": f"this file's {fwd}", "imported": f"tinyadv's {fwd} (imported)",
+                    "tinyadv": f"tinyadv's {fwd} (the file has none)"}[source]
+    notes = _library_notes(piece, record)
+    record_cases = _get(record, "cases", list)
+    if len(record_cases) != len(cases):
+        raise Malformed("cases")
+
+    def stopped(status, case, message):
+        """The function stopped at this case: a crash, a malformed return, a wrong shape."""
+        lines = [f"{status.upper()} {bwd}  (forward: {source_words})",
+                 f"     case N={case.n}: {case.shapes}"]
+        lines += ["     " + line for line in message.splitlines() + notes]
+        return FunctionResult(bwd, status, None, message.splitlines()[0], lines)
+
+    judged, forward_worst = [], None  # (case, analytic, reports); (rel_error, case, out)
+    for case, rc in zip(cases, record_cases):
+        if not isinstance(rc, dict):
+            raise Malformed("case")
+        forward = _get(rc, "forward", dict)
+        status = forward.get("status")
+        if status == "blank":
+            message = clean(forward.get("message"))
+            detail = f" ({fwd}: {message})" if message else f" ({fwd})"
+            return FunctionResult(bwd, "blank", None, "not implemented yet" + detail,
+                                  [f"TODO {bwd}: not implemented yet{detail}"])
+        if status == "raised":
+            memory = forward.get("memory") is True
+            return stopped("memory" if memory else "fail", case,
+                           f"{fwd} raised {clean(forward.get('message'))}")
+        if status == "not a pair":
+            return stopped("fail", case, f"{fwd} must return (out, cache); got "
+                                         f"{clean(forward.get('type'), 40)}")
+        if status != "ok":
+            raise Malformed("forward status")
+        out_description = _get(rc, "out", dict)
+        out, out_shape = _array(out_description, arrays), _shape(out_description)
+        if out_shape is not None and out_shape != case.out.shape:
+            return stopped("fail", case, f"wrong forward: {fwd} returned out of shape "
+                                         f"{_shape_str(out_shape)}; expected "
+                                         f"{_shape_str(case.out.shape)}")
+        if out is None or out.shape != case.out.shape:
+            return stopped("fail", case, f"{fwd} returned an out that cannot be read as numbers "
+                                         f"({clean(out_description.get('why'))})")
+        if source == "file":
+            error = rel_error(out, case.out) if np.all(np.isfinite(out)) else np.inf
+            if forward_worst is None or error > forward_worst[0]:
+                forward_worst = (error, case, out)
+
+        backward = _get(rc, "backward", dict)
+        status = backward.get("status")
+        if status == "blank":
+            message = clean(backward.get("message"))
+            detail = f" ({message})" if message else ""
+            return FunctionResult(bwd, "blank", None, "not implemented yet" + detail,
+                                  [f"TODO {bwd}: not implemented yet{detail}"])
+        if status == "raised":
+            memory = backward.get("memory") is True
+            return stopped("memory" if memory else "fail", case,
+                           f"raised {clean(backward.get('message'))}")
+        if status != "ok":
+            raise Malformed("backward status")
+        analytic, problem = _returned_arrays(piece, _get(rc, "returned", dict), arrays,
+                                             [g.shape for g in case.numeric], case.n)
+        if problem:
+            return stopped("fail", case, problem)
+        reports = [compare(name, mine, numeric, tol)
+                   for name, mine, numeric in zip(piece.grads, analytic, case.numeric)]
+        judged.append((case, analytic, reports))
+    return _worded(piece, judged, forward_worst, source_words, notes, tol)
+
+
+def _at(index):
+    """'[1, 3]' for an index tuple, '' for a scalar."""
+    return "[" + ", ".join(str(int(i)) for i in index) + "]" if index else ""
+
+
+def _worded(piece, judged, forward_worst, source_words, notes, tol):
+    """PASS, or FAIL with the worst case of every failing gradient and its hint.
+
+    judged: [(case, analytic gradients, GradCheckReports)]; forward_worst: (rel_error, case,
+    out) of the file's own forward at its worst case, or None.
+    """
+    bwd = piece.backward_name
+    note_lines = ["     " + note for note in notes]
+    failing, worst_overall = [], 0.0
+    for index, _ in enumerate(piece.grads):
+        # The worst case of this gradient (NaN counts as the worst; the larger batch on a tie).
+        case, analytic, reports = max(judged, key=lambda j: (
+            np.nan_to_num(j[2][index].rel_error, nan=np.inf), j[0].n))
+        report = reports[index]
+        worst_overall = max(worst_overall, np.nan_to_num(report.rel_error, nan=np.inf))
+        if not report.passed:
+            failing.append((index, case, analytic, report))
+    wrong_forward = forward_worst is not None and not forward_worst[0] <= tol
+
+    if not failing and not wrong_forward:
+        sizes = ", ".join(str(case.n) for case, _, _ in judged)
+        lines = [f"PASS {bwd}: {', '.join(piece.grads)} within tol {tol:.0e} in {len(judged)} "
+                 f"cases (N = {sizes}); worst rel_error {worst_overall:.1e}",
+                 f"     forward: {source_words}"]
+        return FunctionResult(bwd, "pass", worst_overall, " ".join(n.strip() for n in notes),
+                              lines + note_lines)
+
+    lines, first_hint = [f"FAIL {bwd}  (forward: {source_words})"], None
+    if wrong_forward:
+        error, case, out = forward_worst
+        diff = np.nan_to_num(np.abs(out - case.out), nan=np.inf)
+        where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+        hint = hints.forward_hint(out, case.out)
+        first_hint = f"wrong forward: {piece.forward_name} is not tinyadv's; {hint}"
+        lines += [f"     wrong forward: this file's {piece.forward_name} differs from tinyadv's: "
+                  f"rel_error {error:.1e} > tol {tol:.0e}, in the case N={case.n}: {case.shapes}",
+                  f"         worst element out{_at(where)}: yours {float(out[where]):.6g}, "
+                  f"tinyadv's {float(case.out[where]):.6g}",
+                  f"         hint: {hint}",
+                  "         (the backward is checked against tinyadv's forward)"]
+    for index, case, analytic, report in failing:
+        hint = hints.explain(piece, index, case, analytic, only_failure=len(failing) == 1)
+        first_hint = first_hint or f"{report.name}: {hint}"
+        lines += [f"     {report.name}: rel_error {report.rel_error:.1e} > tol {tol:.0e}, "
+                  f"in the case N={case.n}: {case.shapes}",
+                  f"         worst element {report.name}{_at(report.worst_index)}: analytic "
+                  f"{report.analytic_at_worst:.6g}, numeric {report.numeric_at_worst:.6g}",
+                  f"         hint: {hint}"]
+    passing = [g for i, g in enumerate(piece.grads) if i not in {f[0] for f in failing}]
+    if failing and passing:
+        lines.append(f"     ({', '.join(passing)}: correct)")
+    return FunctionResult(bwd, "fail", worst_overall, first_hint, lines + note_lines)
+
+
+# --------------------------------------------------------------------------- one file
+
+def _how_it_ended(run, channel_problem, done, limits):
+    """(status, reason) when the child did not finish cleanly, else None."""
+    if run.timed_out:
+        return "timeout", f"stopped at the time limit ({limits.seconds:g} s per file)"
+    if run.problems:
+        return "error", "; ".join(run.problems)
+    if channel_problem:
+        return "error", f"its answers to the checker are malformed ({channel_problem})"
+    if done:
+        return None
+    code = run.returncode
+    if code is not None and code < 0:
+        name = procs.signal_name(-code)
+        if name == "SIGXCPU":
+            return "timeout", "it used up its CPU time"
+        return "error", f"its process was killed by {name}"
+    if code == channel.EXIT_PIPE_LOST:
+        return "error", "it closed or replaced the pipe its answers go back on"
+    return "error", (f"its process ended (exit status {code}) before it had finished: "
+                     f"os._exit() in the file?")
+
+
+def _near_misses(names):
+    """Notes for functions that look like a backward but are not one the checker knows."""
+    notes = []
+    for name in sorted(n for n in names if isinstance(n, str))[:200]:
+        if name in BACKWARD_NAMES or name.endswith("_forward"):
+            continue
+        guess = difflib.get_close_matches(name, BACKWARD_NAMES, n=1, cutoff=0.85)
+        if guess or "backward" in name.lower():
+            notes.append(f"note: {clean(name, 100)} is not a piece the checker knows"
+                         + (f"; did you mean {guess[0]}?" if guess else "."))
+    return notes
+
+
+def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
+    """The FileResult of one child's Run; ``references``: pieces.all_reference_cases(seed)."""
+    result = FileResult(str(run.path), output=run.output, output_size=run.output_size,
+                        seconds=run.seconds)
+    if run.checked_again:
+        result.notes.append(f"note: checked a second time, alone: the first time {run.checked_again}")
+    messages, channel_problem = channel.decode_all(run.answers)
+    declared, imported, functions, done = [], None, {}, False
+    for record, arrays in messages:
+        kind = record.get("kind")
+        if done:
+            break  # nothing after "done" counts
+        if kind == "declared" and isinstance(record.get("names"), list):
+            declared = [n for n in BACKWARD_NAMES if n in record["names"]]
+        elif kind in ("imported", "import failed") and imported is None:
+            imported = record
+        elif kind == "function" and record.get("backward") in BY_BACKWARD:
+            functions.setdefault(record["backward"], (record, arrays))
+        elif kind == "done":
+            done = True
+    ending = _how_it_ended(run, channel_problem, done, limits)
+
+    if imported is None or imported.get("kind") == "import failed":
+        if imported is not None:
+            status = "memory" if imported.get("memory") is True else "error"
+            reason = f"cannot import: {clean(imported.get('reason'))}"
+        elif ending:
+            status, reason = ending[0], f"while importing the file, {ending[1]}"
+        else:
+            status, reason = "error", "its process sent nothing"
+        names = list(dict.fromkeys(declared + list(expect)))
+        for name in names:
+            result.functions.append(FunctionResult(name, status, None, reason,
+                                                   [f"{status.upper()} {name}: {reason}"]))
+        if not names:
+            result.add_file_problem(status, reason)
+        return result
+
+    found = imported.get("found")
+    found = [n for n in BACKWARD_NAMES if isinstance(found, list) and n in found]
+    callables = imported.get("callables")
+    result.notes += _near_misses(callables if isinstance(callables, list) else [])
+    result.checked = bool(found)
+    reached_end = False
+    for name in found:
+        if name in functions:
+            record, arrays = functions[name]
+            try:
+                outcome = judge_function(BY_BACKWARD[name], references[name], record, arrays, tol)
+            except (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                reason = f"its answer about {name} is malformed ({clean(str(exc), 100)})"
+                outcome = FunctionResult(name, "error", None, reason, [f"ERROR {name}: {reason}"])
+        elif ending is None:
+            reason = f"its process said it had finished without an answer about {name}"
+            outcome = FunctionResult(name, "error", None, reason, [f"ERROR {name}: {reason}"])
+        else:
+            status, why = ending
+            reason = f"not reached: {why}" if reached_end else f"while running it, {why}"
+            reached_end = True
+            outcome = FunctionResult(name, status, None, reason,
+                                     [f"{status.upper()} {name}: {reason}"])
+        result.functions.append(outcome)
+    for name in expect:
+        if name not in found:
+            reason = "not defined in this file"
+            result.functions.append(FunctionResult(name, "blank", None, reason,
+                                                   [f"TODO {name}: {reason}"]))
+    if not found and not expect:
+        result.add_file_problem("blank", "nothing to check: the file defines none of "
+                                + ", ".join(BACKWARD_NAMES))
+    if ending and not reached_end:  # it misbehaved after its last answer
+        result.add_file_problem(ending[0], ending[1])
+    return result

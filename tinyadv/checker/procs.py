@@ -1,0 +1,181 @@
+"""Process controls the sandbox relies on; each is a quiet no-op where the OS lacks it.
+
+- prctl (Linux): a child dies with the checker (PR_SET_PDEATHSIG); a process hides its memory
+  and file descriptors from other processes of the same user (PR_SET_DUMPABLE 0: /proc/<pid>/fd
+  and /proc/<pid>/mem become unreadable to them -- root is not held back); the checker adopts
+  every orphaned descendant of its children (PR_SET_CHILD_SUBREAPER), so a grandchild that
+  outlives its parent can still be found and killed.
+- /proc: who is in which session, whose parent is whom, which signals each thread blocks.
+- Signals: the ones a submission could send to end the checker (WATCHED_SIGNALS).
+"""
+import ctypes
+import os
+import signal
+
+PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+# Signals whose default action ends or stops a process, and that a process can block: a
+# submission could send any of them to the checker. (SIGKILL and SIGSTOP cannot be blocked;
+# nor are the fault signals, SIGSEGV and the like.)
+STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTSTP", "SIGTTIN", "SIGTTOU")
+                         if hasattr(signal, name))
+WATCHED_SIGNALS = tuple(getattr(signal, name) for name in
+                        ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                         "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR") if hasattr(signal, name)) \
+    + STOPPING_SIGNALS
+
+
+def signal_name(number):
+    """'SIGTERM' for 15; 'signal 40' for a number without a name (real-time signals)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def block_watched_signals():
+    """Block WATCHED_SIGNALS in the calling thread (and in every thread it starts later).
+
+    ``python -m tinyadv.gradcheck`` calls this before NumPy starts its BLAS threads: they
+    inherit the mask, so a signal then waits until the checker reads it, with its sender
+    (sandbox.py, "Signals"). Returns the previous mask, or None where there is no such call.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED_SIGNALS)
+
+
+def every_thread_blocks(signals):
+    """True if every thread of this process blocks all of ``signals`` (False if unknown)."""
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    wanted = sum(1 << (int(s) - 1) for s in signals)
+    for thread in threads:
+        try:
+            with open(f"/proc/self/task/{thread}/status") as f:
+                line = next(line for line in f if line.startswith("SigBlk:"))
+        except (OSError, StopIteration):
+            continue  # the thread ended meanwhile
+        if int(line.split()[1], 16) & wanted != wanted:
+            return False
+    return True
+
+
+def _prctl(option, arg=0):
+    """prctl(option, arg) -> its result, or None where there is no prctl."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, ctypes.c_ulong(arg) if not isinstance(arg, ctypes._Pointer)
+                          else arg, 0, 0, 0)
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def die_with_parent(expected_parent):
+    """Be killed (SIGKILL) when the checker dies; exit now if it is already gone."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != expected_parent:  # it died before the line above took effect
+        os._exit(1)
+
+
+def set_dumpable(flag):
+    """Set whether other processes of this user may read our memory and descriptors; return
+    the previous setting (None where unknown)."""
+    previous = _prctl(PR_GET_DUMPABLE)
+    _prctl(PR_SET_DUMPABLE, int(bool(flag)))
+    return None if previous is None or previous < 0 else bool(previous)
+
+
+def set_subreaper(flag):
+    """Adopt (or stop adopting) orphaned descendants; return the previous setting."""
+    value = ctypes.c_int(0)
+    got = _prctl(PR_GET_CHILD_SUBREAPER, ctypes.pointer(value))
+    _prctl(PR_SET_CHILD_SUBREAPER, int(bool(flag)))
+    return None if got is None or got < 0 else bool(value.value)
+
+
+def process_table():
+    """{pid: (ppid, session id)} of every process visible in /proc ({} without /proc)."""
+    table = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # it ended meanwhile
+            continue
+        # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        try:
+            table[int(name)] = (int(fields[1]), int(fields[3]))
+        except (IndexError, ValueError):
+            continue
+    return table
+
+
+def is_stopped(pid):
+    """True if ``pid`` is stopped (SIGSTOP and the like) or traced."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] in (b"T", b"t")
+
+
+def session_of(pid):
+    """The session id of ``pid``, or None if it cannot be read (it ended, or no /proc)."""
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def kill_group_and_session(leader):
+    """SIGKILL the process group and every process in the session that ``leader`` started
+    (the child is the leader of both: it was started in a new session)."""
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid, (_, session) in process_table().items():
+        if session == leader:
+            _kill(pid)
+
+
+def kill_adopted(keep):
+    """SIGKILL and reap every child of ours that is not in ``keep``: with the subreaper on,
+    these are orphaned descendants of finished children. Repeats while killing them hands
+    their own children over to us. Returns how many were killed."""
+    me, killed = os.getpid(), 0
+    for _ in range(20):
+        adopted = [pid for pid, (ppid, _) in process_table().items()
+                   if ppid == me and pid not in keep]
+        if not adopted:
+            break
+        for pid in adopted:
+            if _kill(pid):  # reap it, or it stays a zombie of ours
+                killed += 1
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+    return killed
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return 1
+    except (ProcessLookupError, PermissionError):
+        return 0

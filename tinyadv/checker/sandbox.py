@@ -1,0 +1,365 @@
+"""Runs each submission in a child process of its own, limited in time and memory.
+
+What a child gets
+-----------------
+- A fresh interpreter, ``python -B -m tinyadv.checker.child`` (child.py), started in a new
+  session: the teacher's Ctrl-C and signals to the checker's process group do not reach it,
+  and everything it starts can be found (same session) and killed.
+- An empty temporary working folder, an environment cut down to what Python needs (the
+  teacher's tokens and passwords stay out), one BLAS thread.
+- Three pipes: its plan and inputs on stdin; its answers on a pipe of its own; its stdout
+  and stderr on a third, which is drained all the time -- printing megabytes can block
+  neither side -- keeping the first OUTPUT_KEEP bytes for the report.
+- Limits it sets on itself before the submission is imported, and cannot raise again
+  (child.py): address space (``--memory``), CPU time (a backstop), no new processes.
+- A wall-clock deadline (``--timeout``) kept here. At the deadline, or as soon as the child
+  ends, its process group and every process left in its session are killed (SIGKILL); the
+  checker adopts orphaned descendants (procs.set_subreaper) and kills those too.
+
+Signals
+-------
+A submission may signal the checker (``os.kill(os.getppid(), SIGTERM)``). While children run,
+the checker blocks the signals that would end it and collects them with sigtimedwait, which
+says who sent each one. A signal from a child (or from a process of a child's session) is
+held against that submission -- graded error -- and the run goes on. Any other (the teacher's
+Ctrl-C, a kill from another terminal) stops the run: every child is killed and Interrupted is
+raised, so no gradebook is written -- except Ctrl-Z and the like (SIGTSTP, SIGTTIN, SIGTTOU),
+which pause the checker as usual.
+
+That needs *every* thread of the checker to block those signals, or the kernel hands one to
+a thread that does not (NumPy's BLAS threads, say) and nobody learns the sender.
+``python -m tinyadv.gradcheck`` blocks them before NumPy starts (procs.block_watched_signals).
+Called from a process where some thread does not block them (a test, a notebook), the
+checker falls back to plain handlers: any such signal stops the run, and Interrupted names
+the files that were running -- never a gradebook, never a silent pass.
+
+What it does not stop
+---------------------
+Children run as the teacher's user: a submission can still read and write the teacher's
+files, use the network, and signal other processes of the user. With ``--jobs`` > 1 it may
+kill or stop a sibling: a child killed by a signal the checker did not send, or found stopped
+at its deadline, while another child ran beside it, is checked again alone at the end, so
+its verdict is its own. It can also kill the checker outright (SIGKILL, SIGSEGV) or stop it
+(SIGSTOP), signals no process can catch: the run then ends with a non-zero exit status and
+no gradebook, or stalls until resumed -- never a silent pass. Run a class in a throw-away
+account or container for more; running the checker as root removes the "no new processes"
+limit and the descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor
+hiding, orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
+"""
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyadv.checker import channel, procs
+
+OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the report
+ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
+POLL_SECONDS = 0.05
+READ_CHUNK = 1 << 16
+WATCHED_SIGNALS = procs.WATCHED_SIGNALS
+# The environment a child keeps: what Python, NumPy and a locale need, nothing else.
+KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT",
+                    "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")
+TINYADV_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class Interrupted(Exception):
+    """The run was stopped by a signal that was not known to come from a submission.
+
+    sender: the sending process's id when known; suspects: the files running at the time
+    when the sender is unknown (one of them may have sent it)."""
+
+    def __init__(self, signum, sender=None, suspects=()):
+        self.signum, self.sender, self.suspects = signum, sender, list(suspects)
+        super().__init__(procs.signal_name(signum))
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float  # wall time per file
+    memory: int  # bytes of address space per child
+
+
+@dataclass
+class Run:
+    """What one child did, as seen from outside."""
+
+    path: Path
+    answers: bytes = b""  # the frames it sent on its own pipe, undecoded
+    output: bytes = b""  # the first OUTPUT_KEEP bytes of its stdout and stderr
+    output_size: int = 0  # how many bytes it printed in all
+    returncode: int = None  # negative: killed by that signal
+    timed_out: bool = False
+    stopped: bool = False  # found stopped (SIGSTOP) at the deadline
+    seconds: float = 0.0
+    problems: list = field(default_factory=list)  # what it did that a submission must not
+    checked_again: str = None  # why this is a second run, alone
+
+
+class _Child:
+    """One running submission: its process, pipes and buffers."""
+
+    def __init__(self, index, path, proc, answer_fd, workdir, plan, deadline):
+        self.index, self.path, self.proc = index, path, proc
+        self.plan_fd, self.output_fd = proc.stdin.fileno(), proc.stdout.fileno()
+        self.answer_fd, self.workdir = answer_fd, workdir
+        self.unsent = memoryview(plan)
+        self.started, self.deadline = time.monotonic(), deadline
+        self.answers, self.output = bytearray(), bytearray()
+        self.registered = set()  # its descriptors still in the selector
+        self.had_company = False  # another child ran at some time beside it
+        self.run = Run(path)
+
+
+def _child_environment():
+    env = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TINYADV_ROOT, env.get("PYTHONPATH")) if p)
+    env.update(PYTHONUNBUFFERED="1",  # a print just before a stall still reaches the report
+               PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8",
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+class _Runner:
+    def __init__(self, plan, limits, jobs, on_finish):
+        self.plan, self.limits, self.jobs, self.on_finish = plan, limits, jobs, on_finish
+        self.selector = selectors.DefaultSelector()
+        self.live = {}  # pid -> _Child
+        self.ever = {}  # pid -> _Child, every child of this run (for signals sent late)
+
+    # -- starting and stopping ------------------------------------------------------------
+
+    def start(self, index, path, again=None):
+        workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+        answer_read, answer_write = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-B", "-m", "tinyadv.checker.child", str(answer_write),
+                 str(os.getpid()), str(path.resolve())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(answer_write,), cwd=workdir, env=_child_environment(),
+                start_new_session=True)
+        except OSError as exc:
+            os.close(answer_read)
+            shutil.rmtree(workdir, ignore_errors=True)
+            run = Run(path, problems=[f"could not be started ({exc})"])
+            self.on_finish(index, run)
+            return
+        finally:
+            os.close(answer_write)  # the child holds the only write end: EOF when it ends
+        child = _Child(index, path, proc, answer_read, workdir, self.plan,
+                       time.monotonic() + self.limits.seconds)
+        child.run.checked_again = again
+        for fd in (child.plan_fd, child.output_fd, answer_read):
+            os.set_blocking(fd, False)
+        for fd, event, kind in ((child.plan_fd, selectors.EVENT_WRITE, "plan"),
+                                (child.output_fd, selectors.EVENT_READ, "output"),
+                                (answer_read, selectors.EVENT_READ, "answers")):
+            self.selector.register(fd, event, (child, kind))
+            child.registered.add(fd)
+        self.live[proc.pid] = self.ever[proc.pid] = child
+        if len(self.live) > 1:
+            for other in self.live.values():
+                other.had_company = True
+
+    def finish(self, child):
+        """Kill whatever is left of the child, read what it wrote, and report it."""
+        procs.kill_group_and_session(child.proc.pid)
+        child.proc.wait()
+        for fd, kind in ((child.output_fd, "output"), (child.answer_fd, "answers")):
+            while self._read(child, fd, kind):  # every writer is dead: read to the end
+                pass
+        self._close(child)
+        procs.kill_adopted(keep=set(self.live) | self.preexisting)
+        run = child.run
+        run.answers, run.output = bytes(child.answers), bytes(child.output)
+        run.returncode = child.proc.returncode
+        run.seconds = time.monotonic() - child.started
+        reason = self._maybe_not_its_own_doing(child)
+        if reason and run.checked_again is None:
+            self.retries.append((child.index, child.path, reason))
+        else:
+            self.on_finish(child.index, run)
+
+    def _maybe_not_its_own_doing(self, child):
+        """Why the child's end may be a sibling's doing (None if it cannot be)."""
+        run = child.run
+        if not child.had_company or run.problems:
+            return None
+        if run.stopped:
+            return "it was found stopped at its deadline while another submission ran beside it"
+        if run.returncode < 0 and not run.timed_out:
+            return (f"it was killed by {procs.signal_name(-run.returncode)} while another "
+                    f"submission ran beside it")
+        return None
+
+    def _close(self, child):
+        del self.live[child.proc.pid]
+        for fd in list(child.registered):
+            self._unregister(child, fd)
+        for stream in (child.proc.stdin, child.proc.stdout):
+            try:
+                stream.close()
+            except OSError:  # unsent plan bytes: the child is gone anyway
+                pass
+        os.close(child.answer_fd)
+        shutil.rmtree(child.workdir, ignore_errors=True)
+
+    def _unregister(self, child, fd):
+        # Only a descriptor of this child's: once closed, its number may belong to another.
+        if fd in child.registered:
+            child.registered.discard(fd)
+            self.selector.unregister(fd)
+
+    def stop(self, child, problem):
+        child.run.problems.append(problem)
+        procs.kill_group_and_session(child.proc.pid)
+
+    # -- pipes ----------------------------------------------------------------------------
+
+    def _read(self, child, fd, kind):
+        """Read one chunk; False at the end of the data or when nothing is ready."""
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self._unregister(child, fd)
+            return False
+        if kind == "output":
+            child.output += data[:max(0, OUTPUT_KEEP - len(child.output))]
+            child.run.output_size += len(data)
+        else:
+            child.answers += data
+            if len(child.answers) > ANSWER_LIMIT and not child.run.problems:
+                self.stop(child, f"it sent more than {ANSWER_LIMIT // 2**20} MB on the answer pipe")
+        return True
+
+    def _write_plan(self, child, fd):
+        try:
+            sent = os.write(fd, child.unsent[:READ_CHUNK])
+            child.unsent = child.unsent[sent:]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the child is gone or closed its stdin: it will be judged as it is
+            child.unsent = child.unsent[:0]
+        if not child.unsent:
+            self._unregister(child, fd)
+            child.proc.stdin.close()
+
+    # -- signals --------------------------------------------------------------------------
+
+    def _take_signals(self):
+        """Handle every signal received since the last call (see "Signals" above)."""
+        if not self.precise:
+            if self.received:
+                raise Interrupted(self.received[0], suspects=[c.path for c in self.live.values()])
+            return
+        while True:
+            info = signal.sigtimedwait(WATCHED_SIGNALS, 0)
+            if info is None:
+                return
+            culprit = self.ever.get(info.si_pid)
+            if culprit is None and info.si_pid > 0:
+                culprit = self.ever.get(procs.session_of(info.si_pid))
+            if culprit is None and info.si_signo in procs.STOPPING_SIGNALS:
+                os.kill(os.getpid(), signal.SIGSTOP)  # Ctrl-Z: pause, as it would have
+                continue
+            if culprit is None:
+                raise Interrupted(info.si_signo, sender=info.si_pid or None)
+            problem = f"it sent {procs.signal_name(info.si_signo)} to the checker"
+            if culprit.proc.pid in self.live:
+                self.stop(culprit, problem)
+            else:  # already judged: a late signal from something it left behind
+                self.on_late_signal(culprit.index, problem)
+
+    def _watch_signals(self):
+        """Start watching; returns a function that puts everything back."""
+        old_mask = procs.block_watched_signals()
+        self.precise = (old_mask is not None and hasattr(signal, "sigtimedwait")
+                        and procs.every_thread_blocks(WATCHED_SIGNALS))
+        self.received, old_handlers = [], {}
+        if not self.precise:
+            if old_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            try:
+                for signum in WATCHED_SIGNALS:
+                    old_handlers[signum] = signal.signal(signum, lambda n, _: self.received.append(n))
+            except ValueError:  # not the main thread: signals keep their usual effect
+                pass
+
+        def restore():
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler)
+            if self.precise:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return restore
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, paths, on_late_signal):
+        self.on_late_signal = on_late_signal
+        self.preexisting = {pid for pid, (ppid, _) in procs.process_table().items()
+                            if ppid == os.getpid()}
+        restore_signals = self._watch_signals()
+        was_subreaper = procs.set_subreaper(True)
+        was_dumpable = procs.set_dumpable(False)  # children cannot open our ends of their pipes
+        queue = [(index, path, None) for index, path in enumerate(paths)][::-1]
+        self.retries = []
+        try:
+            while queue or self.live or self.retries:
+                if not queue and not self.live:  # second runs, one at a time: no sibling
+                    queue, self.retries, self.jobs = self.retries[::-1], [], 1
+                while queue and len(self.live) < self.jobs:
+                    self.start(*queue.pop())
+                for key, _ in self.selector.select(POLL_SECONDS):
+                    child, kind = key.data
+                    if kind == "plan":
+                        self._write_plan(child, key.fd)
+                    else:
+                        self._read(child, key.fd, kind)
+                self._take_signals()
+                now = time.monotonic()
+                for child in list(self.live.values()):
+                    if child.proc.poll() is not None:
+                        self.finish(child)
+                    elif now > child.deadline:
+                        child.run.timed_out = True
+                        child.run.stopped = procs.is_stopped(child.proc.pid)
+                        procs.kill_group_and_session(child.proc.pid)
+                        self.finish(child)
+            self._take_signals()  # one sent just before the last child ended
+        finally:
+            for child in list(self.live.values()):  # interrupted: leave nothing behind
+                procs.kill_group_and_session(child.proc.pid)
+                child.proc.wait()
+                self._close(child)
+            procs.kill_adopted(keep=self.preexisting)
+            if was_subreaper is not None:
+                procs.set_subreaper(was_subreaper)
+            if was_dumpable is not None:
+                procs.set_dumpable(was_dumpable)
+            restore_signals()
+            self.selector.close()
+
+
+def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_signal):
+    """Run every file in ``paths`` in a child, ``jobs`` at a time.
+
+    on_finish(index, Run) is called as each ends (in the order they end);
+    on_late_signal(index, problem) if a finished file's leftovers signal the checker.
+    Raises Interrupted if a signal from outside the submissions stops the run.
+    """
+    record = dict(plan_record, limits={"memory": int(limits.memory),
+                                       "cpu_seconds": int(limits.seconds) + 5})
+    plan = channel.encode(record, plan_arrays)
+    _Runner(plan, limits, jobs, on_finish).run([Path(p) for p in paths], on_late_signal)
