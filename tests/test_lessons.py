@@ -108,3 +108,95 @@ def test_lesson_08_loop_is_the_library_training_loop(tmp_path):
                             cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "same weights" in result.stdout
+
+
+def lesson_09():
+    return next(p for p in LESSONS if os.path.basename(p).startswith("09_"))
+
+
+def test_lesson_09_without_results_says_how_to_make_them(tmp_path):
+    """A fresh clone has no results/: lesson 09 reads the authors' logs and names the commands."""
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_lesson(lesson_09(), out, "--fast", "--results", str(tmp_path / "no-results"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    # the authors' logs, recomputed: the printed rows are third runs, means ± sample std
+    assert "86.06 ± 0.69" in text and "85.09 ± 3.25" in text and "9.90 ± 1.28" in text
+    assert "run 3 / 3 / 3" in text
+    assert "p = 0.66" in text  # Welch's test, Baseline vs the printed + MLS + MLI config
+    assert "No tinyadv table" in text and "python -m tinyadv.reproduce" in text
+    assert "No sweep" in text and "python -m tinyadv.sweep" in text
+    assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
+
+
+def _synthetic_results(folder):
+    """results/ as reproduce and sweep write it, from made-up runs, through the library's own
+    summarise functions (so the files keep the library's format): default/ with three seeds,
+    authors/ with one, sweep/ with three seeds, and a broken table the lesson must skip."""
+    import json
+
+    import numpy as np
+
+    from tinyadv import reproduce, sweep
+    from tinyadv.train import MODELS, preset_config
+
+    rng = np.random.default_rng(0)
+    totals = {c: (50 if c == "human_linf_manual_eps04" else 100) if c.startswith("human_")
+              else 1000 for c in reproduce.COLUMNS}
+
+    def results(shift):
+        out = {}
+        for c, total in totals.items():
+            correct = int(np.clip(round(total * (0.6 + shift / 100) + rng.integers(-15, 16)),
+                                  0, total))
+            out[c] = {"percent": 100.0 * correct / total, "correct": correct, "total": total}
+        return out
+
+    for preset, seeds in (("default", [0, 1, 2]), ("authors", [0])):
+        records = {f"{m}__seed{s}": {"results": results(3 * i)}
+                   for i, m in enumerate(MODELS) for s in seeds}
+        table = reproduce.summarise(records, seeds)
+        (folder / preset).mkdir(parents=True)
+        (folder / preset / "table1.json").write_text(json.dumps(
+            {"preset": preset, "table": table, "config": {"seeds": seeds}}))
+    settings = sweep.grid_settings(sweep.QUICK_AXES, ["source"], preset_config("default"))
+    seeds = [0, 1, 2]
+    records = {s.stem(seed): {"results": results({"baseline": 0, "mls": -2, "mli": 4}[s.kind]),
+                              "history": [{"active_sens": 0.5, "active_inv": 0.25}]}
+               for s, _ in settings for seed in seeds}
+    summary = sweep.summarise(settings, records, seeds)
+    (folder / "sweep").mkdir()
+    (folder / "sweep" / "sweep.json").write_text(json.dumps(
+        {"config": {"seeds": seeds}, "settings": summary}))
+    (folder / "broken").mkdir()
+    (folder / "broken" / "table1.json").write_text("{not json")
+    return json.loads((folder / "default" / "table1.json").read_text()), summary
+
+
+def test_lesson_09_reads_tables_and_sweep_when_present(tmp_path):
+    import numpy as np
+    from scipy import stats
+
+    results_dir = tmp_path / "results"
+    table, summary = _synthetic_results(results_dir)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_lesson(lesson_09(), out, "--fast", "--results", str(results_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    assert "No tinyadv table" not in text and "No sweep" not in text
+    assert "cannot read" in text and "broken" in text  # a bad file is named and skipped
+    # three seeds: the row's difference and Welch's p from the per-seed numbers
+    a = table["table"]["baseline+mls"]["invariance_source"]["per_seed"]
+    b = table["table"]["baseline"]["invariance_source"]["per_seed"]
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert f"invariance {np.mean(a) - np.mean(b):+.2f} (p={p:.2g})" in text
+    # one seed: said, and no test
+    assert "preset 'authors', seeds [0]" in text and "ONE seed: no spread, no test" in text
+    assert "(one seed: no test)" in text
+    # the sweep: its changes, and the library's p checked by hand
+    name, entry = next((n, e) for n, e in summary.items() if "change" in e)
+    assert name in text
+    assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
+    assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
