@@ -137,9 +137,9 @@ def overfitting_warning(results, gap=OVERFITTING_GAP):
     if points <= gap:
         return ""
     return (f"PGD accuracy {results['pgd']['percent']:.1f}% is {points:.1f} points below FGSM "
-            f"accuracy {results['fgsm']['percent']:.1f}%: catastrophic overfitting of FGSM "
-            f"adversarial training (the model resists the one-step attack it was trained on, "
-            f"not the perturbation); its FGSM column overstates its robustness")
+            f"accuracy {results['fgsm']['percent']:.1f}%: the model resists the one-step attack "
+            f"far better than the perturbation itself -- the mark of catastrophic overfitting "
+            f"(or other gradient masking); its FGSM column overstates its robustness")
 
 
 def accuracy_vs_eps(params, x, y, eps_list, attack="fgsm", rng=None, pgd_steps=10,
