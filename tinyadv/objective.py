@@ -69,7 +69,7 @@ def _require_two_classes(y):
 
 def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
               lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
-              ce_on="clean+fgsm"):
+              ce_on="clean+fgsm", anchor_forward=None):
     """Loss, gradients and the value of each term of paper Eq. 2.
 
     Parameters
@@ -87,6 +87,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     ce_on : which images the cross-entropy is trained on when x_adv is given:
         "clean+fgsm" -- 0.5 * CE(clean) + 0.5 * CE(FGSM); "fgsm" -- CE(FGSM) only (the
         anchors still serve the triplets). Without x_adv the CE is on the clean anchors.
+    anchor_forward : ``mlp.forward(params, x)`` if the caller has it already (training reuses
+        the one FGSM needed), or None. Only the other groups then go through the network,
+        and ``mlp.stack_forwards`` joins the two forwards into the concatenated pass's.
 
     Returns
     -------
@@ -115,8 +118,14 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
                                 (("adv", x_adv), ("inv", x_inv if use_inv else None),
                                  ("inv_neg", x_inv_neg if use_inv else None)) if arr is not None]
     batch = np.concatenate([arr for _, arr in groups]) if len(groups) > 1 else x  # (G*N, D)
-    logits_all, h_all, cache = mlp.forward(params, batch)
     n = x.shape[0]
+    if anchor_forward is None:
+        logits_all, h_all, cache = mlp.forward(params, batch)
+    elif len(groups) == 1:
+        logits_all, h_all, cache = anchor_forward
+    else:
+        rest = mlp.forward(params, batch[n:])  # ((G-1)*N rows): every group but the anchors
+        logits_all, h_all, cache = mlp.stack_forwards(anchor_forward, rest, inputs=batch)
     rows = {name: slice(g * n, (g + 1) * n) for g, (name, _) in enumerate(groups)}
     dlogits_all = np.zeros_like(logits_all)
     dh_all = np.zeros_like(h_all)
