@@ -111,7 +111,7 @@ def forward(params, x):
     n_layers = num_layers(params)
     for k in range(1, n_layers):
         out, linear_cache = linear_forward(out, params[f"W{k}"], params[f"b{k}"])  # (N, width_k)
-        out, relu_cache = relu_forward(out)
+        out, relu_cache = relu_forward(out, out=out)  # in place: ``out`` is a fresh product
         hidden.append((linear_cache, relu_cache))
     embed_cache = None
     if has_embedding_layer(params):
