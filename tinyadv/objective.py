@@ -26,7 +26,7 @@ from . import losses, mlp
 CE_ON = ("clean+fgsm", "fgsm")
 
 
-def hardest_negatives(h, y):
+def hardest_negatives(h, y, norms=None):
     """For each anchor, the index of the closest (in angular distance) anchor of another class.
 
     "Batch-hard" mining: the negative that currently violates the margin the most. The
@@ -36,12 +36,13 @@ def hardest_negatives(h, y):
     ----------
     h : (N, K) anchor embeddings
     y : (N,) labels; the batch must hold at least two classes
+    norms : (N,) ``losses.row_norms(h)`` if the caller has them, or None
 
     Returns
     -------
     neg_index : (N,) int64
     """
-    norms = np.sqrt(np.einsum("ij,ij->i", h, h))  # (N,)
+    norms = losses.row_norms(h) if norms is None else norms  # (N,)
     unit = h / np.maximum(norms, losses.NORM_FLOOR)[:, None]  # zero rows stay zero
     distance = 1.0 - np.abs(unit @ unit.T)  # (N, N), paper Eq. 1 for every pair
     distance[y[:, None] == y[None, :]] = np.inf  # same class is never a negative
@@ -148,10 +149,20 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         terms["ce"] += weight * ce
 
     h_anchor = h_all[rows["anchor"]]
+    # Row norms of each embedding group, computed once: the mining, both triplets and the
+    # norm term all need them (the anchors' six times). "neg" rows are gathered anchors.
+    norms = {}
+
+    def norms_of(name):
+        if name not in norms:
+            norms[name] = (norms_of("anchor")[neg_index] if name == "neg"
+                           else losses.row_norms(h_all[rows[name]]))  # (N,)
+        return norms[name]
+
     if needs_anchor_negatives and isinstance(neg_index, str):
         if neg_index != "hardest":
             raise ValueError(f"neg_index: expected an index array or 'hardest', got {neg_index!r}")
-        neg_index = hardest_negatives(h_anchor, y)
+        neg_index = hardest_negatives(h_anchor, y, norms_of("anchor"))
     h_neg = h_anchor[neg_index] if needs_anchor_negatives else None  # (N, K), a gather
     dh_neg = np.zeros_like(h_anchor) if needs_anchor_negatives else None
     used = set()  # embedding groups the triplets touch; the norm term covers exactly these
@@ -159,7 +170,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     def add_triplet(weight, pos_name, neg_name):
         h_pos = h_all[rows[pos_name]]
         h_n = h_all[rows[neg_name]] if neg_name != "neg" else h_neg
-        value, t_cache = losses.triplet_loss_forward(h_anchor, h_pos, h_n, margin)
+        value, t_cache = losses.triplet_loss_forward(
+            h_anchor, h_pos, h_n, margin,
+            norms=(norms_of("anchor"), norms_of(pos_name), norms_of(neg_name)))
         active_fraction = float(losses.triplet_active(t_cache).mean())
         da, dp, dn = losses.triplet_loss_backward(weight, t_cache)
         dh_all[rows["anchor"]] += da
@@ -181,7 +194,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     if lambda_norm != 0 and used:
         for name in sorted(used):
             h_group = h_neg if name == "neg" else h_all[rows[name]]
-            value, n_cache = losses.feature_norm_forward(h_group)
+            value, n_cache = losses.feature_norm_forward(h_group, norms_of(name))
             dh_group = losses.feature_norm_backward(lambda_norm, n_cache)
             if name == "neg":
                 dh_neg += dh_group
