@@ -118,8 +118,11 @@ def angular_distance_backward(dd, cache):
     g = np.where(valid, -np.sign(cos) * dd, 0.0)  # (N,) dL/dcos
     sq_a = np.where(valid, norm_a * norm_a, 1.0)
     sq_b = np.where(valid, norm_b * norm_b, 1.0)
-    da = (g / safe_denom)[:, None] * b - (g * cos / sq_a)[:, None] * a  # (N, K)
-    db = (g / safe_denom)[:, None] * a - (g * cos / sq_b)[:, None] * b  # (N, K)
+    g_cross = (g / safe_denom)[:, None]  # (N, 1), the coefficient of the other vector
+    da = g_cross * b  # (N, K); then -= in place: one temporary fewer
+    da -= (g * cos / sq_a)[:, None] * a
+    db = g_cross * a
+    db -= (g * cos / sq_b)[:, None] * b
     return da.astype(a.dtype, copy=False), db.astype(b.dtype, copy=False)
 
 
@@ -176,7 +179,8 @@ def triplet_loss_backward(dloss, cache):
     scale = active.astype(dtype) * (float(dloss) / active.shape[0])  # (N,)
     da_from_p, dp = angular_distance_backward(scale, cache_ap)
     da_from_n, dn = angular_distance_backward(-scale, cache_an)
-    return da_from_p + da_from_n, dp, dn
+    da_from_p += da_from_n  # the anchor's two contributions, summed in place
+    return da_from_p, dp, dn
 
 
 def feature_norm_forward(h, norms=None):
