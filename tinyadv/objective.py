@@ -120,6 +120,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
                                  ("inv_neg", x_inv_neg if use_inv else None)) if arr is not None]
     batch = np.concatenate([arr for _, arr in groups]) if len(groups) > 1 else x  # (G*N, D)
     n = x.shape[0]
+    rest = None
     if anchor_forward is None:
         logits_all, h_all, cache = mlp.forward(params, batch)
     elif len(groups) == 1:
@@ -214,7 +215,14 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         flat_index = (neg_index[:, None] * k + np.arange(k)).ravel()  # (N*K,)
         np.add.at(dh_all.reshape(-1), flat_index, dh_neg.ravel())
 
-    grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
+    if rest is not None and ce_weights.get("anchor", 0.0) == 0 and "anchor" not in used:
+        # The anchors' rows carry no gradient (CE on FGSM images only and no triplet: the
+        # authors' baseline), so the backward skips them: a third fewer rows in every
+        # weight-gradient product. The sums lose only exact zeros (bit for bit the same
+        # with OpenBLAS here; another BLAS may block the sums differently and round apart).
+        grads, _ = mlp.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
+    else:
+        grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
     total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
              + lambda_inv * terms["triplet_inv"] + lambda_norm * terms["norm"])
     terms["total"] = float(total)
