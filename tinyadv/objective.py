@@ -154,10 +154,13 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     # norm term all need them (the anchors' six times). "neg" rows are gathered anchors.
     norms = {}
 
-    def norms_of(name):
-        if name not in norms:
-            norms[name] = (norms_of("anchor")[neg_index] if name == "neg"
-                           else losses.row_norms(h_all[rows[name]]))  # (N,)
+    def norms_of(name):  # not recursive: a self-referencing closure would be a reference
+        if name not in norms:  # cycle, keeping this call's arrays alive until the next GC
+            source = "anchor" if name == "neg" else name
+            if source not in norms:
+                norms[source] = losses.row_norms(h_all[rows[source]])  # (N,)
+            if name == "neg":
+                norms["neg"] = norms["anchor"][neg_index]  # gathered like h_neg
         return norms[name]
 
     if needs_anchor_negatives and isinstance(neg_index, str):
