@@ -152,10 +152,12 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     h_anchor = h_all[rows["anchor"]]
     # Row norms of each embedding group, computed once: the mining, both triplets and the
     # norm term all need them (the anchors' six times). "neg" rows are gathered anchors.
+    # (Deliberately not recursive: a closure that calls itself is a reference cycle, which
+    # would keep this call's arrays alive until the next garbage collection.)
     norms = {}
 
-    def norms_of(name):  # not recursive: a self-referencing closure would be a reference
-        if name not in norms:  # cycle, keeping this call's arrays alive until the next GC
+    def norms_of(name):
+        if name not in norms:
             source = "anchor" if name == "neg" else name
             if source not in norms:
                 norms[source] = losses.row_norms(h_all[rows[source]])  # (N,)
