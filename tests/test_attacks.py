@@ -232,3 +232,14 @@ def test_bad_options_raise():
         attacks.pgd(params, x, y, 0.1, -1, 0.05, np.random.default_rng(0))
     with pytest.raises(ValueError, match="^step_size:"):
         attacks.pgd(params, x, y, 0.1, 2, -0.05, np.random.default_rng(0))
+
+
+def test_fgsm_with_a_given_forward_is_the_same_attack():
+    """train_step hands FGSM the anchors' forward (the objective reuses it): same images."""
+    params = small_net(3, dtype=np.float64)
+    x, y = images(9, seed=3, dtype=np.float64)
+    forward = mlp.forward(params, x)
+    np.testing.assert_array_equal(attacks.fgsm(params, x, y, 0.1, forward=forward),
+                                  attacks.fgsm(params, x, y, 0.1))
+    with pytest.raises(ValueError, match="forward"):
+        attacks.fgsm(params, x, y, 0.1, chunk_size=4, forward=forward)

@@ -109,3 +109,19 @@ def test_training_steps_do_not_page_fault_once_memory_is_kept():
         train.train_step(params, opt, config, X[idx], y[idx], X, X, idx, None, rng)
     faults_per_step = (_minor_faults() - start) / 20
     assert faults_per_step < 100, f"{faults_per_step:.0f} page faults per step"
+
+
+def test_performed_flops_leave_out_one_forward_of_the_anchors():
+    sizes = [784, 256, 256, 10]
+    for full in (False, True):
+        assert (bench.step_flops(sizes, 128, full) - bench.performed_flops(sizes, 128, full)
+                == bench.pass_flops(sizes, 128))
+    assert round(bench.performed_flops(sizes, 128, True) / 1e5) == 5424  # 542.4 MFLOP
+
+
+def test_authors_preset_runs_and_counts_its_embedding_layer():
+    r = bench.run(**{**TINY, "inv_queries": 0}, preset="authors")
+    assert r["preset"] == "authors"
+    # 784-16-16-10 with a 4-unit embedding layer: the head reads 4 inputs, not 16.
+    widths = [784, 16, 16, 4, 10]
+    assert r["full_mflop_per_step"] == bench.step_flops(widths, 8, True) / 1e6

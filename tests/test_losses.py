@@ -244,3 +244,18 @@ def test_feature_norm_of_zero_embeddings_has_no_nan():
     dh = losses.feature_norm_backward(1.0, cache)
     assert np.all(np.isfinite(dh))
     np.testing.assert_allclose(dh, [[0.0, 0.0], [0.3, 0.4]])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(1, 6), k=st.integers(1, 5))
+def test_given_row_norms_change_nothing(seed, n, k):
+    """objective.py passes each group's row norms in, computed once: the same numbers."""
+    rng = np.random.default_rng(seed)
+    a, p, neg = (rng.standard_normal((n, k)) for _ in range(3))
+    norms = tuple(losses.row_norms(v) for v in (a, p, neg))
+    np.testing.assert_allclose(norms[0], np.linalg.norm(a, axis=1), rtol=1e-14)
+    assert losses.triplet_loss_forward(a, p, neg, 0.1, norms=norms)[0] == \
+        losses.triplet_loss_forward(a, p, neg, 0.1)[0]
+    assert losses.feature_norm_forward(a, norms[0])[0] == losses.feature_norm_forward(a)[0]
+    d_given = losses.angular_distance_forward(a, p, norms[0], norms[1])[0]
+    np.testing.assert_array_equal(d_given, losses.angular_distance_forward(a, p)[0])

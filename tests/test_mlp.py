@@ -216,3 +216,26 @@ def test_float32_stays_float32(embed_dim):
     grads, dx = mlp.backward(np.ones_like(logits), np.ones_like(h), cache)
     assert logits.dtype == h.dtype == dx.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads.values())
+
+
+@pytest.mark.parametrize("embed_dim", [0, 3])
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, sizes=layer_sizes, n_a=st.integers(1, 5), n_b=st.integers(1, 5))
+def test_stacked_forwards_are_the_forward_of_the_stacked_batch(seed, sizes, n_a, n_b, embed_dim):
+    rng = np.random.default_rng(seed)
+    params = float64_params(sizes, rng, embed_dim)
+    x_a, x_b = rng.standard_normal((n_a, sizes[0])), rng.standard_normal((n_b, sizes[0]))
+    x = np.concatenate([x_a, x_b])
+    logits, h, cache = mlp.forward(params, x)
+    for inputs in (None, x):
+        s_logits, s_h, s_cache = mlp.stack_forwards(mlp.forward(params, x_a),
+                                                    mlp.forward(params, x_b), inputs=inputs)
+        np.testing.assert_allclose(s_logits, logits, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(s_h, h, rtol=1e-12, atol=1e-14)
+        # The backward through the stacked cache is the backward of the stacked batch.
+        dlogits, dh = rng.standard_normal(logits.shape), rng.standard_normal(h.shape)
+        grads, dx = mlp.backward(dlogits, dh, cache)
+        s_grads, s_dx = mlp.backward(dlogits, dh, s_cache)
+        np.testing.assert_allclose(s_dx, dx, rtol=1e-12, atol=1e-14)
+        for key in params:
+            np.testing.assert_allclose(s_grads[key], grads[key], rtol=1e-12, atol=1e-14)

@@ -303,3 +303,20 @@ def test_random_negatives_are_other_classes_and_reproducible():
     a = random_negatives(y, np.random.default_rng(9))
     b = random_negatives(y, np.random.default_rng(9))
     assert np.all(y[a] != y) and np.array_equal(a, b) and a.dtype == np.int64
+
+
+@pytest.mark.parametrize("embed_dim", EMBED_DIMS)
+@pytest.mark.parametrize("config", list(CONFIGS))
+@settings(max_examples=5, deadline=None)
+@given(seed=seeds, sizes=layer_sizes, n=st.integers(2, 5))
+def test_a_reused_anchor_forward_changes_nothing(config, embed_dim, seed, sizes, n):
+    """Training passes FGSM's forward of the anchors in (anchor_forward): same loss, same terms
+    and the same gradients as the objective's own concatenated pass, checked above."""
+    params, x, y, kwargs = make_case(config, seed, sizes, n, (0.7, 0.4, 0.05), 0.3, embed_dim)
+    loss, grads, terms = objective(params, x, y, **kwargs)
+    reused = objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
+    np.testing.assert_allclose(reused[0], loss, rtol=1e-12)
+    for key in terms:
+        np.testing.assert_allclose(reused[2][key], terms[key], rtol=1e-12, atol=1e-15)
+    for key in params:
+        np.testing.assert_allclose(reused[1][key], grads[key], rtol=1e-12, atol=1e-15)

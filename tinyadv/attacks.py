@@ -32,7 +32,7 @@ CHUNK_SIZE = 4096  # rows per forward/backward: ~4096 x 784 float32 = 12 MB of i
 CRAFT_FROM = ("true", "predicted")
 
 
-def input_gradient_sign(params, x, y=None):
+def input_gradient_sign(params, x, y=None, forward=None):
     """sign(grad_x sum_i CE(f(x_i), y_i)) for one batch: one forward and one backward.
 
     Parameters
@@ -40,12 +40,14 @@ def input_gradient_sign(params, x, y=None):
     params : MLP parameters (mlp.init_params)
     x : (N, D) images
     y : (N,) labels the loss is computed against; None = the model's own predictions
+    forward : the result of ``mlp.forward(params, x)`` if the caller has it already (training
+        reuses it for the objective), or None to compute it here
 
     Returns
     -------
     (N, D) array of -1, 0, +1 in x's dtype (0 where the gradient is exactly zero)
     """
-    logits, _, cache = mlp.forward(params, x)  # (N, C)
+    logits, _, cache = mlp.forward(params, x) if forward is None else forward  # (N, C)
     if y is None:
         y = logits.argmax(axis=1)
     _, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
@@ -124,7 +126,7 @@ def _check_params(params):
     return dim
 
 
-def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE):
+def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE, forward=None):
     """Fast Gradient Sign Method: x' = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1).
 
     Parameters
@@ -140,6 +142,9 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE):
         crafting from predictions removes that shortcut. Where the prediction is right,
         both give the same image.
     chunk_size : rows per forward/backward pass
+    forward : ``mlp.forward(params, x)`` if the caller has it already, or None. Training
+        passes the anchors' forward, which the objective reuses (mlp.stack_forwards); it
+        needs x in one chunk.
 
     Returns
     -------
@@ -153,13 +158,16 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE):
         check_labels(y, "y", n=len(x), num_classes=mlp.num_classes(params))
     eps = check_eps(eps)
     chunk_size = _check_chunk_size(chunk_size)
+    if forward is not None and len(x) > chunk_size:
+        raise ValueError(f"forward: a precomputed forward needs x in one chunk, got {len(x)} "
+                         f"rows and chunk_size {chunk_size}")
 
     step = x.dtype.type(eps)
     x_adv = np.empty_like(x)
     for start, stop in _chunks(len(x), chunk_size):
         xb = x[start:stop]  # (B, D), a view: never written to
         yb = None if craft_from == "predicted" else y[start:stop]
-        direction = input_gradient_sign(params, xb, yb)  # (B, D)
+        direction = input_gradient_sign(params, xb, yb, forward)  # (B, D)
         np.clip(xb + step * direction, 0.0, 1.0, out=x_adv[start:stop])
     return x_adv
 

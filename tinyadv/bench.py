@@ -44,7 +44,19 @@ the cost of pushing r rows through every layer once. Then
     step = FGSM + objective      (the Adam update has no matrix product)
 
 For 784-256-256-10 and N = 128: P(N) = 68.8 MFLOP; baseline step = 447.7 MFLOP,
-full step = 611.2 MFLOP.
+full step = 611.2 MFLOP. These are the steps as specified -- what a framework computes for
+them (the PyTorch and JAX steps the README times beside ours) -- and the GFLOP/s and share
+of the ceiling we print use them.
+
+tinyadv itself performs fewer: the anchors' forward serves both FGSM and the objective
+(train.train_step, mlp.stack_forwards), so the objective pushes only the other groups through
+the network -- P(N) less, 378.9 and 542.4 MFLOP. ``performed_flops`` counts those; the report
+shows both.
+
+    python -m tinyadv.bench --preset authors     # the authors' 4-unit embedding, CE on FGSM
+
+times the same steps with another TrainConfig preset (train.PRESETS). Set
+OPENBLAS_NUM_THREADS=1 to time the single-thread step the reproduction's workers run.
 """
 import argparse
 import json
@@ -57,7 +69,7 @@ import time
 import numpy as np
 
 from . import mlp
-from .train import TrainConfig, keep_freed_memory, model_config, train_step
+from .train import PRESETS, keep_freed_memory, model_config, preset_config, train_step
 from .optim import make_optimizer
 
 GEMM_SIZE = 2048  # n for the n x n x n ceiling product: large enough for BLAS to peak
@@ -80,6 +92,12 @@ def step_flops(sizes, batch, full):
     if full:
         objective += 2 * batch * batch * sizes[-2]  # hardest negatives: (N, K) @ (K, N)
     return fgsm + objective
+
+
+def performed_flops(sizes, batch, full):
+    """Matrix-product FLOPs tinyadv computes for the step: one forward of the N anchors less
+    than ``step_flops``, since FGSM and the objective share it."""
+    return step_flops(sizes, batch, full) - pass_flops(list(sizes), batch)
 
 
 # --- timing ---------------------------------------------------------------------------------
@@ -210,19 +228,20 @@ def random_mnist_like(n, rng):
     return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, size=n)
 
 
-def bench_step(model, sizes, batch, steps, warmup, seed=0):
+def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default"):
     """Seconds per train.train_step of one Table 1 row, on random data of MNIST shape.
 
     Returns (seconds of each timed step, page faults per timed step).
     """
     keep_freed_memory()  # as train.train does before its loop
     rng = np.random.default_rng(seed)
-    config = model_config(model, TrainConfig(sizes=tuple(sizes), batch_size=batch, seed=seed))
+    base = preset_config(preset, sizes=tuple(sizes), batch_size=batch, seed=seed)
+    config = model_config(model, base)
     pool = max(8 * batch, 1024)  # enough distinct batches that nothing is trivially cached
     X, y = random_mnist_like(pool, rng)
     # Invariance examples: any images within [0, 1] cost the same as real ones.
     x_inv = np.clip(X + rng.uniform(-0.3, 0.3, size=X.shape).astype(np.float32), 0, 1)
-    params = mlp.init_params(config.sizes, rng)
+    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
     opt = make_optimizer(config.optimizer, params, config.lr)
     batches = [rng.choice(pool, size=batch, replace=False) for _ in range(16)]
     counter = iter(range(10 ** 12))
@@ -254,26 +273,30 @@ def bench_invariance(n_queries, n_refs, eps=0.3, seed=0):
 
 
 def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=10_000,
-        inv_refs=60_000, gemm_size=GEMM_SIZE):
+        inv_refs=60_000, gemm_size=GEMM_SIZE, preset="default"):
     """Every measurement, as one flat dict (the --json line)."""
     sizes = [int(s) for s in sizes]
-    result = {"sizes": sizes, "batch": batch, "steps": steps}
+    result = {"sizes": sizes, "batch": batch, "steps": steps, "preset": preset}
     result["machine"] = machine_info()
     with OtherLoad() as load:
         gemm = gemm_gflops(gemm_size)
     other = [load.cores]
+    # The authors' preset inserts a linear embed_dim-unit layer before the head: count it.
+    embed_dim = PRESETS[preset].get("embed_dim", 0)
+    widths = sizes[:-1] + [embed_dim, sizes[-1]] if embed_dim else sizes
     for name, full in (("baseline", False), ("full", True)):
         model = "baseline+mls+mli" if full else "baseline"
         with OtherLoad() as load:
-            times, faults = bench_step(model, sizes, batch, steps, warmup)
+            times, faults = bench_step(model, sizes, batch, steps, warmup, preset=preset)
         result[f"{name}_other_load_cores"] = load.cores
         result[f"{name}_page_faults_per_step"] = faults  # a handful, unless memory is returned
         stats = summary(times)
-        flops = step_flops(sizes, batch, full)
+        flops = step_flops(widths, batch, full)
         result[f"{name}_ms_per_step"] = stats["median_ms"]
         result[f"{name}_ms_p10"] = stats["p10_ms"]
         result[f"{name}_ms_p90"] = stats["p90_ms"]
         result[f"{name}_mflop_per_step"] = flops / 1e6
+        result[f"{name}_mflop_performed"] = performed_flops(widths, batch, full) / 1e6
         result[f"{name}_gflops"] = flops / (stats["median_ms"] * 1e-3) / 1e9
     # The ceiling is measured again after the steps; the larger median is reported.
     with OtherLoad() as load:
@@ -312,8 +335,9 @@ def format_report(r):
         f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, NumPy {m['numpy']}, "
         f"BLAS {m['blas']}, load average {m['load_average_1min']:.2f}"
         + (f", {m['thread_env']}" if m["thread_env"] else ""),
-        f"network {'-'.join(map(str, r['sizes']))}, batch {r['batch']}, float32, "
-        f"{r['steps']} timed steps each (median, 10th-90th percentile)",
+        f"network {'-'.join(map(str, r['sizes']))}, batch {r['batch']}, float32, preset "
+        f"{r.get('preset', 'default')}, {r['steps']} timed steps each (median, 10th-90th "
+        f"percentile)",
         f"float32 GEMM {r['gemm_size']}^3: {r['gemm_gflops']:.1f} GFLOP/s median "
         f"(best {r['gemm_gflops_best']:.1f}) -- the ceiling"
         f"{_load_note(r.get('gemm_other_load_cores'))}",
@@ -323,7 +347,8 @@ def format_report(r):
             f"{name:8s} step: {r[name + '_ms_per_step']:7.2f} ms  "
             f"[{r[name + '_ms_p10']:.2f}-{r[name + '_ms_p90']:.2f}]  "
             f"{r[name + '_mflop_per_step']:.1f} MFLOP -> {r[name + '_gflops']:.1f} GFLOP/s "
-            f"= {100 * r[name + '_fraction_of_gemm']:.0f}% of the ceiling, "
+            f"= {100 * r[name + '_fraction_of_gemm']:.0f}% of the ceiling "
+            f"(tinyadv performs {r[name + '_mflop_performed']:.1f} of those MFLOP), "
             f"{r[name + '_page_faults_per_step']:.0f} page faults/step"
             f"{_load_note(r.get(name + '_other_load_cores'))}")
     inv = r["invariance_s_per_10k"]
@@ -369,12 +394,14 @@ def main(argv=None):
                         help="images for the invariance generator (0 skips it)")
     parser.add_argument("--inv-refs", type=positive_int, default=60_000)
     parser.add_argument("--gemm-size", type=positive_int, default=GEMM_SIZE)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                        help="TrainConfig preset of the timed steps (train.PRESETS)")
     args = parser.parse_args(argv)
     if args.sizes[-1] != 10:
         parser.error(f"--sizes: the last width is the number of classes, 10; got {args.sizes[-1]}")
     result = run(sizes=args.sizes, batch=args.batch, steps=args.steps, warmup=max(0, args.warmup),
                  inv_queries=max(0, args.inv_queries), inv_refs=args.inv_refs,
-                 gemm_size=args.gemm_size)
+                 gemm_size=args.gemm_size, preset=args.preset)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 

@@ -26,7 +26,7 @@ from . import losses, mlp
 CE_ON = ("clean+fgsm", "fgsm")
 
 
-def hardest_negatives(h, y):
+def hardest_negatives(h, y, norms=None):
     """For each anchor, the index of the closest (in angular distance) anchor of another class.
 
     "Batch-hard" mining: the negative that currently violates the margin the most. The
@@ -36,12 +36,13 @@ def hardest_negatives(h, y):
     ----------
     h : (N, K) anchor embeddings
     y : (N,) labels; the batch must hold at least two classes
+    norms : (N,) ``losses.row_norms(h)`` if the caller has them, or None
 
     Returns
     -------
     neg_index : (N,) int64
     """
-    norms = np.sqrt(np.einsum("ij,ij->i", h, h))  # (N,)
+    norms = losses.row_norms(h) if norms is None else norms  # (N,)
     unit = h / np.maximum(norms, losses.NORM_FLOOR)[:, None]  # zero rows stay zero
     distance = 1.0 - np.abs(unit @ unit.T)  # (N, N), paper Eq. 1 for every pair
     distance[y[:, None] == y[None, :]] = np.inf  # same class is never a negative
@@ -69,7 +70,7 @@ def _require_two_classes(y):
 
 def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
               lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
-              ce_on="clean+fgsm"):
+              ce_on="clean+fgsm", anchor_forward=None):
     """Loss, gradients and the value of each term of paper Eq. 2.
 
     Parameters
@@ -87,6 +88,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     ce_on : which images the cross-entropy is trained on when x_adv is given:
         "clean+fgsm" -- 0.5 * CE(clean) + 0.5 * CE(FGSM); "fgsm" -- CE(FGSM) only (the
         anchors still serve the triplets). Without x_adv the CE is on the clean anchors.
+    anchor_forward : ``mlp.forward(params, x)`` if the caller has it already (training reuses
+        the one FGSM needed), or None. Only the other groups then go through the network,
+        and ``mlp.stack_forwards`` joins the two forwards into the concatenated pass's.
 
     Returns
     -------
@@ -115,8 +119,15 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
                                 (("adv", x_adv), ("inv", x_inv if use_inv else None),
                                  ("inv_neg", x_inv_neg if use_inv else None)) if arr is not None]
     batch = np.concatenate([arr for _, arr in groups]) if len(groups) > 1 else x  # (G*N, D)
-    logits_all, h_all, cache = mlp.forward(params, batch)
     n = x.shape[0]
+    rest = None
+    if anchor_forward is None:
+        logits_all, h_all, cache = mlp.forward(params, batch)
+    elif len(groups) == 1:
+        logits_all, h_all, cache = anchor_forward
+    else:
+        rest = mlp.forward(params, batch[n:])  # ((G-1)*N rows): every group but the anchors
+        logits_all, h_all, cache = mlp.stack_forwards(anchor_forward, rest, inputs=batch)
     rows = {name: slice(g * n, (g + 1) * n) for g, (name, _) in enumerate(groups)}
     dlogits_all = np.zeros_like(logits_all)
     dh_all = np.zeros_like(h_all)
@@ -139,10 +150,25 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         terms["ce"] += weight * ce
 
     h_anchor = h_all[rows["anchor"]]
+    # Row norms of each embedding group, computed once: the mining, both triplets and the
+    # norm term all need them (the anchors' six times). "neg" rows are gathered anchors.
+    # (Deliberately not recursive: a closure that calls itself is a reference cycle, which
+    # would keep this call's arrays alive until the next garbage collection.)
+    norms = {}
+
+    def norms_of(name):
+        if name not in norms:
+            source = "anchor" if name == "neg" else name
+            if source not in norms:
+                norms[source] = losses.row_norms(h_all[rows[source]])  # (N,)
+            if name == "neg":
+                norms["neg"] = norms["anchor"][neg_index]  # gathered like h_neg
+        return norms[name]
+
     if needs_anchor_negatives and isinstance(neg_index, str):
         if neg_index != "hardest":
             raise ValueError(f"neg_index: expected an index array or 'hardest', got {neg_index!r}")
-        neg_index = hardest_negatives(h_anchor, y)
+        neg_index = hardest_negatives(h_anchor, y, norms_of("anchor"))
     h_neg = h_anchor[neg_index] if needs_anchor_negatives else None  # (N, K), a gather
     dh_neg = np.zeros_like(h_anchor) if needs_anchor_negatives else None
     used = set()  # embedding groups the triplets touch; the norm term covers exactly these
@@ -150,7 +176,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     def add_triplet(weight, pos_name, neg_name):
         h_pos = h_all[rows[pos_name]]
         h_n = h_all[rows[neg_name]] if neg_name != "neg" else h_neg
-        value, t_cache = losses.triplet_loss_forward(h_anchor, h_pos, h_n, margin)
+        value, t_cache = losses.triplet_loss_forward(
+            h_anchor, h_pos, h_n, margin,
+            norms=(norms_of("anchor"), norms_of(pos_name), norms_of(neg_name)))
         active_fraction = float(losses.triplet_active(t_cache).mean())
         da, dp, dn = losses.triplet_loss_backward(weight, t_cache)
         dh_all[rows["anchor"]] += da
@@ -172,7 +200,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     if lambda_norm != 0 and used:
         for name in sorted(used):
             h_group = h_neg if name == "neg" else h_all[rows[name]]
-            value, n_cache = losses.feature_norm_forward(h_group)
+            value, n_cache = losses.feature_norm_forward(h_group, norms_of(name))
             dh_group = losses.feature_norm_backward(lambda_norm, n_cache)
             if name == "neg":
                 dh_neg += dh_group
@@ -192,7 +220,14 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         flat_index = (neg_index[:, None] * k + np.arange(k)).ravel()  # (N*K,)
         np.add.at(dh_all.reshape(-1), flat_index, dh_neg.ravel())
 
-    grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
+    if rest is not None and ce_weights.get("anchor", 0.0) == 0 and "anchor" not in used:
+        # The anchors' rows carry no gradient (CE on FGSM images only and no triplet: the
+        # authors' baseline), so the backward skips them: a third fewer rows in every
+        # weight-gradient product. The sums lose only exact zeros (bit for bit the same
+        # with OpenBLAS here; another BLAS may block the sums differently and round apart).
+        grads, _ = mlp.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
+    else:
+        grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
     total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
              + lambda_inv * terms["triplet_inv"] + lambda_norm * terms["norm"])
     terms["total"] = float(total)

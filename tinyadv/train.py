@@ -266,7 +266,10 @@ def keep_freed_memory():
 
 def train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng):
     """One optimisation step of paper Eq. 2; returns the dict of loss terms."""
-    x_adv = attacks.fgsm(params, x_batch, y_batch, config.fgsm_eps) if config.adversarial else None
+    # The anchors go through the network once: FGSM and the objective share this forward.
+    anchors = mlp.forward(params, x_batch)  # (logits (N, C), h (N, K), cache)
+    x_adv = (attacks.fgsm(params, x_batch, y_batch, config.fgsm_eps, forward=anchors)
+             if config.adversarial else None)
     inv_pos = inv_neg = None
     if config.uses_invariance:
         if config.protocol == "source":
@@ -282,6 +285,6 @@ def train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng
         params, x_batch, y_batch, x_adv=x_adv, x_inv=inv_pos, x_inv_neg=inv_neg,
         neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
         lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
-        ce_on=config.ce_on)
+        ce_on=config.ce_on, anchor_forward=anchors)
     opt.step(params, grads)
     return terms
