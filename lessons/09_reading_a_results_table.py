@@ -39,18 +39,18 @@ fixed; the simulations use seeded generators)
    10.5-point difference (5.5, 3.5, 2.5). False alarms at no difference: 4.8-5.8%.
 7. tinyadv's own table, from --results DIR (default: the repository's results/), every
    DIR/<preset>/table1.json. With none, it says which command makes one. Measured here with
-   ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; 14 min with
-   --jobs 1): invariance spreads over seeds 0.14-0.40 (the authors': 0.69-4.54); each triplet
-   row moves the paper's metric by -0.76, -0.52, -0.47 (Welch p 0.069, 0.17, 0.2) and human
-   agreement (350 images, sampling error up to ±2.7 points) by +0.10 to +0.29 (p >= 0.63),
-   but PGD accuracy by +2.77 to +3.14 (p 0.0098-0.015). Picking one seed per row, the
-   Baseline tops the invariance column in 66 of 81 tables. From ``--quick`` (one seed) it
-   says: no spread, no test.
+   ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 3 min
+   on the quiet 2-core machine): invariance spreads over seeds 0.14-0.40 (the authors':
+   0.69-4.54); each triplet row moves the paper's metric by -0.76, -0.52, -0.47 (Welch p 0.069,
+   0.17, 0.2) and human agreement (350 images, sampling error up to ±2.7 points) by +0.10 to
+   +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14 (p 0.0098-0.015). Picking one seed per
+   row, the Baseline tops the invariance column in 66 of 81 tables. From ``--quick`` (one seed)
+   it says: no spread, no test.
 8. The sweep, from DIR/sweep/sweep.json, or the command that makes it. Measured here with
-   ``python -m tinyadv.sweep`` (18 settings x 3 seeds; 34 min with --jobs 2): 11 of 16
-   settings raise the paper's metric (+0.35 to +4.20), and every one of them lowers agreement
-   with people (-1.05 to -4.19 points) while PGD accuracy moves by -29.57 to +2.95; across
-   settings, a point of the paper's metric goes with -0.80 points of human agreement
+   ``python -m tinyadv.sweep`` (18 settings x 3 seeds; about 13 min on the same machine): 11 of
+   16 settings raise the paper's metric (+0.35 to +4.20), and every one of them lowers
+   agreement with people (-1.05 to -4.19 points) while PGD accuracy moves by -29.57 to +2.95;
+   across settings, a point of the paper's metric goes with -0.80 points of human agreement
    (correlation -0.86). 27 of 64 tests give p < 0.05, where chance alone would give about 3.
 
 ``--fast`` runs the same code with 2,000 instead of 20,000 simulated experiments per point
