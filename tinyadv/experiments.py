@@ -145,6 +145,152 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
     return record
 
 
+def finished(command_line):
+    """Exit status 0, for a command whose every output is written. As a command (not called
+    from other code), SIGINT is ignored from here on: there is nothing left to stop, and a
+    late Ctrl-C must not turn a finished run into a traceback while Python exits."""
+    if command_line:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return 0
+
+
+# ---- the command lines of reproduce and sweep -------------------------------------------
+
+def add_run_arguments(parser, quick_help):
+    """The flags reproduce and sweep share: --quick, --preset, --seeds, --epochs, --jobs."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--preset", choices=list(PRESETS), default="default",
+                        help="bundle of config fields every run starts from: 'default' "
+                             "(tinyadv's), or 'authors' (4-d linear embedding, CE on FGSM "
+                             "images, uniform init)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds to average over (default 0 1 2; --quick: 0)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per run (default {TrainConfig().epochs}; fewer with --quick)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="worker processes, each training one run at a time with one "
+                             "BLAS thread (default: 2, or 1 on a one-core machine)")
+
+
+def check_run_arguments(parser, args):
+    """Exit 2 (parser.error) naming a bad --seeds, --epochs or --jobs."""
+    for name, lo, hi in (("epochs", 1, None), ("jobs", 1, 64)):
+        value = getattr(args, name)
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            parser.error(f"--{name}: expected an integer in [{lo}, {hi or 'inf'}], got {value}")
+    if args.seeds is not None and min(args.seeds) < 0:
+        parser.error(f"--seeds: expected integers >= 0, got {args.seeds}")
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds: each seed once, got {args.seeds}")
+
+
+# ---- inside a worker process ------------------------------------------------------------
+
+_WORKER = {"datasets": {}}
+
+
+def _init_worker(evaluation):
+    _WORKER["evaluation"] = evaluation
+
+
+def _work(task):
+    """Train one run in a worker; its data are loaded once per (inv_eps, inv_shifts)."""
+    run, runs_dir = task
+    evaluation = _WORKER["evaluation"]
+    key = (run.config.inv_eps, run.config.inv_shifts)
+    if key not in _WORKER["datasets"]:
+        _WORKER["datasets"][key] = prepare_data(evaluation, *key, log=lambda msg: None)
+    log = lambda msg: print(f"[{run.name}] {msg.strip()}", flush=True)  # noqa: E731
+    return train_and_evaluate(run, evaluation, _WORKER["datasets"][key], runs_dir, log)
+
+
+# ---- in the parent ------------------------------------------------------------------------
+
+def _describe(results):
+    return "  ".join(f"{column} {results[column]['percent']:.2f}"
+                     for column in ("clean", "fgsm", "pgd", "invariance_source", "human_linf_eps04"))
+
+
+def run_many(runs, evaluation, runs_dir, jobs, log=print):
+    """Make sure every run has a saved record; return {run.name: record}.
+
+    Saved runs with a matching key are reused; the others are trained in ``jobs`` worker
+    processes, longest first, with a progress line (and the time left) as each finishes and
+    a warning when a run's PGD accuracy falls far below its FGSM accuracy. On Ctrl-C the
+    workers are stopped and KeyboardInterrupt propagates; every finished run stays saved. A
+    run that fails in its worker stops the others and raises runner.WorkerError.
+    """
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"runs: every run needs its own name, got duplicates in {names}")
+    os.makedirs(runs_dir, exist_ok=True)
+    remove_temporary_files(runs_dir)  # from a process that was killed outright (kill -9)
+    records, pending = {}, []
+    for run in runs:
+        saved = load_saved_run(runs_dir, run, evaluation)
+        if saved is not None:
+            records[run.name] = saved
+        else:
+            pending.append(run)
+    if records:
+        log(f"reusing {len(records)} saved run(s) from {runs_dir}")
+    if not pending:
+        return records
+    # Longest runs first, so the workers finish at about the same time.
+    pending.sort(key=lambda run: -estimated_cost(run.config))
+    jobs = max(1, min(jobs, len(pending)))
+    log(f"{len(pending)} run(s) to train in {jobs} worker process(es)")
+    prepare_neighbour_cache(evaluation, pending, log)
+    started = time.perf_counter()
+    total_cost = sum(estimated_cost(run.config) for run in pending)
+    done_cost = 0.0
+    tasks = [(run, runs_dir) for run in pending]
+    # Leaving this block stops every worker, on every path (runner.py); what they had saved
+    # stays, what they were writing is only ever a temporary file.
+    with run_in_workers(tasks, _work, jobs=jobs, initializer=_init_worker,
+                        initargs=(evaluation,), blas_threads=1) as finished:
+        for (run, _), record in finished:
+            records[run.name] = record
+            done_cost += estimated_cost(run.config)
+            elapsed = time.perf_counter() - started
+            left = elapsed * (total_cost - done_cost) / done_cost
+            log(f"-- {len(records)}/{len(runs)} runs done ({run.name}: "
+                f"{_describe(record['results'])}), {elapsed:.0f}s elapsed, ~{left:.0f}s left")
+            warning = evaluate.overfitting_warning(record["results"])
+            if warning:
+                log(f"WARNING {run.name}: {warning}")
+    return records
+
+
+def stopped(out, runs_dir, runs, evaluation, why=None):
+    """What a command does when it is stopped (Ctrl-C, or a run failed in its worker): no
+    more interrupts, no temporary files left, a line saying what is saved. Returns the exit
+    status: 130 for Ctrl-C (as a shell reports a process stopped by SIGINT), 1 for a failure.
+
+    SIGINT stays ignored afterwards, on purpose: the command is about to exit, and a second
+    Ctrl-C a few milliseconds after the first (an impatient user, or GNU timeout signalling
+    the process and then its group) must not turn this clean exit into a traceback. Call it
+    from a command's main, not from a library function that goes on.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for folder in (out, runs_dir):
+        remove_temporary_files(folder)
+    saved = sum(load_saved_run(runs_dir, run, evaluation) is not None for run in runs)
+    head = "interrupted" if why is None else f"stopped: {why}"
+    print(f"\n{head}\n{saved} of {len(runs)} runs are saved under {runs_dir}; run the "
+          f"same command again to resume.", flush=True)
+    return 130 if why is None else 1
+
+
+def finished(command_line):
+    """Exit status 0, for a command whose every output is written. As a command (not called
+    from other code), SIGINT is ignored from here on: there is nothing left to stop, and a
+    late Ctrl-C must not turn a finished run into a traceback while Python exits."""
+    if command_line:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return 0
+
+
 # ---- the command lines of reproduce and sweep -------------------------------------------
 
 def add_run_arguments(parser, quick_help):

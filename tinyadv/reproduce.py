@@ -26,6 +26,7 @@ flipped label the generator assumes is the oracle's); human_* (agreement with th
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -182,7 +183,10 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
     return ratios
 
 
-def main(argv=None):
+def main(argv=None, command_line=False):
+    """Run the reproduction; return the exit status. ``command_line``: called as
+    ``python -m tinyadv.reproduce`` (then a Ctrl-C after the end is ignored, see
+    experiments.finished)."""
     started = time.perf_counter()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
@@ -198,8 +202,10 @@ def main(argv=None):
     # Ctrl-C at any instant: the workers are stopped, finished runs stay saved, no temporary
     # file is left, and the exit status is 130 (experiments.stopped).
     try:
-        return reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started)
+        reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started)
+        return experiments.finished(command_line)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # first thing: a second Ctrl-C is ignored
         return experiments.stopped(out, runs_dir, runs, evaluation)
     except WorkerError as err:
         return experiments.stopped(out, runs_dir, runs, evaluation, why=str(err))
@@ -256,8 +262,7 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     write_text_atomic(os.path.join(out, "table1.md"), markdown)
     log("\n" + markdown)
     log(f"wrote {out}/table1.md, table1.json, figure1.png, config.json")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command_line=True))

@@ -27,6 +27,7 @@ import argparse
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -302,7 +303,8 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
+def main(argv=None, command_line=False):
+    """Run the sweep; return the exit status (``command_line``: as in reproduce.main)."""
     started = time.perf_counter()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
@@ -318,8 +320,10 @@ def main(argv=None):
     runs_dir = os.path.join(args.out, "runs")
     # Ctrl-C at any instant: as in reproduce (experiments.stopped), exit status 130.
     try:
-        return run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started)
+        run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started)
+        return experiments.finished(command_line)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # first thing: a second Ctrl-C is ignored
         return experiments.stopped(args.out, runs_dir, runs, evaluation)
     except WorkerError as err:
         return experiments.stopped(args.out, runs_dir, runs, evaluation, why=str(err))
@@ -356,8 +360,7 @@ def run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started):
     write_text_atomic(os.path.join(args.out, "sweep.md"), markdown)
     log("\n" + markdown)
     log(f"wrote {args.out}/sweep.md, sweep.json, sweep.png, config.json")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command_line=True))
