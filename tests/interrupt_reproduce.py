@@ -28,25 +28,31 @@ SMALL = ["--train-size", "2000", "--test-size", "100", "--epochs", "1", "--seeds
 MODES = [("parent", 1), ("parent", 2), ("group", 1), ("group", 2)]
 
 
-def instants(runs, duration):
+# The first line each command prints, and a line it prints after its last run is done.
+FIRST_LINE = {"tinyadv.reproduce": "preset", "tinyadv.sweep": "sweep:"}
+AFTER_RUNS = {"tinyadv.reproduce": "Figure 1", "tinyadv.sweep": "Change against"}
+
+
+def instants(module, runs, duration):
     """Output lines to aim at, with delays after them (densest where runs finish), and moments
     on the clock spread over an uninterrupted run's ``duration`` (as `timeout -s INT` does)."""
-    found = [("preset", 0.0), ("to train in", 0.0), ("to train in", 0.3), ("epoch", 0.0)]
+    found = [(FIRST_LINE[module], 0.0), ("to train in", 0.0), ("to train in", 0.3),
+             ("epoch", 0.0)]
     for k in range(1, runs + 1):
         found += [(f"{k}/{runs} runs done", d) for d in (0.0, 0.02, 0.1)]
-    found += [("Figure 1", 0.0), ("Wall time", 0.0)]
+    found += [(AFTER_RUNS[module], 0.0), ("Wall time", 0.0)]
     return found + [round(f * duration, 2) for f in (0.02, 0.1, 0.3, 0.5, 0.7, 0.9)]
 
 
-def allowed_codes(at, runs, outcome):
+def allowed_codes(module, at, runs, outcome):
     """130 always. 0 only once every run is done (the tables may already be written). On
     the clock also 0 (a moment after the end), and, if tinyadv had not printed its first line
     yet, what Python itself does with a Ctrl-C while it starts: 1 (a traceback from the
     import system) or -2 (death by SIGINT; 130 in a shell)."""
     if isinstance(at, float):
-        started = "preset" in outcome.output or "sweep:" in outcome.output
+        started = FIRST_LINE[module] in outcome.output
         return (130, 0) if started else (130, 0, 1, -2)
-    if at[0] in (f"{runs}/{runs} runs done", "Figure 1", "Wall time"):
+    if at[0] in (f"{runs}/{runs} runs done", AFTER_RUNS[module], "Wall time"):
         return (130, 0)
     return (130,)
 
@@ -88,7 +94,7 @@ def main():
     expected = json.loads((work / "reference" / result_file).read_text())[table_key]
     duration = time.time() - t0
     print(f"reference run: {duration:.1f}s", flush=True)
-    moments = instants(runs, duration)
+    moments = instants(module, runs, duration)
     modes = [m for m in MODES if f"{m[0]}{m[1]}" in args.modes.split(",")]
     cases = [(at, target, times, work / f"case{i:03d}")
              for i, (at, (target, times)) in enumerate(
@@ -99,7 +105,7 @@ def main():
                     timeout=300)) for at, target, times, out in cases], parallel=args.parallel)
     failures, codes, exits = 0, {}, []
     for (at, target, times, out), outcome in zip(cases, outcomes):
-        found = problems(outcome, codes=allowed_codes(at, runs, outcome))
+        found = problems(outcome, codes=allowed_codes(module, at, runs, outcome))
         found += [f"temporary file {f}" for f in temporary_files(str(out))]
         found += check_saved_runs(out)
         if outcome.returncode not in (None, 0):
