@@ -119,6 +119,44 @@ def test_performed_flops_leave_out_one_forward_of_the_anchors():
     assert round(bench.performed_flops(sizes, 128, True) / 1e5) == 5424  # 542.4 MFLOP
 
 
+@pytest.mark.parametrize("preset", ["default", "authors"])
+@pytest.mark.parametrize("model", ["baseline", "baseline+mls+mli"])
+def test_performed_flops_are_what_a_training_step_computes(monkeypatch, preset, model):
+    """Count the layer products one real train_step makes (every network product goes through
+    layers.linear_forward/linear_backward) and compare with the analytic count."""
+    import numpy as np
+    from tinyadv import mlp, train
+    counted = []
+
+    def counting_forward(x, W, b):
+        counted.append(2 * x.shape[0] * W.shape[0] * W.shape[1])
+        return linear_forward(x, W, b)
+
+    def counting_backward(dout, cache, need_dx=True, need_dW=True):
+        x, W = cache
+        counted.append((need_dx + need_dW) * 2 * x.shape[0] * W.shape[0] * W.shape[1])
+        return linear_backward(dout, cache, need_dx, need_dW)
+
+    linear_forward, linear_backward = mlp.linear_forward, mlp.linear_backward
+    monkeypatch.setattr(mlp, "linear_forward", counting_forward)
+    monkeypatch.setattr(mlp, "linear_backward", counting_backward)
+    batch, sizes = 16, (784, 32, 32, 10)
+    config = train.model_config(model, train.preset_config(preset, sizes=sizes))
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (64, 784)).astype(np.float32)
+    y = np.arange(64) % 10
+    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
+    opt = train.make_optimizer(config.optimizer, params, config.lr)
+    idx = rng.choice(64, batch, replace=False)
+    train.train_step(params, opt, config, X[idx], y[idx], X if config.uses_invariance else None,
+                     X, idx, None, rng)
+    widths = list(sizes[:-1]) + [config.embed_dim, sizes[-1]] if config.embed_dim else sizes
+    full = model != "baseline"
+    cosine_matrix = 2 * batch * batch * widths[-2] if full else 0  # not a layer product
+    assert sum(counted) + cosine_matrix == bench.performed_flops(widths, batch, full,
+                                                                 config.ce_on)
+
+
 def test_authors_preset_runs_and_counts_its_embedding_layer():
     r = bench.run(**{**TINY, "inv_queries": 0}, preset="authors")
     assert r["preset"] == "authors"

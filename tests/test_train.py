@@ -38,6 +38,12 @@ def test_bad_config_values_are_rejected_with_the_field_name(field, value):
         TrainConfig(**{field: value})
 
 
+def test_ce_on_fgsm_needs_fgsm_images():
+    with pytest.raises(ValueError, match="ce_on: expected 'clean\\+fgsm' when adversarial is false"):
+        preset_config("authors", adversarial=False)
+    assert preset_config("default", adversarial=False).ce_on == "clean+fgsm"
+
+
 def test_config_round_trips_through_a_dict():
     config = model_config("baseline+mls+mli(oracle)").replace(seed=3)
     assert TrainConfig.from_dict(config.to_dict()) == config

@@ -53,6 +53,10 @@ tinyadv itself performs fewer: the anchors' forward serves both FGSM and the obj
 the network -- P(N) less, 378.9 and 542.4 MFLOP. ``performed_flops`` counts those; the report
 shows both.
 
+With the authors' preset the baseline's cross-entropy is on FGSM images only and no triplet
+needs the anchors, so its objective pushes only [x'] through the network (r = N; nothing to
+share with FGSM); the counts use the 784-256-256-4-10 widths of that preset.
+
     python -m tinyadv.bench --preset authors     # the authors' 4-unit embedding, CE on FGSM
 
 times the same steps with another TrainConfig preset (train.PRESETS). Set
@@ -82,11 +86,20 @@ def pass_flops(sizes, rows):
     return sum(2 * rows * fan_in * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
 
 
-def step_flops(sizes, batch, full):
+def objective_groups(full, ce_on="clean+fgsm"):
+    """How many groups of N rows the objective pushes through the network: [x; x'; x''] for
+    the full step; [x; x'] for the baseline, or only [x'] when the cross-entropy is on FGSM
+    images alone and no triplet needs the anchors (the authors' baseline)."""
+    if full:
+        return 3
+    return 2 if ce_on == "clean+fgsm" else 1
+
+
+def step_flops(sizes, batch, full, ce_on="clean+fgsm"):
     """Matrix-product FLOPs of one training step (see the module docstring for the list)."""
     sizes = list(sizes)
     fgsm = 2 * pass_flops(sizes, batch)  # forward + input gradient, no weight gradients
-    rows = (3 if full else 2) * batch  # [x; x'] or [x; x'; x'']
+    rows = objective_groups(full, ce_on) * batch
     first_dx = 2 * rows * sizes[0] * sizes[1]  # skipped in training
     objective = 3 * pass_flops(sizes, rows) - first_dx  # forward, dW, dx (but layer 1's)
     if full:
@@ -94,10 +107,12 @@ def step_flops(sizes, batch, full):
     return fgsm + objective
 
 
-def performed_flops(sizes, batch, full):
+def performed_flops(sizes, batch, full, ce_on="clean+fgsm"):
     """Matrix-product FLOPs tinyadv computes for the step: one forward of the N anchors less
-    than ``step_flops``, since FGSM and the objective share it."""
-    return step_flops(sizes, batch, full) - pass_flops(list(sizes), batch)
+    than ``step_flops`` when the objective uses the anchors, since FGSM and the objective share
+    that forward; the same as ``step_flops`` when it does not."""
+    shared = pass_flops(list(sizes), batch) if objective_groups(full, ce_on) > 1 else 0
+    return step_flops(sizes, batch, full, ce_on) - shared
 
 
 # --- timing ---------------------------------------------------------------------------------
@@ -281,8 +296,10 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
     with OtherLoad() as load:
         gemm = gemm_gflops(gemm_size)
     other = [load.cores]
-    # The authors' preset inserts a linear embed_dim-unit layer before the head: count it.
-    embed_dim = PRESETS[preset].get("embed_dim", 0)
+    # Count what the timed steps' config does: the authors' preset inserts a linear
+    # embed_dim-unit layer before the head, and its baseline trains CE on FGSM images only.
+    config = preset_config(preset, sizes=tuple(sizes))
+    embed_dim = config.embed_dim
     widths = sizes[:-1] + [embed_dim, sizes[-1]] if embed_dim else sizes
     for name, full in (("baseline", False), ("full", True)):
         model = "baseline+mls+mli" if full else "baseline"
@@ -291,12 +308,12 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
         result[f"{name}_other_load_cores"] = load.cores
         result[f"{name}_page_faults_per_step"] = faults  # a handful, unless memory is returned
         stats = summary(times)
-        flops = step_flops(widths, batch, full)
+        flops = step_flops(widths, batch, full, config.ce_on)
         result[f"{name}_ms_per_step"] = stats["median_ms"]
         result[f"{name}_ms_p10"] = stats["p10_ms"]
         result[f"{name}_ms_p90"] = stats["p90_ms"]
         result[f"{name}_mflop_per_step"] = flops / 1e6
-        result[f"{name}_mflop_performed"] = performed_flops(widths, batch, full) / 1e6
+        result[f"{name}_mflop_performed"] = performed_flops(widths, batch, full, config.ce_on) / 1e6
         result[f"{name}_gflops"] = flops / (stats["median_ms"] * 1e-3) / 1e9
     # The ceiling is measured again after the steps; the larger median is reported.
     with OtherLoad() as load:

@@ -77,8 +77,11 @@ def gather_rows_forward(h, index):
     """Rows of h picked by an index: out_i = h_{index_i} (a gather).
 
     This is how each anchor's batch-hard negative is read out of the batch's own embeddings,
-    h_neg = h[neg_index] (objective.py), with no second forward pass. An index may repeat:
-    one anchor can be the closest other-class anchor of several others.
+    h_neg = h[neg_index], with no second forward pass. An index may repeat: one anchor can be
+    the closest other-class anchor of several others. (objective.py writes the same gather
+    and scatter-add inline, adding straight into the anchors' rows of its gradient array with
+    1-d indices, which NumPy's np.add.at runs ~7x faster; this is the readable version, and
+    the one exercise 06 asks for.)
 
     Parameters
     ----------

@@ -169,6 +169,22 @@ def stack_forwards(first, second, inputs=None):
 def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     """Backpropagate through the MLP.
 
+    The forward was a_0 = x; z_k = a_{k-1} W_k + b_k, a_k = relu(z_k) for the hidden layers
+    k = 1..L-1; h = a_{L-1} (embed_dim 0) or h = a_{L-1} W_emb + b_emb (signed, no ReLU);
+    logits = h W_L + b_L. Walking back, with dX meaning dLoss/dX:
+
+        dW_L = h^T dlogits,  db_L = sum_n dlogits     (K, C), (C,)
+        dh  <- dlogits W_L^T + dh                     (N, K): the head's share plus the
+                                                      losses that act on h directly
+        if there is an embedding layer:
+        dW_emb = a_{L-1}^T dh, db_emb = sum_n dh      (H, K), (K,)
+        da_{L-1} = dh W_emb^T                          (N, H): linear, so no mask
+        (otherwise da_{L-1} = dh)
+        for k = L-1 .. 1:
+        dz_k = da_k * [z_k > 0]                       (N, H_k): ReLU passes gradient where on
+        dW_k = a_{k-1}^T dz_k, db_k = sum_n dz_k      (H_{k-1}, H_k), (H_k,)
+        da_{k-1} = dz_k W_k^T                          (N, H_{k-1}); at k = 1 this is dx
+
     Parameters
     ----------
     dlogits : (N, C) gradient of the loss w.r.t. the logits, or None

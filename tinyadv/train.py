@@ -40,7 +40,7 @@ class TrainConfig:
     batch_size: int = 128  # anchors per step
     epochs: int = 8  # passes over the training set
     fgsm_eps: float = 0.1  # FGSM l-inf budget in [0, 1] pixel units (0.1 = 25.5/255)
-    adversarial: bool = True  # FGSM adversarial training: CE on clean + FGSM images
+    adversarial: bool = True  # FGSM adversarial training (CE on the images ce_on names); False: clean CE
     inv_eps: float = 0.4  # l-inf budget of the label-flipping invariance examples
     inv_shifts: int = 0  # invariance generator: try reference shifts up to this many pixels
     margin: float = 0.05  # triplet margin m (angular distance)
@@ -73,6 +73,9 @@ class TrainConfig:
             (isinstance(self.embed_dim, int) and not isinstance(self.embed_dim, bool)
              and self.embed_dim >= 0, "embed_dim", "an integer >= 0"),
             (self.ce_on in objective.CE_ON, "ce_on", f"one of {objective.CE_ON}"),
+            # Without FGSM images there is nothing for ce_on="fgsm" to train on.
+            (self.adversarial or self.ce_on == "clean+fgsm", "ce_on",
+             "'clean+fgsm' when adversarial is false (there are no FGSM images)"),
         ]
         for ok, name, expected in checks:
             if not ok:
