@@ -124,7 +124,7 @@ def main():
             failures += 1
             print("FAIL", describe(outcome), *found, sep="\n  ", flush=True)
     print(f"{len(cases)} cases ({len(moments)} instants x {len(modes)} modes): "
-          f"{failures} failed; exit statuses {codes}; slowest exit {max(exits):.2f}s after the "
+          f"{failures} failed; exit statuses {codes}; slowest exit {max(exits, default=0):.2f}s after the "
           f"first signal; {time.time() - t0:.0f}s in all")
     return 1 if failures else 0
 

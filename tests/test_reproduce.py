@@ -1,10 +1,9 @@
 """python -m tinyadv.reproduce on a tiny subset: outputs, resuming, determinism, bad flags."""
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -99,8 +98,10 @@ def test_authors_preset_is_recorded_keyed_and_trains_a_4d_embedding(tiny_run, tm
     assert record["key"]["preset"] == "authors" and record["key"]["config"]["embed_dim"] == 4
     with np.load(tmp_path / "runs" / "baseline+mls__seed0.npz", allow_pickle=False) as f:
         assert f["W_emb"].shape == (256, 4) and f["W3"].shape == (4, 10)
-    # the default preset's saved runs are not mistaken for these
-    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(tiny_run)], capsys)
+    # the default preset's saved runs (a copy: tiny_run stays as it is) are not mistaken for these
+    copy = tmp_path / "default_copy"
+    shutil.copytree(tiny_run, copy)
+    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(copy)], capsys)
     assert code == 0 and "reusing" not in out
 
 
@@ -165,8 +166,12 @@ def test_ctrl_c_at_several_instants_stops_cleanly_and_a_rerun_resumes(tmp_path, 
 
 
 def test_changed_config_is_not_reused(tiny_run, tmp_path, capsys):
+    copy = tmp_path / "copy"  # tiny_run itself stays as the other tests expect it
+    shutil.copytree(tiny_run, copy)
+    code, out = run(TINY + ["--seeds", "0", "--out", str(copy)], capsys)  # as saved: reused
+    assert code == 0 and "reusing 4 saved run(s)" in out
     code, out = run(["--train-size", "400", "--test-size", "100", "--epochs", "2",
-                     "--seeds", "0", "--out", str(tiny_run)], capsys)
+                     "--seeds", "0", "--out", str(copy)], capsys)
     assert code == 0 and "reusing" not in out
 
 

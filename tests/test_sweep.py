@@ -1,7 +1,6 @@
 """python -m tinyadv.sweep: the grid, the statistics, the outputs of --quick, resuming, bad flags."""
 import json
 
-import numpy as np
 import pytest
 
 from tinyadv import sweep
@@ -34,6 +33,19 @@ def test_default_grid_is_the_issues_18_settings():
     assert len(stems) == 18 and not any("/" in stem or " " in stem for stem in stems)
 
 
+def test_grid_flags_add_up():
+    args = sweep.parse_args(["--grid", "margin=0.1", "--grid", "lambda_inv=1,3"])
+    assert args.axes == {"embed_dim": [0, 4], "margin": [0.1], "lambda_inv": [1.0, 3.0]}
+
+
+def test_a_source_run_has_one_name_whatever_the_protocols():
+    """So runs saved by a source-only sweep are reused when oracle runs are added."""
+    source = set(names(sweep.DEFAULT_AXES))
+    both = set(names(sweep.DEFAULT_AXES, ("source", "oracle")))
+    assert source < both and len(both - source) == 12
+    assert all(name.endswith("protocol=oracle") for name in both - source)
+
+
 def test_protocols_multiply_only_the_mli_settings():
     both = sweep.grid_settings(sweep.DEFAULT_AXES, ["source", "oracle"], BASE)
     assert len(both) == 30
@@ -59,6 +71,10 @@ def test_a_grid_axis_replaces_or_adds_and_duplicates_are_trained_once():
     (["--grid", "init=he,xavier"], "init"),
     (["--grid", "margin"], "FIELD=v1,v2"),
     (["--grid", "seed=1,2"], "--seeds"),
+    (["--grid", "margin=0.1", "--grid", "margin=0.2"], "margin: given twice"),
+    (["--grid", "epochs=0,1"], "--grid epochs: expected integers >= 1"),
+    (["--preset", "authors", "--grid", "adversarial=false"], "--grid with --preset authors: ce_on"),
+    (["--grid", "margin=0.1234567,0.1234568"], "too close to tell apart"),
     (["--protocols", "human"], "--protocols"),
     (["--seeds", "1", "1"], "--seeds"),
     (["--jobs", "0"], "--jobs"),

@@ -28,10 +28,16 @@ import numpy as np
 
 from . import data, evaluate, invariance
 from .fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
-from .runner import run_in_workers
+from .runner import WorkerError, run_in_workers
 from .train import PRESETS, TrainConfig, train
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
+# Workers run BLAS on one thread each: two runs at once use both cores, and a run's numbers
+# do not depend on --jobs (a product's rounding can depend on how BLAS splits it).
+WORKER_BLAS_THREADS = 1
+# Part of every run's key: bump it when training, evaluation or a record's layout changes, so
+# that runs saved by older code are trained again instead of reused.
+RECORD_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class Run:
 def run_key(run, evaluation):
     """Everything that determines a run's numbers; a saved run is reused only if it matches."""
     return {"preset": run.preset, "config": run.config.to_dict(), "eval": evaluation.to_dict(),
-            "blas_threads": 1}
+            "blas_threads": WORKER_BLAS_THREADS, "record_format": RECORD_FORMAT}
 
 
 def load_saved_run(runs_dir, run, evaluation):
@@ -143,15 +149,6 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
     save_npz_atomic(stem + ".npz", params)  # weights first: a .json always has its .npz
     write_text_atomic(stem + ".json", json.dumps(record, indent=1))
     return record
-
-
-def finished(command_line):
-    """Exit status 0, for a command whose every output is written. As a command (not called
-    from other code), SIGINT is ignored from here on: there is nothing left to stop, and a
-    late Ctrl-C must not turn a finished run into a traceback while Python exits."""
-    if command_line:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return 0
 
 
 # ---- the command lines of reproduce and sweep -------------------------------------------
@@ -248,12 +245,12 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     # Leaving this block stops every worker, on every path (runner.py); what they had saved
     # stays, what they were writing is only ever a temporary file.
     with run_in_workers(tasks, _work, jobs=jobs, initializer=_init_worker,
-                        initargs=(evaluation,), blas_threads=1) as finished:
+                        initargs=(evaluation,), blas_threads=WORKER_BLAS_THREADS) as finished:
         for (run, _), record in finished:
             records[run.name] = record
             done_cost += estimated_cost(run.config)
             elapsed = time.perf_counter() - started
-            left = elapsed * (total_cost - done_cost) / done_cost
+            left = elapsed * (total_cost - done_cost) / done_cost if done_cost else 0.0
             log(f"-- {len(records)}/{len(runs)} runs done ({run.name}: "
                 f"{_describe(record['results'])}), {elapsed:.0f}s elapsed, ~{left:.0f}s left")
             warning = evaluate.overfitting_warning(record["results"])
@@ -262,17 +259,37 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     return records
 
 
-def stopped(out, runs_dir, runs, evaluation, why=None):
-    """What a command does when it is stopped (Ctrl-C, or a run failed in its worker): no
-    more interrupts, no temporary files left, a line saying what is saved. Returns the exit
-    status: 130 for Ctrl-C (as a shell reports a process stopped by SIGINT), 1 for a failure.
+def run_command(body, out, runs_dir, runs, evaluation, command_line):
+    """Run a command's ``body()`` (train what is missing, write the outputs) and return its exit
+    status: 0 when it finished; 130 after a Ctrl-C (as a shell reports a process stopped by
+    SIGINT); 1 when a run failed in its worker. When stopped, it removes every temporary file
+    and says how many runs are saved; a rerun of the same command resumes from them.
 
-    SIGINT stays ignored afterwards, on purpose: the command is about to exit, and a second
-    Ctrl-C a few milliseconds after the first (an impatient user, or GNU timeout signalling
-    the process and then its group) must not turn this clean exit into a traceback. Call it
-    from a command's main, not from a library function that goes on.
+    ``command_line``: called as ``python -m tinyadv.<command>``. Then SIGINT stays ignored
+    once the body has ended, on purpose: the process is about to exit, and a second Ctrl-C a
+    few milliseconds after the first (an impatient user, or GNU timeout signalling the process
+    and then its group) must not turn the clean exit into a traceback. Called from other code
+    (a notebook, a test), the caller's SIGINT handler is put back instead.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    caller_handler = signal.getsignal(signal.SIGINT)
+    try:
+        body()
+        if command_line:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing left to stop
+        return 0
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # first thing: a second Ctrl-C is ignored
+        status = _stopped(out, runs_dir, runs, evaluation)
+    except WorkerError as err:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below must not be cut short
+        status = _stopped(out, runs_dir, runs, evaluation, why=str(err))
+    if not command_line:
+        signal.signal(signal.SIGINT, caller_handler)
+    return status
+
+
+def _stopped(out, runs_dir, runs, evaluation, why=None):
+    """No temporary files left, and a line saying what is saved. Returns the exit status."""
     for folder in (out, runs_dir):
         remove_temporary_files(folder)
     saved = sum(load_saved_run(runs_dir, run, evaluation) is not None for run in runs)

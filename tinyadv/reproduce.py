@@ -26,7 +26,6 @@ flipped label the generator assumes is the oracle's); human_* (agreement with th
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 
@@ -36,7 +35,6 @@ from . import data, evaluate, experiments, mlp, paper, plots
 from .attacks import fgsm
 from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
 from .fileio import write_text_atomic
-from .runner import WorkerError
 from .train import MODELS, PRESETS, TrainConfig, model_config, preset_config
 
 COLUMNS = ["clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
@@ -200,15 +198,10 @@ def main(argv=None, command_line=False):
     evaluation = Evaluation(train_images=train_size, test_images=test_size, pgd_steps=PGD_STEPS)
     runs = table1_runs(base, seeds, args.preset)
     # Ctrl-C at any instant: the workers are stopped, finished runs stay saved, no temporary
-    # file is left, and the exit status is 130 (experiments.stopped).
-    try:
-        reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started)
-        return experiments.finished(command_line)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # first thing: a second Ctrl-C is ignored
-        return experiments.stopped(out, runs_dir, runs, evaluation)
-    except WorkerError as err:
-        return experiments.stopped(out, runs_dir, runs, evaluation, why=str(err))
+    # file is left, and the exit status is 130 (experiments.run_command).
+    return experiments.run_command(
+        lambda: reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started),
+        out, runs_dir, runs, evaluation, command_line)
 
 
 def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):

@@ -27,7 +27,6 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ from scipy import stats
 from . import evaluate, experiments, plots
 from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
 from .fileio import write_text_atomic
-from .runner import WorkerError
 from .reproduce import COLUMNS, PGD_STEPS, mean_std
 from .train import MODELS, TrainConfig, preset_config
 
@@ -81,12 +79,17 @@ def parse_grid(items, parser):
             parser.error(f"--grid: expected FIELD=v1,v2,..., got {item!r}")
         if field in ("seed", "protocol"):
             parser.error(f"--grid {field}: use --{field}s instead")
+        if field in axes:
+            parser.error(f"--grid {field}: given twice; list all its values once, "
+                         f"{field}=v1,v2,...")
         try:
             values = [TrainConfig.parse_field(field, part) for part in text.split(",")]
             for value in values:  # the value must also be allowed, not only well typed
                 TrainConfig().replace(**{field: value})
         except ValueError as err:
             parser.error(f"--grid: {err}")
+        if field == "epochs" and min(values) < 1:  # as --epochs: a run must train
+            parser.error(f"--grid epochs: expected integers >= 1, got {text!r}")
         axes[field] = list(dict.fromkeys(values))  # each value once, in the order given
     return axes
 
@@ -108,8 +111,9 @@ def grid_settings(axes, protocols, base):
         order = list(context_axes) + list(triplet_axes) + ["lambda_inv", "protocol"]
         fields = tuple((k, extra[k] if k in extra else dict(context)[k])
                        for k in order if k in extra or k in dict(context))
-        if kind == "mli" and len(protocols) == 1 and protocols[0] == "source":
-            fields = tuple(f for f in fields if f[0] != "protocol")  # the paper's: no need to say
+        # The paper's protocol goes unsaid, so a source run has one name (and one saved file)
+        # whether or not --protocols also asks for oracle runs.
+        fields = tuple(f for f in fields if f != ("protocol", "source"))
         settings.append((Setting(kind, fields, tuple(context)), config))
 
     for values in itertools.product(*context_axes.values()):
@@ -291,7 +295,7 @@ def parse_args(argv):
     experiments.add_run_arguments(
         parser, quick_help=f"small data ({QUICK['train_size']} training, {QUICK['test_size']} "
                            f"test images, {QUICK['epochs']} epochs), one seed, a small grid")
-    parser.add_argument("--grid", nargs="+", default=[], metavar="FIELD=v1,v2",
+    parser.add_argument("--grid", nargs="+", action="extend", default=[], metavar="FIELD=v1,v2",
                         help="replace (or add) an axis of the grid, for any TrainConfig field")
     parser.add_argument("--protocols", nargs="+", choices=["source", "oracle"],
                         default=["source"], help="MLI protocols (default: the paper's, source)")
@@ -300,6 +304,15 @@ def parse_args(argv):
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
     experiments.check_run_arguments(parser, args)
     args.axes = {**(QUICK_AXES if args.quick else DEFAULT_AXES), **parse_grid(args.grid, parser)}
+    # Each value was allowed alone; check the combinations with the preset, and the names.
+    try:
+        settings = grid_settings(args.axes, args.protocols, preset_config(args.preset))
+    except ValueError as err:
+        parser.error(f"--grid with --preset {args.preset}: {err}")
+    names = [setting.name for setting, _ in settings]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        parser.error(f"--grid: values too close to tell apart in a run's name: {twice}")
     return args
 
 
@@ -318,15 +331,10 @@ def main(argv=None, command_line=False):
                 labels={"setting": setting.name, "seed": seed}, preset=args.preset)
             for setting, config in settings for seed in seeds]
     runs_dir = os.path.join(args.out, "runs")
-    # Ctrl-C at any instant: as in reproduce (experiments.stopped), exit status 130.
-    try:
-        run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started)
-        return experiments.finished(command_line)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # first thing: a second Ctrl-C is ignored
-        return experiments.stopped(args.out, runs_dir, runs, evaluation)
-    except WorkerError as err:
-        return experiments.stopped(args.out, runs_dir, runs, evaluation, why=str(err))
+    # Ctrl-C at any instant: as in reproduce (experiments.run_command), exit status 130.
+    return experiments.run_command(
+        lambda: run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started),
+        args.out, runs_dir, runs, evaluation, command_line)
 
 
 def run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started):
