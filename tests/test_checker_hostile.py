@@ -106,6 +106,18 @@ HOSTILE = {
         def relu_backward(dout, cache):
             os.kill(os.getpid(), 40)  # a real-time signal: no name to print
         """, {"relu_backward": "error"}, ["killed by signal 40"]),
+    "sends_an_unhashable_field.py": ("""
+        import os, sys
+        from tinyadv.checker import channel
+        os.write(int(sys.argv[1]), channel.encode({"kind": "function", "backward": ["x"]}))
+        def relu_backward(dout, cache):
+            return 0 * dout
+        """, {"relu_backward": "fail"}, ["FAIL relu_backward"]),
+    "hides_a_wrong_function.py": ("""
+        def relu_backward(dout, cache):
+            return dout
+        relu_backward = None
+        """, {"relu_backward": "fail"}, ["not a function once the file has run"]),
 }
 CORRECT = {"a_library.py": LIBRARY, "b_relu.py": CORRECT_RELU}
 
@@ -220,7 +232,8 @@ def test_signals_to_the_checker_are_held_against_the_sender(tmp_path):
     # Run as a program, the checker learns who sent a signal (sigtimedwait): the senders are
     # graded error and the run goes on, the correct file passes.
     folder = tmp_path / "class"
-    for signame in ("SIGTERM", "SIGINT", "SIGHUP"):
+    senders = ("SIGTERM", "SIGINT", "SIGHUP", "SIGRTMIN", "SIGSEGV", "SIGABRT")
+    for signame in senders:
         write(folder, f"sends_{signame}.py", f"""
             import os, signal, time
             def relu_backward(dout, cache):
@@ -235,7 +248,7 @@ def test_signals_to_the_checker_are_held_against_the_sender(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     rows = gradebook(report)
     assert statuses(rows, "b_relu.py") == {"relu_backward": "pass"}
-    for signame in ("SIGTERM", "SIGINT", "SIGHUP"):
+    for signame in senders:
         row = next(r for r in rows if r["file"].endswith(f"sends_{signame}.py"))
         assert row["status"] == "error" and f"it sent {signame} to the checker" in row["hint"]
 
@@ -294,7 +307,10 @@ def test_ctrl_c_stops_every_child_and_writes_no_gradebook(tmp_path):
     assert _processes_mentioning(str(folder)) == []  # no orphan
 
 
-def test_a_sibling_killer_cannot_change_another_files_verdict(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGKILL", "SIGINT"])
+def test_a_sibling_killer_cannot_change_another_files_verdict(tmp_path, signame):
+    # SIGINT would be a KeyboardInterrupt inside the victim's own code if the child kept
+    # Python's handler: a failure that reads as the student's. It must die by it instead.
     folder = tmp_path / "class"
     marker = tmp_path / "killed"
     # b_killer waits for a_victim's process, kills it, and leaves a marker; a_victim waits
@@ -324,11 +340,62 @@ def test_a_sibling_killer_cannot_change_another_files_verdict(tmp_path):
             found = list(victims())
             if found:
                 for pid in found:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.{signame})
                 break
             time.sleep(0.05)
         open({str(marker)!r}, "w").close()
         """)
     code, out = check(folder, "--jobs", "2", "--timeout", "30", "--report", tmp_path / "g.csv")
     assert statuses(gradebook(tmp_path / "g.csv"), "a_victim.py") == {"relu_backward": "pass"}, out
-    assert "note: checked a second time, alone: the first time it was killed by SIGKILL" in out
+    assert f"note: checked a second time, alone: the first time it was killed by {signame}" in out
+
+
+def test_a_sibling_cannot_write_into_another_childs_channels(tmp_path):
+    # Another process of the user could open a child's pipe anew through /proc/<pid>/fd and
+    # forge its answers (or spoil them). The channels are sockets, which cannot be opened so.
+    folder = tmp_path / "class"
+    marker = tmp_path / "tried"
+    write(folder, "a_victim.py", f"""
+        import os, time
+        for _ in range(200):
+            if os.path.exists({str(marker)!r}):
+                break
+            time.sleep(0.05)
+        def relu_backward(dout, cache):
+            return dout * (cache > 0)
+        """)
+    write(folder, "b_forger.py", f"""
+        import os, time
+        from tinyadv.checker import channel
+        def victim():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+                        args = f.read().split(b"\\0")
+                except OSError:
+                    continue
+                if any(a.endswith(b"a_victim.py") and {str(folder)!r}.encode() in a for a in args):
+                    return pid, args
+            return None, None
+        opened = []
+        for _ in range(200):
+            pid, args = victim()
+            if pid:
+                answer_fd = args[args.index(b"tinyadv.checker.child") + 1].decode()
+                for fd in ("0", "1", "2", answer_fd):
+                    try:
+                        w = os.open(f"/proc/{{pid}}/fd/{{fd}}", os.O_WRONLY)
+                    except OSError as exc:
+                        continue
+                    opened.append(fd)
+                    os.write(w, b"noise" * 100 + channel.encode({{"kind": "done"}}))
+                break
+            time.sleep(0.05)
+        with open({str(marker)!r}, "w") as f:
+            f.write(" ".join(opened) if pid else "no victim")
+        def relu_backward(dout, cache):
+            return dout * (cache > 0)
+        """)
+    code, out = check(folder, "--jobs", "2", "--timeout", "30", "--report", tmp_path / "g.csv")
+    assert marker.read_text() == "", f"opened the victim's descriptors {marker.read_text()!r}"
+    assert statuses(gradebook(tmp_path / "g.csv"), "a_victim.py") == {"relu_backward": "pass"}, out

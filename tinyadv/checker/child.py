@@ -32,9 +32,17 @@ import sys
 import traceback
 import warnings
 
-import numpy as np
+from tinyadv.checker import procs  # the standard library only: loads in a few ms
 
-from tinyadv.checker import channel, procs
+if __name__ == "__main__":
+    # First, before NumPy's ~100 ms of imports: die with the checker, and make /proc/<pid>/fd
+    # of this process unreadable to other processes of the user (another submission).
+    procs.die_with_parent(int(sys.argv[2]))
+    procs.set_dumpable(False)
+
+import numpy as np  # noqa: E402
+
+from tinyadv.checker import channel  # noqa: E402
 
 FILE_SIZE_LIMIT = 64 * 2**20
 MAX_ITEMS = 16  # a returned tuple is described up to this many items
@@ -87,7 +95,7 @@ def _set_limits(limits):
         if hasattr(resource, name):
             try:
                 resource.setrlimit(getattr(resource, name), (int(soft), int(hard)))
-            except (ValueError, OSError):  # e.g. above a hard limit set by the system
+            except (ValueError, OSError, OverflowError):  # above a system's hard limit, huge
                 pass
 
 
@@ -164,6 +172,7 @@ def _watch_solutions(pieces, calls):
                 return _original(*args, **kwargs)
 
             functools.update_wrapper(watched, original)
+            del watched.__wrapped__  # else `f = watched.__wrapped__` would call it unnoticed
             setattr(module, attribute, watched)
             wrappers[qualified] = watched
     return wrappers
@@ -269,10 +278,14 @@ def _run_function(piece, module, inputs, calls, wrappers, source_file):
 
 def main(argv):
     channel_fd, parent, path = int(argv[0]), int(argv[1]), os.path.abspath(argv[2])
-    procs.die_with_parent(parent)
-    procs.set_dumpable(False)  # other children of the same user cannot open our pipes
+    procs.die_with_parent(parent)  # again: harmless, and main() may be called on its own
+    procs.set_dumpable(False)
     if hasattr(signal, "pthread_sigmask"):  # the checker blocks some signals; we need none
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    # A SIGINT (a sibling's, say) must kill this process, as a signal: then the checker sees
+    # it and checks this file again alone. Python's default would raise KeyboardInterrupt in
+    # the student's function, where it would read as the student's own failure.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     send = _Sender(channel_fd)
     plan, inputs = channel.decode_one(_read_stdin())
     pieces = plan["pieces"]

@@ -183,7 +183,13 @@ def main(argv=None, out=None):
     late = {}  # index -> problems seen before the file's result was ready (a second run)
 
     def on_finish(index, run):
-        results[index] = judge.judge_file(run, references, limits, args.tol, args.expected)
+        try:
+            results[index] = judge.judge_file(run, references, limits, args.tol, args.expected)
+        except Exception as exc:  # noqa: BLE001 -- a judge bug a submission found: that file
+            results[index] = judge.FileResult(str(run.path), checked=True)  # errs; the run goes on
+            results[index].add_file_problem(
+                "error", f"its answers could not be judged ({type(exc).__name__}); "
+                         f"please report this to tinyadv")
         for problem in late.pop(index, []):
             results[index].add_file_problem("error", problem)
         printer.ready()

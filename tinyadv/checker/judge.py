@@ -366,20 +366,22 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     if run.checked_again:
         result.notes.append(f"note: checked a second time, alone: the first time {run.checked_again}")
     messages, channel_problem = channel.decode_all(run.answers)
-    declared, imported, functions, done = [], None, {}, False
+    declared, imported, functions, done = None, None, {}, False
     for record, arrays in messages:
         kind = record.get("kind")
         if done:
             break  # nothing after "done" counts
-        if kind == "declared" and isinstance(record.get("names"), list):
-            declared = [n for n in BACKWARD_NAMES if n in record["names"]]
+        if kind == "declared" and declared is None and isinstance(record.get("names"), list):
+            declared = [n for n in BACKWARD_NAMES if n in record["names"]]  # the first counts
         elif kind in ("imported", "import failed") and imported is None:
             imported = record
-        elif kind == "function" and record.get("backward") in BY_BACKWARD:
+        elif (kind == "function" and isinstance(record.get("backward"), str)
+              and record["backward"] in BY_BACKWARD):
             functions.setdefault(record["backward"], (record, arrays))
         elif kind == "done":
             done = True
     ending = _how_it_ended(run, channel_problem, done, limits)
+    declared = declared or []
 
     if imported is None or imported.get("kind") == "import failed":
         if imported is not None:
@@ -421,12 +423,17 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
             outcome = FunctionResult(name, status, None, reason,
                                      [f"{status.upper()} {name}: {reason}"])
         result.functions.append(outcome)
-    for name in expect:
+    for name in declared:  # written in the file, gone once it ran: hidden, not blank
         if name not in found:
+            reason = "defined in the file, but not a function once the file has run"
+            result.functions.append(FunctionResult(name, "fail", None, reason,
+                                                   [f"FAIL {name}: {reason}"]))
+    for name in expect:
+        if name not in found and name not in declared:
             reason = "not defined in this file"
             result.functions.append(FunctionResult(name, "blank", None, reason,
                                                    [f"TODO {name}: {reason}"]))
-    if not found and not expect:
+    if not found and not expect and not declared:
         result.add_file_problem("blank", "nothing to check: the file defines none of "
                                 + ", ".join(BACKWARD_NAMES))
     if ending and not reached_end:  # it misbehaved after its last answer

@@ -17,15 +17,31 @@ PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
-# Signals whose default action ends or stops a process, and that a process can block: a
-# submission could send any of them to the checker. (SIGKILL and SIGSTOP cannot be blocked;
-# nor are the fault signals, SIGSEGV and the like.)
+# Signals a submission could send to end or stop the checker: every signal but those that
+# cannot be blocked (SIGKILL, SIGSTOP), those whose default is to do nothing, and the two
+# Python ignores (SIGPIPE, SIGXFSZ) -- blocked, a SIGPIPE the checker's own write to a dead
+# child raises would wait to be read as if someone had sent it. Real-time signals end a
+# process by default too. The fault signals (SIGSEGV and the like) are in:
+# sent with kill() they can be blocked and read like any other, and a real fault of the
+# checker's own still kills it, blocked or not (the kernel sees to that).
+HARMLESS_SIGNALS = tuple(getattr(signal, name) for name in
+                         ("SIGKILL", "SIGSTOP", "SIGCHLD", "SIGCONT", "SIGURG", "SIGWINCH",
+                          "SIGPIPE", "SIGXFSZ")
+                         if hasattr(signal, name))
 STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTSTP", "SIGTTIN", "SIGTTOU")
                          if hasattr(signal, name))
-WATCHED_SIGNALS = tuple(getattr(signal, name) for name in
-                        ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
-                         "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR") if hasattr(signal, name)) \
-    + STOPPING_SIGNALS
+FAULT_SIGNALS = tuple(getattr(signal, name) for name in
+                      ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS")
+                      if hasattr(signal, name))
+if hasattr(signal, "valid_signals"):
+    WATCHED_SIGNALS = tuple(sorted(s for s in signal.valid_signals()
+                                   if s not in HARMLESS_SIGNALS))
+else:  # no way to list them: the common ones
+    WATCHED_SIGNALS = tuple(getattr(signal, name) for name in
+                            ("SIGINT", "SIGTERM", "SIGABRT") if hasattr(signal, name))
+# What can safely get a Python handler instead (sandbox.py's fallback): not a fault signal,
+# whose handler would return to the faulting instruction forever.
+HANDLED_SIGNALS = tuple(s for s in WATCHED_SIGNALS if s not in FAULT_SIGNALS)
 
 
 def signal_name(number):

@@ -7,9 +7,12 @@ What a child gets
   and everything it starts can be found (same session) and killed.
 - An empty temporary working folder, an environment cut down to what Python needs (the
   teacher's tokens and passwords stay out), one BLAS thread.
-- Three pipes: its plan and inputs on stdin; its answers on a pipe of its own; its stdout
-  and stderr on a third, which is drained all the time -- printing megabytes can block
-  neither side -- keeping the first OUTPUT_KEEP bytes for the report.
+- Three channels: its plan and inputs on stdin; its answers on a descriptor of its own; its
+  stdout and stderr on a third, which is drained all the time -- printing megabytes can block
+  neither side -- keeping the first OUTPUT_KEEP bytes for the report. Each is a Unix socket
+  pair, not a pipe: another process of the same user can open a child's pipe anew through
+  /proc/<pid>/fd and write into it (a sibling submission forging a friend's answers), but a
+  socket cannot be opened that way.
 - Limits it sets on itself before the submission is imported, and cannot raise again
   (child.py): address space (``--memory``), CPU time (a backstop), no new processes.
 - A wall-clock deadline (``--timeout``) kept here. At the deadline, or as soon as the child
@@ -31,7 +34,8 @@ a thread that does not (NumPy's BLAS threads, say) and nobody learns the sender.
 ``python -m tinyadv.gradcheck`` blocks them before NumPy starts (procs.block_watched_signals).
 Called from a process where some thread does not block them (a test, a notebook), the
 checker falls back to plain handlers: any such signal stops the run, and Interrupted names
-the files that were running -- never a gradebook, never a silent pass.
+the files that were running -- never a gradebook, never a silent pass. (The fault signals,
+SIGSEGV and the like, get no handler there: one that returned would fault again forever.)
 
 What it does not stop
 ---------------------
@@ -39,17 +43,19 @@ Children run as the teacher's user: a submission can still read and write the te
 files, use the network, and signal other processes of the user. With ``--jobs`` > 1 it may
 kill or stop a sibling: a child killed by a signal the checker did not send, or found stopped
 at its deadline, while another child ran beside it, is checked again alone at the end, so
-its verdict is its own. It can also kill the checker outright (SIGKILL, SIGSEGV) or stop it
+its verdict is its own. It can also kill the checker outright (SIGKILL) or stop it
 (SIGSTOP), signals no process can catch: the run then ends with a non-zero exit status and
-no gradebook, or stalls until resumed -- never a silent pass. Run a class in a throw-away
-account or container for more; running the checker as root removes the "no new processes"
-limit and the descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor
+no gradebook, or stalls until resumed -- never a silent pass. In the few milliseconds before
+a child hides itself (child.py, first lines), a process of the same user could attach a
+debugger to it (ptrace). Run a class in a throw-away account or container for more; running
+the checker as root removes the "no new processes" limit and the descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor
 hiding, orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
 """
 import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -106,10 +112,11 @@ class Run:
 class _Child:
     """One running submission: its process, pipes and buffers."""
 
-    def __init__(self, index, path, proc, answer_fd, workdir, plan, deadline):
+    def __init__(self, index, path, proc, fds, workdir, plan, deadline):
         self.index, self.path, self.proc = index, path, proc
-        self.plan_fd, self.output_fd = proc.stdin.fileno(), proc.stdout.fileno()
-        self.answer_fd, self.workdir = answer_fd, workdir
+        self.plan_fd, self.output_fd, self.answer_fd = fds  # our ends of its three channels
+        self.open_fds = set(fds)
+        self.workdir = workdir
         self.unsent = memoryview(plan)
         self.started, self.deadline = time.monotonic(), deadline
         self.answers, self.output = bytearray(), bytearray()
@@ -138,30 +145,36 @@ class _Runner:
 
     def start(self, index, path, again=None):
         workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
-        answer_read, answer_write = os.pipe()
+        # (ours, the child's) for the plan, the output and the answers: see "What a child gets"
+        pairs = [socket.socketpair() for _ in range(3)]
+        ours = [mine.detach() for mine, _ in pairs]
+        theirs = [its.detach() for _, its in pairs]
+        plan_fd, output_fd, answer_fd = theirs
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-B", "-m", "tinyadv.checker.child", str(answer_write),
+                [sys.executable, "-B", "-m", "tinyadv.checker.child", str(answer_fd),
                  str(os.getpid()), str(path.resolve())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(answer_write,), cwd=workdir, env=_child_environment(),
+                stdin=plan_fd, stdout=output_fd, stderr=subprocess.STDOUT,
+                pass_fds=(answer_fd,), cwd=workdir, env=_child_environment(),
                 start_new_session=True)
         except OSError as exc:
-            os.close(answer_read)
+            for fd in ours:
+                os.close(fd)
             shutil.rmtree(workdir, ignore_errors=True)
             run = Run(path, problems=[f"could not be started ({exc})"])
             self.on_finish(index, run)
             return
         finally:
-            os.close(answer_write)  # the child holds the only write end: EOF when it ends
-        child = _Child(index, path, proc, answer_read, workdir, self.plan,
+            for fd in theirs:  # the child holds the only other ends: EOF when it ends
+                os.close(fd)
+        child = _Child(index, path, proc, ours, workdir, self.plan,
                        time.monotonic() + self.limits.seconds)
         child.run.checked_again = again
-        for fd in (child.plan_fd, child.output_fd, answer_read):
+        for fd in ours:
             os.set_blocking(fd, False)
         for fd, event, kind in ((child.plan_fd, selectors.EVENT_WRITE, "plan"),
                                 (child.output_fd, selectors.EVENT_READ, "output"),
-                                (answer_read, selectors.EVENT_READ, "answers")):
+                                (child.answer_fd, selectors.EVENT_READ, "answers")):
             self.selector.register(fd, event, (child, kind))
             child.registered.add(fd)
         self.live[proc.pid] = self.ever[proc.pid] = child
@@ -204,13 +217,14 @@ class _Runner:
         del self.live[child.proc.pid]
         for fd in list(child.registered):
             self._unregister(child, fd)
-        for stream in (child.proc.stdin, child.proc.stdout):
-            try:
-                stream.close()
-            except OSError:  # unsent plan bytes: the child is gone anyway
-                pass
-        os.close(child.answer_fd)
+        for fd in list(child.open_fds):
+            self._close_fd(child, fd)
         shutil.rmtree(child.workdir, ignore_errors=True)
+
+    def _close_fd(self, child, fd):
+        if fd in child.open_fds:
+            child.open_fds.discard(fd)
+            os.close(fd)
 
     def _unregister(self, child, fd):
         # Only a descriptor of this child's: once closed, its number may belong to another.
@@ -252,9 +266,9 @@ class _Runner:
             return
         except OSError:  # the child is gone or closed its stdin: it will be judged as it is
             child.unsent = child.unsent[:0]
-        if not child.unsent:
+        if not child.unsent:  # all sent: closing our end is the child's end of input
             self._unregister(child, fd)
-            child.proc.stdin.close()
+            self._close_fd(child, fd)
 
     # -- signals --------------------------------------------------------------------------
 
@@ -292,7 +306,7 @@ class _Runner:
             if old_mask is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             try:
-                for signum in WATCHED_SIGNALS:
+                for signum in procs.HANDLED_SIGNALS:
                     old_handlers[signum] = signal.signal(signum, lambda n, _: self.received.append(n))
             except ValueError:  # not the main thread: signals keep their usual effect
                 pass
