@@ -40,6 +40,22 @@ WORKER_BLAS_THREADS = 1
 RECORD_FORMAT = 1
 
 
+# The columns of every run's results, as reproduce and sweep print them.
+COLUMNS = ["clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
+           "human_linf_eps03", "human_linf_eps04", "human_linf_manual_eps04", "human_l0"]
+
+
+def mean_std(values):
+    """{mean, std, per_seed}: the sample std (ddof 1) over seeds, 0 for a single seed."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "per_seed": list(values)}
+
+
+def cell_text(cell):
+    """'98.66 ± 0.07' for a mean_std cell."""
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """How much data a run sees and how it is attacked; part of every run's key."""

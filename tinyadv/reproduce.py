@@ -33,14 +33,11 @@ import numpy as np
 
 from . import data, evaluate, experiments, mlp, paper, plots
 from .attacks import fgsm
-from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
+from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
 from .fileio import write_text_atomic
 from .train import MODELS, PRESETS, TrainConfig, model_config, preset_config
 
-COLUMNS = ["clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
-           "human_linf_eps03", "human_linf_eps04", "human_linf_manual_eps04", "human_l0"]
 QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
-PGD_STEPS = 10
 # Fields each Table 1 row sets itself; --set may not change them (python -m tinyadv.sweep can).
 ROW_FIELDS = sorted({name for row in MODELS.values() for name in row})
 # Fields with flags of their own.
@@ -98,12 +95,6 @@ def table1_runs(base, seeds, preset):
             for model in MODELS for seed in seeds]
 
 
-def mean_std(values):
-    """{mean, std, per_seed}: the sample std (ddof 1) over seeds, 0 for a single seed."""
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(np.mean(values)), "std": std, "per_seed": list(values)}
-
-
 def summarise(records, seeds):
     """table[model][column] = {mean, std, per_seed, total}, in %, for every column; and
     table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points."""
@@ -117,18 +108,14 @@ def summarise(records, seeds):
     return table
 
 
-def _cell(cell):
-    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
-
-
 def format_table(table, seeds, preset):
     """Markdown: tinyadv's rows (mean ± std over seeds), every column."""
     lines = [f"tinyadv, preset `{preset}` (accuracy in %, mean ± sample std over seeds {seeds}):",
              "", "| model | " + " | ".join(COLUMNS) + " | FGSM − PGD (points) |",
              "|" + "---|" * (len(COLUMNS) + 2)]
     for model, row in table.items():
-        lines.append(f"| {model} | " + " | ".join(_cell(row[c]) for c in COLUMNS + ["fgsm_pgd_gap"])
-                     + " |")
+        cells = [cell_text(row[c]) for c in COLUMNS + ["fgsm_pgd_gap"]]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     totals = ", ".join(f"{c} n={next(iter(table.values()))[c]['total']}" for c in COLUMNS)
     lines.append("")
     lines.append(f"Images per column: {totals}.")
@@ -154,7 +141,7 @@ def format_side_by_side(table, audit, preset, seeds):
                          + " | ".join(f"{entry['mean'][c]:.2f} ± {entry['std'][c]:.2f}"
                                       for c in paper.PAPER_COLUMNS) + " |")
         lines.append(f"| | tinyadv `{preset}` | "
-                     + " | ".join(_cell(table[model][c]) for c in paper.PAPER_COLUMNS) + " |")
+                     + " | ".join(cell_text(table[model][c]) for c in paper.PAPER_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -195,7 +182,7 @@ def main(argv=None, command_line=False):
     base = preset_config(args.preset, epochs=epochs, **args.fields)
     out = args.out or os.path.join("results", args.preset)
     runs_dir = os.path.join(out, "runs")
-    evaluation = Evaluation(train_images=train_size, test_images=test_size, pgd_steps=PGD_STEPS)
+    evaluation = Evaluation(train_images=train_size, test_images=test_size)
     runs = table1_runs(base, seeds, args.preset)
     # Ctrl-C at any instant: the workers are stopped, finished runs stay saved, no temporary
     # file is left, and the exit status is 130 (experiments.run_command).

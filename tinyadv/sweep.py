@@ -35,9 +35,8 @@ import numpy as np
 from scipy import stats
 
 from . import evaluate, experiments, plots
-from .experiments import FULL_TEST, FULL_TRAIN, Evaluation, Run
+from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
 from .fileio import write_text_atomic
-from .reproduce import COLUMNS, PGD_STEPS, mean_std
 from .train import MODELS, TrainConfig, preset_config
 
 DEFAULT_AXES = {"embed_dim": [0, 4], "margin": [0.05, 0.5], "lambda_inv": [0.5, 2.0, 8.0]}
@@ -188,10 +187,6 @@ def summarise(settings, records, seeds):
     return per_setting
 
 
-def _fmt(cell):
-    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
-
-
 def _fmt_change(ch):
     note = {True: " (within spread)", False: "", None: " (one seed: no spread)"}[ch["within_spread"]]
     p = f", p={ch['welch_p']:.2g}" if ch["welch_p"] is not None else ""
@@ -206,7 +201,7 @@ def format_markdown(summary, seeds, preset):
              f"(350 images), active_* = % of triplets with an active hinge in the last epoch.",
              "", "| setting | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
     for name, entry in summary.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(entry["columns"][c]) for c in shown) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell_text(entry["columns"][c]) for c in shown) + " |")
     lines += ["", "Change against the baseline of the same context (difference of means; "
                   "'within spread' = smaller than the larger seed std of the two; p = Welch's "
                   "t-test over seeds):", "",
@@ -323,8 +318,7 @@ def main(argv=None, command_line=False):
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
     evaluation = Evaluation(train_images=QUICK["train_size"] if args.quick else FULL_TRAIN,
-                            test_images=QUICK["test_size"] if args.quick else FULL_TEST,
-                            pgd_steps=PGD_STEPS)
+                            test_images=QUICK["test_size"] if args.quick else FULL_TEST)
     base = preset_config(args.preset, epochs=epochs)
     settings = grid_settings(args.axes, args.protocols, base)
     runs = [Run(setting.stem(seed), config.replace(seed=seed),
