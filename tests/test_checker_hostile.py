@@ -307,6 +307,20 @@ def test_ctrl_c_stops_every_child_and_writes_no_gradebook(tmp_path):
     assert _processes_mentioning(str(folder)) == []  # no orphan
 
 
+def victim_code(marker):
+    """A correct file that waits (up to 10 s) at import until ``marker`` exists: a sibling
+    has done to it what it came to do."""
+    return f"""
+        import os, time
+        for _ in range(200):
+            if os.path.exists({str(marker)!r}):
+                break
+            time.sleep(0.05)
+        def relu_backward(dout, cache):
+            return dout * (cache > 0)
+        """
+
+
 @pytest.mark.parametrize("signame", ["SIGKILL", "SIGINT"])
 def test_a_sibling_killer_cannot_change_another_files_verdict(tmp_path, signame):
     # SIGINT would be a KeyboardInterrupt inside the victim's own code if the child kept
@@ -316,15 +330,7 @@ def test_a_sibling_killer_cannot_change_another_files_verdict(tmp_path, signame)
     # b_killer waits for a_victim's process, kills it, and leaves a marker; a_victim waits
     # for the marker at import, so it is surely killed the first time. Checked again alone
     # (the marker is there by then), it passes.
-    write(folder, "a_victim.py", f"""
-        import os, time
-        for _ in range(200):
-            if os.path.exists({str(marker)!r}):
-                break
-            time.sleep(0.05)
-        def relu_backward(dout, cache):
-            return dout * (cache > 0)
-        """)
+    write(folder, "a_victim.py", victim_code(marker))
     write(folder, "b_killer.py", f"""
         import os, signal, time
         def victims():
@@ -355,15 +361,7 @@ def test_a_sibling_cannot_write_into_another_childs_channels(tmp_path):
     # forge its answers (or spoil them). The channels are sockets, which cannot be opened so.
     folder = tmp_path / "class"
     marker = tmp_path / "tried"
-    write(folder, "a_victim.py", f"""
-        import os, time
-        for _ in range(200):
-            if os.path.exists({str(marker)!r}):
-                break
-            time.sleep(0.05)
-        def relu_backward(dout, cache):
-            return dout * (cache > 0)
-        """)
+    write(folder, "a_victim.py", victim_code(marker))
     write(folder, "b_forger.py", f"""
         import os, time
         from tinyadv.checker import channel
