@@ -98,8 +98,9 @@ def load_saved_run(runs_dir, run, evaluation):
     return saved
 
 
-def load_params(runs_dir, run):
-    with np.load(os.path.join(runs_dir, run.name + ".npz"), allow_pickle=False) as f:
+def load_params(runs_dir, name):
+    """The saved weights of the run called ``name`` (its file stem)."""
+    with np.load(os.path.join(runs_dir, name + ".npz"), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 

@@ -21,8 +21,8 @@ def atomic_path(path):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}-", suffix=".tmp")
-    os.close(fd)
-    try:
+    try:  # from here on, whatever happens (a Ctrl-C included) removes the temporary file
+        os.close(fd)
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes files owner-only; results are for everyone
         os.replace(tmp, path)

@@ -29,8 +29,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from . import data, evaluate, experiments, mlp, paper, plots
 from .attacks import fgsm
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
@@ -88,9 +86,14 @@ def parse_args(argv):
     return args
 
 
+def run_name(model, seed):
+    """The file stem of one Table 1 run under runs/."""
+    return f"{model}__seed{seed}"
+
+
 def table1_runs(base, seeds, preset):
     """One Run per (Table 1 row, seed)."""
-    return [Run(name=f"{model}__seed{seed}", config=model_config(model, base).replace(seed=seed),
+    return [Run(name=run_name(model, seed), config=model_config(model, base).replace(seed=seed),
                 labels={"model": model, "seed": seed}, preset=preset)
             for model in MODELS for seed in seeds]
 
@@ -100,7 +103,7 @@ def summarise(records, seeds):
     table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points."""
     table = {}
     for model in MODELS:
-        results = [records[f"{model}__seed{s}"]["results"] for s in seeds]
+        results = [records[run_name(model, s)]["results"] for s in seeds]
         table[model] = {col: {**mean_std([r[col]["percent"] for r in results]),
                               "total": results[0][col]["total"]} for col in COLUMNS}
         table[model]["fgsm_pgd_gap"] = mean_std([r["fgsm"]["percent"] - r["pgd"]["percent"]
@@ -156,8 +159,7 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
     for key, model, title in (("without_mli", "baseline+mls", "(a) baseline+mls: no invariance term"),
                               ("with_mli", "baseline+mls+mli", "(b) baseline+mls+mli: with invariance term")):
         for seed in seeds:
-            run = Run(f"{model}__seed{seed}", model_config(model, base).replace(seed=seed))
-            params = experiments.load_params(runs_dir, run)
+            params = experiments.load_params(runs_dir, run_name(model, seed))
             h = mlp.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
             ratios[key].append(plots.scatter_ratio(h, y_test))
             if seed == seeds[0]:
@@ -171,7 +173,7 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
 def main(argv=None, command_line=False):
     """Run the reproduction; return the exit status. ``command_line``: called as
     ``python -m tinyadv.reproduce`` (then a Ctrl-C after the end is ignored, see
-    experiments.finished)."""
+    experiments.run_command)."""
     started = time.perf_counter()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
@@ -213,8 +215,7 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     wall = time.perf_counter() - started
     compute = sum(records[run.name]["train_seconds"] + records[run.name]["eval_seconds"]
                   for run in runs)
-    ratio_text = {k: f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
-                  for k, v in ratios.items()}
+    ratio_text = {k: "{mean:.3f} ± {std:.3f}".format(**mean_std(v)) for k, v in ratios.items()}
     result = {
         "preset": args.preset, "table": table,
         "paper": {"table1": paper.PAPER_TABLE1, "citation": paper.PAPER},
