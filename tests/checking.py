@@ -51,7 +51,7 @@ def gradebook(path):
     """The CSV gradebook as a list of dicts (and the header, checked)."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["file", "function", "status", "rel_error", "hint"], rows[0]
+    assert rows[0] == ["file", "function", "status", "rel_error", "hint", "isolation"], rows[0]
     return [dict(zip(rows[0], row)) for row in rows[1:]]
 
 

@@ -7,6 +7,9 @@ sandbox.py starts it in a fresh interpreter, one per submission. In order, it
    frame, see channel.py);
 3. sets its limits, which it cannot raise again: address space, CPU time, no new processes,
    no core files, no file larger than 64 MB;
+3b. shuts itself in (isolation.py): Landlock rules that it, and whatever it starts, can never
+   lift -- read only Python, NumPy, tinyadv and FILE, write only its own temporary folder, no
+   TCP, no signal to a process outside itself -- and sends what it got;
 4. sends the backward names FILE defines, read from its syntax tree without running it (so a
    file that never finishes importing still gets a row per function);
 5. imports FILE (top-level code runs now) and sends which pieces it defines;
@@ -42,7 +45,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from tinyadv.checker import channel  # noqa: E402
+from tinyadv.checker import channel, isolation  # noqa: E402
 
 FILE_SIZE_LIMIT = 64 * 2**20
 MAX_ITEMS = 16  # a returned tuple is described up to this many items
@@ -292,6 +295,12 @@ def main(argv):
     calls = set()
     wrappers = _watch_solutions(pieces, calls)
     _set_limits(plan["limits"])
+    # After NumPy and tinyadv are loaded (their hundreds of files are opened unchecked), and
+    # before a line of the submission runs.
+    shut_in = isolation.shut_in(plan["sandbox"], path, os.getcwd())
+    send(dict(shut_in, kind="isolation"))
+    if shut_in.get("refused"):  # --sandbox require, and this child could not be shut in
+        _exit(0)
 
     known = [piece["backward"] for piece in pieces]
     send({"kind": "declared", "names": _declared_backwards(path, known)})

@@ -3,7 +3,9 @@
 Every .py file (a folder: every .py file under it) runs in a child process of its own with a
 time and a memory limit (sandbox.py); the answers are judged here (judge.py). Prints a block
 per file as it is done (in order), a summary table for several files, and with ``--report``
-writes the CSV gradebook.
+writes the CSV gradebook; with ``--gradescope`` Gradescope's results.json. Each child shuts
+itself in with Landlock where the kernel has it (``--sandbox``, isolation.py); the run says
+in one line what is and is not contained.
 
 Exit status: 0 every row passed; 1 any other status anywhere; 2 nothing could be checked (no
 file could be imported and define a known backward) or bad command-line arguments; 128 + n
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyadv.checker import judge, procs, report, sandbox
+from tinyadv.checker import isolation, judge, procs, report, sandbox
 from tinyadv.checker.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING = 0, 1, 2
@@ -62,6 +64,14 @@ def _parser():
     parser.add_argument("--expect", metavar="NAMES",
                         help="comma-separated backward names every file must define (a missing "
                              "one is graded blank), e.g. linear_backward,relu_backward")
+    parser.add_argument("--gradescope", metavar="JSON",
+                        help="also write the verdicts as Gradescope's results.json: one test "
+                             "per (file, function), 1 point each, the hint as its output")
+    parser.add_argument("--sandbox", choices=isolation.MODES, default="auto",
+                        help="shut each file in with Linux Landlock: auto uses what the kernel "
+                             "offers and warns when that is less than full; require refuses "
+                             "to run without all of it; off runs files as your user, unconfined "
+                             "(for debugging). Default auto")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary table")
     return parser
 
@@ -91,9 +101,16 @@ def _checked_arguments(parser, argv):
                          + (f" (did you mean {guess[0]}?)" if guess else "")
                          + f"; known: {', '.join(BACKWARD_NAMES)}")
         args.expected.append(name)
-    if args.report and Path(args.report).is_dir():
-        parser.error(f"--report: expected a file name for the CSV gradebook, got the folder "
-                     f"{args.report}")
+    for flag, value, what in (("--report", args.report, "the CSV gradebook"),
+                              ("--gradescope", args.gradescope, "results.json")):
+        if value and Path(value).is_dir():
+            parser.error(f"{flag}: expected a file name for {what}, got the folder {value}")
+    if args.sandbox == "require":
+        label, gaps, _ = isolation.offered("require")
+        if gaps:
+            parser.error(f"--sandbox require: this machine cannot enforce "
+                         f"{'; '.join(gaps)} (it offers {label}). Use --sandbox auto to run "
+                         f"anyway, or a throw-away account or container")
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         parser.error(f"FILE_OR_FOLDER: no such file or folder: {', '.join(missing)}")
@@ -175,6 +192,11 @@ def main(argv=None, out=None):
         print(f"note: no .py files in {folder}", file=out)
     if not files:
         return EXIT_NOTHING
+    sandbox_line = isolation.summary_line(args.sandbox)
+    if not args.quiet:
+        print(sandbox_line, file=out)
+    if isolation.offered(args.sandbox)[1] and args.sandbox == "auto":  # less than full: once
+        print(f"warning: {sandbox_line}", file=sys.stderr)
     limits = sandbox.Limits(args.timeout, args.memory_bytes)
     references = all_reference_cases(args.seed)
     plan_record, plan_arrays = _plan(references)
@@ -201,7 +223,8 @@ def main(argv=None, out=None):
             results[index].add_file_problem("error", problem)
 
     try:
-        sandbox.run_all(files, plan_record, plan_arrays, limits, args.jobs, on_finish, on_late_signal)
+        sandbox.run_all(files, plan_record, plan_arrays, limits, args.jobs, on_finish,
+                        on_late_signal, args.sandbox)
     except (sandbox.Interrupted, KeyboardInterrupt) as exc:
         print("\n" + _interrupted_message(exc, results), file=sys.stderr)
         return 128 + (exc.signum if isinstance(exc, sandbox.Interrupted) else signal.SIGINT)
@@ -212,6 +235,10 @@ def main(argv=None, out=None):
         report.write_gradebook(args.report, results)
         rows = sum(len(r.functions) for r in results)
         print(f"gradebook: {args.report} ({rows} rows)", file=out)
+    if args.gradescope:
+        report.write_gradescope(args.gradescope, results, sandbox_line)
+        tests = sum(len(r.functions) for r in results)
+        print(f"gradescope: {args.gradescope} ({tests} tests)", file=out)
     if not any(r.checked for r in results):
         return EXIT_NOTHING
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED

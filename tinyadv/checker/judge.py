@@ -38,6 +38,7 @@ from tinyadv.checker.pieces import BACKWARD_NAMES, BY_BACKWARD
 from tinyadv.gradcheck import compare, rel_error
 
 CHECK_TOL = 1e-6
+NOT_STARTED = "none: the child ended before it could say (the file's code never ran)"
 STATUSES = ("pass", "fail", "blank", "error", "timeout", "memory")
 
 
@@ -74,6 +75,7 @@ class FileResult:
     output_size: int = 0
     seconds: float = 0.0
     checked: bool = False  # imported, and defines at least one known backward
+    isolation: str = NOT_STARTED  # what the child ran under (isolation.py), in its own words
 
     def count(self, status):
         return sum(f.status == status for f in self.functions)
@@ -366,6 +368,17 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     if run.checked_again:
         result.notes.append(f"note: checked a second time, alone: the first time {run.checked_again}")
     messages, channel_problem = channel.decode_all(run.answers)
+    # The child says what it runs under in its first frame, before the file is imported:
+    # only that one counts (the file's own code could send another later).
+    first = messages[0][0] if messages else {}
+    if first.get("kind") == "isolation" and isinstance(first.get("label"), str):
+        result.isolation = clean(first["label"], 200)
+        if first.get("refused") is not None:
+            reason = (f"--sandbox require: this child could not be shut in "
+                      f"({clean(str(first['refused']), 200)}); the file was not run")
+            result.add_file_problem("error", reason)
+            return result
+        messages = messages[1:]
     declared, imported, functions, done = None, None, {}, False
     for record, arrays in messages:
         kind = record.get("kind")

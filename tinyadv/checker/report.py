@@ -1,18 +1,22 @@
 """What a teacher reads: a block per file, a summary table, and the CSV gradebook.
 
 The gradebook has one row per (file, function) -- columns ``file,function,status,rel_error,
-hint`` -- plus a row with an empty function for a problem of the whole file (it cannot be
-imported, defines nothing to check, or misbehaved after its last answer). ``rel_error`` is the
-worst over the function's gradients and cases (empty when nothing was measured); ``hint`` is
-the first hint or reason, on one line.
+hint,isolation`` -- plus a row with an empty function for a problem of the whole file (it
+cannot be imported, defines nothing to check, or misbehaved after its last answer).
+``rel_error`` is the worst over the function's gradients and cases (empty when nothing was
+measured); ``hint`` is the first hint or reason, on one line; ``isolation`` what the file's
+child ran under (``landlock-7``, ``process-only: ...``; isolation.py).
+
+The same verdicts can go to Gradescope (``gradescope_json``): one test per gradebook row.
 """
 import csv
 import io
+import json
 
 from tinyadv.checker.judge import clean
 from tinyadv.fileio import write_text_atomic
 
-GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint")
+GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint", "isolation")
 OUTPUT_LINES = 12  # lines of a submission's own output shown in its block
 LINE_CHARS = 160
 VERDICTS = {"fail": "FAIL", "blank": "TODO", "error": "ERROR", "timeout": "TIMEOUT",
@@ -44,6 +48,7 @@ def print_file(result, out):
         print(f"-> {result.count('pass')} passed, {result.count('fail')} failed, "
               f"{result.count('blank')} not implemented yet" + "".join(", " + o for o in others),
               file=out)
+    print(f"isolation: {result.isolation}", file=out)
     print(file=out)
 
 
@@ -80,10 +85,41 @@ def gradebook_text(results):
     for r in results:
         for f in r.functions:
             error = "" if f.rel_error is None else f"{f.rel_error:.3e}"
-            writer.writerow([_cell(r.path), f.name, f.status, error, _cell(clean(f.hint, 500))])
+            writer.writerow([_cell(r.path), f.name, f.status, error, _cell(clean(f.hint, 500)),
+                             _cell(r.isolation)])
     return buffer.getvalue()
 
 
 def write_gradebook(path, results):
     """Write the CSV atomically: an interrupted run leaves the old file or none, never half."""
     write_text_atomic(path, gradebook_text(results))
+
+
+def gradescope_json(results, sandbox_line):
+    """Gradescope's results.json (its published autograder specification, "Output format"):
+    one test per gradebook row, worth 1 point, scored 1 only when it passes; the hint is the
+    test's output. Every text is marked "text" so that Gradescope renders none of it as HTML
+    or Markdown: names and hints carry students' words."""
+    tests = []
+    for r in results:
+        for f in r.functions:
+            name = f"{r.path}: {f.name}" if f.name else f"{r.path} (the whole file)"
+            output = f"{f.status.upper()}" + (f": {clean(f.hint, 2000)}" if f.hint else "")
+            if f.rel_error is not None:
+                output += f"\nworst rel_error {f.rel_error:.3e}"
+            output += f"\nisolation: {r.isolation}"
+            tests.append({"name": clean(name, 300), "name_format": "text",
+                          "score": 1.0 if f.status == "pass" else 0.0, "max_score": 1.0,
+                          "status": "passed" if f.status == "pass" else "failed",
+                          "output": output, "output_format": "text",
+                          "extra_data": {"status": f.status, "isolation": r.isolation}})
+    record = {"score": float(sum(t["score"] for t in tests)),
+              "execution_time": int(round(sum(r.seconds for r in results))),
+              "output": sandbox_line, "output_format": "text",
+              "test_output_format": "text", "test_name_format": "text", "tests": tests}
+    return json.dumps(record, indent=1) + "\n"
+
+
+def write_gradescope(path, results, sandbox_line):
+    """Write results.json atomically, like the gradebook."""
+    write_text_atomic(path, gradescope_json(results, sandbox_line))

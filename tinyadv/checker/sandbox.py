@@ -125,10 +125,11 @@ class _Child:
         self.run = Run(path)
 
 
-def _child_environment():
+def _child_environment(workdir):
     env = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (TINYADV_ROOT, env.get("PYTHONPATH")) if p)
-    env.update(PYTHONUNBUFFERED="1",  # a print just before a stall still reaches the report
+    env.update(TMPDIR=workdir,  # the one folder a shut-in child may write (isolation.py)
+               PYTHONUNBUFFERED="1",  # a print just before a stall still reaches the report
                PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8",
                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
@@ -155,7 +156,7 @@ class _Runner:
                 [sys.executable, "-B", "-m", "tinyadv.checker.child", str(answer_fd),
                  str(os.getpid()), str(path.resolve())],
                 stdin=plan_fd, stdout=output_fd, stderr=subprocess.STDOUT,
-                pass_fds=(answer_fd,), cwd=workdir, env=_child_environment(),
+                pass_fds=(answer_fd,), cwd=workdir, env=_child_environment(workdir),
                 start_new_session=True)
         except OSError as exc:
             for fd in ours:
@@ -366,14 +367,17 @@ class _Runner:
             self.selector.close()
 
 
-def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_signal):
-    """Run every file in ``paths`` in a child, ``jobs`` at a time.
+def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_signal,
+            sandbox_mode="auto"):
+    """Run every file in ``paths`` in a child, ``jobs`` at a time, each shut in as
+    ``sandbox_mode`` (isolation.MODES) asks.
 
     on_finish(index, Run) is called as each ends (in the order they end);
     on_late_signal(index, problem) if a finished file's leftovers signal the checker.
     Raises Interrupted if a signal from outside the submissions stops the run.
     """
     record = dict(plan_record, limits={"memory": int(limits.memory),
-                                       "cpu_seconds": int(limits.seconds) + 5})
+                                       "cpu_seconds": int(limits.seconds) + 5},
+                  sandbox={"mode": sandbox_mode})
     plan = channel.encode(record, plan_arrays)
     _Runner(plan, limits, jobs, on_finish).run([Path(p) for p in paths], on_late_signal)

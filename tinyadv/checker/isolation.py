@@ -1,0 +1,114 @@
+"""What a child may touch once it has shut itself in, why, and how the run says so.
+
+``--sandbox auto`` (the default) shuts every child in with the Landlock this kernel offers
+(landlock.py) and warns once when that is less than everything below; ``require`` refuses to
+start unless all of it is enforced; ``off`` runs children as before (for debugging).
+
+The rules, each one a reason:
+
+    read + execute  Python's standard library and site-packages in use (sysconfig, site),
+                    and NumPy's folder: a submission may import any installed module
+                    (``import scipy`` works) -- and may read those files, which are no secret
+    read            tinyadv's own package (its forward functions, imported again by name)
+                    and the submission file itself -- not its folder: another student's file
+                    beside it is neither readable nor writable
+    write           the child's own temporary working folder (also $TMPDIR, so ``tempfile``
+                    works), emptied and removed when the child ends
+    nothing else    no /dev, no /proc, no /tmp, no home folder: measured, a child running
+                    the checker's work and the suite's submissions opens none of them once
+                    NumPy is loaded (os.urandom and random use getrandom(), not /dev/urandom)
+    TCP             no bind, no connect (ABI 4)
+    scope           no signal and no abstract Unix socket to a process outside its own
+                    Landlock domain: not the checker, not another child, not any other
+                    process of the user (ABI 6). Its own process, and what it starts, it may
+                    still signal.
+
+A process in a Landlock domain also cannot ptrace (attach a debugger to) a process outside
+it, and cannot mount anything. Run as root, the child first drops every capability
+(procs.drop_capabilities): otherwise root could, for one, load a kernel module.
+"""
+import os
+import site
+import sys
+import sysconfig
+from pathlib import Path
+
+from tinyadv.checker import landlock, procs
+
+MODES = ("auto", "require", "off")
+OFF_LABEL = "process-only: --sandbox off"
+CONTAINED = ("each file reads only Python's library, NumPy, tinyadv and itself, writes only "
+             "its own temporary folder, opens no TCP connection, and signals no process but "
+             "its own")
+NOT_CONTAINED = ("UDP and pathname Unix sockets (an ssh-agent's, say), the metadata (stat) of "
+                 "any file, reading the rest of Python's installed files, CPU time and timing "
+                 "as side channels")
+TINYADV_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def python_folders():
+    """The Python installation in use: standard library (lib-dynload inside it) and every
+    site-packages on the path. Not sys.prefix: for a system Python that is all of /usr."""
+    paths = sysconfig.get_paths()
+    found = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
+    try:
+        found += site.getsitepackages()
+    except AttributeError:  # an old virtualenv's site module
+        pass
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    if user_site and user_site in sys.path:
+        found.append(user_site)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and getattr(numpy, "__file__", None):  # installed elsewhere (--target)
+        folder = Path(numpy.__file__).resolve().parent
+        found += [str(folder), str(folder.parent / "numpy.libs")]
+    return sorted({os.path.realpath(p) for p in found if os.path.isdir(p)})
+
+
+def policy(submission, workdir):
+    return landlock.Policy(read_execute=python_folders(),
+                           read=[TINYADV_PACKAGE, os.path.realpath(submission)],
+                           write=[os.path.realpath(workdir)])
+
+
+def offered(mode):
+    """What children will get on this machine: (label, missing rules in words, why none)."""
+    if mode == "off":
+        return OFF_LABEL, ["every Landlock rule (--sandbox off)"], None
+    abi, why = landlock.abi_version()
+    return landlock.isolation_label(abi, why), landlock.missing(abi), why
+
+
+def summary_line(mode):
+    """The one line a run prints: what is and is not contained on this machine."""
+    label, gaps, _ = offered(mode)
+    root = (" Run as root: each child drops every capability, but keeps root's user id."
+            if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
+    if label.startswith("landlock-") and not landlock.missing(int(label.split("-")[1].split(",")[0])):
+        return (f"sandbox: {label}: {CONTAINED}. Not contained: {NOT_CONTAINED}.{root}")
+    return (f"sandbox: {label}. Not contained: {'; '.join(gaps)}; and {NOT_CONTAINED}. "
+            f"Each file can reach what your user can reach there: run a class you do not "
+            f"trust in a throw-away account or a container.")
+
+
+def shut_in(config, submission, workdir):
+    """In the child, before the submission is imported: restrict this process as ``config``
+    (the plan's "sandbox": {"mode": ...}) asks. Returns the record sent to the checker:
+    {"label": what it runs under, "abi": n} and "refused": reason when --sandbox require
+    cannot be met (the child then ends without importing the file)."""
+    mode = config.get("mode") if isinstance(config, dict) else None
+    if mode == "off":
+        return {"label": OFF_LABEL, "abi": 0}
+    abi, why = landlock.abi_version()
+    if mode == "require" and abi < landlock.FULL_ABI:
+        return {"label": landlock.isolation_label(abi, why), "abi": abi,
+                "refused": "; ".join(landlock.missing(abi))}
+    if abi == 0:
+        return {"label": landlock.isolation_label(0, why), "abi": 0}
+    procs.drop_capabilities()
+    try:
+        landlock.restrict_self(policy(submission, workdir), abi)
+    except OSError as exc:
+        label = f"process-only: Landlock failed ({exc})"
+        return dict({"label": label, "abi": 0}, **({"refused": str(exc)} if mode == "require" else {}))
+    return {"label": landlock.isolation_label(abi), "abi": abi}
