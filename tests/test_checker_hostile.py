@@ -1,7 +1,7 @@
 """Hostile submissions: each runs apart and limited, and never decides its own verdict.
 
-Every kind is checked in a folder next to correct files (which must still pass), and the
-kinds the issue found -- a rel_error patch, os._exit, an endless loop, endless allocation,
+Every kind is checked in a folder next to correct files (which must still pass), with the
+default --sandbox auto (Landlock here), and the kinds the issue found -- a rel_error patch, os._exit, an endless loop, endless allocation,
 sys.exit at import -- also alone. Short limits keep this quick: --memory 256M (Python and
 NumPy take ~100M); --timeout 6 for the folder (a correct file takes ~0.15 s of CPU, a few
 seconds on a machine loaded 8 times over) and 2 for the endless loop alone.
@@ -17,6 +17,10 @@ import pytest
 from checking import CORRECT_RELU, LIBRARY, REPO, blocks, check, gradebook, statuses, write
 
 LIMITS = ("--timeout", "6", "--memory", "256M")
+# The tests of signals and siblings below check the defences that hold without Landlock (a
+# kernel or container without it, macOS): with it, a child can neither signal the checker nor
+# find a sibling in /proc -- test_checker_landlock.py checks that.
+PROCESS_ONLY = ("--sandbox", "off")
 
 # file name: (code, the status of each of its rows {function: status}, words in its block)
 HOSTILE = {
@@ -122,25 +126,24 @@ HOSTILE = {
 CORRECT = {"a_library.py": LIBRARY, "b_relu.py": CORRECT_RELU}
 
 
-def grandchild_code(pid_file):
+def grandchild_code():
     # Double fork and a new session: the grandchild belongs to no group or session of the
     # child's, and its parent is gone. Without root, forking is refused (RLIMIT_NPROC 0) and
-    # the backward raises; as root, it returns a wrong answer while the grandchild sleeps on.
-    return f"""
+    # the backward raises; as root, it returns a wrong answer while the grandchild sleeps on,
+    # having told its pid through a pipe (it can write no file outside its sandbox) -- the
+    # child prints it, so the test can look for it.
+    return """
         import os, time
         def relu_backward(dout, cache):
+            read_end, write_end = os.pipe()
             if os.fork() == 0:
                 os.setsid()
                 if os.fork() == 0:
-                    with open({str(pid_file)!r}, "w") as f:
-                        f.write(str(os.getpid()))
+                    os.write(write_end, str(os.getpid()).encode())
                     time.sleep(10**6)
                 os._exit(0)
             os.wait()
-            for _ in range(100):  # until the grandchild has written its pid
-                if os.path.exists({str(pid_file)!r}):
-                    break
-                time.sleep(0.05)
+            print("grandchild", os.read(read_end, 20).decode(), flush=True)
             return 0 * dout
         """
 
@@ -163,17 +166,16 @@ def class_run(tmp_path_factory):
         write(folder, name, code)
     for name, code in CORRECT.items():
         write(folder, name, code)
-    pid_file = folder.parent / f"{folder.name}-grandchild.pid"
-    write(folder, "leaves_a_grandchild.py", grandchild_code(pid_file))
+    write(folder, "leaves_a_grandchild.py", grandchild_code())
     report = folder.parent / f"{folder.name}-grades.csv"
     started = time.monotonic()
     code, out = check(folder, *LIMITS, "--jobs", "2", "--report", report)
-    return code, out, gradebook(report), time.monotonic() - started, pid_file, folder
+    return code, out, gradebook(report), time.monotonic() - started, folder
 
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_file_in_a_folder_gets_its_status(name, class_run):
-    code, out, rows, _, _, folder = class_run
+    code, out, rows, _, folder = class_run
     _, wanted, words = HOSTILE[name]
     assert statuses(rows, name) == wanted, out
     block = blocks(out)[str(folder / name)]
@@ -182,7 +184,7 @@ def test_hostile_file_in_a_folder_gets_its_status(name, class_run):
 
 
 def test_the_correct_files_beside_them_pass_and_the_run_ends(class_run):
-    code, out, rows, seconds, _, _ = class_run
+    code, out, rows, seconds, _ = class_run
     assert code == 1
     for name in CORRECT:
         got = statuses(rows, name)
@@ -194,16 +196,18 @@ def test_the_correct_files_beside_them_pass_and_the_run_ends(class_run):
 
 
 def test_a_grandchild_is_killed_and_the_file_does_not_pass(class_run):
-    _, out, rows, _, pid_file, _ = class_run
+    _, out, rows, _, folder = class_run
     assert statuses(rows, "leaves_a_grandchild.py") == {"relu_backward": "fail"}
-    if "BlockingIOError" in out:  # not root: RLIMIT_NPROC refused the fork itself
-        assert not pid_file.exists()
+    block = blocks(out)[str(folder / "leaves_a_grandchild.py")]
+    if "BlockingIOError" in block:  # not root: RLIMIT_NPROC refused the fork itself
+        assert "grandchild" not in block.split("output (")[-1]
     else:  # root may fork: the grandchild existed, and must be gone
-        assert not alive(int(pid_file.read_text())), "a grandchild outlived the check"
+        pid = int(block.split("| grandchild ")[1].split()[0])
+        assert not alive(pid), "a grandchild outlived the check"
 
 
 def test_the_report_shows_a_submissions_output_cut_and_cleaned(class_run):
-    _, out, _, _, _, folder = class_run
+    _, out, _, _, folder = class_run
     block = blocks(out)[str(folder / "prints_megabytes.py")]
     assert "\x1b" not in out  # no terminal escape reaches the teacher's screen
     assert len(block) < 10_000  # 15 MB printed, a few lines shown
@@ -243,7 +247,7 @@ def test_signals_to_the_checker_are_held_against_the_sender(tmp_path):
     write(folder, "b_relu.py", CORRECT_RELU)
     report = tmp_path / "g.csv"
     done = subprocess.run([sys.executable, "-m", "tinyadv.gradcheck", str(folder), "--jobs", "2",
-                           "--timeout", "20", "--report", str(report)],
+                           "--timeout", "20", "--report", str(report), *PROCESS_ONLY],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     rows = gradebook(report)
@@ -262,7 +266,7 @@ def test_a_signal_in_process_stops_the_run_and_names_the_suspects(tmp_path, caps
             os.kill(os.getppid(), signal.SIGTERM)
             time.sleep(30)
         """)
-    code, out = check(path, "--timeout", "20", "--report", tmp_path / "g.csv")
+    code, out = check(path, "--timeout", "20", "--report", tmp_path / "g.csv", *PROCESS_ONLY)
     assert code == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert "interrupted by SIGTERM" in err and "no gradebook written" in err
@@ -351,7 +355,8 @@ def test_a_sibling_killer_cannot_change_another_files_verdict(tmp_path, signame)
             time.sleep(0.05)
         open({str(marker)!r}, "w").close()
         """)
-    code, out = check(folder, "--jobs", "2", "--timeout", "30", "--report", tmp_path / "g.csv")
+    code, out = check(folder, "--jobs", "2", "--timeout", "30", "--report", tmp_path / "g.csv",
+                      *PROCESS_ONLY)
     assert statuses(gradebook(tmp_path / "g.csv"), "a_victim.py") == {"relu_backward": "pass"}, out
     assert f"note: checked a second time, alone: the first time it was killed by {signame}" in out
 
@@ -394,6 +399,7 @@ def test_a_sibling_cannot_write_into_another_childs_channels(tmp_path):
         def relu_backward(dout, cache):
             return dout * (cache > 0)
         """)
-    code, out = check(folder, "--jobs", "2", "--timeout", "30", "--report", tmp_path / "g.csv")
+    code, out = check(folder, "--jobs", "2", "--timeout", "30", "--report", tmp_path / "g.csv",
+                      *PROCESS_ONLY)
     assert marker.read_text() == "", f"opened the victim's descriptors {marker.read_text()!r}"
     assert statuses(gradebook(tmp_path / "g.csv"), "a_victim.py") == {"relu_backward": "pass"}, out

@@ -9,6 +9,9 @@ The rules, each one a reason:
     read + execute  Python's standard library and site-packages in use (sysconfig, site),
                     and NumPy's folder: a submission may import any installed module
                     (``import scipy`` works) -- and may read those files, which are no secret
+    read + execute  the folders of the shared libraries already loaded (/proc/self/maps:
+                    the C library's, e.g. /usr/lib/x86_64-linux-gnu): measured, without it
+                    ``import ssl`` (or sqlite3, lzma) fails to load its library
     read            tinyadv's own package (its forward functions, imported again by name)
                     and the submission file itself -- not its folder: another student's file
                     beside it is neither readable nor writable
@@ -30,8 +33,6 @@ it, and cannot mount anything. Run as root, the child first drops every capabili
 import os
 import site
 import sys
-import sysconfig
-from pathlib import Path
 
 from tinyadv.checker import landlock, procs
 
@@ -43,12 +44,14 @@ CONTAINED = ("each file reads only Python's library, NumPy, tinyadv and itself, 
 NOT_CONTAINED = ("UDP and pathname Unix sockets (an ssh-agent's, say), the metadata (stat) of "
                  "any file, reading the rest of Python's installed files, CPU time and timing "
                  "as side channels")
-TINYADV_PACKAGE = str(Path(__file__).resolve().parents[1])
+TINYADV_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def python_folders():
     """The Python installation in use: standard library (lib-dynload inside it) and every
     site-packages on the path. Not sys.prefix: for a system Python that is all of /usr."""
+    import sysconfig  # here: a child, which only needs shut_in(), is spared its import
+
     paths = sysconfig.get_paths()
     found = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
     try:
@@ -60,14 +63,39 @@ def python_folders():
         found.append(user_site)
     numpy = sys.modules.get("numpy")
     if numpy is not None and getattr(numpy, "__file__", None):  # installed elsewhere (--target)
-        folder = Path(numpy.__file__).resolve().parent
-        found += [str(folder), str(folder.parent / "numpy.libs")]
+        folder = os.path.dirname(os.path.realpath(numpy.__file__))
+        found += [folder, os.path.join(os.path.dirname(folder), "numpy.libs")]
     return sorted({os.path.realpath(p) for p in found if os.path.isdir(p)})
 
 
-def policy(submission, workdir):
-    return landlock.Policy(read_execute=python_folders(),
-                           read=[TINYADV_PACKAGE, os.path.realpath(submission)],
+def loaded_library_folders():
+    """The folders of the shared libraries this process has loaded (/proc/self/maps): the C
+    library's, NumPy's. A standard-library module imported later (ssl, sqlite3, lzma) loads
+    its own library from the same system folder; without it that import fails."""
+    folders = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(maxsplit=5)[-1].strip()
+                if path.startswith("/") and ".so" in os.path.basename(path):
+                    folders.add(os.path.dirname(os.path.realpath(path)))
+    except OSError:
+        pass
+    return sorted(p for p in folders if os.path.isdir(p))
+
+
+def plan(mode):
+    """The plan's "sandbox" part, worked out once in the checker (sysconfig and /proc/self/maps
+    cost a child ~10 ms): the mode, and the folders every child may read. The checker runs
+    the same Python as its children, with NumPy loaded, so it sees the same folders."""
+    return {"mode": mode, "read_execute": python_folders() + loaded_library_folders(),
+            "read": [TINYADV_PACKAGE]}
+
+
+def policy(config, submission, workdir):
+    """One child's rules: the plan's folders, its own file, its own working folder."""
+    return landlock.Policy(read_execute=config.get("read_execute", ()),
+                           read=list(config.get("read", ())) + [os.path.realpath(submission)],
                            write=[os.path.realpath(workdir)])
 
 
@@ -93,7 +121,7 @@ def summary_line(mode):
 
 def shut_in(config, submission, workdir):
     """In the child, before the submission is imported: restrict this process as ``config``
-    (the plan's "sandbox": {"mode": ...}) asks. Returns the record sent to the checker:
+    (the plan's "sandbox", from plan() above) asks. Returns the record sent to the checker:
     {"label": what it runs under, "abi": n} and "refused": reason when --sandbox require
     cannot be met (the child then ends without importing the file)."""
     mode = config.get("mode") if isinstance(config, dict) else None
@@ -107,7 +135,7 @@ def shut_in(config, submission, workdir):
         return {"label": landlock.isolation_label(0, why), "abi": 0}
     procs.drop_capabilities()
     try:
-        landlock.restrict_self(policy(submission, workdir), abi)
+        landlock.restrict_self(policy(config, submission, workdir), abi)
     except OSError as exc:
         label = f"process-only: Landlock failed ({exc})"
         return dict({"label": label, "abi": 0}, **({"refused": str(exc)} if mode == "require" else {}))

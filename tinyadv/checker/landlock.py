@@ -34,9 +34,7 @@ after the 2019 unification; we only claim x86_64 and aarch64, the two we know to
 import ctypes
 import errno
 import os
-import platform
 import sys
-from dataclasses import dataclass, field
 
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -76,7 +74,7 @@ def _libc():
 
 
 def _machine():
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower() if hasattr(os, "uname") else "unknown"
     return MACHINE_ALIASES.get(machine, machine)
 
 
@@ -85,7 +83,7 @@ def abi_version():
     if not sys.platform.startswith("linux"):
         return 0, f"not Linux ({sys.platform})"
     if _machine() not in SYSCALLS:
-        return 0, f"no Landlock system call numbers known for {platform.machine()}"
+        return 0, f"no Landlock system call numbers known for {_machine()}"
     try:
         libc = _libc()
     except OSError as exc:
@@ -137,14 +135,13 @@ def isolation_label(abi, why_none=None):
     return f"process-only: {why_none or 'no Landlock'}"
 
 
-@dataclass
 class Policy:
-    """What one child may touch. ``read``: folders and files it may read (and execute: the
-    Python installation), ``write``: folders it may also write, create and remove in."""
+    """What one child may touch: ``read_execute`` and ``read``, folders (everything beneath)
+    and files it may read -- and, the first, execute; ``write``: folders where it may also
+    write, create and remove."""
 
-    read_execute: list = field(default_factory=list)
-    read: list = field(default_factory=list)
-    write: list = field(default_factory=list)
+    def __init__(self, read_execute=(), read=(), write=()):
+        self.read_execute, self.read, self.write = list(read_execute), list(read), list(write)
 
 
 def _add_path_rule(libc, numbers, ruleset, path, access, fs_mask):

@@ -63,7 +63,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyadv.checker import channel, procs
+from tinyadv.checker import channel, isolation, procs
 
 OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the report
 ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
@@ -378,6 +378,6 @@ def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_si
     """
     record = dict(plan_record, limits={"memory": int(limits.memory),
                                        "cpu_seconds": int(limits.seconds) + 5},
-                  sandbox={"mode": sandbox_mode})
+                  sandbox=isolation.plan(sandbox_mode))
     plan = channel.encode(record, plan_arrays)
     _Runner(plan, limits, jobs, on_finish).run([Path(p) for p in paths], on_late_signal)
