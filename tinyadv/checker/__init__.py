@@ -14,9 +14,11 @@ meets them:
                  forward and backward on the inputs it is sent, sends back plain arrays
     channel.py   the framing of those arrays, read with np.load(allow_pickle=False) after
                  checking every header
-    procs.py     the Linux process controls the sandbox uses (prctl, /proc)
+    isolation.py what a child may touch once shut in, and why; --sandbox auto|require|off
+    landlock.py  the three Landlock system calls through ctypes, rule by rule per kernel ABI
+    procs.py     the Linux process controls the sandbox uses (prctl, capabilities, /proc)
     judge.py     turns what came back into a status per function: pass, fail, blank, error,
                  timeout, memory
     hints.py     words a wrong gradient's mistake from measurements of it
-    report.py    the text report and the CSV gradebook
+    report.py    the text report, the CSV gradebook, Gradescope's results.json
 """

@@ -37,19 +37,39 @@ checker falls back to plain handlers: any such signal stops the run, and Interru
 the files that were running -- never a gradebook, never a silent pass. (The fault signals,
 SIGSEGV and the like, get no handler there: one that returned would fault again forever.)
 
+Shut in (Landlock)
+------------------
+Where the kernel offers Landlock (Linux 5.13+; ABI 6+ for all of it), each child, before the
+submission is imported, restricts itself for good (child.py, isolation.py, landlock.py):
+it reads only Python's library, NumPy, tinyadv and its own file, writes only its own
+temporary folder, can open no TCP connection, and can signal (or ptrace) no process outside
+itself -- not the checker, not a sibling, not any other process of the user. As root it also
+drops every capability first. The report and the gradebook say what each file got
+(``landlock-7``, or ``process-only: ...``), and the run prints one line about this machine.
+``--sandbox require`` refuses to start without all of it; ``--sandbox off`` skips it.
+
 What it does not stop
 ---------------------
-Children run as the teacher's user: a submission can still read and write the teacher's
-files, use the network, and signal other processes of the user. With ``--jobs`` > 1 it may
-kill or stop a sibling: a child killed by a signal the checker did not send, or found stopped
-at its deadline, while another child ran beside it, is checked again alone at the end, so
-its verdict is its own. It can also kill the checker outright (SIGKILL) or stop it
-(SIGSTOP), signals no process can catch: the run then ends with a non-zero exit status and
-no gradebook, or stalls until resumed -- never a silent pass. In the few milliseconds before
-a child hides itself (child.py, first lines), a process of the same user could attach a
-debugger to it (ptrace). Run a class in a throw-away account or container for more; running
-the checker as root removes the "no new processes" limit and the descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor
-hiding, orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
+Even shut in, a submission can still: send UDP packets and connect to pathname Unix sockets
+(an ssh-agent's, a display server's) -- Landlock has no rule for them; read the metadata
+(stat: existence, size, times) of any file; read any file of Python's installation and of
+the folders of the shared libraries loaded (the C library's: /usr/lib/...); use its CPU and
+time limits as a side channel. Run as root, a child keeps root's user id (its capabilities
+are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
+filter refuses it, macOS, Windows), what it lacks is as below, and ``auto`` says so once.
+
+Without Landlock (``process-only``), children run as the teacher's user: a submission can
+read and write the teacher's files, use the network, and signal other processes of the
+user. With ``--jobs`` > 1 it may kill or stop a sibling: a child killed by a signal the
+checker did not send, or found stopped at its deadline, while another child ran beside it,
+is checked again alone at the end, so its verdict is its own. It can also kill the checker
+outright (SIGKILL) or stop it (SIGSTOP), signals no process can catch: the run then ends with
+a non-zero exit status and no gradebook, or stalls until resumed -- never a silent pass. In
+the few milliseconds before a child hides itself (child.py, first lines), a process of the
+same user could attach a debugger to it (ptrace). Run such a class in a throw-away account or
+container; running the checker as root removes the "no new processes" limit and the
+descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor hiding,
+orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
 """
 import os
 import selectors
