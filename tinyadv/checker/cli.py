@@ -193,8 +193,7 @@ def main(argv=None, out=None):
     if not files:
         return EXIT_NOTHING
     sandbox_line = isolation.summary_line(args.sandbox)
-    if not args.quiet:
-        print(sandbox_line, file=out)
+    print(sandbox_line, file=out)  # even with -q: what the grades can be trusted for
     if isolation.offered(args.sandbox)[1] and args.sandbox == "auto":  # less than full: once
         print(f"warning: {sandbox_line}", file=sys.stderr)
     limits = sandbox.Limits(args.timeout, args.memory_bytes)
