@@ -342,3 +342,14 @@ def test_require_refuses_a_machine_without_every_rule(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert "--sandbox require: this machine cannot enforce TCP bind and connect (ABI 4)" in err
     assert "signals and abstract Unix sockets" in err and "it offers landlock-3" in err
+
+
+def test_the_sandbox_benchmark_runs(capsys):
+    # python -m tinyadv.checker.bench: both modes, every line; its numbers are for the README.
+    from tinyadv.checker import bench
+    assert bench.main(["--copies", "1", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{LABEL} on this machine; 1 runs of 1 files")
+    assert lines[1].startswith("--sandbox off  per file: wall median")
+    assert lines[2].startswith("--sandbox auto per file: wall median")
+    assert lines[3].startswith("sandbox cost: ") and "load average" in lines[3]
