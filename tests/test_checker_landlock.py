@@ -304,32 +304,43 @@ def test_sandbox_require_runs_here_and_off_is_process_only(tmp_path):
 
 
 def test_rules_degrade_one_by_one_on_older_abis(tmp_path):
-    # A real kernel, asked for ABI 3 (files only): a TCP connect still goes through, a file
-    # outside is still refused. Asked for ABI 4: the connect is refused too.
+    # A real kernel asked for older ABIs: at 3 (files only) a TCP connect, an abstract Unix
+    # socket and a signal to this process still go through while a file outside is refused;
+    # at 4 TCP is refused too; at 6 everything is.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
+    listener.listen(8)
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract_name = "tinyadv-test-" + uuid.uuid4().hex  # abstract: a name after a zero byte
+    abstract.bind("\0" + abstract_name)
+    abstract.listen(8)
     script = """
-import socket, sys
+import os, socket, sys
 from tinyadv.checker import isolation, landlock
 landlock.restrict_self(landlock.Policy(read_execute=isolation.python_folders()), int(sys.argv[1]))
-try:
-    socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5).close(); print("tcp ok")
-except PermissionError:
-    print("tcp refused")
-try:
-    open(sys.argv[3], "w"); print("write ok")
-except PermissionError:
-    print("write refused")
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ok")
+    except PermissionError:
+        print(name, "refused")
+attempt("write", lambda: open(sys.argv[3], "w"))
+attempt("tcp", lambda: socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5))
+attempt("abstract", lambda: socket.socket(socket.AF_UNIX).connect("\\0" + sys.argv[4]))
+attempt("signal", lambda: os.kill(os.getppid(), 0))
 """
     results = {}
-    for abi in (3, 4):
+    for abi in (3, 4, 6):
         done = subprocess.run([sys.executable, "-c", script, str(abi), str(listener.getsockname()[1]),
-                               str(tmp_path / f"abi{abi}.txt")], cwd=REPO, capture_output=True,
-                              text=True, timeout=60)
-        results[abi] = done.stdout.split()
+                               str(tmp_path / f"abi{abi}.txt"), abstract_name], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        results[abi] = done.stdout.split("\n")[:-1]
     listener.close()
-    assert results == {3: ["tcp", "ok", "write", "refused"], 4: ["tcp", "refused", "write", "refused"]}
+    abstract.close()
+    assert results == {
+        3: ["write refused", "tcp ok", "abstract ok", "signal ok"],
+        4: ["write refused", "tcp refused", "abstract ok", "signal ok"],
+        6: ["write refused", "tcp refused", "abstract refused", "signal refused"]}, results
     assert not list(tmp_path.iterdir())
 
 

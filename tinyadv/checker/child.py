@@ -7,19 +7,20 @@ sandbox.py starts it in a fresh interpreter, one per submission. In order, it
    frame, see channel.py);
 3. sets its limits, which it cannot raise again: address space, CPU time, no new processes,
    no core files, no file larger than 64 MB;
-3b. shuts itself in (isolation.py): Landlock rules that it, and whatever it starts, can never
-   lift -- read only Python, NumPy, tinyadv and FILE, write only its own temporary folder, no
-   TCP, no signal to a process outside itself -- and sends what it got;
-4. sends the backward names FILE defines, read from its syntax tree without running it (so a
+4. shuts itself in (isolation.py), after NumPy and tinyadv are loaded: Landlock rules that
+   it, and whatever it starts, can never lift -- read only Python, NumPy, tinyadv and FILE,
+   write only its own temporary folder, no TCP, no signal to a process outside itself -- and
+   sends what it got, first of all its frames;
+5. sends the backward names FILE defines, read from its syntax tree without running it (so a
    file that never finishes importing still gets a row per function);
-5. imports FILE (top-level code runs now) and sends which pieces it defines;
-6. for each of them, calls the forward -- the file's own, or tinyadv's if the file has none --
+6. imports FILE (top-level code runs now) and sends which pieces it defines;
+7. for each of them, calls the forward -- the file's own, or tinyadv's if the file has none --
    and then the backward, on fresh copies of each case's inputs, and sends what came back:
    the forward's output and the returned gradients as plain float64 arrays, with a
    description of anything that is not an array (None, a tuple of 2, an exception and its
    line). One frame per function, on descriptor FD -- never on stdout or stderr, which belong
    to the submission;
-7. sends "done" and exits.
+8. sends "done" and exits.
 
 Nothing is judged here: no comparison, no numerical gradient, no verdict. Whatever the
 submission does to this process (patch numpy, replace rel_error, forge a frame) can only
