@@ -300,7 +300,7 @@ def test_sandbox_require_runs_here_and_off_is_process_only(tmp_path):
     assert code == 0 and f"isolation: {LABEL}" in out
     code, out = check(path, "--sandbox", "off")
     assert code == 0 and "isolation: process-only: --sandbox off" in out
-    assert out.startswith("sandbox: process-only: --sandbox off. Not contained: every Landlock rule")
+    assert out.startswith("sandbox: process-only: --sandbox off. Each file runs as your user")
 
 
 def test_rules_degrade_one_by_one_on_older_abis(tmp_path):
@@ -364,3 +364,16 @@ def test_the_sandbox_benchmark_runs(capsys):
     assert lines[1].startswith("--sandbox off  per file: wall median")
     assert lines[2].startswith("--sandbox auto per file: wall median")
     assert lines[3].startswith("sandbox cost: ") and "load average" in lines[3]
+
+
+def test_auto_warns_once_when_the_kernel_offers_less(tmp_path, monkeypatch, capsys):
+    # The checker's view of the kernel is faked (ABI 3); the children still shut themselves
+    # in with what the real kernel offers.
+    monkeypatch.setattr(landlock, "abi_version", lambda: (3, None))
+    path = write(tmp_path, "ok.py", CORRECT_RELU)
+    code, out = check(path, path.parent)
+    assert code == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "Not contained on this kernel: moving files" not in warnings[0]
+    assert "TCP bind and connect (ABI 4)" in warnings[0] and "landlock-3, without" in warnings[0]
+    assert out.splitlines()[0] == warnings[0][len("warning: "):]

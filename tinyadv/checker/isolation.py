@@ -100,23 +100,28 @@ def policy(config, submission, workdir):
 
 
 def offered(mode):
-    """What children will get on this machine: (label, missing rules in words, why none)."""
+    """What children will get on this machine: (label, the rules it lacks in words, ABI)."""
     if mode == "off":
-        return OFF_LABEL, ["every Landlock rule (--sandbox off)"], None
+        return OFF_LABEL, ["every Landlock rule (--sandbox off)"], 0
     abi, why = landlock.abi_version()
-    return landlock.isolation_label(abi, why), landlock.missing(abi), why
+    return landlock.isolation_label(abi, why), landlock.missing(abi), abi
 
 
 def summary_line(mode):
     """The one line a run prints: what is and is not contained on this machine."""
-    label, gaps, _ = offered(mode)
+    label, gaps, abi = offered(mode)
+    if abi == 0:
+        return (f"sandbox: {label}. Each file runs as your user: it can read and write your "
+                f"files, use the network and signal your processes, the checker's included. "
+                f"For a class you do not trust, use a throw-away account or a container.")
     root = (" Run as root: each child drops every capability, but keeps root's user id."
             if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
-    if label.startswith("landlock-") and not landlock.missing(int(label.split("-")[1].split(",")[0])):
-        return (f"sandbox: {label}: {CONTAINED}. Not contained: {NOT_CONTAINED}.{root}")
-    return (f"sandbox: {label}. Not contained: {'; '.join(gaps)}; and {NOT_CONTAINED}. "
-            f"Each file can reach what your user can reach there: run a class you do not "
-            f"trust in a throw-away account or a container.")
+    if not gaps:
+        return f"sandbox: {label}: {CONTAINED}. Not contained: {NOT_CONTAINED}.{root}"
+    return (f"sandbox: {label}: each file reads only Python's library, NumPy, tinyadv and "
+            f"itself and writes only its own temporary folder. Not contained on this kernel: "
+            f"{'; '.join(gaps)}; nor {NOT_CONTAINED}.{root} For a class you do not trust, "
+            f"use a throw-away account or a container.")
 
 
 def shut_in(config, submission, workdir):
