@@ -83,9 +83,11 @@ def test_clean_keeps_no_control_character_and_cuts():
 
 def test_gradebook_cells_cannot_run_as_spreadsheet_formulas():
     result = judge.FileResult("=HYPERLINK(1).py", functions=[
-        judge.FunctionResult("relu_backward", "fail", 0.5, "-1+1 is what you returned")])
+        judge.FunctionResult("relu_backward", "fail", 0.5, "-1+1 is what you returned")],
+        isolation="landlock-7")
     text = report.gradebook_text([result])
-    assert text.splitlines()[1] == "'=HYPERLINK(1).py,relu_backward,fail,5.000e-01,'-1+1 is what you returned"
+    assert text.splitlines()[1] == ("'=HYPERLINK(1).py,relu_backward,fail,5.000e-01,'-1+1 is what "
+                                    "you returned,landlock-7")
 
 
 @pytest.mark.parametrize("text, size", [("2G", 2 * 2**30), ("512M", 512 * 2**20), ("1.5g", 3 * 2**29),
