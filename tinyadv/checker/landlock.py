@@ -28,8 +28,9 @@ before the submission is imported. What Landlock does not cover: stat() and othe
 (a file's existence, size and times can still be read anywhere), UDP and pathname Unix
 sockets, and CPU time or memory as side channels.
 
-The system call numbers are the same (444-446) on every architecture Linux added them to
-after the 2019 unification; we only claim x86_64 and aarch64, the two we know to have them.
+Since Linux 5.1 a new system call gets one number on (nearly) every architecture, and
+Landlock's are 444-446; we claim only the two architectures we have checked, x86_64 and
+aarch64 (``uname -m``), and elsewhere say that there is no Landlock.
 """
 import ctypes
 import errno
