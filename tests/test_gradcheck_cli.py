@@ -387,6 +387,8 @@ def test_expect_grades_a_missing_function_blank(tmp_path):
     (["--expect", "relu_backwards"], ["--expect: unknown function 'relu_backwards'",
                                       "did you mean relu_backward?"]),
     (["--report", "."], ["--report: expected a file name for the CSV gradebook, got the folder"]),
+    (["--gradescope", "."], ["--gradescope: expected a file name for results.json, got the folder"]),
+    (["--sandbox", "maybe"], ["--sandbox: invalid choice: 'maybe'"]),
     (["missing.py"], ["FILE_OR_FOLDER: no such file or folder: missing.py"]),
 ])
 def test_bad_arguments_are_named(argv, words, tmp_path, capsys):
