@@ -54,7 +54,8 @@ Even shut in, a submission can still: send UDP packets and connect to pathname U
 (an ssh-agent's, a display server's) -- Landlock has no rule for them; read the metadata
 (stat: existence, size, times) of any file; read any file of Python's installation and of
 the folders of the shared libraries loaded (the C library's: /usr/lib/...); use its CPU and
-time limits as a side channel. Run as root, a child keeps root's user id (its capabilities
+time limits as a side channel; fill the disk through its temporary folder (64 MB a file, no
+cap on the total) until its deadline. Run as root, a child keeps root's user id (its capabilities
 are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
 filter refuses it, macOS, Windows), what it lacks is as below, and ``auto`` says so once.
 
