@@ -122,10 +122,14 @@ def legend_beside(ax, **kwargs):
     return ax.legend(**options)
 
 
-def caption(fig, text, width=110):
-    """A caption under the figure (what the colours or the grey levels mean), wrapped."""
+def caption(fig, text, width=110, y=0.0):
+    """A caption under the figure (what the colours or the grey levels mean), wrapped.
+
+    y : where its top goes, in figure coordinates (0: the figure's bottom edge; the saved
+    image grows to hold it).
+    """
     wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
-    fig.text(0.5, 0.0, wrapped, ha="center", va="top", fontsize=8, wrap=False)
+    fig.text(0.5, y, wrapped, ha="center", va="top", fontsize=8)
 
 
 def save_figure(fig, path):
@@ -183,8 +187,9 @@ def image_grid(rows, path, row_titles=None, col_titles=None, highlight=None, not
                                  fontweight="bold" if marked else "normal")
         if row_titles is not None:
             axes[i][0].text(-4, 14, row_titles[i], ha="right", va="center", fontsize=9)
-    if note:
-        caption(fig, note, width=max(60, int(14 * n_cols)))
+    if note:  # just under the last row of images
+        bottom = min(ax.get_position().y0 for ax in axes.flat)
+        caption(fig, note, width=max(60, int(14 * n_cols)), y=bottom - 0.02)
     save_figure(fig, path)
 
 
