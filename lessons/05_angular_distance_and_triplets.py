@@ -189,18 +189,19 @@ for c in range(classes):
 print("-> a straggler sits on the far side of another class's line: the hinge pushes it away "
       "from that line, and the way home crosses it. Triplet losses have local minima.")
 
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+fig, axes = plots.figure(1, 3, figsize=(13, 4.4))  # constrained layout: no label touches a panel
 for ax, (title, points) in zip(axes[:2], [("before", V_start), (f"after {TOY_STEPS} steps", V)]):
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
     ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="lightgrey"))
     for c in range(classes):
-        ax.scatter(unit[toy_y == c, 0], unit[toy_y == c, 1], s=18, label=f"class {c}")
+        ax.scatter(unit[toy_y == c, 0], unit[toy_y == c, 1], s=18, label=f"class {c}",
+                   color=plots.class_colour(c))  # class c: the colour of digit c in Figure 1
     ax.set_aspect("equal")
     ax.set_xlim(-1.25, 1.25)
     ax.set_ylim(-1.25, 1.25)
     ax.set_title(f"directions {title}")
 axes[0].legend(fontsize=8)
-axes[2].plot(toy_losses, marker=".")
+axes[2].plot(toy_losses, marker=".", color="black")
 axes[2].set_xlabel("gradient step")
 axes[2].set_ylabel("triplet loss (margin 0.05)")
 axes[2].set_title("the loss")
@@ -224,10 +225,11 @@ print(f"pixel-space triplets (random positive, hardest negative): loss {loss:.3f
 print("-> in raw pixels, many digits have a closer image of another class than a typical image "
       "of their own: the network's embedding has to fix that.")
 
-fig, ax = plt.subplots(figsize=(6, 3.8))
+fig, ax = plots.figure(figsize=(6.5, 3.8))
 bins = np.linspace(0, 1, 51)
-ax.hist(D_all[same], bins=bins, density=True, alpha=0.6, label="same class")
-ax.hist(D_all[other], bins=bins, density=True, alpha=0.6, label="other classes")
+ax.hist(D_all[same], bins=bins, density=True, color="tab:cyan", alpha=0.7, label="same class")
+ax.hist(D_all[other], bins=bins, density=True, histtype="step", color="black", lw=1.2,
+        label="other classes")
 ax.set_xlabel("angular distance D between two MNIST images (pixels)")
 ax.set_ylabel("density")
 ax.legend()
