@@ -13,7 +13,7 @@ the load of the shared 2-core machine)
    and the first two components keep only about 50% of the (Baseline) embedding's variance
    (ten keep about 98%) -- a 2-D picture hides half of the geometry. These are embeddings of
    clean test images; Figure 1 (section 3) shows FGSM images, one PCA per panel, so its axes
-   quote each panel's own shares (30% + 21% for the Baseline's in the default run).
+   quote each panel's own shares, which differ a little.
 2. What the triplet terms were trained to do, measured on test images (07_distances.png).
    The mean angular distance D(h(x), h(x')) to the image's own FGSM image: about 0.019 for
    the Baseline, 0.023 with + MLS, 0.026 with + MLS + MLI. To its own invariance image: about
