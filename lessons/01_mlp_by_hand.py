@@ -17,7 +17,7 @@ What you will see
 5. Plain SGD written in a few lines. Default mode (12,000 images, 3 epochs): test accuracy
    about 90% after the first epoch and about 93.5% after the third. The whole lesson took
    between about 3 s and 61 s on the shared 2-core machine, depending on how busy it was.
-   ``--fast`` (2,000 images, 1 epoch) reaches only about 65%.
+   ``--fast`` (2,000 images, 1 epoch) reaches only about 66%.
 6. The gradient with respect to the *input image* -- the thing FGSM (lesson 03) uses.
 
 Figures (in lessons/out/, or the folder given by --out):

@@ -15,7 +15,7 @@ What you will see
 2. ``rel_error`` -- max|a - b| / max(|a| + |b|) -- and the rule of thumb: <= 1e-7 good, around
    1e-4 only near a kink, > 1e-2 wrong.
 3. A whole MLP checked in float64: every parameter and the input gradient PASS with relative
-   errors of about 5e-10 to 1e-9.
+   errors of about 3e-10 to 1e-9.
 4. Kinks: a ReLU sitting exactly on 0 (zero biases and a black image, the classic trap) gives a
    relative error of about 8e-2 although the backward is correct; random non-zero biases
    bring it back to about 7e-10. A triplet hinge within h of 0 fails the same way (about 0.3).
