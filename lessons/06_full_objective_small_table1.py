@@ -22,7 +22,7 @@ What you will see
    float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 2.3e-9).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
-   (784-128-128-10, one seed), about 0.5-23 s each depending on the machine's load; evaluated
+   (784-128-128-10, one seed), 7-22 s each at load average 3-4, 14-34 s at 12-17; evaluated
    on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 62-63%, PGD about 58-60%,
    invariance against the source label about 62-63% (against the flipped label about 35%),
    agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
@@ -32,7 +32,7 @@ What you will see
    seed; differences this small say nothing about the method. ``python -m tinyadv.reproduce``
    (full data, three seeds) does.
 
-Default mode: about 28-41 s on the shared 2-core machine, depending on its load. ``--fast``
+Default mode: 64 s on the shared 2-core machine at load average 3-4, 124 s at 12-17. ``--fast``
 (500 images, 1 epoch, 100 test images) runs the same code in seconds; its numbers mean nothing.
 Figure: 06_small_table1.png (our four rows, and the paper's three beside them where it
 reports a column).

@@ -5,7 +5,7 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (a few seconds: sections 1-6 read the committed logs, so their numbers are
+What you will see (5 s at load average 3, 12 s at 13: sections 1-6 read the committed logs, so their numbers are
 fixed; the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
