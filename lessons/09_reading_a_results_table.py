@@ -40,12 +40,12 @@ fixed; the simulations use seeded generators)
 7. tinyadv's own table, from --results DIR (default: the repository's results/), every
    DIR/<preset>/table1.json. With none, it says which command makes one. Measured here with
    ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 3 min
-   on the quiet 2-core machine): invariance spreads over seeds 0.14-0.40 (the authors':
-   0.69-4.54); each triplet row moves the paper's metric by -0.76, -0.52, -0.47 (Welch p 0.069,
-   0.17, 0.2) and human agreement (350 images, sampling error up to ±2.7 points) by +0.10 to
-   +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14 (p 0.0098-0.015). Picking one seed per
-   row, the Baseline tops the invariance column in 66 of 81 tables. From ``--quick`` (one seed)
-   it says: no spread, no test.
+   on the quiet 2-core machine, 16 min at a load average of 4-11): invariance spreads over
+   seeds 0.14-0.40 (the authors': 0.69-4.54); each triplet row moves the paper's metric by
+   -0.76, -0.52, -0.47 (Welch p 0.069, 0.17, 0.2) and human agreement (350 images, sampling
+   error up to ±2.7 points) by +0.10 to +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14
+   (p 0.0098-0.015). Picking one seed per row, the Baseline tops the invariance column in 66
+   of 81 tables. From ``--quick`` (one seed) it says: no spread, no test.
 8. The sweep, from DIR/sweep/sweep.json, or the command that makes it. Measured here with
    ``python -m tinyadv.sweep`` (18 settings x 3 seeds; about 13 min on the same machine): 11 of
    16 settings raise the paper's metric (+0.35 to +4.20), and every one of them lowers
@@ -510,7 +510,7 @@ for path in table_files:
 if tables_read == 0:
     print(f"   No tinyadv table under {RESULTS} (no <preset>/table1.json). Make one from the "
           f"repository root with\n"
-          f"       python -m tinyadv.reproduce                    # results/default/: 3 seeds, ~3-4 min\n"
+          f"       python -m tinyadv.reproduce                    # results/default/: 3 seeds, ~3-4 min on 2 idle cores\n"
           f"       python -m tinyadv.reproduce --preset authors   # results/authors/\n"
           f"       python -m tinyadv.reproduce --quick            # one seed, < 1 min: no spread, no test\n"
           f"   then run this lesson again (or point it at another folder: --results DIR).")
@@ -602,7 +602,7 @@ for path in sweep_files:
 if sweeps_read == 0:
     print(f"   No sweep under {RESULTS} (no sweep/sweep.json). Make it from the repository root "
           f"with\n"
-          f"       python -m tinyadv.sweep           # results/sweep/: 18 settings x 3 seeds, ~13 min\n"
+          f"       python -m tinyadv.sweep           # results/sweep/: 18 settings x 3 seeds, ~13 min on 2 idle cores\n"
           f"       python -m tinyadv.sweep --quick   # 6 settings, one seed, < 1 min: no spread, no p\n"
           f"   then run this lesson again (or --results DIR).")
 
