@@ -16,8 +16,8 @@ What you will see
    digits, relative error about 5e-10 (lesson 02 does this properly).
 5. Plain SGD written in a few lines. Default mode (12,000 images, 3 epochs): test accuracy
    about 90% after the first epoch and about 93.5% after the third. The whole lesson took
-   between about 3 s and 61 s on the shared 2-core machine, depending on how busy it was.
-   ``--fast`` (2,000 images, 1 epoch) reaches only about 65%.
+   12 s on the shared 2-core machine at a load average of about 1.5, 53 s at about 11.
+   ``--fast`` (2,000 images, 1 epoch) reaches only about 66%.
 6. The gradient with respect to the *input image* -- the thing FGSM (lesson 03) uses.
 
 Figures (in lessons/out/, or the folder given by --out):
@@ -150,23 +150,26 @@ scaled = dx / (2 * np.abs(dx).max(axis=1, keepdims=True)) + 0.5  # grey = 0
 plots.image_grid([x[:N_SHOW], scaled, (np.sign(dx) + 1) / 2],
                  os.path.join(OUT, "01_input_gradient.png"),
                  row_titles=["digit", "dL/dx", "sign(dL/dx)"],
-                 col_titles=[[f"label {c}" for c in y[:N_SHOW]], [""] * N_SHOW, [""] * N_SHOW])
+                 col_titles=[[f"label {c}" for c in y[:N_SHOW]], [""] * N_SHOW, [""] * N_SHOW],
+                 note="dL/dx: grey = 0; white = brightening this pixel raises the loss, black = "
+                      "brightening it lowers the loss (each digit scaled by its own largest "
+                      "|dL/dx|).\nsign(dL/dx): white = +1, black = -1 (grey = 0): what FGSM "
+                      "(lesson 03) adds to the image, times eps.")
 
 # %% Figures: the training curve and some predictions
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: no window, just files
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-ax_loss.plot(step_losses, lw=0.6)
+# plots.figure is plt.subplots with matplotlib's constrained layout (labels never overlap),
+# on the headless Agg backend: no window, just files.
+fig, (ax_loss, ax_acc) = plots.figure(1, 2, figsize=(10, 3.8))
+standard = plots.model_colour("standard")  # the colour of a normally trained net, every lesson
+ax_loss.plot(step_losses, lw=0.6, color=standard)
 ax_loss.set_xlabel("SGD step")
 ax_loss.set_ylabel("cross-entropy of the mini-batch")
-ax_loss.axhline(np.log(10), color="grey", ls="--", lw=0.8, label="log 10 (a uniform guess)")
+ax_loss.axhline(np.log(10), color=plots.REFERENCE_COLOUR, ls="--", lw=0.8,
+                label="log 10 (a uniform guess)")
 ax_loss.legend()
-ax_acc.plot(range(1, EPOCHS + 1), epoch_accuracy, marker="o")
+ax_acc.plot(range(1, EPOCHS + 1), epoch_accuracy, color=standard, **plots.attack_style("clean"))
 ax_acc.set_xlabel("epoch")
-ax_acc.set_ylabel("test accuracy (%)")
+ax_acc.set_ylabel("clean test accuracy (%)")
 ax_acc.set_xticks(range(1, EPOCHS + 1))
 fig.suptitle("Lesson 01: a 784-128-128-10 MLP trained by hand-written SGD")
 plots.save_figure(fig, os.path.join(OUT, "01_training_curve.png"))
@@ -177,6 +180,7 @@ right = np.flatnonzero(predicted == y_test)[:N_SHOW]
 plots.image_grid([X_test[right], X_test[wrong]], os.path.join(OUT, "01_predictions.png"),
                  row_titles=["right", "wrong"],
                  col_titles=[[f"said {predicted[i]}" for i in right],
-                             [f"said {predicted[i]} (is {y_test[i]})" for i in wrong]])
+                             [f"said {predicted[i]} (is {y_test[i]})" for i in wrong]],
+                 highlight=[[False] * len(right), [True] * len(wrong)])  # red: a wrong answer
 print(f"{len(np.flatnonzero(predicted != y_test))} of {N_TEST} test digits misclassified; "
       f"figures written to {OUT}")

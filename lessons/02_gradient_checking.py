@@ -15,7 +15,7 @@ What you will see
 2. ``rel_error`` -- max|a - b| / max(|a| + |b|) -- and the rule of thumb: <= 1e-7 good, around
    1e-4 only near a kink, > 1e-2 wrong.
 3. A whole MLP checked in float64: every parameter and the input gradient PASS with relative
-   errors of about 5e-10 to 1e-9.
+   errors of about 3e-10 to 1e-9.
 4. Kinks: a ReLU sitting exactly on 0 (zero biases and a black image, the classic trap) gives a
    relative error of about 8e-2 although the backward is correct; random non-zero biases
    bring it back to about 7e-10. A triplet hinge within h of 0 fails the same way (about 0.3).
@@ -47,10 +47,6 @@ OUT, FAST = lesson_options("Lesson 02: gradient checking",
                            default_out=os.path.join(HERE, "out"))
 rng = np.random.default_rng(0)
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
 
 # %% 1. How small should the step h be? One-sided vs centred, float64 vs float32
 # f(z) = softmax cross-entropy of a (4, 10) batch of logits; we differentiate w.r.t. z[0, 3].
@@ -78,16 +74,22 @@ for dtype in (np.float64, np.float32):
     errors[f"one-sided, {np.dtype(dtype).name}"] = np.abs(np.array(one_sided) - exact)
     errors[f"centred, {np.dtype(dtype).name}"] = np.abs(np.array(centred) - exact)
 
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
+# Colour = the precision, line style = the formula, so each pair reads at a glance. The x-axis
+# runs from large h to small (the way one shrinks it): truncation error on the left, rounding
+# error on the right.
+DTYPE_COLOURS = {"float64": "black", "float32": "tab:pink"}
+fig, ax = plots.figure(figsize=(7.5, 4.4))
 for label, err in errors.items():
-    ax.loglog(steps, np.maximum(err, 1e-17), marker=".", label=label,
-              ls="-" if "centred" in label else "--")
-ax.set_xlabel("step h")
+    formula, dtype = label.split(", ")
+    ax.loglog(steps, np.maximum(err, 1e-17), marker=".", label=label, color=DTYPE_COLOURS[dtype],
+              ls="-" if formula == "centred" else "--")
+ax.set_xlabel("step h (shrinking to the right)")
 ax.set_ylabel("|finite difference - exact derivative|")
 ax.invert_xaxis()
 ax.grid(alpha=0.3, which="both")
-ax.legend()
-ax.set_title("Finite-difference error: truncation (right) vs rounding (left)")
+plots.legend_beside(ax)
+ax.set_title("Finite-difference error: truncation (left, large h) vs rounding (right, small h)",
+             fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "02_step_size.png"))
 
 for label, err in errors.items():
@@ -238,20 +240,29 @@ print("-> a correct gradient that would be flagged as buggy: check in float64, t
 summary["correct MLP, float32"] = [report_32.rel_error]
 
 # %% 7. One picture of all the verdicts
-fig, ax = plt.subplots(figsize=(7.5, 3.8))
+REFERENCE_BAND = "grey"
+fig, ax = plots.figure(figsize=(7.5, 4.0))
 names = list(summary)
 for row, name in enumerate(names):
     values = np.maximum(summary[name], 1e-16)
-    ax.scatter(values, [row] * len(values), s=25, color="tab:red" if max(values) > 1e-7 else "tab:green")
+    ax.scatter(values, [row] * len(values), s=25, zorder=3,
+               color="tab:red" if max(values) > 1e-7 else "tab:green")
 ax.set_xscale("log")
 ax.set_yticks(range(len(names)))
 ax.set_yticklabels(names)
-for threshold, text in ((1e-7, "good <= 1e-7"), (1e-2, "wrong > 1e-2")):
-    ax.axvline(threshold, color="grey", ls="--", lw=0.8)
-    ax.text(threshold, len(names) - 0.4, text, fontsize=8, ha="center")
-ax.set_xlabel("relative error between analytic and numerical gradient")
-ax.set_ylim(-0.6, len(names) - 0.1)
-ax.invert_yaxis()
+ax.set_ylim(len(names) - 0.4, -0.6)  # first row at the top
+# The three verdicts as shaded bands, each labelled above the axes -- no line through a label.
+low, high = ax.get_xlim()
+bands = ((low, 1e-7, "tab:green", "good: <= 1e-7"), (1e-7, 1e-2, REFERENCE_BAND, "near a kink only"),
+         (1e-2, high, "tab:red", "wrong: > 1e-2"))
+for left, right, colour, text in bands:
+    ax.axvspan(left, right, color=colour, alpha=0.08, lw=0)
+    ax.text(np.sqrt(left * right), 1.01, text, transform=ax.get_xaxis_transform(), ha="center",
+            va="bottom", fontsize=8, color=colour if colour != REFERENCE_BAND else "black")
+for threshold in (1e-7, 1e-2):
+    ax.axvline(threshold, color=plots.REFERENCE_COLOUR, ls="--", lw=0.8)
+ax.set_xlim(low, high)
+ax.set_xlabel("relative error between analytic and numerical gradient (green: passes, red: fails)")
 ax.grid(alpha=0.3, axis="x")
 plots.save_figure(fig, os.path.join(OUT, "02_rel_errors.png"))
 print(f"figures written to {OUT}")

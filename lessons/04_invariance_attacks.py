@@ -10,11 +10,13 @@ the nearest training image of another class t and *assumes* the result is a t. T
 (2020) made such images with a more careful attack and then asked people to label them.
 
 What you will see (default: a 784-128-128-10 MLP trained normally and one FGSM-trained, 8,000
-training images, 3 epochs each; 1,000 test images; about 13-15 s on the shared 2-core machine)
+training images, 3 epochs each; 1,000 test images; on the shared 2-core machine 35 s at load
+average 2-3, 83 s at 10-12)
 -----------------------------------------------------------------------------------------------
 1. The generator at work (04_generator.png): source digit, the nearest training digit of
    another class, and the images at eps = 0.1 ... 0.4. At 0.1-0.2 the source still shows; at
-   0.4 many look like the target.
+   0.4 only a few look like the target -- in the default run's figure 2 of the 8 shown (a 4
+   turned 9, a 1 turned 7); the others read as the source with a ghost of the target.
 2. What the models say on the generator's images as eps grows (04_predictions_vs_eps.png): at
    eps = 0.1 about 87% get the *source* label; at eps = 0.4 still about 69%, and the *flipped*
    label about 27%. At this small scale the FGSM-trained model behaves about the same (within
@@ -109,8 +111,10 @@ for name, params in models.items():
 # %% 3. What do the models say on the generator's images?
 # "source" = the model ignored the change (the paper's invariance accuracy counts this as
 # right); "flipped" = it followed the change (right, IF the generator's guess is right).
-fig, ax = plt.subplots(figsize=(6, 4))
-for (name, params), colour in zip(models.items(), ("tab:blue", "tab:red")):
+fig, ax = plots.figure(figsize=(7.8, 4))
+# Colour = the model, as in every lesson (the FGSM-trained one is lesson 03's Baseline recipe).
+for (name, params), colour in zip(models.items(), (plots.model_colour("standard"),
+                                                   plots.model_colour("baseline"))):
     says_source, says_flipped = [], []
     for eps in EPS_LIST:
         predicted = mlp.predict(params, flipped[eps][0])
@@ -120,14 +124,18 @@ for (name, params), colour in zip(models.items(), ("tab:blue", "tab:red")):
         f"eps {e}: {v:4.1f}%" for e, v in zip(EPS_LIST, says_source)))
     print(f"{'':>13}  says the FLIPPED label " + "  ".join(
         f"eps {e}: {v:4.1f}%" for e, v in zip(EPS_LIST, says_flipped)))
-    ax.plot(EPS_LIST, says_source, marker="o", color=colour, label=f"{name}: says source label")
-    ax.plot(EPS_LIST, says_flipped, marker="s", ls="--", color=colour, label=f"{name}: says flipped label")
+    # Every point is on invariance images (their line style); filled: the source label, hollow:
+    # the flipped one.
+    ax.plot(EPS_LIST, says_source, color=colour, label=f"{name}: says source label",
+            **plots.attack_style("invariance"))
+    ax.plot(EPS_LIST, says_flipped, color=colour, mfc="white", label=f"{name}: says flipped label",
+            **plots.attack_style("invariance"))
 ax.set_xlabel("eps of the label-flipping generator")
 ax.set_ylabel("% of test images")
 ax.set_ylim(0, 100)
 ax.grid(alpha=0.3)
-ax.legend(fontsize=8)
-ax.set_title("Predictions on label-flipped test images")
+plots.legend_beside(ax)
+ax.set_title("Predictions on label-flipped test images", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "04_predictions_vs_eps.png"))
 
 # %% 4. Tramer et al.'s human-labelled invariance examples
@@ -161,7 +169,10 @@ plots.image_grid(
     row_titles=["MNIST source", "Tramer et al.\n(human label)", "our generator\n(assumed label)"],
     col_titles=[[f"label {c}" for c in y_source[changed][shown]],
                 [f"people: {c}" for c in y_human[changed][shown]],
-                [f"assumed {c}" for c in ours_flip[shown]]])
+                [f"assumed {c}" for c in ours_flip[shown]]],
+    highlight=[[False] * N_SHOW, [False] * N_SHOW, ours_flip[shown] != y_human[changed][shown]],
+    note="red: our generator's assumed label is not what people said of Tramer et al.'s image "
+         "from the same source")
 agree = int(np.sum(ours_flip == y_human[changed]))
 print(f"on the {len(changed)} sources whose Tramer image people relabelled, our generator picks "
       f"the people's new label as its target for {agree} ({100 * agree / len(changed):.0f}%). A hint "

@@ -19,10 +19,10 @@ What you will see
    term, summed over the four groups of embeddings it covers, about 2.7 (times lambda3 = 0.001).
 2. The gradient of the *whole* objective -- one concatenated forward pass over anchors, FGSM
    images and invariance images, and one backward -- checked against centred differences in
-   float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 3e-9).
+   float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 2.3e-9).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
-   (784-128-128-10, one seed), about 0.5-23 s each depending on the machine's load; evaluated
+   (784-128-128-10, one seed), 7-22 s each at load average 3-4, 14-34 s at 12-17; evaluated
    on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 62-63%, PGD about 58-60%,
    invariance against the source label about 62-63% (against the flipped label about 35%),
    agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
@@ -32,9 +32,10 @@ What you will see
    seed; differences this small say nothing about the method. ``python -m tinyadv.reproduce``
    (full data, three seeds) does.
 
-Default mode: about 28-41 s on the shared 2-core machine, depending on its load. ``--fast``
+Default mode: 64 s on the shared 2-core machine at load average 3-4, 124 s at 12-17. ``--fast``
 (500 images, 1 epoch, 100 test images) runs the same code in seconds; its numbers mean nothing.
-Figure: 06_small_table1.png.
+Figure: 06_small_table1.png (our four rows, and the paper's three beside them where it
+reports a column).
 
 Run:  python lessons/06_full_objective_small_table1.py [--fast] [--out DIR]
 """
@@ -150,24 +151,44 @@ print("largest difference between rows, per column: " + ", ".join(
 print("-> one seed, a small subset, a few epochs: differences of this size are not evidence for "
       "or against the method. python -m tinyadv.reproduce runs the real thing.")
 
-# %% A picture of the table
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, ax = plt.subplots(figsize=(11, 4))
+# %% A picture of the table, beside the paper's
+# Colour = the row (model), as in every lesson; hatched bars are the paper's own Table 1. The
+# paper reports three columns (clean, FGSM, invariance against the source label): the left
+# panel puts each of our rows beside the paper's; the right panel has the columns only
+# tinyadv measures.
+paper_columns = [c for c in columns if all(c in row for row in PAPER_TABLE1.values())]
+ours_only = [c for c in columns if c not in paper_columns]
+short_of = dict(zip(columns, short))
+fig, (ax_paper, ax_ours) = plots.figure(1, 2, figsize=(13, 4.3), sharey=True,
+                                        gridspec_kw={"width_ratios": [len(paper_columns) + 1,
+                                                                      len(ours_only)]})
+# (row, is it the paper's): each of our rows, then the paper's same row if it has one
+bars = [(model, is_paper) for model in results
+        for is_paper in ((False, True) if model in PAPER_TABLE1 else (False,))]
+width = 0.85 / len(bars)
+for i, (model, is_paper) in enumerate(bars):
+    values = [PAPER_TABLE1[model][c] if is_paper else results[model][c]["percent"]
+              for c in paper_columns]
+    ax_paper.bar(np.arange(len(paper_columns)) + (i - (len(bars) - 1) / 2) * width, values, width,
+                 color=plots.model_colour(model), hatch=plots.PAPER_HATCH if is_paper else "",
+                 edgecolor="white" if is_paper else None,
+                 label=f"paper: {model}" if is_paper else model)
 width = 0.8 / len(results)
 for i, (model, row) in enumerate(results.items()):
-    ax.bar(np.arange(len(columns)) + (i - (len(results) - 1) / 2) * width,
-           [row[c]["percent"] for c in columns], width, label=model)
-ax.set_xticks(np.arange(len(columns)))
-ax.set_xticklabels(short)
-ax.set_ylabel("accuracy / agreement (%)")
-ax.set_ylim(0, 100)
-ax.grid(alpha=0.3, axis="y")
-ax.legend(fontsize=8, ncol=2)
-ax.set_title(f"A small Table 1: {N_TRAIN} training images, {EPOCHS} epoch(s), one seed, "
-             f"{N_TEST} test images")
+    ax_ours.bar(np.arange(len(ours_only)) + (i - (len(results) - 1) / 2) * width,
+                [row[c]["percent"] for c in ours_only], width, color=plots.model_colour(model))
+for ax, cols, title in ((ax_paper, paper_columns, "the paper's columns: ours (plain) beside the "
+                                                   "paper's Table 1 (hatched)"),
+                        (ax_ours, ours_only, "columns only tinyadv measures")):
+    ax.set_xticks(np.arange(len(cols)))
+    ax.set_xticklabels([short_of[c] for c in cols])
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(title, fontsize=10)
+ax_paper.set_ylabel("accuracy / agreement (%)")
+handles, labels = ax_paper.get_legend_handles_labels()
+plots.legend_beside(ax_ours, handles=handles, labels=labels)
+fig.suptitle(f"A small Table 1 ({N_TRAIN} training images, {EPOCHS} epoch(s), one seed, "
+             f"{N_TEST} test images) beside the paper's Table 1 as printed", fontsize=11)
 plots.save_figure(fig, os.path.join(OUT, "06_small_table1.png"))
 print(f"figure written to {OUT}")

@@ -6,12 +6,14 @@ Figure 1 shows a 2-D PCA of the embeddings of FGSM test images for a model train
 (a) and with (b) the invariance term, and says the classes are grouped more tightly in (b).
 
 What you will see (default: three 784-128-128-10 MLPs -- Baseline, + MLS, + MLS + MLI -- on
-8,000 training images for 3 epochs, one seed; 1,000 test images; about 45-127 s depending on
-the load of the shared 2-core machine)
+8,000 training images for 3 epochs, one seed; 1,000 test images; on the shared 2-core machine
+14 s at load average 3.5-4, 94 s at 15-17)
 -----------------------------------------------------------------------------------------
 1. PCA by the SVD, written out: centre, decompose, project; it matches plots.pca_2d exactly,
    and the first two components keep only about 50% of the (Baseline) embedding's variance
-   (ten keep about 98%) -- a 2-D picture hides half of the geometry.
+   (ten keep about 98%) -- a 2-D picture hides half of the geometry. These are embeddings of
+   clean test images; Figure 1 (section 3) shows FGSM images, one PCA per panel, so its axes
+   quote each panel's own shares, which differ a little.
 2. What the triplet terms were trained to do, measured on test images (07_distances.png).
    The mean angular distance D(h(x), h(x')) to the image's own FGSM image: about 0.019 for
    the Baseline, 0.023 with + MLS, 0.026 with + MLS + MLI. To its own invariance image: about
@@ -82,6 +84,8 @@ coords_lib, explained_lib = plots.pca_2d(h)
 print(f"PCA by hand vs plots.pca_2d: largest difference {np.abs(np.abs(coords_by_hand) - np.abs(coords_lib)).max():.1e}")
 print(f"variance kept by the first two components: {100 * explained[0]:.1f}% + {100 * explained[1]:.1f}% "
       f"= {100 * explained[:2].sum():.1f}%; ten components keep {100 * explained[:10].sum():.1f}%")
+print("   (the Baseline's embeddings of CLEAN test images; Figure 1 below shows each model's FGSM "
+      "images, each panel with its own PCA, so its axes quote that panel's own shares)")
 print(f"dead units (zero on every test image): {int(np.sum(h.max(axis=0) == 0))} of {h.shape[1]}")
 
 # %% 2. What the triplet terms pull together, measured
@@ -106,24 +110,29 @@ for name, params in models.items():
           f"{violated[0]:.1f}%)   mean D(h(x), h(invariance x)) = {d_inv.mean():.4f} "
           f"(violated by {violated[1]:.1f}%)")
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, (ax_d, ax_v) = plt.subplots(1, 2, figsize=(12, 3.8))
+# Colour = the model, as in every lesson; hatching = the attack that made the positive
+# (plain: FGSM, dotted: invariance).
+fig, (ax_d, ax_v) = plots.figure(1, 2, figsize=(12.5, 4.0))
 width = 0.38
 positions = np.arange(len(models))
+colours = [plots.model_colour(name) for name in distances]
 for ax, (k_fgsm, k_inv), ylabel in ((ax_d, (0, 1), "mean angular distance D(h(x), h(x attacked))"),
                                     (ax_v, (2, 3), "% of test triplets violating the margin")):
-    ax.bar(positions - width / 2, [d[k_fgsm] for d in distances.values()], width,
-           label="positive = its FGSM image")
-    ax.bar(positions + width / 2, [d[k_inv] for d in distances.values()], width,
-           label="positive = its invariance image")
+    ax.bar(positions - width / 2, [d[k_fgsm] for d in distances.values()], width, color=colours,
+           hatch=plots.ATTACK_HATCHES["FGSM"], edgecolor="black", lw=0.5)
+    ax.bar(positions + width / 2, [d[k_inv] for d in distances.values()], width, color=colours,
+           hatch=plots.ATTACK_HATCHES["invariance"], edgecolor="black", lw=0.5)
     ax.set_xticks(positions)
     ax.set_xticklabels(list(distances))
     ax.set_ylabel(ylabel, fontsize=9)
-    ax.legend(fontsize=8)
+# The legend explains the hatching (the colours are named on the x-axis).
+from matplotlib.patches import Patch  # noqa: E402
+
+plots.legend_beside(ax_v, handles=[
+    Patch(facecolor="white", edgecolor="black", hatch=plots.ATTACK_HATCHES["FGSM"],
+          label="positive = its FGSM image"),
+    Patch(facecolor="white", edgecolor="black", hatch=plots.ATTACK_HATCHES["invariance"],
+          label="positive = its invariance image")])
 ax_d.set_title("How far an embedding moves under each attack", fontsize=10)
 ax_v.set_title(f"Triplets (image, attacked image, hardest negative), margin {base.margin}", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "07_distances.png"))

@@ -18,8 +18,8 @@ watches.
 What you will see (default mode: two 784-256-256-10 MLPs -- the library's default network --
 FGSM-trained at eps 0.1 on all 60,000 training images for 2 epochs (936 steps), identical but
 for init="he" / init="uniform", seed 0; FGSM and PGD-10 accuracy on 500 test images every 10
-steps early on and every 50 later, then on 1,000 test images at the end; 27-43 s on the
-shared 2-core machine at load average 8-13. Numbers below are seed 0; seeds 1 and 2 in brackets.)
+steps early on and every 50 later, then on 1,000 test images at the end; 29 s on the
+shared 2-core machine at load average 3-3.5, 57 s at 13-15. Numbers below are seed 0; seeds 1 and 2 in brackets.)
 -----------------------------------------------------------------------------------------
 1. The two runs side by side (08_training_curves.png). Early on, both gain on both attacks.
    Then, with He init, PGD accuracy stalls at 48% around step 100 [45% at step 350; 45% at
@@ -73,7 +73,8 @@ import time
 # One BLAS thread, unless you ask for more. This lesson multiplies small matrices (batches of
 # 128-1,000 rows) thousands of times; on a machine shared with other jobs a second OpenBLAS
 # thread spends its time spinning while it waits for a core. Measured here at load 11-17:
-# 38 s with one thread, 342 s with two. Set before NumPy is imported, or it has no effect.
+# 38 s with one thread, 342 s with two; again at load 12-19: 58 s and 397 s. Set before NumPy
+# is imported, or it has no effect.
 # (Results are rounded differently with another thread count, so the numbers can differ a
 # little from those quoted above.)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -176,19 +177,28 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")  # headless: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+# The shared style of every lesson: colour = the model (He init red; the uniform default is
+# the Baseline recipe, blue), line style = the attack (clean dotted, FGSM solid, PGD dashed).
+MODEL_OF = {"he": "he init", "uniform": "baseline"}
+from matplotlib.lines import Line2D  # noqa: E402
+
+fig, axes = plots.figure(1, 2, figsize=(13, 4.2), sharey=True)
 for ax, init in zip(axes, INITS):
     c = curves[init]
-    for key, style in (("clean", ":"), ("FGSM", "-"), ("PGD-10", "-")):
-        ax.plot(c["step"], c[key], style, marker=".", label=key)
+    colour = plots.model_colour(MODEL_OF[init])
+    for key in ("clean", "FGSM", "PGD-10"):
+        ax.plot(c["step"], c[key], color=colour, ms=3, **plots.attack_style(key))
     peak = int(np.argmax(c["PGD-10"]))
-    ax.axvline(c["step"][peak], color="grey", lw=0.8, ls="--", label="PGD's best checkpoint")
-    ax.set_title(f'init="{init}"', fontsize=10)
+    ax.axvline(c["step"][peak], color=plots.REFERENCE_COLOUR, lw=0.8, ls="-")
+    ax.set_title(f'init="{init}"', fontsize=10, color=colour)
     ax.set_xlabel("training step (batch of 128)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
 axes[0].set_ylabel(f"accuracy on {N_WATCH} test images (%)")
+plots.legend_beside(axes[1], handles=[
+    Line2D([], [], color="black", label=key, **plots.attack_style(key))
+    for key in ("clean", "FGSM", "PGD-10")] + [
+    Line2D([], [], color=plots.REFERENCE_COLOUR, lw=0.8, label="PGD's best checkpoint")])
 fig.suptitle(f"FGSM adversarial training at eps {EPS}, seed {base.seed}: accuracy on clean, FGSM "
              f"and PGD-10 test images while training", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "08_training_curves.png"))
@@ -294,15 +304,23 @@ for init in INITS:
           f'gradient alignment cos(g(x), g(x + noise)) {cos.mean():.2f} '
           f'(median {np.median(cos):.2f})')
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+# Colour = the model again; line style = the attack whose direction is followed; the slope's
+# prediction is a guide, not a measurement: grey.
+fig, axes = plots.figure(1, 2, figsize=(13, 4.2), sharey=True)
+styles = {FGSM_LOSS: plots.attack_style("FGSM"), PGD_LOSS: plots.attack_style("PGD"),
+          FGSM_PREDICTED: {"ls": "-", "marker": "x", "lw": 1.0}}
 for ax, init in zip(axes, INITS):
+    colour = plots.model_colour(MODEL_OF[init])
     for label, values in lines[init].items():
-        ax.plot(T, values, marker=".", ls="--" if label == FGSM_PREDICTED else "-", label=label)
-    ax.set_title(f'init="{init}"', fontsize=10)
+        ax.plot(T, values, ms=4, color=plots.REFERENCE_COLOUR if label == FGSM_PREDICTED else colour,
+                **styles[label])
+    ax.set_title(f'init="{init}"', fontsize=10, color=colour)
     ax.set_xlabel("distance from the test image (l-inf, pixel units)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
 axes[0].set_ylabel(f"mean cross-entropy over {N_TEST} test images")
+plots.legend_beside(axes[1], handles=[
+    Line2D([], [], color=plots.REFERENCE_COLOUR if label == FGSM_PREDICTED else "black",
+           label=label, **styles[label]) for label in lines[INITS[0]]])
 fig.suptitle("The loss along FGSM's straight line, the slope's prediction of it, and along the "
              "line to PGD's point", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "08_loss_along_directions.png"))
@@ -326,6 +344,7 @@ def pgd_worst_of(params, x, y, steps, restarts, rng):
 
 EPS_LIST = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]
 eps_curves, strong = {}, {}
+figure_curves = {}  # the same curves keyed (model, attack, label): colour = model, line = attack
 for init in INITS:
     params = models[init]
     strong[init] = pgd_worst_of(params, X_test, y_test, 50, 3, np.random.default_rng(4))
@@ -335,11 +354,13 @@ for init in INITS:
         curve = evaluate.accuracy_vs_eps(params, X_test, y_test, EPS_LIST, attack=attack,
                                          rng=np.random.default_rng(5))
         eps_curves[f'init="{init}", {attack.upper()}'] = (EPS_LIST, [r["percent"] for r in curve])
+        figure_curves[(MODEL_OF[init], attack.upper(), f'init="{init}", {attack.upper()}')] = \
+            eps_curves[f'init="{init}", {attack.upper()}']
     print("     eps      " + "".join(f"{e:>7.2f}" for e in EPS_LIST))
     for attack in ("FGSM", "PGD"):
         accuracies = eps_curves[f'init="{init}", {attack}'][1]
         print(f"     {attack:<8} " + "".join(f"{a:>6.1f}%" for a in accuracies))
-plots.accuracy_curves(eps_curves, os.path.join(OUT, "08_accuracy_vs_eps.png"),
+plots.accuracy_curves(figure_curves, os.path.join(OUT, "08_accuracy_vs_eps.png"),
                       title=f"after FGSM training at eps {EPS} ({N_TEST} test images)")
 
 uniform_pgd10 = final["uniform"]["pgd"]["percent"]

@@ -5,7 +5,7 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (a few seconds: sections 1-6 read the committed logs, so their numbers are
+What you will see (5 s at load average 3, 12 s at 13: sections 1-6 read the committed logs, so their numbers are
 fixed; the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
@@ -40,12 +40,12 @@ fixed; the simulations use seeded generators)
 7. tinyadv's own table, from --results DIR (default: the repository's results/), every
    DIR/<preset>/table1.json. With none, it says which command makes one. Measured here with
    ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 3 min
-   on the quiet 2-core machine): invariance spreads over seeds 0.14-0.40 (the authors':
-   0.69-4.54); each triplet row moves the paper's metric by -0.76, -0.52, -0.47 (Welch p 0.069,
-   0.17, 0.2) and human agreement (350 images, sampling error up to ±2.7 points) by +0.10 to
-   +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14 (p 0.0098-0.015). Picking one seed per
-   row, the Baseline tops the invariance column in 66 of 81 tables. From ``--quick`` (one seed)
-   it says: no spread, no test.
+   on the quiet 2-core machine, 16 min at a load average of 4-11): invariance spreads over
+   seeds 0.14-0.40 (the authors': 0.69-4.54); each triplet row moves the paper's metric by
+   -0.76, -0.52, -0.47 (Welch p 0.069, 0.17, 0.2) and human agreement (350 images, sampling
+   error up to ±2.7 points) by +0.10 to +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14
+   (p 0.0098-0.015). Picking one seed per row, the Baseline tops the invariance column in 66
+   of 81 tables. From ``--quick`` (one seed) it says: no spread, no test.
 8. The sweep, from DIR/sweep/sweep.json, or the command that makes it. Measured here with
    ``python -m tinyadv.sweep`` (18 settings x 3 seeds; about 13 min on the same machine): 11 of
    16 settings raise the paper's metric (+0.35 to +4.20), and every one of them lowers
@@ -225,15 +225,21 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")  # headless: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 
-fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+# Colour = the paper's row a configuration was printed as (the colours of those rows in every
+# lesson), dark grey for the others; filled: a triplet was computed, hollow: none was.
+fig, axes = plots.figure(1, 3, figsize=(16, 5.8))
 configs = list(runs)
+config_colour = {cfg: plots.model_colour(row_of[cfg]) if cfg in row_of else plots.model_colour("standard")
+                 for cfg in configs}
 for ax, c in zip(axes, COLS):
     for i, config in enumerate(configs):
         values = np.array(runs[config][c])
         mean, sd = mean_sd(values)
-        ax.errorbar(i, mean, yerr=sd, color="grey", capsize=4, marker="_", ms=14, zorder=1)
-        ax.scatter(np.full(3, i) + np.array([-0.12, 0, 0.12]), values, s=22, zorder=2,
-                   color="tab:red" if triplet[config] else "tab:blue")
+        ax.errorbar(i, mean, yerr=sd, color=plots.REFERENCE_COLOUR, capsize=4, marker="_", ms=14,
+                    zorder=1)
+        colour = config_colour[config]
+        ax.scatter(np.full(3, i) + np.array([-0.12, 0, 0.12]), values, s=24, zorder=2,
+                   edgecolor=colour, lw=1.2, facecolor=colour if triplet[config] else "white")
         if config in row_of:
             k = printed_run[row_of[config]] - 1
             ax.scatter(i + [-0.12, 0, 0.12][k], values[k], marker="*", s=220, facecolor="none",
@@ -241,6 +247,8 @@ for ax, c in zip(axes, COLS):
     ax.set_xticks(range(len(configs)))
     ax.set_xticklabels([f"{cfg}\n= paper's {row_of[cfg]}" if cfg in row_of else cfg
                         for cfg in configs], rotation=60, ha="right", fontsize=7)
+    for label, cfg in zip(ax.get_xticklabels(), configs):
+        label.set_color(config_colour[cfg])
     ax.set_title(f"{COL_NAMES[c]} accuracy (%)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     if c == "invariance_source":
@@ -250,10 +258,9 @@ for ax, c in zip(axes, COLS):
         ax.annotate("%s:\n%.2f ± %.2f\n(below the axis)" % ((ml_inv,) + mean_sd(runs[ml_inv][c])),
                     (i, low), xytext=(i, low + 6), ha="center", fontsize=7,
                     arrowprops=dict(arrowstyle="->"))
-fig.suptitle("The authors' logs: three runs per configuration (blue: no triplet computed, red: "
-             "triplet computed), mean ± sample std in grey; star: the run the paper printed",
-             fontsize=10)
-fig.tight_layout()
+fig.suptitle("The authors' logs: three runs per configuration (filled: triplet computed, hollow: "
+             "none; coloured: printed as that paper row), mean ± sample std in grey; star: the "
+             "run the paper printed", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "09_runs_behind_table1.png"))
 
 # %% 4. What a mean ± sample std over three runs can and cannot tell
@@ -372,29 +379,33 @@ print(f"   With three runs per side a true 2-point gain is seen (p < {ALPHA}) in
       f"{100 * power[3][i2]:.0f}% of experiments; a p > {ALPHA} from three runs is what you "
       f"would expect whether or not the gain is real.")
 
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+fig, axes = plots.figure(1, 2, figsize=(14, 4.5))
 ax = axes[0]
-ax.hist(s_over_sigma, bins=60, color="tab:blue", alpha=0.7)
-ax.axvline(1.0, color="black", ls="--", label="the true std")
+ax.hist(s_over_sigma, bins=60, color="tab:cyan", alpha=0.8)
+ax.axvline(1.0, color=plots.REFERENCE_COLOUR, ls="--", label="the true std")
 ax.set_xlabel("sample std of 3 runs / true std")
 ax.set_ylabel(f"experiments (of {N_SIM})")
 ax.set_title("(a) the spread from three runs is a rough guess", fontsize=10)
 ax.legend(fontsize=8)
 ax = axes[1]
-for k in N_RUNS:
-    ax.plot(DIFFS, 100 * power[k], marker=".", label=f"{k} runs per side")
-ax.axhline(100 * ALPHA, color="grey", ls=":", lw=0.8, label=f"{100 * ALPHA:.0f}%: false alarms")
-ax.axhline(80, color="grey", ls="--", lw=0.8, label="80%: the usual target")
-ax.axvline(abs(printed_gain), color="tab:red", lw=0.8,
+# The number of runs on one colour scale (viridis: more runs, from purple to yellow-green) --
+# no model's colour, since no model is drawn here. Guides are grey; the printed gain, the one
+# number here taken from the paper, is black.
+run_colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(N_RUNS)))
+for k, colour in zip(N_RUNS, run_colours):
+    ax.plot(DIFFS, 100 * power[k], marker=".", color=colour, label=f"{k} runs per side")
+ax.axhline(100 * ALPHA, color=plots.REFERENCE_COLOUR, ls=":", lw=0.8,
+           label=f"{100 * ALPHA:.0f}%: false alarms")
+ax.axhline(80, color=plots.REFERENCE_COLOUR, ls="--", lw=0.8, label="80%: the usual target")
+ax.axvline(abs(printed_gain), color="black", ls="-.", lw=1.0,
            label=f"the printed gain, {printed_gain:.2f}")
 ax.set_xlabel("true difference of means (points)")
 ax.set_ylabel(f"experiments with Welch p < {ALPHA} (%)")
 ax.set_title(f"(b) power of Welch's test, run spreads {SD_A:.2f} and {SD_B:.2f}", fontsize=10)
-ax.legend(fontsize=8)
+plots.legend_beside(ax)
 ax.grid(alpha=0.3)
 fig.suptitle(f"Three runs are few (simulated, {N_SIM} experiments per point, seeded)",
              fontsize=10)
-fig.tight_layout()
 plots.save_figure(fig, os.path.join(OUT, "09_three_runs_are_few.png"))
 
 
@@ -499,7 +510,7 @@ for path in table_files:
 if tables_read == 0:
     print(f"   No tinyadv table under {RESULTS} (no <preset>/table1.json). Make one from the "
           f"repository root with\n"
-          f"       python -m tinyadv.reproduce                    # results/default/: 3 seeds, ~10-15 min\n"
+          f"       python -m tinyadv.reproduce                    # results/default/: 3 seeds, ~3-4 min on 2 idle cores\n"
           f"       python -m tinyadv.reproduce --preset authors   # results/authors/\n"
           f"       python -m tinyadv.reproduce --quick            # one seed, < 1 min: no spread, no test\n"
           f"   then run this lesson again (or point it at another folder: --results DIR).")
@@ -591,7 +602,7 @@ for path in sweep_files:
 if sweeps_read == 0:
     print(f"   No sweep under {RESULTS} (no sweep/sweep.json). Make it from the repository root "
           f"with\n"
-          f"       python -m tinyadv.sweep           # results/sweep/: 18 settings x 3 seeds, ~35-45 min\n"
+          f"       python -m tinyadv.sweep           # results/sweep/: 18 settings x 3 seeds, ~13 min on 2 idle cores\n"
           f"       python -m tinyadv.sweep --quick   # 6 settings, one seed, < 1 min: no spread, no p\n"
           f"   then run this lesson again (or --results DIR).")
 

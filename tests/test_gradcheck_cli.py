@@ -1,7 +1,7 @@
 """The exercise checker's reports: python -m tinyadv.gradcheck FILE|FOLDER.
 
 It must pass tinyadv's own pieces, report blanks as blanks, catch many *different* kinds of
-wrong gradient (the twelve of exercises 01-05 and four of the new exercises 06-07) with a hint
+wrong gradient (the sixteen of exercises 01-05 and four of the new exercises 06-07) with a hint
 that names the mistake, explain malformed return values, reject a wrong forward, write the
 gradebook, refuse bad arguments with a message naming the argument, and exit 0 / 1 / 2 as
 documented. Every file runs in a child process (~0.15 s of CPU: a fresh Python and NumPy),
@@ -96,6 +96,38 @@ WRONG = {
             db = (g / safe_denom)[:, None] * a - (g * cos / norm_b**2)[:, None] * b
             return da, db
         """, ["sign is flipped at exactly the rows where cos(a_i, b_i) < 0", "sign(c)"]),
+    # Exercise 04's classic slips: the per-row upstream dd forgotten or summed into one
+    # number, and the quotient rule's term from the denominator (along a, resp. b) dropped.
+    "angular distance ignoring dd": ("angular_distance_backward", """
+        import numpy as np
+        def angular_distance_backward(dd, cache):
+            a, b, norm_a, norm_b, safe_denom, cos, valid = cache
+            g = -np.sign(cos)  # dD/dcos, but never multiplied by dd
+            da = (g / safe_denom)[:, None] * b - (g * cos / norm_a**2)[:, None] * a
+            db = (g / safe_denom)[:, None] * a - (g * cos / norm_b**2)[:, None] * b
+            return da, db
+        """, ["divided, row by row, by the upstream gradient", "it is not applied"]),
+    "angular distance with dd summed to one number": ("angular_distance_backward", """
+        import numpy as np
+        def angular_distance_backward(dd, cache):
+            a, b, norm_a, norm_b, safe_denom, cos, valid = cache
+            g = -np.sign(cos) * np.sum(dd)  # one number for every row
+            da = (g / safe_denom)[:, None] * b - (g * cos / norm_a**2)[:, None] * a
+            db = (g / safe_denom)[:, None] * a - (g * cos / norm_b**2)[:, None] * b
+            return da, db
+        """, ["(its sum)", "applied as a single number", "one value per row"]),
+    "angular distance without the denominator's term": ("angular_distance_backward", """
+        import numpy as np
+        def angular_distance_backward(dd, cache):
+            a, b, norm_a, norm_b, safe_denom, cos, valid = cache
+            g = -np.sign(cos) * dd
+            return (g / safe_denom)[:, None] * b, (g / safe_denom)[:, None] * a
+        """, ["row by row, a multiple of a itself", "row by row, a multiple of b itself",
+              "quotient rule"]),
+    "relu ignoring dout": ("relu_backward", """
+        def relu_backward(dout, cache):
+            return 1.0 * (cache > 0)
+        """, ["divided, entry by entry, by the upstream gradient"]),
     "angular distance with every sign flipped": ("angular_distance_backward", """
         from tinyadv import losses
         def angular_distance_backward(dd, cache):

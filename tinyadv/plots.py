@@ -1,13 +1,68 @@
-"""Figures: PCA of embeddings (paper Figure 1), image grids, accuracy-vs-eps curves.
+"""Figures: PCA of embeddings (paper Figure 1), image grids, accuracy-vs-eps curves, and the
+one style every lesson's figures share.
 
 matplotlib is imported lazily inside each function with the headless Agg backend, so importing
 tinyadv never needs a display. Every figure is written atomically (temporary name, then rename).
+
+The shared style, so that a colour or a line means the same thing in every figure:
+
+- colour = the model (a Table 1 row, or how a network was trained): ``model_colour``;
+- line style and marker = the attack the images went through (clean, FGSM, PGD, invariance):
+  ``attack_style``; in a bar chart the attack is a hatch (``ATTACK_HATCHES``);
+- the paper's own numbers: the row's colour, hatched (``PAPER_HATCH``);
+- digit classes: matplotlib's ten "tab10" colours, class c in colour c (``class_colour``);
+- figures are laid out by matplotlib's constrained layout (``figure``), which keeps every
+  label, title and colour bar clear of its neighbours; legends with many entries go beside
+  the axes (``legend_beside``), where they cannot cover a data point.
 """
 import os
+import textwrap
 
 import numpy as np
 
 from .fileio import atomic_path
+
+# One colour per model, in every lesson. The keys are tinyadv.train.MODELS's row names plus the
+# other networks the lessons train; the uniform-init FGSM-trained network of lesson 08 is the
+# Baseline recipe, so it shares the Baseline's colour.
+MODEL_COLOURS = {
+    "standard": "#444444",                  # no adversarial training (lessons 01, 03, 04)
+    "baseline": "tab:blue",                 # FGSM adversarial training at eps 0.1
+    "baseline+mls": "tab:orange",
+    "baseline+mls+mli": "tab:green",
+    "baseline+mls+mli(oracle)": "tab:purple",
+    "fgsm eps 0.3": "tab:brown",            # FGSM training at eps 0.3 (lesson 03)
+    "he init": "tab:red",                   # the Baseline with He initialisation (lesson 08)
+}
+# One line style and marker per attack (the images a number is measured on).
+ATTACK_STYLES = {
+    "clean": {"ls": ":", "marker": "o"},
+    "FGSM": {"ls": "-", "marker": "o"},
+    "PGD": {"ls": "--", "marker": "s"},
+    "invariance": {"ls": "-.", "marker": "^"},
+}
+ATTACK_HATCHES = {"clean": "", "FGSM": "", "PGD": "//", "invariance": ".."}
+PAPER_HATCH = "xx"  # a bar of the paper's own Table 1, beside ours in the row's colour
+REFERENCE_COLOUR = "grey"  # thresholds and guides, never data
+
+
+def model_colour(name):
+    """The colour of a model in every lesson's figures (KeyError for a name without one)."""
+    return MODEL_COLOURS[name]
+
+
+def attack_style(name):
+    """Line style and marker of an attack: ``ax.plot(x, y, **attack_style("PGD"))``.
+
+    "PGD-10", "PGD-50" and the like take PGD's style.
+    """
+    key = "PGD" if name.upper().startswith("PGD") else name
+    return dict(ATTACK_STYLES[key])
+
+
+def class_colour(c):
+    """The colour of digit class c (0-9): the same in the toy of lesson 05 and in Figure 1."""
+    return _pyplot().get_cmap("tab10")(int(c) % 10)
 
 
 def pca_2d(h):
@@ -51,6 +106,32 @@ def _pyplot():
     return plt
 
 
+def figure(nrows=1, ncols=1, **kwargs):
+    """``plt.subplots`` with constrained layout: labels, titles and colour bars never overlap.
+
+    Returns (fig, axes) as plt.subplots does (``squeeze`` and ``figsize`` pass through).
+    """
+    return _pyplot().subplots(nrows, ncols, layout="constrained", **kwargs)
+
+
+def legend_beside(ax, **kwargs):
+    """A legend to the right of the axes, outside them: it covers no data point."""
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0,
+               "fontsize": 8}
+    options.update(kwargs)
+    return ax.legend(**options)
+
+
+def caption(fig, text, width=110, y=0.0):
+    """A caption under the figure (what the colours or the grey levels mean), wrapped.
+
+    y : where its top goes, in figure coordinates (0: the figure's bottom edge; the saved
+    image grows to hold it).
+    """
+    wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
+    fig.text(0.5, y, wrapped, ha="center", va="top", fontsize=8)
+
+
 def save_figure(fig, path):
     """Write a figure atomically: a half-written PNG never appears under ``path``."""
     with atomic_path(path) as tmp:
@@ -62,11 +143,11 @@ def save_figure(fig, path):
 def embedding_figure(panels, path, suptitle=None):
     """Side-by-side PCA scatter plots of embeddings coloured by class (paper Figure 1).
 
-    panels : list of (title, h (N, K), y (N,)); each gets its own PCA.
+    panels : list of (title, h (N, K), y (N,)); each gets its own PCA, so the variance shares
+    on its axes are those of its own embeddings.
     Returns the scatter ratio of each panel (computed in the full embedding space).
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    fig, axes = figure(1, len(panels), figsize=(5.2 * len(panels) + 1.0, 4.8), squeeze=False)
     ratios = []
     for ax, (title, h, y) in zip(axes[0], panels):
         coords, explained = pca_2d(h)
@@ -75,17 +156,21 @@ def embedding_figure(panels, path, suptitle=None):
         points = ax.scatter(coords[:, 0], coords[:, 1], c=y, cmap="tab10", s=4, alpha=0.6,
                             vmin=-0.5, vmax=9.5, rasterized=True)
         ax.set_title(f"{title}\nwithin/between scatter = {ratio:.3f}", fontsize=10)
-        ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance)")
-        ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of variance)")
+        ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of this panel's variance)")
+        ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of this panel's variance)")
     fig.colorbar(points, ax=axes[0].tolist(), ticks=range(10), label="class")
     if suptitle:
-        fig.suptitle(suptitle, fontsize=11, y=1.04)  # above the two-line panel titles
+        fig.suptitle(suptitle, fontsize=11)
     save_figure(fig, path)
     return ratios
 
 
-def image_grid(rows, path, row_titles=None, col_titles=None):
-    """A grid of 28x28 images: ``rows`` is a list of (M, 784) arrays, one per grid row."""
+def image_grid(rows, path, row_titles=None, col_titles=None, highlight=None, note=None):
+    """A grid of 28x28 images: ``rows`` is a list of (M, 784) arrays, one per grid row.
+
+    highlight : like col_titles, booleans: a True cell's title is drawn in red and bold (a
+    wrong prediction, say). note : a caption under the grid (what the grey levels mean).
+    """
     plt = _pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.45 * n_rows), squeeze=False)
@@ -96,22 +181,38 @@ def image_grid(rows, path, row_titles=None, col_titles=None):
             if j < len(images):
                 ax.imshow(images[j].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
                 if col_titles is not None:
-                    ax.set_title(str(col_titles[i][j]), fontsize=8)
+                    marked = highlight is not None and bool(highlight[i][j])
+                    ax.set_title(str(col_titles[i][j]), fontsize=8,
+                                 color="tab:red" if marked else "black",
+                                 fontweight="bold" if marked else "normal")
         if row_titles is not None:
             axes[i][0].text(-4, 14, row_titles[i], ha="right", va="center", fontsize=9)
+    if note:  # just under the last row of images
+        bottom = min(ax.get_position().y0 for ax in axes.flat)
+        caption(fig, note, width=max(60, int(14 * n_cols)), y=bottom - 0.02)
     save_figure(fig, path)
 
 
 def accuracy_curves(curves, path, title="accuracy vs eps"):
-    """Line plot of accuracy (%) against eps; curves: {label: (eps_list, percent_list)}."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for label, (eps, acc) in curves.items():
-        ax.plot(eps, acc, marker="o", label=label)
+    """Line plot of accuracy (%) against eps.
+
+    curves : {(model, attack, label): (eps_list, percent_list)} -- colour from
+    ``model_colour``, line style from ``attack_style``, so a model keeps its colour and an
+    attack its line in every lesson (label: the legend's words; ``(model, attack)`` alone
+    labels the line "model, attack") -- or {label: (eps_list, percent_list)} for plain lines.
+    """
+    fig, ax = figure(figsize=(7.2, 4))
+    for key, (eps, acc) in curves.items():
+        if isinstance(key, tuple):
+            model, attack = key[:2]
+            label = key[2] if len(key) > 2 else f"{model}, {attack}"
+            ax.plot(eps, acc, color=model_colour(model), label=label, **attack_style(attack))
+        else:
+            ax.plot(eps, acc, marker="o", label=key)
     ax.set_xlabel("eps (l-inf, pixel units in [0, 1])")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title)
+    legend_beside(ax)
+    ax.set_title(title, fontsize=10)
     save_figure(fig, path)

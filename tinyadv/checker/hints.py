@@ -5,7 +5,11 @@ the numerical one ``true`` (pieces.py), both float64, in the checker's own proce
 
 - a constant factor c with mine = c * true, named when it is -1, N, 1/N, 2, or the missing
   upstream ``dloss`` ("it is N = 7 times too large ... (missing 1/N?)");
+- an upstream gradient that is an array (one value per row or per entry) but was ignored or
+  applied as one number: mine * dout (row by row) = c * true;
 - a known wrong answer of the piece, computed here (pieces.py ``suspects``);
+- a term missing from a sum (the quotient rule's): mine - true is, row by row, a multiple of
+  one of the piece's inputs;
 - outputs in the wrong order, a transposed matrix;
 - entry by entry: where mine matches, is 0 where true is not (or the reverse: a mask), or
   has the opposite sign -- and whether those entries are exactly a named set of the case
@@ -110,9 +114,19 @@ def explain(piece, index, case, analytic, only_failure=False):
         if other != index and other_true.shape == mine.shape and rel_error(mine, other_true) <= HINT_MATCH:
             return (f"your {name} is what {piece.grads[other]} should be: outputs swapped? "
                     f"Return ({', '.join(piece.grads)}) in that order.")
+    upstream = upstream_like(case.dout, mine) if not piece.scalar else None
+    if upstream is not None and rel_error(mine * upstream, true) <= HINT_MATCH:
+        unit = upstream_unit(upstream, mine)
+        return (f"your {name} is the numerical one divided, {unit} by {unit}, by the upstream "
+                f"gradient (the backward's first argument): it is not applied. Chain rule: each "
+                f"{unit} of {name} is scaled by its own upstream value.")
     c = float(np.sum(mine * true) / np.sum(true * true))
     if rel_error(mine, c * true) <= HINT_MATCH:
         return describe_factor(name, c, case.n, case.dout, piece.scalar)
+    if upstream is not None:
+        text = upstream_as_one_number(name, mine, true, upstream)
+        if text:
+            return text
     if mine.ndim == 2 and mine.shape[0] == mine.shape[1] and rel_error(mine, true.T) <= HINT_MATCH:
         return f"your {name} is the transpose of the numerical one: a transposed product?"
 
@@ -142,6 +156,15 @@ def explain(piece, index, case, analytic, only_failure=False):
         if flipped.any() and not (only_true_zero.any() or only_mine_zero.any()):
             text = f"the sign is flipped at {where(flipped)}; everywhere else it matches."
             return text + piece_hint(piece, "sign")
+    for i, input_name in enumerate(piece.inputs):
+        if residual_along(mine, true, case.args[i]):
+            text = (f"the difference between your {name} and the numerical one is, row by row, a "
+                    f"multiple of {input_name} itself: a term of the form (a number per row) x "
+                    f"{input_name} is missing, has the wrong sign or the wrong factor; the rest "
+                    f"is right. (Such terms come from a length or a denominator that depends on "
+                    f"{input_name}: d||{input_name}_i|| / d{input_name}_i = {input_name}_i / "
+                    f"||{input_name}_i||, and the quotient rule has a term for the denominator.)")
+            return text + piece_hint(piece, "along " + input_name)
     if match.any():
         text = f"wrong at {locate(~match, case.masks, mine.shape)}; everywhere else it matches."
         return text + piece_hint(piece, "where")
@@ -151,6 +174,72 @@ def explain(piece, index, case, analytic, only_failure=False):
             return f"{', '.join(g for g in piece.grads if g != name)} are right, {name} is not." + text
     return ("no simple pattern (not a constant factor, a sign, a mask, a transpose or swapped "
             "outputs): re-derive it one step of the forward at a time, checking each shape.")
+
+
+def upstream_like(dout, mine):
+    """The upstream gradient shaped to scale ``mine`` entry by entry, or None.
+
+    An upstream of mine's shape scales entry by entry; a 1-D one with a value per row of
+    ``mine`` scales row by row. A constant upstream is None: it is a constant factor, and
+    describe_factor words those.
+    """
+    dout = np.asarray(dout, dtype=np.float64)
+    if dout.ndim == 0 or mine.ndim == 0 or np.ptp(dout) <= 1e-12 * np.max(np.abs(dout)):
+        return None
+    if dout.shape == mine.shape:
+        return dout
+    if dout.ndim == 1 and mine.ndim >= 2 and dout.shape[0] == mine.shape[0]:
+        return dout.reshape((-1,) + (1,) * (mine.ndim - 1))
+    return None
+
+
+def upstream_unit(upstream, mine):
+    """What one upstream value scales: an entry of mine, or a whole row."""
+    return "entry" if upstream.shape == mine.shape else "row"
+
+
+def upstream_as_one_number(name, mine, true, upstream):
+    """Words for mine = c * true / upstream (row by row) with c != 1, or None.
+
+    That is an upstream applied as one number c (its sum, its mean, ...) to every row instead
+    of each row's own value.
+    """
+    scaled = mine * upstream
+    c = float(np.sum(scaled * true) / np.sum(true * true))
+    if rel_error(scaled, c * true) > HINT_MATCH:
+        return None
+    named = ""
+    for words, value in (("its sum", np.sum(upstream)), ("its mean", np.mean(upstream)),
+                         ("its first value", upstream.flat[0])):
+        if abs(c - value) <= 1e-4 * abs(value):
+            named = f" ({words})"
+            break
+    unit = upstream_unit(upstream, mine)
+    return (f"your {name} is the numerical one divided, {unit} by {unit}, by the upstream "
+            f"gradient, times one number, {c:.4g}{named}: the upstream is applied as a single "
+            f"number, but it holds one value per {unit}, and each {unit} of {name} is scaled "
+            f"by its own.")
+
+
+def residual_along(mine, true, x):
+    """True if mine - true is, row by row, a multiple of x (and true itself is not).
+
+    For (N, K) arrays with K >= 2: the pattern of a term c_i * x_i missing from a sum (as the
+    quotient rule's term from the denominator ||x_i||), there with the wrong sign or factor.
+    If true is itself a multiple of x row by row, every wrong per-row factor fits: no hint.
+    """
+    x = np.asarray(x) if isinstance(x, np.ndarray) else None
+    if x is None or x.shape != mine.shape or mine.ndim != 2 or mine.shape[1] < 2:
+        return False
+    x = x.astype(np.float64)
+    if not np.all(np.sum(x * x, axis=1) > 0):
+        return False
+
+    def along(v):
+        coef = np.sum(v * x, axis=1) / np.sum(x * x, axis=1)  # (N,) least squares, per row
+        return rel_error(v, coef[:, None] * x) <= HINT_MATCH
+
+    return along(mine - true) and not along(true)
 
 
 def shape_hint(expected, got, n):

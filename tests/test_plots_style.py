@@ -1,0 +1,41 @@
+"""The shared figure style: a colour means one model and a line style one attack, everywhere.
+
+Lessons colour every model through plots.model_colour and style every attack through
+plots.attack_style; these tests hold the two tables to that promise (a Table 1 row added to
+train.MODELS without a colour, or two models given one colour, fails here, not in a figure).
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.colors import to_rgba  # noqa: E402
+
+from tinyadv import plots  # noqa: E402
+from tinyadv.train import MODELS  # noqa: E402
+
+
+def test_every_table1_row_has_a_colour_and_no_two_models_share_one():
+    for row in MODELS:
+        assert row in plots.MODEL_COLOURS, row
+    colours = [to_rgba(c) for c in plots.MODEL_COLOURS.values()]
+    assert len(set(colours)) == len(colours), plots.MODEL_COLOURS
+    assert to_rgba(plots.REFERENCE_COLOUR) not in colours  # grey guides are never a model
+
+
+def test_no_two_attacks_share_a_line_or_a_hatch():
+    looks = [(s["ls"], s["marker"]) for s in plots.ATTACK_STYLES.values()]
+    assert len(set(looks)) == len(looks)
+    hatches = [plots.ATTACK_HATCHES[a] for a in ("FGSM", "PGD", "invariance")]
+    assert len(set(hatches)) == len(hatches) and plots.PAPER_HATCH not in hatches
+    assert plots.attack_style("PGD-10") == plots.attack_style("PGD")
+
+
+def test_accuracy_curves_colours_by_model_and_styles_by_attack(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig))
+    plots.accuracy_curves({("baseline", "FGSM", "a"): ([0, 0.1], [90, 60]),
+                           ("baseline", "PGD", "b"): ([0, 0.1], [90, 50]),
+                           ("he init", "PGD", "c"): ([0, 0.1], [90, 40])}, tmp_path / "x.png")
+    lines = {line.get_label(): line for line in drawn[0].axes[0].get_lines()}
+    assert to_rgba(lines["a"].get_color()) == to_rgba(lines["b"].get_color())
+    assert to_rgba(lines["b"].get_color()) != to_rgba(lines["c"].get_color())
+    assert lines["b"].get_linestyle() == lines["c"].get_linestyle() != lines["a"].get_linestyle()
