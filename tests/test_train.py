@@ -156,7 +156,8 @@ def test_a_training_step_leaves_no_reference_cycles(model, preset):
             gc.collect()
             gc.disable()
         idx = rng.choice(64, 16, replace=False)
-        train.train_step(params, opt, config, X[idx], y[idx], X, X, idx, oracle, rng)
+        train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X, oracle, rng),
+                         rng)
     try:
         assert gc.collect() == 0, "a training step left garbage reference cycles behind"
     finally:

@@ -4,6 +4,8 @@ Pattern (as in CS231n): ``out, cache = thing_forward(...)``; the backward takes 
 gradient ``dout`` (same shape as ``out``) and the cache, and returns the gradient with
 respect to each array input of the forward, in order.
 """
+import math
+
 import numpy as np
 
 
@@ -130,7 +132,7 @@ def gather_rows_backward(dout, cache, out=None):
     # (r, c) of an (N, K) array is element r * K + c of its flattening, and the flattening of
     # a C-contiguous array is a view, so adding into it adds into ``out``. The additions
     # happen in the same order as np.add.at's: the same numbers, bit for bit.
-    width = int(np.prod(dout.shape[1:], dtype=np.int64))  # K
+    width = math.prod(dout.shape[1:])  # K
     flat_index = (np.asarray(index)[:, None] * width + np.arange(width)).ravel()  # (M * K,)
     np.add.at(out.reshape(-1), flat_index, dout.reshape(-1))
     return out

@@ -32,6 +32,7 @@ it, and so do the run-time estimate (experiments.estimated_cost), the benchmark'
 Every image goes through the network in **one concatenated batch** -- [x_a; x'; x''; x''_n] --
 so the weights are read once and BLAS sees one big matrix product per layer.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,7 @@ class Term:
     fields: tuple  # the TrainConfig fields that set it (train.py maps them onto arguments)
 
 
+@functools.lru_cache(maxsize=64)  # training asks for the same terms at every step
 def eq2_terms(*, adversarial, ce_on="clean+fgsm", lambda_sens=0.0, lambda_inv=0.0,
               lambda_norm=0.0, inv_negatives=False):
     """The terms of paper Eq. 2 that one step computes, and the image groups each reads.
@@ -68,7 +70,7 @@ def eq2_terms(*, adversarial, ce_on="clean+fgsm", lambda_sens=0.0, lambda_inv=0.
 
     Returns
     -------
-    list of Term: the cross-entropies (ce_clean, and ce_adv when adversarial), then the
+    tuple of Term: the cross-entropies (ce_clean, and ce_adv when adversarial), then the
     triplets (triplet_sens, triplet_inv), then the norm term. The norm term covers exactly the
     embedding groups the triplets read, and is there only when some triplet is.
     """
@@ -90,7 +92,7 @@ def eq2_terms(*, adversarial, ce_on="clean+fgsm", lambda_sens=0.0, lambda_inv=0.
     if lambda_norm != 0 and triplets:
         used = sorted({group for term in triplets for group in term.groups})
         terms.append(Term("norm", "norm", lambda_norm, tuple(used), ("lambda_norm",)))
-    return terms
+    return tuple(terms)
 
 
 def stacked_groups(terms):
