@@ -99,7 +99,7 @@ print("  (the norm term sums mean ||h|| over the four embedding groups the tripl
 # invariance images are *inputs* to Eq. 2 (made before the step, treated as constants), and
 # the negatives are fixed indices: the argmin of hardest-negative mining is piecewise constant.
 check_rng = np.random.default_rng(1)
-small = mlp.init_params([10, 8, 6, 4], check_rng, dtype=np.float64)
+small = mlp.init_params([10, 8, 6, 4], check_rng, dtype=np.float64, init="he")
 for k in small:
     if k.startswith("b"):
         small[k] = check_rng.uniform(-0.5, 0.5, size=small[k].shape)  # off the ReLU kink

@@ -89,7 +89,7 @@ def test_fgsm_loss_backward_matches_numerical(seed, n, d, hidden, c, scale, dlos
 
 def test_fgsm_loss_is_the_mlp_cross_entropy_and_its_sign_is_fgsm_direction():
     rng = np.random.default_rng(2)
-    params = mlp.init_params([6, 4, 3], rng, dtype=np.float64)
+    params = mlp.init_params([6, 4, 3], rng, dtype=np.float64, init="he")
     params["b1"] = 0.5 * rng.standard_normal(4)
     x, y = rng.uniform(0, 1, size=(5, 6)), rng.integers(0, 3, size=5)
     loss, cache = attacks.fgsm_loss_forward(x, params["W1"], params["b1"], params["W2"],

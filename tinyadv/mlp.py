@@ -21,17 +21,19 @@ INITS = ("uniform", "he")
 EMBED_KEYS = ("W_emb", "b_emb")  # the optional linear embedding layer's parameters
 
 
-def init_params(sizes, rng, dtype=np.float32, init="he", embed_dim=0):
+def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
     """Initial weights for an MLP with layer widths ``sizes``, e.g. [784, 256, 256, 10].
 
     Two initialisations, because the choice decides whether FGSM adversarial training
-    overfits catastrophically (README, "Results"; lesson 08):
+    overfits catastrophically (lesson 08):
 
+    - ``"uniform"`` (the default, as in TrainConfig): W_k and b_k ~ U(-1/sqrt(fan_in),
+      +1/sqrt(fan_in)) -- PyTorch's ``nn.Linear`` default, which the paper's authors used.
+      Its weights have variance 1 / (3 fan_in), a sixth of He's: the network starts closer
+      to linear and smaller.
     - ``"he"`` (He et al. 2015): W_k ~ N(0, 2 / fan_in), biases 0. Keeps the activation scale
-      roughly constant through ReLU layers.
-    - ``"uniform"``: W_k and b_k ~ U(-1/sqrt(fan_in), +1/sqrt(fan_in)) -- PyTorch's
-      ``nn.Linear`` default, which the paper's authors used. Its weights have variance
-      1 / (3 fan_in), a sixth of He's: the network starts closer to linear and smaller.
+      roughly constant through ReLU layers; with FGSM training on clean + FGSM images it
+      overfits catastrophically here (lesson 08).
 
     ``embed_dim = k > 0`` inserts a *linear* k-unit layer (no ReLU), W_emb (sizes[-2], k) and
     b_emb (k,), between the last hidden layer and the head, which then reads k inputs. The
