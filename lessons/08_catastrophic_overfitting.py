@@ -83,7 +83,6 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, losses, mlp, plots  # noqa: E402
-from tinyadv.runner import keep_freed_memory  # noqa: E402
 from tinyadv.train import TrainConfig, train  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 08: catastrophic overfitting",
@@ -138,8 +137,6 @@ def train_and_watch(config):
     params, _ = train(config, X_train, y_train, log=None, on_step=look)
     return params, curves
 
-
-keep_freed_memory()  # a speed setting of the C allocator (tinyadv/runner.py); no number changes
 
 INITS = ("he", "uniform")
 models, curves = {}, {}

@@ -43,7 +43,8 @@ def keep_freed_memory():
     """Ask the C allocator (glibc) to keep freed memory for reuse instead of returning it.
 
     A speed setting for a process that trains: tinyadv's workers call it when they start
-    (experiments.py), and so do the benchmark and lesson 08; the numbers do not change.
+    (experiments.py), and so do the benchmark and every lesson (lesson.py); the numbers do
+    not change.
 
     Why: every training step allocates and frees a few MB of temporaries (the concatenated
     batch, activations, gradients). Depending on where they happen to land on the heap, glibc
