@@ -113,7 +113,7 @@ print("rule of thumb: <= 1e-7 good; ~1e-4 only acceptable near a kink; > 1e-2 th
 # passes per parameter) takes a fraction of a second. Biases get random non-zero values:
 # with zero biases some pre-activations can be exactly 0, right on ReLU's kink (section 4).
 sizes = [20, 16, 12, 5]
-params = mlp.init_params(sizes, rng, dtype=np.float64)
+params = mlp.init_params(sizes, rng, dtype=np.float64, init="he")
 for k in params:
     if k.startswith("b"):
         params[k] = rng.uniform(-0.5, 0.5, size=params[k].shape)
@@ -144,7 +144,7 @@ summary = {"MLP, float64": [r.rel_error for r in reports]}
 # difference sees (relu(+h) - relu(-h)) / 2h = 1/2 -- half a slope. Zero biases and an input
 # that is all zeros (a black image, or a dead unit feeding the next layer) put pre-activations
 # *exactly* on 0.
-kink_params = mlp.init_params(sizes, rng, dtype=np.float64)  # biases are zero
+kink_params = mlp.init_params(sizes, rng, dtype=np.float64, init="he")  # biases are zero
 x_black = x.copy()
 x_black[0] = 0.0  # first input: all black, so its first-layer pre-activations are exactly 0
 

@@ -13,10 +13,11 @@ What you will see
 -----------------
 1. D on hand-picked vectors: D(a, a) = D(a, 3a) = D(a, -a) = 0, D(a, b) = 1 for b
    orthogonal to a; without the absolute value D(a, -a) would be 2.
-2. The gradient derived on paper, written in NumPy, and checked: relative errors of about
-   4e-10 to 7e-10 against centred differences (float64) for D and for the triplet loss. Two facts read
-   off the formula and confirmed numerically: the gradient is orthogonal to a (a . dD/da at most
-   about 4e-17), and it shrinks like 1/||a|| (scaling a by 10 divides it by 10.0).
+2. The gradient (its derivation is exercise 04) checked: relative errors of about 4e-10 to
+   7e-10 against centred differences (float64) for D and for the triplet loss. Two facts that
+   follow from D ignoring lengths, before any formula, confirmed numerically: the gradient is
+   orthogonal to a (a . dD/da at most about 4e-17), and it shrinks like 1/||a|| (scaling a by
+   10 divides it by 10.0).
 3. Why the absolute value, honestly: the paper does not say. For our network it changes
    nothing, since the embedding h is a ReLU output, so a . b >= 0 for every pair -- checked on
    MNIST pixels (also >= 0): 0 negative dot products out of about half a million pairs. It
@@ -47,7 +48,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
-from tinyadv import data, losses, objective, plots  # noqa: E402
+from tinyadv import data, layers, losses, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient, numerical_gradient_array  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 05: angular distance and the triplet loss",
@@ -69,35 +70,26 @@ for name, b in [("a", a), ("3a", 3 * a), ("-a", -a), ("b orthogonal to a", b_ort
     print(f"D(a, {name:<18}) = {d[0]:.4f}    (1 - cos, without |.|, would be {1 - cos:.4f})")
 print("-> D ignores length and sign; it lies in [0, 1]; only the line through the origin counts.")
 
-# %% 2. The gradient, derived
-# Write c = cos = a.b / (|a| |b|). Differentiating the quotient,
-#
-#     dc/da = b / (|a| |b|)  -  (a.b) a / (|a|^3 |b|)  =  b / (|a| |b|)  -  c a / |a|^2
-#
-# and since D = 1 - |c|,  dD/da = -sign(c) dc/da  (sign(0) = 0: the kink, lesson 02).
-# Two consequences, visible in the formula:
-#   * a . dD/da = -sign(c) (c - c) = 0: moving a along itself changes no angle, so the
-#     gradient only ever rotates a, never stretches it;
-#   * every term carries 1/|a|: the longer the embedding, the smaller the push.
+# %% 2. The gradient: what it must look like, before any formula
+# Deriving dD/da is exercise 04 (lessons/exercises/04_angular_distance.py): do it first, and
+# check it with  python -m tinyadv.gradcheck lessons/exercises/04_angular_distance.py.
+# Two facts need no formula at all, only what D ignores. D(t a, b) = D(a, b) for every t > 0
+# (D sees directions, not lengths). So
+#   * moving a along itself changes nothing: the derivative of D(t a, b) in t is 0, and by
+#     the chain rule that derivative is a . dD/da. The gradient is orthogonal to a: it only
+#     ever rotates a, never stretches it;
+#   * the same change of D needs a t times larger step at t a: the gradient at t a is the
+#     gradient at a divided by t. The longer the embedding, the smaller the push.
+# (A third comes from the |.|: D(-a, b) = D(a, b), so the gradient at -a is minus the one at a.)
+# Below, the library's backward (losses.angular_distance_backward) is checked against
+# centred differences, and both facts are measured on it.
 rows = 5
 A = rng.standard_normal((rows, 8))
 B = rng.standard_normal((rows, 8))
 dd = rng.standard_normal(rows)  # an arbitrary upstream gradient, one per distance
 
-
-def angular_gradient_by_hand(a, b, upstream):
-    """The derivation above, written out: the gradient of sum_i upstream_i D(a_i, b_i) w.r.t. a."""
-    na = np.linalg.norm(a, axis=1, keepdims=True)  # (N, 1)
-    nb = np.linalg.norm(b, axis=1, keepdims=True)
-    c = np.sum(a * b, axis=1, keepdims=True) / (na * nb)  # (N, 1)
-    dc_da = b / (na * nb) - c * a / na ** 2  # (N, K)
-    return -np.sign(c) * dc_da * upstream[:, None]
-
-
 _, cache = losses.angular_distance_forward(A, B)
 dA, dB = losses.angular_distance_backward(dd, cache)
-print(compare("dD/da: our derivation vs losses.angular_distance_backward",
-              angular_gradient_by_hand(A, B, dd), dA))
 print(compare("dD/da vs centred differences",
               dA, numerical_gradient_array(lambda: losses.angular_distance_forward(A, B)[0], A, dd)))
 print(compare("dD/db vs centred differences",
@@ -146,7 +138,9 @@ print(f"negative dot products among {pairs} pairs of MNIST images: "
 # %% 5. A toy: gradient descent on the triplet loss itself
 # 60 signed 2-D vectors in 3 classes. Each step: a random positive from the same class, the
 # hardest negative (the closest vector of another class, objective.hardest_negatives), the
-# triplet loss and its gradient, scattered back onto the vectors they came from.
+# triplet loss and its gradient. V[pos] and V[neg] are gathers of rows of V (as the
+# negatives in objective.objective_reference), so their gradients are scatter-adds
+# (layers.gather_rows_backward) back onto the vectors they came from.
 n_toy, classes = 60, 3
 toy_y = np.repeat(np.arange(classes), n_toy // classes)
 V = rng.standard_normal((n_toy, 2))
@@ -167,11 +161,13 @@ TOY_STEPS = 200
 for step in range(TOY_STEPS):
     pos = random_positives(toy_y, rng)
     neg = objective.hardest_negatives(V, toy_y)
-    loss, t_cache = losses.triplet_loss_forward(V, V[pos], V[neg], margin)
+    V_pos, pos_cache = layers.gather_rows_forward(V, pos)
+    V_neg, neg_cache = layers.gather_rows_forward(V, neg)
+    loss, t_cache = losses.triplet_loss_forward(V, V_pos, V_neg, margin)
     da, dp, dn = losses.triplet_loss_backward(1.0, t_cache)
     grad = da.copy()
-    np.add.at(grad, pos, dp)  # V[pos] is a gather: its gradient is a scatter-add
-    np.add.at(grad, neg, dn)
+    layers.gather_rows_backward(dp, pos_cache, out=grad)  # scatter-add onto grad's rows
+    layers.gather_rows_backward(dn, neg_cache, out=grad)
     V -= 5.0 * grad  # a big step: the gradient carries 1/N = 1/60 (at 20 it overshoots)
     toy_losses.append(loss)
 print(f"toy triplet loss: {toy_losses[0]:.3f} at the start, {toy_losses[-1]:.3f} after "

@@ -65,7 +65,6 @@ Run:  python lessons/08_catastrophic_overfitting.py [--fast] [--out DIR]
 """
 
 # %% Setup
-import math
 import os
 import sys
 import time
@@ -85,9 +84,7 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, losses, mlp, plots  # noqa: E402
-from tinyadv.data import iterate_minibatches  # noqa: E402
-from tinyadv.optim import make_optimizer  # noqa: E402
-from tinyadv.train import TrainConfig, keep_freed_memory, train_step  # noqa: E402
+from tinyadv.train import TrainConfig, train  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 08: catastrophic overfitting",
                            default_out=os.path.join(HERE, "out"))
@@ -125,29 +122,20 @@ def watch(params):
     return [evaluate.accuracy(params, x, y_watch)["percent"] for x in (X_watch, x_fgsm, x_pgd)]
 
 
-# %% 1. The same training loop as tinyadv.train.train, with a look every few steps
-# train.train reports once per epoch, too late here: we write its loop out (read the two side
-# by side -- same random numbers, same steps, same weights) and measure at every checkpoint.
+# %% 1. Training, with a look every few steps
+# train.train reports once per epoch, too late here. Its on_step hook is called after every
+# step with the step number and the current weights: at each checkpoint we measure.
 def train_and_watch(config):
-    keep_freed_memory()  # a speed setting of the C allocator, see tinyadv/train.py
-    rng = np.random.default_rng(config.seed)
-    params = mlp.init_params(config.sizes, rng, init=config.init)
-    opt = make_optimizer(config.optimizer, params, config.lr)
     curves = {"step": [], "clean": [], "FGSM": [], "PGD-10": []}
-    total_steps = config.epochs * (len(X_train) // config.batch_size)
-    step = 0
-    for _ in range(config.epochs):
-        for idx in iterate_minibatches(len(X_train), config.batch_size, rng, drop_last=True):
-            # cosine decay of the learning rate over the whole run, as in train.train
-            opt.lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            step += 1
-            # one step of paper Eq. 2 with all lambdas 0: FGSM images of the batch with the
-            # current weights, then descend on 0.5 CE(clean) + 0.5 CE(FGSM)
-            train_step(params, opt, config, X_train[idx], y_train[idx],
-                       None, X_train, idx, None, rng)  # no invariance examples, no oracle
-            if step in CHECKPOINTS:
-                for key, value in zip(("step", "clean", "FGSM", "PGD-10"), [step] + watch(params)):
-                    curves[key].append(value)
+
+    def look(step, params, terms):
+        # each step was one step of paper Eq. 2 with all lambdas 0: FGSM images of the batch
+        # with the current weights, then descend on 0.5 CE(clean) + 0.5 CE(FGSM)
+        if step in CHECKPOINTS:
+            for key, value in zip(("step", "clean", "FGSM", "PGD-10"), [step] + watch(params)):
+                curves[key].append(value)
+
+    params, _ = train(config, X_train, y_train, log=None, on_step=look)
     return params, curves
 
 

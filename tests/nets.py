@@ -8,7 +8,7 @@ def float64_params(sizes, rng, embed_dim=0):
     """He weights in float64 and random non-zero biases (zero biases with an all-zero input
     row would put pre-activations exactly on the ReLU kink); ``embed_dim`` > 0 adds the
     linear embedding layer (W_emb, b_emb)."""
-    params = mlp.init_params(sizes, rng, dtype=np.float64, embed_dim=embed_dim)
+    params = mlp.init_params(sizes, rng, dtype=np.float64, init="he", embed_dim=embed_dim)
     for key in params:
         if key.startswith("b"):
             params[key] = rng.normal(0.0, 0.5, size=params[key].shape)

@@ -14,7 +14,7 @@ ROUNDING = 1e-6  # float32 arithmetic may overshoot eps by about one ulp of a pi
 
 def small_net(seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    params = mlp.init_params(SIZES, rng, dtype=dtype)
+    params = mlp.init_params(SIZES, rng, dtype=dtype, init="he")
     for k in range(1, 4):  # non-zero biases keep ReLUs off their kink (conftest note)
         params[f"b{k}"] = (0.1 * rng.standard_normal(params[f"b{k}"].shape)).astype(dtype)
     return params

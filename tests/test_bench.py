@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
-from tinyadv import bench
+from tinyadv import bench, train
 
+BASELINE = train.model_config("baseline")  # the two steps bench times, default preset
+FULL = train.model_config("baseline+mls+mli")
 TINY = dict(sizes=[784, 16, 16, 10], batch=8, steps=3, warmup=1, inv_queries=40, inv_refs=200,
             gemm_size=64)
 
@@ -64,10 +66,16 @@ def test_machine_is_described(result):
 def test_flop_count_matches_the_docstring():
     sizes = [784, 256, 256, 10]
     assert bench.pass_flops(sizes, 128) == 2 * 128 * (784 * 256 + 256 * 256 + 256 * 10)
-    assert bench.step_flops(sizes, 128, full=False) == 447_741_952
-    assert bench.step_flops(sizes, 128, full=True) == 611_188_736
+    assert bench.step_flops(sizes, 128, BASELINE) == 447_741_952
+    assert bench.step_flops(sizes, 128, FULL) == 611_188_736
     # The full step does strictly more work: one more group of rows, and the N x N search.
-    assert bench.step_flops([784, 16, 10], 8, True) > bench.step_flops([784, 16, 10], 8, False)
+    assert bench.step_flops([784, 16, 10], 8, FULL) > bench.step_flops([784, 16, 10], 8, BASELINE)
+    # The oracle protocol stacks the MLI negatives too; random negatives need no search.
+    oracle = FULL.replace(protocol="oracle")
+    assert bench.step_flops(sizes, 128, oracle) - bench.step_flops(sizes, 128, FULL) == (
+        3 * bench.pass_flops(sizes, 128) - 2 * 128 * 784 * 256)
+    assert bench.step_flops(sizes, 128, FULL) - bench.step_flops(
+        sizes, 128, FULL.replace(negatives="random")) == 2 * 128 * 128 * 256
 
 
 def test_bad_sizes_are_rejected():
@@ -92,12 +100,13 @@ def test_training_steps_do_not_page_fault_once_memory_is_kept():
     """
     import numpy as np
     from tinyadv import mlp, train
-    if not train.keep_freed_memory():
+    from tinyadv.runner import keep_freed_memory
+    if not keep_freed_memory():
         pytest.skip("not glibc: mallopt unavailable")
     rng = np.random.default_rng(0)
     X = rng.random((512, 784), dtype=np.float32)
     y = rng.integers(0, 10, 512)
-    params = mlp.init_params([784, 256, 256, 10], rng)
+    params = mlp.init_params([784, 256, 256, 10], rng, init="he")
     config = train.model_config("baseline+mls+mli", train.TrainConfig())
     opt = train.make_optimizer(config.optimizer, params, config.lr)
     kept = []
@@ -106,17 +115,17 @@ def test_training_steps_do_not_page_fault_once_memory_is_kept():
             start = _minor_faults()
         kept.append(np.ones(int(rng.integers(1_000, 400_000)), np.uint8))  # shift the heap
         idx = rng.choice(len(X), 128, replace=False)
-        train.train_step(params, opt, config, X[idx], y[idx], X, X, idx, None, rng)
+        train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X), rng)
     faults_per_step = (_minor_faults() - start) / 20
     assert faults_per_step < 100, f"{faults_per_step:.0f} page faults per step"
 
 
 def test_performed_flops_leave_out_one_forward_of_the_anchors():
     sizes = [784, 256, 256, 10]
-    for full in (False, True):
-        assert (bench.step_flops(sizes, 128, full) - bench.performed_flops(sizes, 128, full)
+    for config in (BASELINE, FULL):
+        assert (bench.step_flops(sizes, 128, config) - bench.performed_flops(sizes, 128, config)
                 == bench.pass_flops(sizes, 128))
-    assert round(bench.performed_flops(sizes, 128, True) / 1e5) == 5424  # 542.4 MFLOP
+    assert round(bench.performed_flops(sizes, 128, FULL) / 1e5) == 5424  # 542.4 MFLOP
 
 
 @pytest.mark.parametrize("preset", ["default", "authors"])
@@ -148,13 +157,11 @@ def test_performed_flops_are_what_a_training_step_computes(monkeypatch, preset, 
     params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
     opt = train.make_optimizer(config.optimizer, params, config.lr)
     idx = rng.choice(64, batch, replace=False)
-    train.train_step(params, opt, config, X[idx], y[idx], X if config.uses_invariance else None,
-                     X, idx, None, rng)
+    train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X), rng)
     widths = list(sizes[:-1]) + [config.embed_dim, sizes[-1]] if config.embed_dim else sizes
     full = model != "baseline"
     cosine_matrix = 2 * batch * batch * widths[-2] if full else 0  # not a layer product
-    assert sum(counted) + cosine_matrix == bench.performed_flops(widths, batch, full,
-                                                                 config.ce_on)
+    assert sum(counted) + cosine_matrix == bench.performed_flops(widths, batch, config)
 
 
 def test_authors_preset_runs_and_counts_its_embedding_layer():
@@ -162,4 +169,5 @@ def test_authors_preset_runs_and_counts_its_embedding_layer():
     assert r["preset"] == "authors"
     # 784-16-16-10 with a 4-unit embedding layer: the head reads 4 inputs, not 16.
     widths = [784, 16, 16, 4, 10]
-    assert r["full_mflop_per_step"] == bench.step_flops(widths, 8, True) / 1e6
+    full = train.model_config("baseline+mls+mli", train.preset_config("authors"))
+    assert r["full_mflop_per_step"] == bench.step_flops(widths, 8, full) / 1e6

@@ -10,7 +10,7 @@ from tinyadv import attacks, data, evaluate, mlp
 @pytest.fixture(scope="module")
 def net():
     rng = np.random.default_rng(0)
-    params = mlp.init_params([784, 32, 16, 10], rng)
+    params = mlp.init_params([784, 32, 16, 10], rng, init="he")
     for k in (1, 2, 3):
         params[f"b{k}"] = (0.1 * rng.standard_normal(params[f"b{k}"].shape)).astype(np.float32)
     return params

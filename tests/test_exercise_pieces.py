@@ -6,6 +6,7 @@
   direction FGSM takes the sign of.
 """
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,37 @@ def test_gather_rows_backward_is_the_transposed_selection_matrix():
     dh = layers.gather_rows_backward(dout, layers.gather_rows_forward(h, index)[1])
     np.testing.assert_allclose(dh, selection.T @ dout, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(dh[[1, 3]], 0.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=seeds, n=st.integers(1, 6), m=st.integers(1, 9), k=st.integers(1, 5))
+def test_gather_rows_backward_adds_into_out_as_np_add_at_does(seed, n, m, k):
+    """``out=``: the scatter-add lands in the given array, bit for bit as the plain
+    np.add.at(out, index, dout) on the 2-d arrays would add it (float32, repeated rows)."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, n, size=m)
+    dout = rng.standard_normal((m, k)).astype(np.float32)
+    start = rng.standard_normal((n, k)).astype(np.float32)
+    expected = start.copy()
+    np.add.at(expected, index, dout)
+    out = start.copy()
+    returned = layers.gather_rows_backward(dout, (index, n), out=out)
+    assert returned is out and out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+    rows = np.zeros((n + 2, k), dtype=np.float32)  # into the first n rows of a larger array
+    layers.gather_rows_backward(dout, (index, n), out=rows[:n])
+    from_zero = np.zeros((n, k), dtype=np.float32)
+    np.add.at(from_zero, index, dout)
+    np.testing.assert_array_equal(rows[:n], from_zero)
+    np.testing.assert_array_equal(rows[n:], 0.0)
+
+
+def test_gather_rows_backward_rejects_an_out_it_cannot_add_into():
+    dout, cache = np.ones((3, 2)), (np.array([0, 1, 1]), 2)
+    with pytest.raises(ValueError, match="^out:"):
+        layers.gather_rows_backward(dout, cache, out=np.zeros((3, 2)))  # wrong shape
+    with pytest.raises(ValueError, match="^out:"):
+        layers.gather_rows_backward(dout, cache, out=np.zeros((2, 4))[:, ::2])  # a strided view
 
 
 def test_gather_rows_wrong_gradients_fail(assert_wrong_grads_fail):
@@ -89,7 +121,7 @@ def test_fgsm_loss_backward_matches_numerical(seed, n, d, hidden, c, scale, dlos
 
 def test_fgsm_loss_is_the_mlp_cross_entropy_and_its_sign_is_fgsm_direction():
     rng = np.random.default_rng(2)
-    params = mlp.init_params([6, 4, 3], rng, dtype=np.float64)
+    params = mlp.init_params([6, 4, 3], rng, dtype=np.float64, init="he")
     params["b1"] = 0.5 * rng.standard_normal(4)
     x, y = rng.uniform(0, 1, size=(5, 6)), rng.integers(0, 3, size=5)
     loss, cache = attacks.fgsm_loss_forward(x, params["W1"], params["b1"], params["W2"],

@@ -1,4 +1,4 @@
-"""The label-flipping generator: exact nearest neighbours (against a float64 brute force),
+"""The label-flipping generator: exact nearest neighbours (against the float64 reference search),
 the eps-step, no self-neighbours, determinism, and the cache (key, corruption, atomicity)."""
 import os
 
@@ -22,34 +22,45 @@ def small(mnist_train, mnist_test):
     return X[a], y[a], Xt[b], yt[b]
 
 
-def brute_force(x, y, ref_x, ref_y, shifts=0, exclude_self=False):
-    """Float64 squared distances to every (shifted) reference; per-class minimum."""
-    grid = inv.shift_grid(shifts)
-    d = np.empty((len(x), len(ref_x), len(grid)))
-    for s, (dy, dx) in enumerate(grid):
-        a, b = x.astype(np.float64), inv.shift_images(ref_x, int(dy), int(dx)).astype(np.float64)
-        d[:, :, s] = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    if exclude_self:
-        d[np.arange(len(x)), np.arange(len(x)), :] = np.inf
-    best = np.full((len(x), 10), np.inf)
-    for k in range(10):
-        best[:, k] = d[:, ref_y == k].reshape(len(x), -1).min(axis=1)
-    best[np.arange(len(x)), y] = np.inf
-    return best, d
-
-
 def assert_exact_neighbours(nb, x, y, ref_x, ref_y, shifts=0, exclude_self=False):
-    best, d = brute_force(x, y, ref_x, ref_y, shifts, exclude_self)
-    found = np.isfinite(best)
+    """The fast search against the module's float64 reference (nearest_by_class_reference)."""
+    ref = inv.nearest_by_class_reference(x, y, ref_x, ref_y, shifts, exclude_self)
+    found = np.isfinite(ref.dist2)
     np.testing.assert_array_equal(np.isfinite(nb.dist2), found)
     np.testing.assert_array_equal(nb.index[~found], -1)
     rows, cls = np.nonzero(found)
     # The distance it reports is the true minimum (up to float32 GEMM rounding) ...
-    np.testing.assert_allclose(nb.dist2[rows, cls], best[rows, cls], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(nb.dist2[rows, cls], ref.dist2[rows, cls], rtol=1e-5, atol=1e-3)
     # ... and the image it names really is at that minimum, and of the right class.
-    chosen = d[rows, nb.index[rows, cls], nb.shift[rows, cls]]
-    np.testing.assert_allclose(chosen, best[rows, cls], rtol=1e-5, atol=1e-3)
+    chosen = np.empty((len(rows), x.shape[1]))
+    for s, (dy, dx) in enumerate(inv.shift_grid(shifts)):
+        sel = nb.shift[rows, cls] == s
+        chosen[sel] = inv.shift_images(ref_x[nb.index[rows[sel], cls[sel]]], int(dy), int(dx))
+    distance = ((x[rows].astype(np.float64) - chosen) ** 2).sum(axis=1)
+    np.testing.assert_allclose(distance, ref.dist2[rows, cls], rtol=1e-5, atol=1e-3)
     np.testing.assert_array_equal(ref_y[nb.index[rows, cls]], cls)
+
+
+def test_the_reference_is_a_per_pair_minimum():
+    """The reference against the definition, one (query, reference, shift) at a time."""
+    rng = np.random.default_rng(4)
+    x = rng.random((5, 784)) * (rng.random((5, 784)) < 0.2)
+    y = np.array([0, 1, 2, 0, 1])
+    ref_x = np.concatenate([x, rng.random((7, 784))])
+    ref_y = np.array([0, 1, 2, 0, 1, 2, 2, 0, 1, 0, 2, 1])
+    nb = inv.nearest_by_class_reference(x, y, ref_x, ref_y, shifts=1, num_classes=3)
+    grid = inv.shift_grid(1)
+    for i in range(len(x)):
+        for k in range(3):
+            if k == y[i]:
+                assert nb.index[i, k] == -1 and nb.dist2[i, k] == np.inf
+                continue
+            best = min(np.sum((x[i] - inv.shift_images(ref_x[j:j + 1], *map(int, shift))[0]) ** 2)
+                       for shift in grid for j in np.flatnonzero(ref_y == k))
+            assert nb.dist2[i, k] == pytest.approx(best, rel=1e-12, abs=1e-9)
+            d = np.sum((x[i] - inv.shift_images(ref_x[nb.index[i, k]:nb.index[i, k] + 1],
+                                                *map(int, grid[nb.shift[i, k]]))[0]) ** 2)
+            assert d == pytest.approx(best, rel=1e-12, abs=1e-9)
 
 
 def test_training_set_against_itself_is_exact(small):

@@ -1,11 +1,14 @@
 """The MLP: initialisation, forward shapes, and backward (all params, dx and dh) against
 centred differences in float64."""
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tinyadv import mlp
+from tinyadv.train import TrainConfig
 from tinyadv.gradcheck import numerical_gradient
 
 from nets import float64_params, min_abs_preactivation
@@ -53,7 +56,7 @@ def scalar_of_outputs(params, x, dlogits, dh):
 
 
 def test_init_params_shapes_dtypes_and_scale():
-    params = mlp.init_params([784, 256, 128, 10], np.random.default_rng(0))
+    params = mlp.init_params([784, 256, 128, 10], np.random.default_rng(0), init="he")
     assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     assert params["W1"].shape == (784, 256) and params["b1"].shape == (256,)
     assert params["W2"].shape == (256, 128) and params["W3"].shape == (128, 10)
@@ -61,8 +64,16 @@ def test_init_params_shapes_dtypes_and_scale():
     assert all(np.all(params[f"b{k}"] == 0) for k in (1, 2, 3))
     # He: std sqrt(2 / fan_in); 200k samples pin the std to ~0.2%.
     assert np.std(params["W1"]) == pytest.approx(np.sqrt(2 / 784), rel=0.01)
-    params64 = mlp.init_params([3, 4, 2], np.random.default_rng(0), dtype=np.float64)
+    params64 = mlp.init_params([3, 4, 2], np.random.default_rng(0), dtype=np.float64, init="he")
     assert params64["W1"].dtype == np.float64
+
+
+def test_default_init_is_the_training_default():
+    """init_params and TrainConfig default to the same initialisation (uniform): a lesson or
+    test that builds a network by hand gets the one training uses."""
+    assert inspect.signature(mlp.init_params).parameters["init"].default == TrainConfig().init
+    assert np.array_equal(mlp.init_params([5, 4, 3], np.random.default_rng(3))["W1"],
+                          mlp.init_params([5, 4, 3], np.random.default_rng(3), init="uniform")["W1"])
 
 
 def test_uniform_init_is_pytorch_linear_default():
@@ -91,8 +102,8 @@ def test_embedding_layer_shapes_and_init():
 
 
 def test_he_init_without_embedding_is_unchanged_by_the_new_options():
-    """The default draws are the same as before ``init``/``embed_dim`` existed: old seeds hold."""
-    a = mlp.init_params([5, 4, 3], np.random.default_rng(7))
+    """He draws are the same as before ``init``/``embed_dim`` existed: old seeds hold."""
+    a = mlp.init_params([5, 4, 3], np.random.default_rng(7), init="he")
     rng = np.random.default_rng(7)
     assert np.array_equal(a["W1"], (rng.standard_normal((5, 4)) * np.sqrt(2 / 5)).astype(np.float32))
     assert np.array_equal(a["W2"], (rng.standard_normal((4, 3)) * np.sqrt(2 / 4)).astype(np.float32))

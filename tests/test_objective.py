@@ -1,4 +1,5 @@
-"""Paper Eq. 2 as a whole: every configuration of Table 1 against centred differences.
+"""Paper Eq. 2 as a whole: every configuration of Table 1 against centred differences, and
+the fast objective against the readable reference in every configuration training can ask for.
 
 The objective's gradient is assembled from many pieces (one concatenated forward, four CE
 and triplet and norm backwards, a scatter-add for gathered negatives); checking the whole
@@ -15,6 +16,8 @@ reason an all-zero embedding row stays zero, so the zero-norm guards are locally
 A signed embedding can have a.b = 0 anywhere, so there every |cos| of a triplet pair is kept
 above 1e-3 as well.
 """
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -22,7 +25,9 @@ from hypothesis import strategies as st
 
 from tinyadv import losses, mlp
 from tinyadv.gradcheck import numerical_gradient
-from tinyadv.objective import hardest_negatives, objective, random_negatives
+from tinyadv.objective import (CE_ON, eq2_terms, hardest_negatives, objective,
+                               objective_reference, random_negatives, stacked_groups,
+                               trained_groups)
 
 from nets import float64_params, min_abs_preactivation
 
@@ -320,3 +325,96 @@ def test_a_reused_anchor_forward_changes_nothing(config, embed_dim, seed, sizes,
         np.testing.assert_allclose(reused[2][key], terms[key], rtol=1e-12, atol=1e-15)
     for key in params:
         np.testing.assert_allclose(reused[1][key], grads[key], rtol=1e-12, atol=1e-15)
+
+
+# ---- the fast objective against the reference ------------------------------------------
+
+AGREE = dict(rtol=1e-10, atol=1e-13)  # float64: the two round apart by ~1e-16, no more
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds, sizes=layer_sizes, n=st.integers(2, 6), embed_dim=st.sampled_from([0, 3]),
+       adversarial=st.booleans(), ce_on=st.sampled_from(CE_ON), sens=st.booleans(),
+       inv=st.sampled_from([None, "source", "oracle"]), norm=st.booleans(),
+       negatives=st.sampled_from(["hardest", "random"]),
+       lambdas=st.tuples(st.floats(0.1, 2.0), st.floats(0.1, 2.0), st.floats(0.01, 0.5)),
+       margin=st.floats(0.0, 0.5))
+def test_objective_agrees_with_the_reference(seed, sizes, n, embed_dim, adversarial, ce_on, sens,
+                                             inv, norm, negatives, lambdas, margin):
+    """Every TrainConfig combination that reaches the objective: embed_dim 0 or k, CE on
+    clean + FGSM or FGSM alone (or clean only, without FGSM images), each triplet on or off,
+    MLI negatives from the anchors (source) or brought along (oracle), the norm term, hardest
+    or random negatives; the fast objective with and without a reused anchor forward (as
+    training calls it). Loss, every gradient and every reported term agree to 1e-10."""
+    rng = np.random.default_rng(seed)
+    params = float64_params(sizes, rng, embed_dim)
+    d, c = sizes[0], sizes[-1]
+    x = rng.random((n, d))
+    y = rng.integers(0, c, size=n)
+    y[:2] = [0, 1]  # negatives need a second class in the batch
+    lambda_sens, lambda_inv, lambda_norm = lambdas
+    kwargs = dict(margin=margin, ce_on=ce_on)
+    if adversarial:
+        kwargs["x_adv"] = np.clip(x + 0.1 * np.sign(rng.standard_normal((n, d))), 0, 1)
+        if sens:
+            kwargs["lambda_sens"] = lambda_sens
+    if inv is not None:
+        kwargs.update(x_inv=rng.random((n, d)), lambda_inv=lambda_inv)
+        if inv == "oracle":
+            kwargs["x_inv_neg"] = rng.random((n, d))
+    if norm:
+        kwargs["lambda_norm"] = lambda_norm
+    kwargs["neg_index"] = "hardest" if negatives == "hardest" else random_negatives(y, rng)
+    loss, grads, terms = objective_reference(params, x, y, **kwargs)
+    assert np.isfinite(loss) and loss == terms["total"]
+    for fast in (objective(params, x, y, **kwargs),
+                 objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)):
+        np.testing.assert_allclose(fast[0], loss, **AGREE)
+        assert sorted(fast[2]) == sorted(terms)
+        for key in terms:
+            np.testing.assert_allclose(fast[2][key], terms[key], **AGREE, err_msg=key)
+        assert sorted(fast[1]) == sorted(grads) == sorted(params)
+        for key in grads:
+            np.testing.assert_allclose(fast[1][key], grads[key], **AGREE, err_msg=key)
+
+
+def test_reference_takes_the_fast_objectives_arguments_but_a_given_forward():
+    fast = inspect.signature(objective).parameters
+    reference = inspect.signature(objective_reference).parameters
+    assert list(reference) == [name for name in fast if name != "anchor_forward"]
+    assert all(reference[name].default == fast[name].default for name in reference)
+    params, x, y, kwargs = make_case("+MLS", 1, [5, 4, 3], 3, (0.5, 0, 0), 0.05)
+    with pytest.raises(TypeError, match="anchor_forward"):
+        objective_reference(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
+
+
+def test_reference_gradient_matches_numerical(assert_grad_ok):
+    """The reference is also checked against centred differences on its own (in one
+    configuration; the hypothesis test above ties it to the fast one in all of them)."""
+    params, x, y, kwargs = make_case("+MLS+MLI oracle with norm", 5, [7, 6, 5, 3], 4,
+                                     (0.7, 0.4, 0.05), 0.3, embed_dim=3)
+    assert min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP
+    assert min_abs_hinge(params, x, kwargs) > KINK_GAP
+    _, grads, terms = objective_reference(params, x, y, **kwargs)
+    assert terms["triplet_sens"] > 0 and terms["triplet_inv"] > 0
+    f = lambda: objective_reference(params, x, y, **kwargs)[0]  # noqa: E731
+    for key in params:
+        assert_grad_ok(f"objective_reference {key}", grads[key], numerical_gradient(f, params[key]))
+
+
+def test_eq2_terms_say_which_groups_each_term_reads():
+    full = eq2_terms(adversarial=True, lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3)
+    assert [(t.name, t.weight, t.groups) for t in full] == [
+        ("ce_clean", 0.5, ("anchor",)), ("ce_adv", 0.5, ("adv",)),
+        ("triplet_sens", 0.5, ("anchor", "adv", "neg")),
+        ("triplet_inv", 0.5, ("anchor", "inv", "neg")),
+        ("norm", 1e-3, ("adv", "anchor", "inv", "neg"))]
+    assert stacked_groups(full) == trained_groups(full) == ["anchor", "adv", "inv"]
+    oracle = eq2_terms(adversarial=True, lambda_inv=0.5, inv_negatives=True)
+    assert oracle[-1].groups == ("anchor", "inv", "inv_neg")
+    assert stacked_groups(oracle) == ["anchor", "adv", "inv", "inv_neg"]
+    # The authors' baseline: CE on FGSM images only, so the anchors' rows carry no gradient.
+    authors = eq2_terms(adversarial=True, ce_on="fgsm", lambda_norm=1e-3)  # no triplet: no norm
+    assert [t.name for t in authors] == ["ce_clean", "ce_adv"]
+    assert stacked_groups(authors) == ["anchor", "adv"] and trained_groups(authors) == ["adv"]
+    assert [t.groups for t in eq2_terms(adversarial=False, lambda_sens=0.5)] == [("anchor",)]

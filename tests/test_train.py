@@ -135,6 +135,63 @@ def test_progress_line_per_epoch(small_mnist):
     assert "left" in lines[0]
 
 
+def test_hooks_see_every_step_and_epoch_and_change_nothing(small_mnist):
+    """on_step gets (step number, the current weights, the step's terms) after every step,
+    on_epoch (epoch, weights, the history record) after every epoch, and its text ends the
+    epoch's log line; watching leaves the run exactly as it is without hooks."""
+    X, y, x_inv, y_flip = small_mnist
+    config = model_config("baseline+mls", TrainConfig(epochs=2, sizes=(784, 16, 16, 10),
+                                                      train_size=384))
+    steps, epochs, lines = [], [], []
+
+    def on_step(step, params, terms):
+        steps.append((step, float(params["b1"][0]), terms["total"]))
+
+    def on_epoch(epoch, params, record):
+        epochs.append((epoch, record))
+        return f"looked at epoch {epoch}"
+
+    params, history = train.train(config, X, y, log=lines.append, on_step=on_step,
+                                  on_epoch=on_epoch)
+    plain, plain_history = train.train(config, X, y, log=None)
+    assert [s for s, _, _ in steps] == list(range(1, 2 * 384 // 128 + 1))
+    assert len({b for _, b, _ in steps}) == len(steps)  # the weights move between calls
+    assert steps[-1][1] == float(plain["b1"][0])  # the last call saw the final weights
+    assert [e for e, _ in epochs] == [1, 2] and [r for _, r in epochs] == history
+    assert history[0]["total"] == pytest.approx(np.mean([t for _, _, t in steps[:3]]))
+    assert lines[1].endswith("| looked at epoch 2")
+    assert all(np.array_equal(params[k], plain[k]) for k in plain)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(history) == strip(plain_history)
+
+
+def test_draw_batch_brings_what_the_protocol_needs():
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 784), dtype=np.float32)
+    y = np.arange(40) % 10
+    x_inv = X[::-1].copy()
+    idx = np.array([3, 7, 11])
+    plain = train.draw_batch(TrainConfig(), idx, X, y)
+    assert plain.x_inv is None and plain.x_inv_neg is None
+    assert np.array_equal(plain.x, X[idx]) and np.array_equal(plain.y, y[idx])
+    source = train.draw_batch(model_config("baseline+mls+mli"), idx, X, y, x_inv)
+    assert np.array_equal(source.x_inv, x_inv[idx]) and source.x_inv_neg is None
+    y_flip = (y + 1) % 10
+    oracle = train.draw_batch(model_config("baseline+mls+mli(oracle)"), idx, X, y, x_inv,
+                              OraclePositives(y_flip), rng)
+    j = [int(np.flatnonzero((x_inv == row).all(axis=1))[0]) for row in oracle.x_inv]
+    assert np.array_equal(y_flip[j], y[idx])  # flipped *to* the anchor's class
+    assert np.array_equal(oracle.x_inv_neg, X[j])  # with their own source images
+
+
+def test_learning_rate_schedules():
+    cosine, constant = TrainConfig(lr=0.1), TrainConfig(lr=0.1, lr_schedule="constant")
+    assert train.learning_rate(cosine, 0, 10) == 0.1
+    assert train.learning_rate(cosine, 5, 10) == pytest.approx(0.05)
+    assert train.learning_rate(cosine, 10, 10) == pytest.approx(0.0)
+    assert train.learning_rate(constant, 7, 10) == 0.1
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_a_training_step_leaves_no_reference_cycles(model, preset):
@@ -156,7 +213,8 @@ def test_a_training_step_leaves_no_reference_cycles(model, preset):
             gc.collect()
             gc.disable()
         idx = rng.choice(64, 16, replace=False)
-        train.train_step(params, opt, config, X[idx], y[idx], X, X, idx, oracle, rng)
+        train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X, oracle, rng),
+                         rng)
     try:
         assert gc.collect() == 0, "a training step left garbage reference cycles behind"
     finally:

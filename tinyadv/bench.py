@@ -72,9 +72,10 @@ import time
 
 import numpy as np
 
-from . import mlp
-from .train import PRESETS, keep_freed_memory, model_config, preset_config, train_step
+from . import mlp, objective
 from .optim import make_optimizer
+from .runner import keep_freed_memory
+from .train import PRESETS, draw_batch, model_config, preset_config, train_step
 
 GEMM_SIZE = 2048  # n for the n x n x n ceiling product: large enough for BLAS to peak
 
@@ -86,33 +87,39 @@ def pass_flops(sizes, rows):
     return sum(2 * rows * fan_in * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
 
 
-def objective_groups(full, ce_on="clean+fgsm"):
-    """How many groups of N rows the objective pushes through the network: [x; x'; x''] for
-    the full step; [x; x'] for the baseline, or only [x'] when the cross-entropy is on FGSM
-    images alone and no triplet needs the anchors (the authors' baseline)."""
-    if full:
-        return 3
-    return 2 if ce_on == "clean+fgsm" else 1
+def objective_groups(config):
+    """How many groups of N rows the objective pushes through the network for a step with this
+    config: the image groups that carry a gradient (objective.eq2_terms says which) --
+    [x; x'; x''] for the full step; [x; x'] for the baseline, or only [x'] when the
+    cross-entropy is on FGSM images alone and no triplet needs the anchors (the authors'
+    baseline)."""
+    return len(objective.trained_groups(config.terms()))
 
 
-def step_flops(sizes, batch, full, ce_on="clean+fgsm"):
+def mines_hardest_negatives(config):
+    """Does a step with this config search the batch for each anchor's hardest negative?"""
+    return (config.negatives == "hardest"
+            and any("neg" in term.groups for term in config.terms()))
+
+
+def step_flops(sizes, batch, config):
     """Matrix-product FLOPs of one training step (see the module docstring for the list)."""
     sizes = list(sizes)
-    fgsm = 2 * pass_flops(sizes, batch)  # forward + input gradient, no weight gradients
-    rows = objective_groups(full, ce_on) * batch
+    fgsm = 2 * pass_flops(sizes, batch) if config.adversarial else 0  # forward + input gradient
+    rows = objective_groups(config) * batch
     first_dx = 2 * rows * sizes[0] * sizes[1]  # skipped in training
-    objective = 3 * pass_flops(sizes, rows) - first_dx  # forward, dW, dx (but layer 1's)
-    if full:
-        objective += 2 * batch * batch * sizes[-2]  # hardest negatives: (N, K) @ (K, N)
-    return fgsm + objective
+    step = fgsm + 3 * pass_flops(sizes, rows) - first_dx  # forward, dW, dx (but layer 1's)
+    if mines_hardest_negatives(config):
+        step += 2 * batch * batch * sizes[-2]  # hardest negatives: (N, K) @ (K, N)
+    return step
 
 
-def performed_flops(sizes, batch, full, ce_on="clean+fgsm"):
+def performed_flops(sizes, batch, config):
     """Matrix-product FLOPs tinyadv computes for the step: one forward of the N anchors less
-    than ``step_flops`` when the objective uses the anchors, since FGSM and the objective share
-    that forward; the same as ``step_flops`` when it does not."""
-    shared = pass_flops(list(sizes), batch) if objective_groups(full, ce_on) > 1 else 0
-    return step_flops(sizes, batch, full, ce_on) - shared
+    than ``step_flops`` when the objective trains on the anchors' rows, since FGSM and the
+    objective share that forward; the same as ``step_flops`` when it does not."""
+    shares = config.adversarial and "anchor" in objective.trained_groups(config.terms())
+    return step_flops(sizes, batch, config) - (pass_flops(list(sizes), batch) if shares else 0)
 
 
 # --- timing ---------------------------------------------------------------------------------
@@ -248,7 +255,7 @@ def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default"):
 
     Returns (seconds of each timed step, page faults per timed step).
     """
-    keep_freed_memory()  # as train.train does before its loop
+    keep_freed_memory()  # as the reproduction's worker processes do when they start
     rng = np.random.default_rng(seed)
     base = preset_config(preset, sizes=tuple(sizes), batch_size=batch, seed=seed)
     config = model_config(model, base)
@@ -263,8 +270,7 @@ def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default"):
 
     def one_step():
         idx = batches[next(counter) % len(batches)]
-        train_step(params, opt, config, X[idx], y[idx], x_inv if config.uses_invariance else None,
-                   X, idx, None, rng)
+        train_step(params, opt, config, draw_batch(config, idx, X, y, x_inv), rng)
 
     time_calls(one_step, warmup, warmup=0)
     faults = minor_page_faults()
@@ -298,22 +304,22 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
     other = [load.cores]
     # Count what the timed steps' config does: the authors' preset inserts a linear
     # embed_dim-unit layer before the head, and its baseline trains CE on FGSM images only.
-    config = preset_config(preset, sizes=tuple(sizes))
-    embed_dim = config.embed_dim
+    base = preset_config(preset, sizes=tuple(sizes))
+    embed_dim = base.embed_dim
     widths = sizes[:-1] + [embed_dim, sizes[-1]] if embed_dim else sizes
-    for name, full in (("baseline", False), ("full", True)):
-        model = "baseline+mls+mli" if full else "baseline"
+    for name, model in (("baseline", "baseline"), ("full", "baseline+mls+mli")):
+        config = model_config(model, base)
         with OtherLoad() as load:
             times, faults = bench_step(model, sizes, batch, steps, warmup, preset=preset)
         result[f"{name}_other_load_cores"] = load.cores
         result[f"{name}_page_faults_per_step"] = faults  # a handful, unless memory is returned
         stats = summary(times)
-        flops = step_flops(widths, batch, full, config.ce_on)
+        flops = step_flops(widths, batch, config)
         result[f"{name}_ms_per_step"] = stats["median_ms"]
         result[f"{name}_ms_p10"] = stats["p10_ms"]
         result[f"{name}_ms_p90"] = stats["p90_ms"]
         result[f"{name}_mflop_per_step"] = flops / 1e6
-        result[f"{name}_mflop_performed"] = performed_flops(widths, batch, full, config.ce_on) / 1e6
+        result[f"{name}_mflop_performed"] = performed_flops(widths, batch, config) / 1e6
         result[f"{name}_gflops"] = flops / (stats["median_ms"] * 1e-3) / 1e9
     # The ceiling is measured again after the steps; the larger median is reported.
     with OtherLoad() as load:

@@ -1,6 +1,6 @@
 """Accuracies under every attack and protocol, each a percentage with the count behind it.
 
-Columns (DESIGN.md, "Two readings of invariance accuracy"):
+Columns -- two readings of "invariance accuracy", and people as the arbiter:
 
 - clean, fgsm, pgd: predictions on clean / FGSM / PGD test images vs the true label.
 - invariance_source: predictions on the label-flipping invariance images vs the label of

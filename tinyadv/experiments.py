@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data, evaluate, invariance
+from . import data, evaluate, invariance, objective
 from .fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
-from .runner import WorkerError, run_in_workers
+from .runner import WorkerError, keep_freed_memory, run_in_workers
 from .train import PRESETS, TrainConfig, train
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
@@ -107,12 +107,12 @@ def load_params(runs_dir, name):
 def estimated_cost(config):
     """Relative cost of a run, for ordering: images through the network per anchor and step.
 
-    FGSM costs a forward and a backward of its own and adds a group to the batch; the MLI
-    term adds its positives (and, in the oracle protocol, their negatives)."""
-    per_anchor = 1 + (2 if config.adversarial else 0)
-    if config.lambda_inv > 0:
-        per_anchor += 2 if config.protocol == "oracle" else 1
-    if config.lambda_sens > 0 or config.lambda_inv > 0:
+    A forward and a backward for every image group the objective stacks (objective.eq2_terms
+    says which: the anchors, FGSM images, MLI positives and, in the oracle protocol, their
+    negatives), FGSM's own backward, and half a group more for the negatives and triplets."""
+    terms = config.terms()
+    per_anchor = len(objective.stacked_groups(terms)) + (1 if config.adversarial else 0)
+    if any(term.kind == "triplet" for term in terms):
         per_anchor += 0.5  # mining the hardest negatives, triplet backward
     return per_anchor * config.epochs * (config.train_size or FULL_TRAIN)
 
@@ -204,6 +204,7 @@ _WORKER = {"datasets": {}}
 
 
 def _init_worker(evaluation):
+    keep_freed_memory()  # a worker trains: keep each step's freed temporaries for the next
     _WORKER["evaluation"] = evaluation
 
 

@@ -4,6 +4,8 @@ Pattern (as in CS231n): ``out, cache = thing_forward(...)``; the backward takes 
 gradient ``dout`` (same shape as ``out``) and the cache, and returns the gradient with
 respect to each array input of the forward, in order.
 """
+import math
+
 import numpy as np
 
 
@@ -78,10 +80,8 @@ def gather_rows_forward(h, index):
 
     This is how each anchor's batch-hard negative is read out of the batch's own embeddings,
     h_neg = h[neg_index], with no second forward pass. An index may repeat: one anchor can be
-    the closest other-class anchor of several others. (objective.py writes the same gather
-    and scatter-add inline, adding straight into the anchors' rows of its gradient array with
-    1-d indices, which NumPy's np.add.at runs ~7x faster; this is the readable version, and
-    the one exercise 06 asks for.)
+    the closest other-class anchor of several others. Exercise 06 asks for the backward;
+    both objectives (objective.py) use these two functions.
 
     Parameters
     ----------
@@ -97,27 +97,42 @@ def gather_rows_forward(h, index):
     return out, (index, h.shape[0])
 
 
-def gather_rows_backward(dout, cache):
+def gather_rows_backward(dout, cache, out=None):
     """The gradient of a gather is a scatter-add.
 
     .. math:: \\frac{\\partial L}{\\partial h_j} = \\sum_{i : index_i = j} \\frac{\\partial L}{\\partial out_i}
 
     Row i of ``dout`` goes back to row index_i of h (undoing ``h[index]``); a row picked by
-    several i receives the sum of all of theirs, a row picked by none receives 0.
-    ``np.add.at`` adds once per occurrence of an index. ``dh[index] += dout`` would not: NumPy
-    evaluates it as ``dh[index] = dh[index] + dout``, so a repeated row is written, not added,
-    and keeps only one of its contributions.
+    several i receives the sum of all of theirs, a row picked by none receives 0. In NumPy
+    that is one line, ``np.add.at(dh, index, dout)``: it adds once per occurrence of an
+    index. ``dh[index] += dout`` would not: NumPy evaluates it as
+    ``dh[index] = dh[index] + dout``, so a repeated row is written, not added, and keeps only
+    one of its contributions.
 
     Parameters
     ----------
     dout : (M, K)
     cache : (index, N) from gather_rows_forward
+    out : None, or a C-contiguous (N, K) array to add the gradient into (the objective adds
+        the negatives' share straight into the anchors' rows of its gradient array)
 
     Returns
     -------
-    dh : (N, K)
+    dh : (N, K) -- ``out`` itself when given
     """
     index, num_rows = cache
-    dh = np.zeros((num_rows,) + dout.shape[1:], dtype=dout.dtype)  # (N, K)
-    np.add.at(dh, index, dout)
-    return dh
+    shape = (num_rows,) + dout.shape[1:]  # (N, K)
+    if out is None:
+        out = np.zeros(shape, dtype=dout.dtype)
+    elif out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous array of shape {shape}, got shape "
+                         f"{out.shape}, C-contiguous {out.flags.c_contiguous}")
+    # np.add.at(out, index, dout), written on the flattened arrays: NumPy runs np.add.at
+    # about 3.5x faster with 1-d indices (measured with (128,) indices into (128, 256)). Element
+    # (r, c) of an (N, K) array is element r * K + c of its flattening, and the flattening of
+    # a C-contiguous array is a view, so adding into it adds into ``out``. The additions
+    # happen in the same order as np.add.at's: the same numbers, bit for bit.
+    width = math.prod(dout.shape[1:])  # K
+    flat_index = (np.asarray(index)[:, None] * width + np.arange(width)).ravel()  # (M * K,)
+    np.add.at(out.reshape(-1), flat_index, dout.reshape(-1))
+    return out

@@ -2,12 +2,18 @@
 import argparse
 import os
 
+from .runner import keep_freed_memory
+
 
 def lesson_options(description, default_out):
     """Parse ``--out DIR`` and ``--fast`` (or TINYADV_FAST=1); create the output folder.
 
     Only known flags are read: a notebook kernel passes its own (such as --f=kernel.json),
     and allow_abbrev=False keeps those from being mistaken for --fast.
+
+    A lesson trains in its own process, so this is also where that process gets the
+    allocator setting the reproduction's workers start with (runner.keep_freed_memory): it
+    changes no number, only how fast the training steps run.
 
     Returns
     -------
@@ -21,4 +27,5 @@ def lesson_options(description, default_out):
     args, _ = parser.parse_known_args()
     fast = args.fast or os.environ.get("TINYADV_FAST", "") not in ("", "0")
     os.makedirs(args.out, exist_ok=True)
+    keep_freed_memory()
     return args.out, fast

@@ -21,17 +21,19 @@ INITS = ("uniform", "he")
 EMBED_KEYS = ("W_emb", "b_emb")  # the optional linear embedding layer's parameters
 
 
-def init_params(sizes, rng, dtype=np.float32, init="he", embed_dim=0):
+def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
     """Initial weights for an MLP with layer widths ``sizes``, e.g. [784, 256, 256, 10].
 
     Two initialisations, because the choice decides whether FGSM adversarial training
-    overfits catastrophically (README, "Results"; lesson 08):
+    overfits catastrophically (lesson 08):
 
+    - ``"uniform"`` (the default, as in TrainConfig): W_k and b_k ~ U(-1/sqrt(fan_in),
+      +1/sqrt(fan_in)) -- PyTorch's ``nn.Linear`` default, which the paper's authors used.
+      Its weights have variance 1 / (3 fan_in), a sixth of He's: the network starts closer
+      to linear and smaller.
     - ``"he"`` (He et al. 2015): W_k ~ N(0, 2 / fan_in), biases 0. Keeps the activation scale
-      roughly constant through ReLU layers.
-    - ``"uniform"``: W_k and b_k ~ U(-1/sqrt(fan_in), +1/sqrt(fan_in)) -- PyTorch's
-      ``nn.Linear`` default, which the paper's authors used. Its weights have variance
-      1 / (3 fan_in), a sixth of He's: the network starts closer to linear and smaller.
+      roughly constant through ReLU layers; with FGSM training on clean + FGSM images it
+      overfits catastrophically here (lesson 08).
 
     ``embed_dim = k > 0`` inserts a *linear* k-unit layer (no ReLU), W_emb (sizes[-2], k) and
     b_emb (k,), between the last hidden layer and the head, which then reads k inputs. The
@@ -144,26 +146,25 @@ def stack_forwards(first, second, inputs=None):
     -------
     (logits (N_a + N_b, C), h (N_a + N_b, K), cache), as from ``forward``
     """
-    stacked = {}  # layer k's ReLU output is layer k+1's input: stack each array only once
-
-    def stack(a, b):
-        key = (id(a), id(b))
-        if key not in stacked:
-            stacked[key] = np.concatenate([a, b])
-        return stacked[key]
-
     (logits_a, h_a, cache_a), (logits_b, h_b, cache_b) = first, second
-    if inputs is not None:  # layer 1's inputs, x_a and x_b, are already stacked
-        x_a, x_b = cache_a["hidden"][0][0][0], cache_b["hidden"][0][0][0]
-        stacked[(id(x_a), id(x_b))] = inputs
-    hidden = [((stack(lin_a[0], lin_b[0]), lin_a[1]), stack(relu_a, relu_b))
-              for (lin_a, relu_a), (lin_b, relu_b) in zip(cache_a["hidden"], cache_b["hidden"])]
+    # Walk the layers in order. Each layer's input is the previous layer's output, so every
+    # array is stacked once: a ReLU's stacked output serves as its cache and as the next
+    # layer's input, as in ``forward``.
+    layer_input = inputs  # the stacked images [x_a; x_b], or None to stack them below
+    hidden = []
+    for ((x_a, W), relu_a), ((x_b, _), relu_b) in zip(cache_a["hidden"], cache_b["hidden"]):
+        if layer_input is None:  # only layer 1's input can still be missing
+            layer_input = np.concatenate([x_a, x_b])
+        out = np.concatenate([relu_a, relu_b])  # (N_a + N_b, width_k)
+        hidden.append(((layer_input, W), out))
+        layer_input = out
     embed = None
-    if cache_a["embed"] is not None:
-        embed = (stack(cache_a["embed"][0], cache_b["embed"][0]), cache_a["embed"][1])
-    head = (stack(cache_a["head"][0], cache_b["head"][0]), cache_a["head"][1])
-    cache = {"hidden": hidden, "embed": embed, "head": head}
-    return np.concatenate([logits_a, logits_b]), stack(h_a, h_b), cache
+    if cache_a["embed"] is not None:  # the linear embedding layer reads the last ReLU layer
+        embed = (layer_input, cache_a["embed"][1])
+        layer_input = np.concatenate([h_a, h_b])  # its output h
+    h = layer_input  # (N_a + N_b, K): the head's input
+    cache = {"hidden": hidden, "embed": embed, "head": (h, cache_a["head"][1])}
+    return np.concatenate([logits_a, logits_b]), h, cache
 
 
 def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):

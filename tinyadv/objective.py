@@ -1,4 +1,4 @@
-"""The paper's Eq. 2, assembled from the pieces, with its hand-written gradient.
+"""The paper's Eq. 2, assembled from the pieces, with its hand-written gradient -- twice.
 
     L = CE                                           (clean; clean + FGSM; or FGSM only)
       + lambda_sens * Lt(h(x_a), h(x'_p),  h(x_n))              (MLS: sensitivity triplet)
@@ -10,20 +10,122 @@ FGSM adversarial training's 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x'), y) (Goodfellow
 ``ce_on="clean+fgsm"``) or, as in the paper's authors' code, CE(f(x'), y) alone
 (``ce_on="fgsm"``); all lambdas zero therefore give the Baseline row of Table 1.
 
+Two functions compute it, with the same arguments and the same results (tests/test_objective.py
+holds them equal in float64, every configuration):
+
+- ``objective_reference`` -- the one to read against the paper: one forward pass, each term
+  from ``losses``, the negatives' gather and scatter-add from ``layers``, one backward pass.
+- ``objective`` -- the one training calls: the same arithmetic, arranged to do less work
+  (its docstring lists how).
+
+Which image groups each term reads is said once, by ``eq2_terms``; both objectives follow
+it, and so do the run-time estimate (experiments.estimated_cost), the benchmark's FLOP count
+(bench.objective_groups) and the sweep's grid (sweep.TRIPLET_FIELDS). The groups:
+
+    anchor   x_a    the natural images of the batch
+    adv      x'_p   their FGSM images (``x_adv``)
+    inv      x''_p  invariance positives (``x_inv``)
+    inv_neg  x''_n  negatives the MLI triplet brings along (``x_inv_neg``, oracle protocol)
+    neg      x_n    other anchors, picked by ``neg_index``: rows of h(x_a), a gather, so they
+                    cost no forward pass of their own; their gradient is scattered back
+
 Every image goes through the network in **one concatenated batch** -- [x_a; x'; x''; x''_n] --
 so the weights are read once and BLAS sees one big matrix product per layer.
-
-Negatives of the MLS triplet (and of the MLI triplet in the ``source`` protocol) are other
-anchors of the batch, given by index (``neg_index``), so their embeddings are rows of h(x_a)
-and cost no extra forward pass; their gradient is scattered back onto those rows. The MLI
-triplet may instead bring its own negative images ``x_inv_neg`` (the ``oracle`` protocol
-uses each invariance example's source image).
 """
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import losses, mlp
+from . import layers, losses, mlp
 
 CE_ON = ("clean+fgsm", "fgsm")
+# The groups with images of their own, in the order one forward pass stacks them.
+STACKED_GROUPS = ("anchor", "adv", "inv", "inv_neg")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of paper Eq. 2 as one call computes it."""
+
+    name: str  # its key in the dict of terms the objectives return
+    kind: str  # "ce", "triplet" or "norm": which function of ``losses`` computes it
+    weight: float  # its factor in the loss; 0: computed and reported, not trained on
+    groups: tuple  # the image groups it reads; a triplet's are (anchor, positive, negative)
+    fields: tuple  # the TrainConfig fields that set it (train.py maps them onto arguments)
+
+
+@functools.lru_cache(maxsize=64)  # training asks for the same terms at every step
+def eq2_terms(*, adversarial, ce_on="clean+fgsm", lambda_sens=0.0, lambda_inv=0.0,
+              lambda_norm=0.0, inv_negatives=False):
+    """The terms of paper Eq. 2 that one step computes, and the image groups each reads.
+
+    Parameters
+    ----------
+    adversarial : are FGSM images x'_p given? (Without them there is no MLS term.)
+    ce_on : "clean+fgsm" or "fgsm", as in ``objective``
+    lambda_sens, lambda_inv, lambda_norm : the weights; a term with weight 0 is left out
+    inv_negatives : does the MLI triplet bring its own negatives x''_n (the oracle protocol)
+        instead of other anchors?
+
+    Returns
+    -------
+    tuple of Term: the cross-entropies (ce_clean, and ce_adv when adversarial), then the
+    triplets (triplet_sens, triplet_inv), then the norm term. The norm term covers exactly the
+    embedding groups the triplets read, and is there only when some triplet is.
+    """
+    if not adversarial:
+        terms = [Term("ce_clean", "ce", 1.0, ("anchor",), ("ce_on",))]
+    else:
+        clean_weight = 0.0 if ce_on == "fgsm" else 0.5  # reported even when not trained on
+        terms = [Term("ce_clean", "ce", clean_weight, ("anchor",), ("ce_on",)),
+                 Term("ce_adv", "ce", 1.0 - clean_weight, ("adv",), ("ce_on",))]
+    triplets = []
+    if adversarial and lambda_sens != 0:
+        triplets.append(Term("triplet_sens", "triplet", lambda_sens, ("anchor", "adv", "neg"),
+                             ("lambda_sens", "margin", "negatives")))
+    if lambda_inv != 0:
+        negative = "inv_neg" if inv_negatives else "neg"
+        triplets.append(Term("triplet_inv", "triplet", lambda_inv, ("anchor", "inv", negative),
+                             ("lambda_inv", "margin", "negatives", "protocol")))
+    terms += triplets
+    if lambda_norm != 0 and triplets:
+        used = sorted({group for term in triplets for group in term.groups})
+        terms.append(Term("norm", "norm", lambda_norm, tuple(used), ("lambda_norm",)))
+    return tuple(terms)
+
+
+def stacked_groups(terms):
+    """The image groups one forward pass stacks, in order: the anchors always (the negatives
+    are rows of them, and the clean accuracy is reported), then every other group a term reads."""
+    read = {group for term in terms for group in term.groups}
+    return [group for group in STACKED_GROUPS if group == "anchor" or group in read]
+
+
+def trained_groups(terms):
+    """The stacked groups whose rows carry a gradient (the negatives' rows are anchors')."""
+    trained = {"anchor" if group == "neg" else group
+               for term in terms if term.weight != 0 for group in term.groups}
+    return [group for group in STACKED_GROUPS if group in trained]
+
+
+def _plan(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on):
+    """Check the objectives' arguments; return the terms (eq2_terms) they ask for."""
+    if ce_on not in CE_ON:
+        raise ValueError(f"ce_on: expected one of {CE_ON}, got {ce_on!r}")
+    if lambda_sens != 0 and x_adv is None:
+        raise ValueError("x_adv: lambda_sens != 0 needs the sensitivity positives, got None")
+    if lambda_inv != 0 and x_inv is None:
+        raise ValueError("x_inv: lambda_inv != 0 needs the invariance positives, got None")
+    terms = eq2_terms(adversarial=x_adv is not None, ce_on=ce_on, lambda_sens=lambda_sens,
+                      lambda_inv=lambda_inv, lambda_norm=lambda_norm,
+                      inv_negatives=x_inv_neg is not None)
+    if any("neg" in term.groups for term in terms):
+        if neg_index is None:
+            raise ValueError("neg_index: the triplet terms need each anchor's negative, got None")
+        if isinstance(neg_index, str) and neg_index != "hardest":
+            raise ValueError(f"neg_index: expected an index array or 'hardest', got {neg_index!r}")
+    return terms
 
 
 def hardest_negatives(h, y, norms=None):
@@ -68,169 +170,206 @@ def _require_two_classes(y):
                          f"got only class {y[0] if len(y) else None}")
 
 
-def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
-              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
-              ce_on="clean+fgsm", anchor_forward=None):
-    """Loss, gradients and the value of each term of paper Eq. 2.
+def objective_reference(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None,
+                        neg_index=None, lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0,
+                        margin=0.05, ce_on="clean+fgsm"):
+    """Loss, gradients and the value of each term of paper Eq. 2, written to be read.
+
+    Term by term, with batch means for the paper's sums (N anchors; h = the embedding, f =
+    the logits, both from ``mlp.forward``; D = the angular distance of Eq. 1):
+
+        CE   = w_clean * CE(f(x_a), y) + w_adv * CE(f(x'_p), y)
+               w = (0.5, 0.5) for ce_on="clean+fgsm", (0, 1) for "fgsm", (1, -) without x'_p
+        MLS  = Lt(h(x_a), h(x'_p), h(x_n))       sensitivity: the FGSM image is a positive
+        MLI  = Lt(h(x_a), h(x''_p), h(x''_n))    invariance: so is the invariance image;
+               x''_n is x_n (source protocol) or the given ``x_inv_neg`` (oracle protocol)
+        Lt(a, p, n) = mean_i max(0, D(a_i, p_i) - D(a_i, n_i) + margin)
+        norm = sum over the embedding groups the triplets read of mean_i ||h_i||
+        L    = CE + lambda_sens * MLS + lambda_inv * MLI + lambda_norm * norm
+
+    The negative x_n of anchor i is anchor ``neg_index[i]`` of another class (``"hardest"``:
+    the closest one, chosen after the forward pass and treated as a constant). Its embedding
+    is a gather of rows of h(x_a), so its gradient is a scatter-add back onto those rows.
+
+    The same arguments as ``objective`` except ``anchor_forward``, which only saves work:
+    this function does every step itself, so nothing it computes comes from the caller.
 
     Parameters
     ----------
     params : dict of MLP parameters
-    x : (N, D) anchors x_a (natural images); y : (N,) their labels
+    x : (N, D) anchors x_a; y : (N,) their labels
     x_adv : (N, D) FGSM images x'_p of the anchors, or None (no adversarial CE, no MLS)
     x_inv : (N, D) invariance positives x''_p, or None (no MLI)
-    x_inv_neg : (N, D) negatives for the MLI triplet, or None to use the anchors at neg_index
-    neg_index : (N,) index of each anchor's negative among the anchors (another class), or
-        "hardest" to pick, after the forward pass, the closest anchor of another class
-        (``hardest_negatives``) -- this reuses the concatenated pass instead of a second one
+    x_inv_neg : (N, D) negatives of the MLI triplet, or None to use the anchors at neg_index
+    neg_index : (N,) int index of each anchor's negative among the anchors, or "hardest"
     lambda_sens, lambda_inv, lambda_norm : the paper's lambda1, lambda2, lambda3
-    margin : triplet margin m
-    ce_on : which images the cross-entropy is trained on when x_adv is given:
-        "clean+fgsm" -- 0.5 * CE(clean) + 0.5 * CE(FGSM); "fgsm" -- CE(FGSM) only (the
-        anchors still serve the triplets). Without x_adv the CE is on the clean anchors.
-    anchor_forward : ``mlp.forward(params, x)`` if the caller has it already (training reuses
-        the one FGSM needed), or None. Only the other groups then go through the network,
-        and ``mlp.stack_forwards`` joins the two forwards into the concatenated pass's.
+    margin : the triplet margin m
+    ce_on : "clean+fgsm" or "fgsm" (see CE above)
 
     Returns
     -------
     loss : float
     grads : dict shaped like params
-    terms : dict of floats -- ce (the one in the loss), ce_clean, ce_adv, triplet_sens,
-        triplet_inv, norm, total; active_sens and active_inv (fraction of triplets whose
-        hinge is > 0, i.e. that produced a gradient: how much each term acted); and
-        clean_accuracy (fraction of anchors classified correctly before the step). ce_clean
-        is reported even when it is not trained on.
+    terms : dict of floats -- ce, ce_clean, ce_adv (when x_adv is given), triplet_sens,
+        triplet_inv, norm, total; active_sens and active_inv (the fraction of triplets whose
+        hinge is > 0); clean_accuracy (of the anchors, before the step)
     """
-    if ce_on not in CE_ON:
-        raise ValueError(f"ce_on: expected one of {CE_ON}, got {ce_on!r}")
-    use_sens = lambda_sens != 0 and x_adv is not None
-    use_inv = lambda_inv != 0 and x_inv is not None
-    if lambda_sens != 0 and x_adv is None:
-        raise ValueError("x_adv: lambda_sens != 0 needs the sensitivity positives, got None")
-    if lambda_inv != 0 and x_inv is None:
-        raise ValueError("x_inv: lambda_inv != 0 needs the invariance positives, got None")
-    needs_anchor_negatives = use_sens or (use_inv and x_inv_neg is None)
-    if needs_anchor_negatives and neg_index is None:
-        raise ValueError("neg_index: the triplet terms need each anchor's negative, got None")
-
-    # One forward pass over every image, then split the rows back into their groups.
-    groups = [("anchor", x)] + [(name, arr) for name, arr in
-                                (("adv", x_adv), ("inv", x_inv if use_inv else None),
-                                 ("inv_neg", x_inv_neg if use_inv else None)) if arr is not None]
-    batch = np.concatenate([arr for _, arr in groups]) if len(groups) > 1 else x  # (G*N, D)
+    terms = _plan(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on)
+    images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
+    groups = stacked_groups(terms)  # e.g. ["anchor", "adv", "inv"]
     n = x.shape[0]
-    rest = None
+
+    # 1. One forward pass of every image, then each group's rows: f(x_a), h(x_a), f(x'_p), ...
+    logits, h_all, cache = mlp.forward(params, np.concatenate([images[g] for g in groups]))
+    f = {g: logits[i * n:(i + 1) * n] for i, g in enumerate(groups)}  # (N, C) each
+    h = {g: h_all[i * n:(i + 1) * n] for i, g in enumerate(groups)}  # (N, K) each
+    df = {g: np.zeros_like(f[g]) for g in groups}  # dL/df, filled in term by term
+    dh = {g: np.zeros_like(h[g]) for g in groups}  # dL/dh
+
+    # 2. The negatives x_n: other anchors' embeddings, a gather of rows of h(x_a).
+    if any("neg" in term.groups for term in terms):
+        if isinstance(neg_index, str):  # "hardest": the closest anchor of another class
+            neg_index = hardest_negatives(h["anchor"], y)
+        h["neg"], gather_cache = layers.gather_rows_forward(h["anchor"], neg_index)
+        dh["neg"] = np.zeros_like(h["neg"])
+
+    # 3. Each term from ``losses``, forward then backward, scaled by its weight.
+    values = {"ce": 0.0, "triplet_sens": 0.0, "active_sens": 0.0, "triplet_inv": 0.0,
+              "active_inv": 0.0, "norm": 0.0}
+    for term in terms:
+        if term.kind == "ce":
+            (g,) = term.groups
+            value, ce_cache = losses.softmax_cross_entropy_forward(f[g], y)
+            df[g] += losses.softmax_cross_entropy_backward(term.weight, ce_cache)
+            values["ce"] += term.weight * value
+        elif term.kind == "triplet":
+            a, p, neg = term.groups
+            value, t_cache = losses.triplet_loss_forward(h[a], h[p], h[neg], margin)
+            da, dp, dn = losses.triplet_loss_backward(term.weight, t_cache)
+            dh[a] += da
+            dh[p] += dp
+            dh[neg] += dn
+            values[term.name.replace("triplet", "active")] = float(
+                losses.triplet_active(t_cache).mean())  # the fraction with a hinge > 0
+        else:  # the norm term: one mean norm per group, summed
+            value = 0.0
+            for g in term.groups:
+                group_value, n_cache = losses.feature_norm_forward(h[g])
+                dh[g] += losses.feature_norm_backward(term.weight, n_cache)
+                value += group_value
+        values[term.name] = value
+
+    # 4. The gather's backward: each negative's gradient goes to the anchor it copied.
+    if "neg" in dh:
+        dh["anchor"] += layers.gather_rows_backward(dh.pop("neg"), gather_cache)
+
+    # 5. One backward pass of every image at once; the pixels need no gradient.
+    grads, _ = mlp.backward(np.concatenate([df[g] for g in groups]),
+                            np.concatenate([dh[g] for g in groups]), cache, need_dx=False)
+    values["total"] = float(values["ce"] + lambda_sens * values["triplet_sens"]
+                            + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
+    values["clean_accuracy"] = float((f["anchor"].argmax(axis=1) == y).mean())
+    return values["total"], grads, values
+
+
+def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
+              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
+              ce_on="clean+fgsm", anchor_forward=None):
+    """``objective_reference``'s loss, gradients and terms, with less work: training calls this.
+
+    What it does differently, and why (the test suite holds the two equal):
+
+    - ``anchor_forward``: training runs the anchors through the network for FGSM anyway, so
+      it passes that forward in; only the other groups then go through the network, and
+      ``mlp.stack_forwards`` joins the two into the concatenated pass's cache. One forward
+      of N rows saved per step (69 of the full step's 611 MFLOP).
+    - Each group's row norms ||h_i|| are computed once and handed to the negative mining,
+      both triplets and the norm term, which would otherwise recompute the anchors' six times.
+    - Gradients are added straight into one (rows, K) array, and the negatives' scatter-add
+      straight into its anchor rows (``gather_rows_backward(..., out=)``): no per-group
+      arrays to stack again before the backward.
+    - When the anchors' rows carry no gradient (CE on FGSM images only and no triplet: the
+      authors' baseline) the backward skips them: a third fewer rows in every weight-gradient
+      product. The sums lose only exact zeros (bit for bit the same with OpenBLAS here;
+      another BLAS may block the sums differently and round apart).
+
+    Parameters
+    ----------
+    As ``objective_reference``, and
+    anchor_forward : ``mlp.forward(params, x)`` if the caller has it already, or None
+
+    Returns
+    -------
+    loss, grads, terms : as ``objective_reference``. ce_clean is reported even when it is
+        not trained on.
+    """
+    terms = _plan(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on)
+    images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
+    groups = stacked_groups(terms)
+    n = x.shape[0]
+    batch = np.concatenate([images[g] for g in groups]) if len(groups) > 1 else x  # (G*N, D)
+    rest = None  # the forward of every group but the anchors, when the caller gave theirs
     if anchor_forward is None:
         logits_all, h_all, cache = mlp.forward(params, batch)
     elif len(groups) == 1:
         logits_all, h_all, cache = anchor_forward
     else:
-        rest = mlp.forward(params, batch[n:])  # ((G-1)*N rows): every group but the anchors
+        rest = mlp.forward(params, batch[n:])  # ((G-1)*N rows)
         logits_all, h_all, cache = mlp.stack_forwards(anchor_forward, rest, inputs=batch)
-    rows = {name: slice(g * n, (g + 1) * n) for g, (name, _) in enumerate(groups)}
+    rows = {g: slice(i * n, (i + 1) * n) for i, g in enumerate(groups)}
     dlogits_all = np.zeros_like(logits_all)
     dh_all = np.zeros_like(h_all)
-    terms = {}
+    h = {g: h_all[rows[g]] for g in groups}  # views
+    dh = {g: dh_all[rows[g]] for g in groups}  # views: adding into them adds into dh_all
+    ce_terms, triplets, norm_terms = ([term for term in terms if term.kind == kind]
+                                      for kind in ("ce", "triplet", "norm"))
+    values = {"ce": 0.0}
+    for term in ce_terms:
+        (g,) = term.groups
+        value, ce_cache = losses.softmax_cross_entropy_forward(logits_all[rows[g]], y)
+        if term.weight:  # a group outside the loss: reported, no backward
+            dlogits_all[rows[g]] = losses.softmax_cross_entropy_backward(term.weight, ce_cache)
+        values[term.name] = value
+        values["ce"] += term.weight * value
 
-    # Cross-entropy: clean only; the 50/50 mix of clean and FGSM (adversarial training); or
-    # FGSM only. A group outside the loss gets weight 0: its CE is still reported.
-    if x_adv is None:
-        ce_weights = {"anchor": 1.0}
-    elif ce_on == "fgsm":
-        ce_weights = {"anchor": 0.0, "adv": 1.0}
-    else:
-        ce_weights = {"anchor": 0.5, "adv": 0.5}
-    terms["ce"] = 0.0
-    for name, weight in ce_weights.items():
-        ce, ce_cache = losses.softmax_cross_entropy_forward(logits_all[rows[name]], y)
-        if weight:
-            dlogits_all[rows[name]] = losses.softmax_cross_entropy_backward(weight, ce_cache)
-        terms["ce_clean" if name == "anchor" else "ce_adv"] = ce
-        terms["ce"] += weight * ce
+    # Row norms of every group the triplets read (the norm term reads the same groups).
+    read = sorted({g for term in triplets for g in term.groups if g != "neg"})
+    norms = {g: losses.row_norms(h[g]) for g in read}
+    if any("neg" in term.groups for term in triplets):
+        if isinstance(neg_index, str):  # "hardest": mine with this pass's embeddings
+            neg_index = hardest_negatives(h["anchor"], y, norms["anchor"])
+        h["neg"], gather_cache = layers.gather_rows_forward(h["anchor"], neg_index)  # (N, K)
+        norms["neg"] = norms["anchor"][neg_index]  # gathered like h["neg"]
+        dh["neg"] = np.zeros_like(h["neg"])
 
-    h_anchor = h_all[rows["anchor"]]
-    # Row norms of each embedding group, computed once: the mining, both triplets and the
-    # norm term all need them (the anchors' six times). "neg" rows are gathered anchors.
-    # (Deliberately not recursive: a closure that calls itself is a reference cycle, which
-    # would keep this call's arrays alive until the next garbage collection.)
-    norms = {}
+    values.update(triplet_sens=0.0, active_sens=0.0, triplet_inv=0.0, active_inv=0.0)
+    for term in triplets:
+        a, p, neg = term.groups
+        value, t_cache = losses.triplet_loss_forward(h[a], h[p], h[neg], margin,
+                                                     norms=(norms[a], norms[p], norms[neg]))
+        values[term.name] = value
+        values[term.name.replace("triplet", "active")] = float(
+            losses.triplet_active(t_cache).mean())
+        for g, grad in zip(term.groups, losses.triplet_loss_backward(term.weight, t_cache)):
+            dh[g] += grad
 
-    def norms_of(name):
-        if name not in norms:
-            source = "anchor" if name == "neg" else name
-            if source not in norms:
-                norms[source] = losses.row_norms(h_all[rows[source]])  # (N,)
-            if name == "neg":
-                norms["neg"] = norms["anchor"][neg_index]  # gathered like h_neg
-        return norms[name]
+    values["norm"] = 0.0
+    for term in norm_terms:
+        for g in term.groups:
+            value, n_cache = losses.feature_norm_forward(h[g], norms[g])
+            dh[g] += losses.feature_norm_backward(term.weight, n_cache)
+            values["norm"] += value
 
-    if needs_anchor_negatives and isinstance(neg_index, str):
-        if neg_index != "hardest":
-            raise ValueError(f"neg_index: expected an index array or 'hardest', got {neg_index!r}")
-        neg_index = hardest_negatives(h_anchor, y, norms_of("anchor"))
-    h_neg = h_anchor[neg_index] if needs_anchor_negatives else None  # (N, K), a gather
-    dh_neg = np.zeros_like(h_anchor) if needs_anchor_negatives else None
-    used = set()  # embedding groups the triplets touch; the norm term covers exactly these
+    if "neg" in dh:  # the gather's backward, added straight into the anchors' rows of dh_all
+        layers.gather_rows_backward(dh["neg"], gather_cache, out=dh["anchor"])
 
-    def add_triplet(weight, pos_name, neg_name):
-        h_pos = h_all[rows[pos_name]]
-        h_n = h_all[rows[neg_name]] if neg_name != "neg" else h_neg
-        value, t_cache = losses.triplet_loss_forward(
-            h_anchor, h_pos, h_n, margin,
-            norms=(norms_of("anchor"), norms_of(pos_name), norms_of(neg_name)))
-        active_fraction = float(losses.triplet_active(t_cache).mean())
-        da, dp, dn = losses.triplet_loss_backward(weight, t_cache)
-        dh_all[rows["anchor"]] += da
-        dh_all[rows[pos_name]] += dp
-        if neg_name == "neg":
-            dh_neg[...] += dn
-        else:
-            dh_all[rows[neg_name]] += dn
-        used.update(("anchor", pos_name, neg_name))
-        return value, active_fraction
-
-    terms["triplet_sens"], terms["active_sens"] = (
-        add_triplet(lambda_sens, "adv", "neg") if use_sens else (0.0, 0.0))
-    terms["triplet_inv"], terms["active_inv"] = (
-        add_triplet(lambda_inv, "inv", "inv_neg" if x_inv_neg is not None else "neg")
-        if use_inv else (0.0, 0.0))
-
-    terms["norm"] = 0.0
-    if lambda_norm != 0 and used:
-        for name in sorted(used):
-            h_group = h_neg if name == "neg" else h_all[rows[name]]
-            value, n_cache = losses.feature_norm_forward(h_group, norms_of(name))
-            dh_group = losses.feature_norm_backward(lambda_norm, n_cache)
-            if name == "neg":
-                dh_neg += dh_group
-            else:
-                dh_all[rows[name]] += dh_group
-            terms["norm"] += value
-
-    if needs_anchor_negatives:
-        # h_neg = h_anchor[neg_index] is a gather, so its gradient is a scatter-add: row i of
-        # dh_neg goes to anchor neg_index[i], and an anchor chosen by several others sums
-        # them all -- np.add.at(dh_anchor, neg_index, dh_neg). NumPy runs np.add.at fast only
-        # with 1-d indices (~7x faster here), so we scatter into the flattened array instead:
-        # element (r, c) of an (N, K) array is element r * K + c of its flattening.
-        # The anchors are rows 0..N-1 of dh_all, and dh_all is contiguous, so its flattening
-        # is a view: adding into it adds into dh_all.
-        k = dh_neg.shape[1]
-        flat_index = (neg_index[:, None] * k + np.arange(k)).ravel()  # (N*K,)
-        np.add.at(dh_all.reshape(-1), flat_index, dh_neg.ravel())
-
-    if rest is not None and ce_weights.get("anchor", 0.0) == 0 and "anchor" not in used:
-        # The anchors' rows carry no gradient (CE on FGSM images only and no triplet: the
-        # authors' baseline), so the backward skips them: a third fewer rows in every
-        # weight-gradient product. The sums lose only exact zeros (bit for bit the same
-        # with OpenBLAS here; another BLAS may block the sums differently and round apart).
+    if rest is not None and "anchor" not in trained_groups(terms):
         grads, _ = mlp.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
     else:
         grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
-    total = (terms["ce"] + lambda_sens * terms["triplet_sens"]
-             + lambda_inv * terms["triplet_inv"] + lambda_norm * terms["norm"])
-    terms["total"] = float(total)
+    total = (values["ce"] + lambda_sens * values["triplet_sens"]
+             + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
+    values["total"] = float(total)
     # A free diagnostic: how many anchors the network (before this step) classifies correctly.
-    terms["clean_accuracy"] = float((logits_all[rows["anchor"]].argmax(axis=1) == y).mean())
-    return float(total), grads, terms
+    values["clean_accuracy"] = float((logits_all[rows["anchor"]].argmax(axis=1) == y).mean())
+    return float(total), grads, values

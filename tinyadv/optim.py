@@ -28,11 +28,17 @@ class SGD:
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015) with bias correction.
+    """Adam (Kingma & Ba 2015) with bias correction, in their "eps-hat" form.
 
         m <- b1 m + (1 - b1) g          first moment (mean of gradients)
         v <- b2 v + (1 - b2) g^2        second moment (mean of squared gradients)
-        w <- w - lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+        w <- w - lr_t * m / (sqrt(v) + eps),   lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
+
+    With m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t) this is
+    w <- w - lr * m_hat / (sqrt(v_hat) + eps / sqrt(1 - b2^t)): the textbook update, except
+    that eps is added to sqrt(v), not to sqrt(v_hat) (the end of Kingma & Ba's Section 2
+    gives this ordering). The two differ only where sqrt(v_hat) is not large against
+    eps / sqrt(1 - b2^t), which is at most 3.2e-7 (at t = 1) and falls towards eps.
     """
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -45,8 +51,8 @@ class Adam:
 
     def step(self, params, grads):
         self.t += 1
-        # Fold both bias corrections into one step size (fewer array passes). Same result
-        # except that eps is then added to sqrt(v), not sqrt(v_hat): Kingma & Ba's eps-hat form.
+        # Both bias corrections folded into one step size (fewer array passes); eps is added
+        # to sqrt(v), as the class docstring says.
         # math.sqrt, not np.sqrt: np.sqrt returns a float64 *array scalar*, and NumPy would then
         # silently do the whole update below in float64 and convert back (twice the work).
         step_size = self.lr * math.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)

@@ -42,8 +42,13 @@ from .train import MODELS, TrainConfig, preset_config
 DEFAULT_AXES = {"embed_dim": [0, 4], "margin": [0.05, 0.5], "lambda_inv": [0.5, 2.0, 8.0]}
 QUICK_AXES = {"embed_dim": [0, 4], "margin": [0.5], "lambda_inv": [2.0]}
 QUICK = dict(train_size=5000, test_size=1000, epochs=2)
-# Fields that only matter when a triplet term is on; all other grid fields are "context".
-TRIPLET_FIELDS = ("margin", "lambda_sens", "lambda_norm", "negatives")
+# Fields that only matter when a triplet term is on: those that set a term of Eq. 2 other
+# than the cross-entropy (objective.eq2_terms; the norm term acts only with a triplet). Of
+# them, lambda_inv is an axis of its own and the protocol comes from --protocols. All other
+# grid fields are "context".
+TRIPLET_FIELDS = tuple(dict.fromkeys(
+    field for term in TrainConfig(lambda_sens=1.0, lambda_inv=1.0, lambda_norm=1.0).terms()
+    if term.kind != "ce" for field in term.fields))
 MLS_WEIGHTS = {k: MODELS["baseline+mls"][k] for k in ("lambda_sens", "lambda_norm")}
 PAPER_METRIC = "invariance_source"
 HUMAN = "human_pooled"  # agreement with human labels over all four Tramer et al. sets

@@ -1,22 +1,22 @@
 """Training: one frozen TrainConfig and a loop that reads top to bottom.
 
-Each step (paper Eq. 2, see objective.py):
-  1. draw a batch of anchors x (N, 784) with labels y;
-  2. x' = FGSM(x)                                   sensitivity positives / adversarial CE;
-  3. x'' = invariance examples                      MLI positives (protocol below);
-  4. one concatenated forward/backward of [x; x'; x'' (; x''_n)] for the loss and gradients;
-  5. an optimiser step.
+``train`` is the loop; each of its steps (paper Eq. 2, see objective.py) is
+  1. ``draw_batch``: the anchors x (N, 784) with labels y, and their invariance examples
+     x'' (MLI positives, protocol below) -- together a ``Batch``;
+  2. ``train_step``: x' = FGSM(x), the sensitivity positives and adversarial CE; one
+     concatenated forward/backward of [x; x'; x'' (; x''_n)] for the loss and gradients;
+     an optimiser step.
+``on_step`` and ``on_epoch`` hooks let a caller watch the run (lesson 08 measures PGD
+accuracy every few steps) without copying the loop.
 
-MLI protocols (DESIGN.md, "Two readings of invariance accuracy"):
+MLI protocols (the two readings of "invariance accuracy" that evaluate.py scores):
   source -- the paper's: the positive is the anchor's own invariance example, so the model is
             pulled to keep calling it the *source* class; negatives are other anchors.
   oracle -- the positive is an invariance example whose *flipped* label is the anchor's class;
             its negative is that example's own source image (eps away in pixels, but of
             another class).
 """
-import ctypes
 import dataclasses
-import functools
 import math
 import time
 from dataclasses import dataclass
@@ -123,6 +123,14 @@ class TrainConfig:
     def uses_invariance(self):
         return self.lambda_inv > 0
 
+    def terms(self):
+        """The terms of paper Eq. 2 a training step with this config computes, each with the
+        image groups it reads (objective.eq2_terms; train_step passes the same settings)."""
+        return objective.eq2_terms(
+            adversarial=self.adversarial, ce_on=self.ce_on, lambda_sens=self.lambda_sens,
+            lambda_inv=self.lambda_inv, lambda_norm=self.lambda_norm,
+            inv_negatives=self.protocol == "oracle")
+
 
 # Table 1's rows. Weights from the paper's authors' public configuration: margin 0.05,
 # lambda1 = lambda2 = 0.5, lambda3 = 1e-3, hardest different-class negative in the batch.
@@ -182,7 +190,64 @@ class OraclePositives:
         return self.order[self.starts[y] + offsets]
 
 
-def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
+@dataclass(frozen=True)
+class Batch:
+    """One step's images: the anchors and the invariance examples the objective pairs them with."""
+
+    x: np.ndarray  # (N, 784) anchors x_a
+    y: np.ndarray  # (N,) their labels
+    x_inv: np.ndarray = None  # (N, 784) invariance positives x''_p (MLI), or None
+    x_inv_neg: np.ndarray = None  # (N, 784) negatives of the MLI triplet (oracle), or None
+
+
+def draw_batch(config, idx, X, y, x_inv=None, oracle=None, rng=None):
+    """The Batch of the training images at ``idx``.
+
+    With the invariance term on, the MLI positives come with it: in the ``source`` protocol
+    each anchor's own invariance example x_inv[idx]; in the ``oracle`` protocol examples whose
+    flipped label is the anchor's class (``oracle``, an OraclePositives, draws them with
+    ``rng``), with their source images as the MLI negatives.
+    """
+    if not config.uses_invariance:
+        return Batch(X[idx], y[idx])
+    if config.protocol == "source":
+        return Batch(X[idx], y[idx], x_inv=x_inv[idx])  # the anchor's own invariance example
+    j = oracle.draw(y[idx], rng)  # examples flipped *to* the anchor's class ...
+    return Batch(X[idx], y[idx], x_inv=x_inv[j], x_inv_neg=X[j])  # ... and their sources
+
+
+def learning_rate(config, step, total_steps):
+    """The learning rate of step ``step`` (0, 1, ...) of ``total_steps``: config.lr, decayed to
+    0 along a half cosine when config.lr_schedule is "cosine" (large steps early, small ones
+    to settle)."""
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    return config.lr
+
+
+def train_step(params, opt, config, batch, rng):
+    """One optimisation step of paper Eq. 2 on a Batch; returns the dict of loss terms.
+
+    ``rng`` draws the negatives when config.negatives is "random".
+    """
+    # The anchors go through the network once: FGSM and the objective share this forward.
+    anchors = mlp.forward(params, batch.x)  # (logits (N, C), h (N, K), cache)
+    x_adv = (attacks.fgsm(params, batch.x, batch.y, config.fgsm_eps, forward=anchors)
+             if config.adversarial else None)  # (N, 784) x'_p
+    if config.negatives == "hardest":
+        neg_index = "hardest"  # mined inside the objective, from this step's embeddings
+    else:
+        neg_index = objective.random_negatives(batch.y, rng)
+    _, grads, terms = objective.objective(
+        params, batch.x, batch.y, x_adv=x_adv, x_inv=batch.x_inv, x_inv_neg=batch.x_inv_neg,
+        neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
+        lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
+        ce_on=config.ce_on, anchor_forward=anchors)
+    opt.step(params, grads)
+    return terms
+
+
+def train(config, X, y, x_inv=None, y_flip=None, log=print, on_step=None, on_epoch=None):
     """Train one model.
 
     Parameters
@@ -192,7 +257,11 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
     x_inv, y_flip : the training set's invariance examples (aligned with X) and their flipped
         labels; needed when config.lambda_inv > 0
     log : where progress lines go (None for silence)
-    eval_fn : optional callable(params) -> str, appended to each epoch's line
+    on_step : None, or called as on_step(step, params, terms) after every step (step = steps
+        taken so far, 1, 2, ...; terms = that step's loss terms)
+    on_epoch : None, or called as on_epoch(epoch, params, record) after every epoch, with
+        the epoch's entry of ``history``; what it returns (a str, or None) is appended to the
+        epoch's log line
 
     Returns
     -------
@@ -206,88 +275,43 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, eval_fn=None):
             x_inv, y_flip = x_inv[:config.train_size], y_flip[:config.train_size]
     if config.uses_invariance and (x_inv is None or y_flip is None):
         raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
-    keep_freed_memory()  # once per process; see its docstring: a step can cost a third more
     rng = np.random.default_rng(config.seed)
     params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
     opt = make_optimizer(config.optimizer, params, config.lr)
     oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
-    history = []
     total_steps = config.epochs * (len(X) // config.batch_size)
-    step_number = 0
+    step = 0
+    history = []
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
+        epoch_start = time.perf_counter()
         sums, steps = {}, 0
         for idx in iterate_minibatches(len(X), config.batch_size, rng, drop_last=True):
-            x_batch, y_batch = X[idx], y[idx]  # (N, 784), (N,)
-            if config.lr_schedule == "cosine":  # large steps early, small ones to settle
-                opt.lr = config.lr * 0.5 * (1 + math.cos(math.pi * step_number / total_steps))
-            step_number += 1
-            terms = train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng)
+            opt.lr = learning_rate(config, step, total_steps)
+            batch = draw_batch(config, idx, X, y, x_inv, oracle, rng)
+            terms = train_step(params, opt, config, batch, rng)
+            step += 1
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
+            if on_step is not None:
+                on_step(step, params, terms)
         record = {k: v / max(1, steps) for k, v in sums.items()}
         record.update(epoch=epoch, train_acc=100.0 * record.pop("clean_accuracy", 0.0),
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - epoch_start)
         history.append(record)
+        extra = on_epoch(epoch, params, record) if on_epoch is not None else None
         if log is not None:
             elapsed = time.perf_counter() - start
-            left = elapsed / epoch * (config.epochs - epoch)
-            extra = f" | {eval_fn(params)}" if eval_fn is not None else ""
-            log(f"  epoch {epoch}/{config.epochs}  loss {record['total']:.4f} "
-                f"(ce {record['ce']:.4f}, sens {record['triplet_sens']:.4f} "
-                f"[{record['active_sens']:.0%} active], inv {record['triplet_inv']:.4f} "
-                f"[{record['active_inv']:.0%} active], norm {record['norm']:.2f})  "
-                f"train acc {record['train_acc']:.2f}%  {record['seconds']:.1f}s, "
-                f"~{left:.0f}s left{extra}")
+            log(epoch_line(record, config.epochs, elapsed / epoch * (config.epochs - epoch), extra))
     return params, history
 
 
-@functools.cache  # a process-wide setting: once is enough
-def keep_freed_memory():
-    """Ask the C allocator (glibc) to keep freed memory for reuse instead of returning it.
-
-    Why: every step allocates and frees a few MB of temporaries (the concatenated batch,
-    activations, gradients). Depending on where they happen to land on the heap, glibc may
-    hand them back to the operating system at every free, and the next step then pays about
-    a thousand page faults to get them back. Measured on the full step: ~1000 minor faults
-    and 3-5 ms of kernel time per step, a third of the step, in processes that hit that heap
-    layout -- and none in those that do not, which made timings bimodal. Raising glibc's
-    mmap and trim thresholds keeps the memory in the process for the next step (it holds on
-    to at most 64 MB of free heap; blocks of 16 MB or more are still returned at once).
-    Only Linux/glibc has mallopt; elsewhere this is a no-op. Returns True if it took effect.
-    """
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # constants from glibc's <malloc.h>
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 16 << 20)  # blocks < 16 MB from the heap
-                    and libc.mallopt(M_TRIM_THRESHOLD, 64 << 20))  # keep up to 64 MB free
-    except (OSError, AttributeError, TypeError):  # no mallopt: not glibc (macOS, Windows)
-        return False
-
-
-def train_step(params, opt, config, x_batch, y_batch, x_inv, X, idx, oracle, rng):
-    """One optimisation step of paper Eq. 2; returns the dict of loss terms."""
-    # The anchors go through the network once: FGSM and the objective share this forward.
-    anchors = mlp.forward(params, x_batch)  # (logits (N, C), h (N, K), cache)
-    x_adv = (attacks.fgsm(params, x_batch, y_batch, config.fgsm_eps, forward=anchors)
-             if config.adversarial else None)
-    inv_pos = inv_neg = None
-    if config.uses_invariance:
-        if config.protocol == "source":
-            inv_pos = x_inv[idx]  # the anchor's own invariance example
-        else:
-            j = oracle.draw(y_batch, rng)  # examples flipped *to* the anchor's class
-            inv_pos, inv_neg = x_inv[j], X[j]  # ... and their source images as negatives
-    if config.negatives == "hardest":
-        neg_index = "hardest"
-    else:
-        neg_index = objective.random_negatives(y_batch, rng)
-    _, grads, terms = objective.objective(
-        params, x_batch, y_batch, x_adv=x_adv, x_inv=inv_pos, x_inv_neg=inv_neg,
-        neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
-        lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
-        ce_on=config.ce_on, anchor_forward=anchors)
-    opt.step(params, grads)
-    return terms
+def epoch_line(record, epochs, seconds_left, extra=None):
+    """The progress line of one epoch's ``history`` record."""
+    return (f"  epoch {record['epoch']}/{epochs}  loss {record['total']:.4f} "
+            f"(ce {record['ce']:.4f}, sens {record['triplet_sens']:.4f} "
+            f"[{record['active_sens']:.0%} active], inv {record['triplet_inv']:.4f} "
+            f"[{record['active_inv']:.0%} active], norm {record['norm']:.2f})  "
+            f"train acc {record['train_acc']:.2f}%  {record['seconds']:.1f}s, "
+            f"~{seconds_left:.0f}s left" + (f" | {extra}" if extra else ""))
