@@ -254,7 +254,7 @@ def nearest_transformed_reference(x, y, ref_x, ref_y, classes=None):
 
 def _check_pool(classes, ref_y):
     present = np.bincount(ref_y, minlength=NUM_CLASSES) > 0
-    missing = sorted(set(np.flatnonzero(classes.any(axis=0))) - set(np.flatnonzero(present)))
+    missing = sorted(int(k) for k in set(np.flatnonzero(classes.any(axis=0))) - set(np.flatnonzero(present)))
     if missing:
         raise ValueError(f"ref_y: the reference pool has no image of class(es) {missing}, "
                          f"which must be searched; got class counts "
@@ -483,7 +483,8 @@ def examples_from_neighbours(x, y, ref_x, index, copy, eps=0.3, variant="tramer"
     Parameters
     ----------
     x : uint8 (N, 784), y : (N,) labels, ref_x : uint8 (M, 784) the pool searched
-    index, copy : (N, 10) from nearest_transformed(_reference), -1 where not searched
+    index, copy : (N, 10) from nearest_transformed(_reference), -1 where not searched;
+        every class the variant's rule considers must have been searched
     eps, variant : as in tramer_attack
 
     Returns
@@ -495,8 +496,11 @@ def examples_from_neighbours(x, y, ref_x, index, copy, eps=0.3, variant="tramer"
     best = np.full(n, np.inf)
     target = np.full(n, -1, dtype=np.int64)
     x_adv = np.zeros((n, PIXELS), dtype=np.float32)
+    candidates = searched_classes(y, variant)  # "tramer": only the hand-picked targets
+    if np.any(index[candidates] < 0):
+        raise ValueError(f"index: a candidate class of the {variant!r} rule was not searched")
     for k in range(NUM_CLASSES):  # class order: the first of equal ranks wins (strict <)
-        rows = np.flatnonzero(index[:, k] >= 0)
+        rows = np.flatnonzero(candidates[:, k])
         if not len(rows):
             continue
         neighbour = ref_x[index[rows, k]]
