@@ -41,7 +41,7 @@ import zipfile
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from . import data
 from .checks import NUM_CLASSES
@@ -153,17 +153,27 @@ def transform_copies_reference(image):
 def _linear_maps():
     """scipy's rotations and shifts as the linear maps they are (before rounding).
 
-    Spline prefiltering and interpolation with zeros outside are linear in the image, so
-    transforming the 784 unit images gives each map's matrix. Rotations: (784, 31 * 784),
-    rotated = image @ maps. Shifts are separable: a (tx, ty) shift is S[tx] @ image @ S[ty].T
-    with S (5, 28, 28), from 1-D shifts of the 28 unit vectors.
+    A cubic-spline transform is two linear steps: a prefilter that turns the image into
+    spline coefficients (the same for every angle; separable, 28 x 28 per axis), then an
+    interpolation that reads at most 4 x 4 coefficients per output pixel (sparse). Applying
+    scipy to the 784 unit images gives each matrix. Returns
+
+    prefilter : (784, 784) dense, coefficients = image @ prefilter
+    rotations : scipy.sparse CSR (31 * 784, 784), rotated[r * 784 + p] = row . coefficients
+    shifts : (5, 28, 28) dense 1-D maps (prefilter included); a (tx, ty) shift is
+        S[tx] @ image @ S[ty].T
     """
     units = np.eye(PIXELS).reshape(PIXELS, SIDE, SIDE)
-    rotations = np.concatenate([ndimage.rotate(units, r, axes=(1, 2), reshape=False)
-                                .reshape(PIXELS, PIXELS) for r in ANGLES], axis=1)
+    coefficients = units
+    for axis in (1, 2):
+        coefficients = ndimage.spline_filter1d(coefficients, 3, axis=axis, mode="constant")
+    prefilter = coefficients.reshape(PIXELS, PIXELS)
+    rotations = sparse.vstack([sparse.csr_matrix(
+        ndimage.rotate(units, r, axes=(1, 2), reshape=False, prefilter=False)
+        .reshape(PIXELS, PIXELS).T) for r in ANGLES]).tocsr()
     shifts = np.stack([np.stack([ndimage.shift(e, t) for e in np.eye(SIDE)], axis=1)
                        for t in SHIFTS])  # (5, out, in)
-    return rotations, shifts
+    return prefilter, rotations, shifts
 
 
 def _round_like_scipy(values):
@@ -188,8 +198,10 @@ def transform_copies(images):
     """
     images = as_uint8_images(images, "images")
     n, a, k = len(images), len(ANGLES), len(SHIFTS)
-    rotation_maps, shift_maps = _linear_maps()
-    rotated, unsure = _round_like_scipy(images.astype(np.float64) @ rotation_maps)
+    prefilter, rotation_maps, shift_maps = _linear_maps()
+    coefficients = images.astype(np.float64) @ prefilter  # (n, 784)
+    rotated = (rotation_maps @ coefficients.T).T.reshape(n, a * PIXELS)  # (n, 31 * 784)
+    rotated, unsure = _round_like_scipy(np.ascontiguousarray(rotated))
     rotated = rotated.reshape(n, a, SIDE, SIDE)  # (n, 31, 28 rows, 28 cols)
     for i, r in zip(*np.nonzero(unsure.reshape(n, a, PIXELS).any(axis=2))):
         rotated[i, r] = ndimage.rotate(images[i].reshape(SIDE, SIDE), ANGLES[r], reshape=False)
@@ -389,10 +401,14 @@ def _search_block(images, classes, pool):
     copy_e = pool.embedding.project(copies)
     rows = {d: _as_rows(copy_e[d]) for d in PROJECTION_DIMS}
     all_rows = np.arange(NUM_COPIES)
+    # one output buffer for every class: a fresh array per product costs a page fault per 4 KB
+    buffer = np.empty(b * NUM_COPIES * max(len(m) for m in pool.members), dtype=np.float32)
     for k in np.flatnonzero(classes.any(axis=0)):
         m = pool.members[k]
         cols1, cols1_sq = pool.cols[d1][0][m], pool.cols[d1][1][m]
-        bound = (rows[d1][0] @ cols1.T).reshape(b, NUM_COPIES, len(m))  # (B, 775, n_k)
+        bound = buffer[:b * NUM_COPIES * len(m)].reshape(b * NUM_COPIES, len(m))
+        np.matmul(rows[d1][0], cols1.T, out=bound)
+        bound = bound.reshape(b, NUM_COPIES, len(m))  # (B, 775, n_k) lower bounds
         col_min = bound.min(axis=1)  # (B, n_k)
         for i in np.flatnonzero(classes[:, k]):
             own = slice(i * NUM_COPIES, (i + 1) * NUM_COPIES)
