@@ -45,7 +45,7 @@ from scipy import ndimage, sparse
 
 from . import data
 from .checks import NUM_CLASSES
-from .fileio import save_npz_atomic
+from .fileio import atomic_path, save_npz_atomic
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -637,13 +637,15 @@ def _table_arrays(table, key):
             "dist2": dist2.astype(np.int32)}
 
 
-def generate_search_table(variant, split, limit=None, cache_dir=None, log=print):
+def generate_search_table(variant, split, limit=None, cache_dir=None, log=print, from_end=False):
     """The search result (index, copy, dist2), each (N, 10) int64, for the first ``limit``
     images of an MNIST split, in resumable chunks of CHUNK_IMAGES images.
 
     Each finished chunk is written atomically to ``cache_dir/tramer_<variant>_<split>_<key>/``
     and reused on the next run, so a Ctrl-C loses at most the chunk in progress and never
     leaves a half-written file. One progress line per chunk, with the time left.
+    ``from_end``: take the chunks from the last one. A second run started that way beside a
+    first one shares the work: before each chunk, both skip what the other has written.
     """
     variant = check_variant(variant)
     if split not in SPLITS:
@@ -668,7 +670,11 @@ def generate_search_table(variant, split, limit=None, cache_dir=None, log=print)
             f"{len(tables) - len(todo)} of {len(tables)} chunks already in {folder}")
         pool = prepare_pool(ref_x, ref_y)
         t0, done = time.perf_counter(), 0
-        for slot, start, stop, path in todo:
+        for slot, start, stop, path in (todo[::-1] if from_end else todo):
+            table, _ = _read_table(path, y[start:stop], classes[start:stop], len(ref_x), key)
+            if table is not None:  # written meanwhile by another run
+                tables[slot] = table
+                continue
             table = nearest_transformed(x[start:stop], y[start:stop], classes=classes[start:stop],
                                         pool=pool)
             save_npz_atomic(path, _table_arrays(table, key))
@@ -691,6 +697,23 @@ def _check_limit(limit, size):
 def committed_table_path(variant, split):
     entry = COMMITTED.get((variant, split))
     return None if entry is None else os.path.join(data.DATA_DIR, entry[0])
+
+
+def write_committed_table(variant, split, cache_dir=None, log=print):
+    """Maintainers: write the (cached or generated) search table of a whole split to its
+    place in data/ (COMMITTED), compressed and atomically; returns its SHA-256, which goes
+    into COMMITTED so that every load verifies it."""
+    path = committed_table_path(variant, split)
+    if path is None:
+        raise ValueError(f"variant, split: tinyadv commits only {sorted(COMMITTED)}, got {(variant, split)}")
+    table = generate_search_table(variant, split, None, cache_dir, log)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **_table_arrays(table, search_key(variant, split)))
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    log(f"tramer: wrote {path} ({os.path.getsize(path)} bytes), sha256 {digest}")
+    return digest
 
 
 def load_search_table(variant, split, limit=None, cache_dir=None, log=print):
