@@ -534,7 +534,7 @@ def examples_from_neighbours(x, y, ref_x, index, copy, eps=0.3, variant="tramer"
     return x_adv, target
 
 
-def tramer_attack(x, y, ref_x, ref_y, eps=0.3, variant="tramer", log=None):
+def tramer_attack(x, y, ref_x, ref_y, eps=0.3, variant="tramer"):
     """Tramer et al.'s automated l-inf invariance attack, or the authors' variant (module
     docstring), with the exact fast search.
 
