@@ -2,6 +2,7 @@
 published examples reproduced pixel for pixel, the fast search equal to the brute-force
 reference (ties included), the transforms bit-exact against scipy.ndimage, the target rules,
 bad input, the committed search table, and an interrupted generation."""
+import hashlib
 import os
 
 import numpy as np
@@ -251,3 +252,41 @@ def test_interrupted_generation_resumes_and_leaves_no_partial_file(tmp_path, mon
     again = real(x[:2], y[:2], x, y)  # the reused chunk holds the right answer
     np.testing.assert_array_equal(again[0], index[:2])
     np.testing.assert_array_equal(again[1], copy[:2])
+
+
+# ---- the committed search table of the authors' test set ------------------------------------
+
+def test_committed_table_checksum_and_a_sample_regenerates(test_set):
+    """data/ holds tinyadv's own search result for the authors' variant on the test set: it
+    must match its checksum, and rows searched again now must come out identical."""
+    path = tramer.committed_table_path("authors", "test")
+    with open(path, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == tramer.COMMITTED[("authors", "test")][1]
+    index, copy, dist2 = tramer.load_search_table("authors", "test", log=lambda line: None)
+    assert index.shape == copy.shape == dist2.shape == (10000, 10)
+    x, y = test_set
+    rows = np.array([0, 4321, 9999])
+    again = tramer.nearest_transformed(x[rows], y[rows], x, y)
+    for name, a, b in zip(("index", "copy", "dist2"), again, (index, copy, dist2)):
+        np.testing.assert_array_equal(a, b[rows], err_msg=name)
+
+
+def test_load_attack_set_rebuilds_the_examples(test_set):
+    x, y = test_set
+    x_inv, y_target, y_source = tramer.load_attack_set("authors", "test", limit=50, log=lambda line: None)
+    assert x_inv.shape == (50, 784) and x_inv.dtype == np.float32
+    assert np.array_equal(y_source, y[:50]) and np.all(y_target != y_source)
+    assert x_inv.min() >= 0 and x_inv.max() <= 255
+    assert np.abs(x_inv - x[:50]).max() <= 76.5
+
+
+def test_a_damaged_committed_table_is_refused(tmp_path, monkeypatch):
+    damaged = tmp_path / "table.npz"
+    with open(tramer.committed_table_path("authors", "test"), "rb") as f:
+        payload = bytearray(f.read())
+    payload[len(payload) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(payload))
+    expected = tramer.COMMITTED[("authors", "test")][1]
+    monkeypatch.setitem(tramer.COMMITTED, ("authors", "test"), (str(damaged), expected))
+    with pytest.raises(data.DataFileError, match="checksum mismatch"):
+        tramer.load_search_table("authors", "test", log=lambda line: None)

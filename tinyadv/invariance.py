@@ -470,7 +470,6 @@ def main(argv=None):
     """python -m tinyadv.invariance --generate tramer|authors --split test|train [--limit N]
     or --verify-tramer [--eps 0.3]: the paper's own attack (tinyadv/tramer.py)."""
     import argparse
-    import sys
 
     from . import tramer
 
