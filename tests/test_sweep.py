@@ -10,6 +10,15 @@ from tinyadv.train import preset_config
 BASE = preset_config("default")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stand_in_attack():
+    """The paper's authors' attack set from tests/fake_tramer.py (see test_reproduce.py)."""
+    import fake_tramer
+
+    with pytest.MonkeyPatch.context() as patch:
+        yield fake_tramer.install(patch)
+
+
 def names(axes, protocols=("source",)):
     return [s.name for s, _ in sweep.grid_settings(axes, list(protocols), BASE)]
 
@@ -144,3 +153,29 @@ def test_quick_rerun_reuses_every_run_and_gives_the_same_numbers(quick, capsys):
     out = capsys.readouterr().out
     assert "reusing 6 saved run(s)" in out and "to train" not in out
     assert json.loads((quick / "sweep.json").read_text())["settings"] == before
+
+
+def test_quick_rerun_trains_a_damaged_run_again_and_says_why(quick, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(quick, copy)
+    before = json.loads((copy / "sweep.json").read_text())["settings"]
+    npz = sorted((copy / "runs").glob("*.npz"))[0]
+    npz.write_bytes(npz.read_bytes()[:-64])  # truncated beside a valid record
+    assert sweep.main(["--quick", "--out", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"to train: {npz.stem} (checksum mismatch in {npz.name}" in out
+    assert "reusing 5 saved run(s)" in out
+    assert json.loads((copy / "sweep.json").read_text())["settings"] == before
+
+
+def test_the_mli_generator_is_a_grid_axis_that_names_its_runs():
+    settings = sweep.grid_settings({"invariance_generator": ["nearest", "authors"],
+                                    "margin": [0.05], "lambda_inv": [0.5]}, ["source"], BASE)
+    by_name = {s.name: c for s, c in settings}
+    assert by_name["mli invariance_generator=authors margin=0.05 lambda_inv=0.5"] \
+        .invariance_generator == "authors"
+    assert by_name["mli invariance_generator=nearest margin=0.05 lambda_inv=0.5"] \
+        .invariance_generator == "nearest"
+    assert len({s.stem(0) for s, _ in settings}) == len(settings) == 6

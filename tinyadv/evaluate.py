@@ -11,6 +11,15 @@ Columns (DESIGN.md, "Two readings of invariance accuracy"):
   the oracle label: a model that follows the change scores high here.
 - human_*: agreement with the labels *people* gave the invariance examples of Tramer et al.
   2020 (data.load_tramer) -- the arbiter between the two readings above.
+- invariance_authors (when the paper's authors' invariance test set is given): predictions
+  on the examples the paper's authors' attack makes from the test images (their variant of
+  Tramer et al.'s rotation-and-shift search, tramer.py) vs the *source* label, as the paper
+  scored them: the paper's own invariance column, on its own attack.
+- invariance_authors_raw: the same images fed as the authors' code fed them. Their data
+  loader gave the network the saved invariance image as is, 0..255, without the
+  ``ToTensor`` (/255) and ``Normalize`` that every clean image went through. Here: x * 255
+  straight into the first linear layer, the network's input normalisation (if any) skipped;
+  for a network trained without one, 0..255 into a network trained on [0, 1].
 
 Every accuracy is a dict(percent=float, correct=int, total=int) so a reader can always see
 how many images a percentage came from. ``evaluate_model`` also reports the FGSM - PGD gap in
@@ -23,7 +32,7 @@ import functools
 import numpy as np
 
 from . import attacks, data, mlp
-from .checks import check_eps, check_images, check_labels
+from .checks import check_array, check_eps, check_images, check_labels
 
 HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
 # A gap this large (in points) is flagged. Measured on this project's baselines: 37-50 points
@@ -31,6 +40,7 @@ HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
 OVERFITTING_GAP = 20.0
 KEYS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped") + tuple(
     f"human_{name}" for name in HUMAN_SETS)
+AUTHORS_KEYS = ("invariance_authors", "invariance_authors_raw")  # with the authors' test set
 
 
 def score(predictions, y):
@@ -75,6 +85,35 @@ def human_agreement(params):
     return result
 
 
+def authors_invariance(params, x_inv_255, y_source):
+    """Agreement with the source label on the paper's authors' invariance examples, fed two
+    ways (module docstring): as pixels in [0, 1] like every other image, and as the authors'
+    code fed them (0..255, no normalisation).
+
+    Parameters
+    ----------
+    params : MLP parameters (with or without an input normalisation)
+    x_inv_255 : (M, D) float invariance examples on the 0..255 scale (exact values)
+    y_source : (M,) labels of the test images they were made from
+
+    Returns
+    -------
+    {"invariance_authors": dict(percent, correct, total), "invariance_authors_raw": ...}
+    """
+    dim = params["W1"].shape[0]
+    check_array(x_inv_255, "x_inv_255", ndim=2)
+    if x_inv_255.shape[1] != dim:
+        raise ValueError(f"x_inv_255: expected shape (M, {dim}), got {x_inv_255.shape}")
+    if x_inv_255.size and (x_inv_255.min() < 0 or x_inv_255.max() > 255):
+        raise ValueError(f"x_inv_255: pixels must lie in [0, 255], got range "
+                         f"[{x_inv_255.min():g}, {x_inv_255.max():g}]")
+    check_labels(y_source, "y_source", n=len(x_inv_255))
+    x_pixels = x_inv_255 / x_inv_255.dtype.type(255)  # what ToTensor makes of them
+    return {"invariance_authors": score(mlp.predict(params, x_pixels), y_source),
+            "invariance_authors_raw": score(mlp.predict(mlp.without_input_norm(params),
+                                                        x_inv_255), y_source)}
+
+
 def _resolve_pgd(eps, steps, step_size):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"pgd_steps: expected an integer >= 0, got {steps!r}")
@@ -84,7 +123,7 @@ def _resolve_pgd(eps, steps, step_size):
 
 
 def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pgd_steps=10,
-                   pgd_step_size=None, rng=None):
+                   pgd_step_size=None, rng=None, authors_set=None):
     """Every Table-1 column (and more) for one model.
 
     Parameters
@@ -97,11 +136,14 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
     pgd_steps, pgd_step_size : PGD iterations and step (default 2.5 * eps / steps)
     rng : np.random.Generator for PGD's random start (default: seed 0, so that evaluating
         the same model twice gives the same numbers)
+    authors_set : (x_inv_255 (M, D), y_source (M,)), the paper's authors' invariance test
+        examples on the 0..255 scale and their source labels, or None
 
     Returns
     -------
     dict with keys clean, fgsm, pgd, invariance_source, invariance_flipped,
-    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0, each
+    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0 (and, with
+    authors_set, invariance_authors and invariance_authors_raw), each
     dict(percent, correct, total); and fgsm_pgd_gap, dict(points) = fgsm - pgd percent
     """
     dim = params["W1"].shape[0]
@@ -127,6 +169,8 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
         "invariance_flipped": score(pred_inv, y_flip_test),
     }
     result.update(human_agreement(params))
+    if authors_set is not None:
+        result.update(authors_invariance(params, *authors_set))
     result["fgsm_pgd_gap"] = {"points": result["fgsm"]["percent"] - result["pgd"]["percent"]}
     return result
 
