@@ -464,3 +464,42 @@ def invariance_sets(eps, shifts=0, cache_dir=None, log=print, mnist=None):
     train = flip_from_neighbours(X_train, y_train, X_train, neighbours["train"], eps, shifts)
     test = flip_from_neighbours(X_test, y_test, X_train, neighbours["test"], eps, shifts)
     return {"train": train, "test": test}
+
+
+def main(argv=None):
+    """python -m tinyadv.invariance --generate tramer|authors --split test|train [--limit N]
+    or --verify-tramer [--eps 0.3]: the paper's own attack (tinyadv/tramer.py)."""
+    import argparse
+    import sys
+
+    from . import tramer
+
+    parser = argparse.ArgumentParser(prog="python -m tinyadv.invariance", description=main.__doc__)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--generate", choices=tramer.VARIANTS,
+                        help="build (or load from data/ or the cache) that attack's examples")
+    action.add_argument("--verify-tramer", action="store_true",
+                        help="compare tinyadv's Tramer examples with the published ones")
+    parser.add_argument("--split", choices=tramer.SPLITS, default="test")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--eps", type=float, default=0.3,
+                        help="--verify-tramer: 0.3 (automated_eps03.npy) or 0.4 (automated_eps04.npy)")
+    parser.add_argument("--cache-dir", default=None, help=f"default {tramer.DEFAULT_CACHE_DIR}")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.generate:
+        x_inv, y_target, y_source = tramer.load_attack_set(args.generate, args.split, args.limit,
+                                                           args.cache_dir)
+        print(f"{args.generate} attack, MNIST {args.split}: {len(x_inv)} examples, targets per "
+              f"class {np.bincount(y_target, minlength=10).tolist()}, "
+              f"in {time.perf_counter() - t0:.1f} s")
+        return 0
+    result = tramer.verify_published(args.eps)
+    print(f"Tramer et al.'s automated l-inf examples, eps={args.eps}, {result['file']}: "
+          f"{result['identical']} of {result['total']} identical to tinyadv's, worst pixel "
+          f"difference {result['worst']:g} grey levels ({time.perf_counter() - t0:.1f} s)")
+    return 0 if result["identical"] == result["total"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
