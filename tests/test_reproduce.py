@@ -149,7 +149,9 @@ CASES = [(("epoch 1/1", 0.0), ("group", 2)), (("1/4 runs done", 0.0), ("parent",
 def test_ctrl_c_at_several_instants_stops_cleanly_and_a_rerun_resumes(tmp_path, uninterrupted):
     cases = [(at, target, times, tmp_path / f"case{i}")
              for i, (at, (target, times)) in enumerate(CASES)]
-    command = [sys.executable, "-m", "tinyadv.reproduce", *INTERRUPTIBLE, "--out"]
+    # The reproduce command with the stand-in attack set the in-process runs above use.
+    command = [sys.executable, os.path.join("tests", "reproduce_with_stand_in.py"),
+               *INTERRUPTIBLE, "--out"]
     outcomes = run_parallel([
         (lambda at=at, target=target, times=times, out=out:
          signal_run(command + [str(out)], ROOT, at=at, target=target, times=times, gap=0.01,

@@ -88,6 +88,9 @@ def test_a_grid_axis_replaces_or_adds_and_duplicates_are_trained_once():
     (["--seeds", "1", "1"], "--seeds"),
     (["--jobs", "0"], "--jobs"),
     (["--bogus"], "unrecognized"),
+    (["--set", "invariance_generator=tramer2020"], "--set: invariance_generator: expected one of"),
+    (["--set", "input_norm=authors,none"], "--set input_norm: expected one value"),
+    (["--set", "margin=0.1", "--grid", "margin=0.2,0.3"], "--set margin: also given to --grid"),
 ])
 def test_bad_flags_exit_2_naming_them(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -179,3 +182,11 @@ def test_the_mli_generator_is_a_grid_axis_that_names_its_runs():
     assert by_name["mli invariance_generator=nearest margin=0.05 lambda_inv=0.5"] \
         .invariance_generator == "nearest"
     assert len({s.stem(0) for s, _ in settings}) == len(settings) == 6
+
+
+def test_set_fixes_a_field_as_a_one_value_axis():
+    args = sweep.parse_args(["--quick", "--set", "invariance_generator=authors"])
+    assert args.axes["invariance_generator"] == ["authors"]
+    settings = sweep.grid_settings(args.axes, args.protocols, BASE)
+    assert all(c.invariance_generator == "authors" for _, c in settings)
+    assert all("invariance_generator=authors" in s.name for s, _ in settings)
