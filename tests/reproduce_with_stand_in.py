@@ -1,7 +1,7 @@
 """``python -m tinyadv.reproduce`` with tests/fake_tramer.py standing in for the paper's
 authors' attack set, for the Ctrl-C tests: the same main(command_line=True), without building
-the real attack set (tramer.py has its own tests). The workers receive the test set from
-this process (experiments.run_many), so they never import tramer."""
+the real attack set (tramer.py has its own tests). The set is loaded in this process
+(reproduce.with_authors_attack); the workers never import tramer."""
 import os
 import sys
 

@@ -165,15 +165,6 @@ def test_authors_invariance_is_scored_both_ways_against_the_source_label(net, au
         mlp.predict(mlp.without_input_norm(params), x255), y_source)
 
 
-def test_evaluate_model_adds_the_authors_columns_and_keeps_the_others(net, test_set, authors_set):
-    X, y, x_inv, y_flip = test_set
-    plain = evaluate.evaluate_model(net, X, y, x_inv, y_flip, fgsm_eps=0.1, pgd_steps=2)
-    more = evaluate.evaluate_model(net, X, y, x_inv, y_flip, fgsm_eps=0.1, pgd_steps=2,
-                                   authors_set=authors_set)
-    assert {k: v for k, v in more.items() if k not in evaluate.AUTHORS_KEYS} == plain
-    assert set(more) - set(plain) == set(evaluate.AUTHORS_KEYS)
-
-
 def test_authors_invariance_rejects_bad_input(net, authors_set):
     x255, y_source = authors_set
     with pytest.raises(ValueError, match="x_inv_255.*0, 255"):

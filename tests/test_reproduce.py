@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module", autouse=True)
 def stand_in_attack():
-    """The paper's authors' attack set from tests/fake_tramer.py (in this process; the
-    workers get the test set from it through experiments.run_many)."""
+    """The paper's authors' attack set from tests/fake_tramer.py (reproduce loads it in
+    this process, after training, to score the saved weights)."""
     import fake_tramer
 
     with pytest.MonkeyPatch.context() as patch:

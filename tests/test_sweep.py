@@ -10,15 +10,6 @@ from tinyadv.train import preset_config
 BASE = preset_config("default")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def stand_in_attack():
-    """The paper's authors' attack set from tests/fake_tramer.py (see test_reproduce.py)."""
-    import fake_tramer
-
-    with pytest.MonkeyPatch.context() as patch:
-        yield fake_tramer.install(patch)
-
-
 def names(axes, protocols=("source",)):
     return [s.name for s, _ in sweep.grid_settings(axes, list(protocols), BASE)]
 

@@ -11,7 +11,8 @@ Columns (DESIGN.md, "Two readings of invariance accuracy"):
   the oracle label: a model that follows the change scores high here.
 - human_*: agreement with the labels *people* gave the invariance examples of Tramer et al.
   2020 (data.load_tramer) -- the arbiter between the two readings above.
-- invariance_authors (when the paper's authors' invariance test set is given): predictions
+- invariance_authors (``authors_invariance``, which reproduce.py applies to every run's
+  saved weights): predictions
   on the examples the paper's authors' attack makes from the test images (their variant of
   Tramer et al.'s rotation-and-shift search, tramer.py) vs the *source* label, as the paper
   scored them: the paper's own invariance column, on its own attack.
@@ -123,7 +124,7 @@ def _resolve_pgd(eps, steps, step_size):
 
 
 def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pgd_steps=10,
-                   pgd_step_size=None, rng=None, authors_set=None):
+                   pgd_step_size=None, rng=None):
     """Every Table-1 column (and more) for one model.
 
     Parameters
@@ -136,14 +137,11 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
     pgd_steps, pgd_step_size : PGD iterations and step (default 2.5 * eps / steps)
     rng : np.random.Generator for PGD's random start (default: seed 0, so that evaluating
         the same model twice gives the same numbers)
-    authors_set : (x_inv_255 (M, D), y_source (M,)), the paper's authors' invariance test
-        examples on the 0..255 scale and their source labels, or None
 
     Returns
     -------
     dict with keys clean, fgsm, pgd, invariance_source, invariance_flipped,
-    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0 (and, with
-    authors_set, invariance_authors and invariance_authors_raw), each
+    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0, each
     dict(percent, correct, total); and fgsm_pgd_gap, dict(points) = fgsm - pgd percent
     """
     dim = params["W1"].shape[0]
@@ -169,8 +167,6 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
         "invariance_flipped": score(pred_inv, y_flip_test),
     }
     result.update(human_agreement(params))
-    if authors_set is not None:
-        result.update(authors_invariance(params, *authors_set))
     result["fgsm_pgd_gap"] = {"points": result["fgsm"]["percent"] - result["pgd"]["percent"]}
     return result
 

@@ -42,7 +42,7 @@ FULL_TRAIN, FULL_TEST = 60000, 10000
 WORKER_BLAS_THREADS = 1
 # Part of every run's key: bump it when training, evaluation or a record's layout changes, so
 # that runs saved by older code are trained again instead of reused.
-# 2: the record carries checksums and the columns on the paper's authors' attack.
+# 2: the record carries the checksums of its files.
 RECORD_FORMAT = 2
 
 
@@ -192,7 +192,8 @@ def load_attack_set(variant, split, n, log):
 
 def authors_test_set(evaluation, log):
     """(x_inv_255, y_source): the paper's authors' invariance examples of the evaluated test
-    images and their source labels -- the paper's own invariance column (evaluate.py)."""
+    images and their source labels -- the paper's own invariance column (evaluate.py,
+    authors_invariance; reproduce.py scores every run's saved weights on them)."""
     x_inv_255, _ = load_attack_set("authors", "test", evaluation.test_images, log)
     _, y_test = data.load_mnist("test")
     return x_inv_255, y_test[:evaluation.test_images].copy()
@@ -247,11 +248,8 @@ def prepare_neighbour_cache(evaluation, runs, log):
         load_attack_set(generator, "train", evaluation.train_images, log)
 
 
-def train_and_evaluate(run, evaluation, datasets, runs_dir, log, authors_set=None):
-    """Train and evaluate one run; save weights and record as soon as it is done.
-
-    ``authors_set``: (x_inv_255, y_source) of the paper's authors' attack on the test
-    images (authors_test_set), for the columns evaluated on it, or None."""
+def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
+    """Train and evaluate one run; save weights and record as soon as it is done."""
     X_train, y_train, xi_train, yf_train, X_test, y_test, xi_test, yf_test = datasets
     config = run.config
     t0 = time.perf_counter()
@@ -259,8 +257,7 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log, authors_set=Non
     train_s = time.perf_counter() - t0
     results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
                                       fgsm_eps=config.fgsm_eps, pgd_steps=evaluation.pgd_steps,
-                                      rng=np.random.default_rng(config.seed),
-                                      authors_set=authors_set)
+                                      rng=np.random.default_rng(config.seed))
     record = {"name": run.name, **run.labels, "key": run_key(run, evaluation),
               "results": results, "history": history, "train_seconds": train_s,
               "eval_seconds": time.perf_counter() - t0 - train_s}
@@ -307,9 +304,8 @@ def check_run_arguments(parser, args):
 _WORKER = {"datasets": {}}
 
 
-def _init_worker(evaluation, authors_set):
+def _init_worker(evaluation):
     _WORKER["evaluation"] = evaluation
-    _WORKER["authors_set"] = authors_set  # loaded once in the parent, sent once per worker
 
 
 def _work(task):
@@ -322,8 +318,7 @@ def _work(task):
         _WORKER["datasets"][key] = prepare_data(evaluation, inv_eps, inv_shifts,
                                                 log=lambda msg: None, generator=generator)
     log = lambda msg: print(f"[{run.name}] {msg.strip()}", flush=True)  # noqa: E731
-    return train_and_evaluate(run, evaluation, _WORKER["datasets"][key], runs_dir, log,
-                              authors_set=_WORKER["authors_set"])
+    return train_and_evaluate(run, evaluation, _WORKER["datasets"][key], runs_dir, log)
 
 
 # ---- in the parent ------------------------------------------------------------------------
@@ -365,7 +360,6 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     jobs = max(1, min(jobs, len(pending)))
     log(f"{len(pending)} run(s) to train in {jobs} worker process(es)")
     prepare_neighbour_cache(evaluation, pending, log)
-    authors_set = authors_test_set(evaluation, log)
     started = time.perf_counter()
     total_cost = sum(estimated_cost(run.config) for run in pending)
     done_cost = 0.0
@@ -373,8 +367,7 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     # Leaving this block stops every worker, on every path (runner.py); what they had saved
     # stays, what they were writing is only ever a temporary file.
     with run_in_workers(tasks, _work, jobs=jobs, initializer=_init_worker,
-                        initargs=(evaluation, authors_set),
-                        blas_threads=WORKER_BLAS_THREADS) as finished:
+                        initargs=(evaluation,), blas_threads=WORKER_BLAS_THREADS) as finished:
         for (run, _), record in finished:
             records[run.name] = record
             done_cost += estimated_cost(run.config)

@@ -223,6 +223,22 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None):
     return ratios
 
 
+def with_authors_attack(records, runs, runs_dir, evaluation, log):
+    """The records with each run's columns on the paper's authors' attack added to its
+    results (evaluate.authors_invariance on its saved weights; the saved record is not
+    changed). Scored here, after training, rather than in the workers: the attack set is
+    loaded once, and a run's weights decide these columns whatever the attack set's
+    history, so a saved run never has to be retrained for them."""
+    x_inv_255, y_source = experiments.authors_test_set(evaluation, log)
+    scored = {}
+    for run in runs:
+        params = experiments.load_params(runs_dir, run.name)
+        record = records[run.name]
+        scored[run.name] = {**record, "results": {
+            **record["results"], **evaluate.authors_invariance(params, x_inv_255, y_source)}}
+    return scored
+
+
 def main(argv=None, command_line=False):
     """Run the reproduction; return the exit status. ``command_line``: called as
     ``python -m tinyadv.reproduce`` (then a Ctrl-C after the end is ignored, see
@@ -256,6 +272,7 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
     log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
     records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
+    records = with_authors_attack(records, runs, runs_dir, evaluation, log)
 
     names = {(run.labels["model"], run.labels["seed"]): run.name for run in runs}
     table = summarise(records, seeds, names)
