@@ -485,9 +485,22 @@ def main(argv=None):
     parser.add_argument("--eps", type=float, default=0.3,
                         help="--verify-tramer: 0.3 (automated_eps03.npy) or 0.4 (automated_eps04.npy)")
     parser.add_argument("--cache-dir", default=None, help=f"default {tramer.DEFAULT_CACHE_DIR}")
+    parser.add_argument("--from-end", action="store_true",
+                        help="--generate: start with the last chunk (a second run beside a first "
+                             "shares the work)")
+    parser.add_argument("--write-data", action="store_true",
+                        help="maintainers: --generate a whole split into data/ (prints its sha256)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    if args.write_data:
+        if not args.generate or args.limit is not None:
+            parser.error("--write-data needs --generate and a whole split (no --limit)")
+        tramer.write_committed_table(args.generate, args.split, args.cache_dir)
+        return 0
     if args.generate:
+        if args.from_end:  # build the cache only; loading happens on the next (plain) run
+            tramer.generate_search_table(args.generate, args.split, args.limit, args.cache_dir,
+                                         from_end=True)
         x_inv, y_target, y_source = tramer.load_attack_set(args.generate, args.split, args.limit,
                                                            args.cache_dir)
         print(f"{args.generate} attack, MNIST {args.split}: {len(x_inv)} examples, targets per "

@@ -41,11 +41,11 @@ import zipfile
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from . import data
 from .checks import NUM_CLASSES
-from .fileio import save_npz_atomic
+from .fileio import atomic_path, save_npz_atomic
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -153,17 +153,27 @@ def transform_copies_reference(image):
 def _linear_maps():
     """scipy's rotations and shifts as the linear maps they are (before rounding).
 
-    Spline prefiltering and interpolation with zeros outside are linear in the image, so
-    transforming the 784 unit images gives each map's matrix. Rotations: (784, 31 * 784),
-    rotated = image @ maps. Shifts are separable: a (tx, ty) shift is S[tx] @ image @ S[ty].T
-    with S (5, 28, 28), from 1-D shifts of the 28 unit vectors.
+    A cubic-spline transform is two linear steps: a prefilter that turns the image into
+    spline coefficients (the same for every angle; separable, 28 x 28 per axis), then an
+    interpolation that reads at most 4 x 4 coefficients per output pixel (sparse). Applying
+    scipy to the 784 unit images gives each matrix. Returns
+
+    prefilter : (784, 784) dense, coefficients = image @ prefilter
+    rotations : scipy.sparse CSR (31 * 784, 784), rotated[r * 784 + p] = row . coefficients
+    shifts : (5, 28, 28) dense 1-D maps (prefilter included); a (tx, ty) shift is
+        S[tx] @ image @ S[ty].T
     """
     units = np.eye(PIXELS).reshape(PIXELS, SIDE, SIDE)
-    rotations = np.concatenate([ndimage.rotate(units, r, axes=(1, 2), reshape=False)
-                                .reshape(PIXELS, PIXELS) for r in ANGLES], axis=1)
+    coefficients = units
+    for axis in (1, 2):
+        coefficients = ndimage.spline_filter1d(coefficients, 3, axis=axis, mode="constant")
+    prefilter = coefficients.reshape(PIXELS, PIXELS)
+    rotations = sparse.vstack([sparse.csr_matrix(
+        ndimage.rotate(units, r, axes=(1, 2), reshape=False, prefilter=False)
+        .reshape(PIXELS, PIXELS).T) for r in ANGLES]).tocsr()
     shifts = np.stack([np.stack([ndimage.shift(e, t) for e in np.eye(SIDE)], axis=1)
                        for t in SHIFTS])  # (5, out, in)
-    return rotations, shifts
+    return prefilter, rotations, shifts
 
 
 def _round_like_scipy(values):
@@ -188,8 +198,10 @@ def transform_copies(images):
     """
     images = as_uint8_images(images, "images")
     n, a, k = len(images), len(ANGLES), len(SHIFTS)
-    rotation_maps, shift_maps = _linear_maps()
-    rotated, unsure = _round_like_scipy(images.astype(np.float64) @ rotation_maps)
+    prefilter, rotation_maps, shift_maps = _linear_maps()
+    coefficients = images.astype(np.float64) @ prefilter  # (n, 784)
+    rotated = (rotation_maps @ coefficients.T).T.reshape(n, a * PIXELS)  # (n, 31 * 784)
+    rotated, unsure = _round_like_scipy(np.ascontiguousarray(rotated))
     rotated = rotated.reshape(n, a, SIDE, SIDE)  # (n, 31, 28 rows, 28 cols)
     for i, r in zip(*np.nonzero(unsure.reshape(n, a, PIXELS).any(axis=2))):
         rotated[i, r] = ndimage.rotate(images[i].reshape(SIDE, SIDE), ANGLES[r], reshape=False)
@@ -254,7 +266,7 @@ def nearest_transformed_reference(x, y, ref_x, ref_y, classes=None):
 
 def _check_pool(classes, ref_y):
     present = np.bincount(ref_y, minlength=NUM_CLASSES) > 0
-    missing = sorted(set(np.flatnonzero(classes.any(axis=0))) - set(np.flatnonzero(present)))
+    missing = sorted(int(k) for k in set(np.flatnonzero(classes.any(axis=0))) - set(np.flatnonzero(present)))
     if missing:
         raise ValueError(f"ref_y: the reference pool has no image of class(es) {missing}, "
                          f"which must be searched; got class counts "
@@ -389,10 +401,14 @@ def _search_block(images, classes, pool):
     copy_e = pool.embedding.project(copies)
     rows = {d: _as_rows(copy_e[d]) for d in PROJECTION_DIMS}
     all_rows = np.arange(NUM_COPIES)
+    # one output buffer for every class: a fresh array per product costs a page fault per 4 KB
+    buffer = np.empty(b * NUM_COPIES * max(len(m) for m in pool.members), dtype=np.float32)
     for k in np.flatnonzero(classes.any(axis=0)):
         m = pool.members[k]
         cols1, cols1_sq = pool.cols[d1][0][m], pool.cols[d1][1][m]
-        bound = (rows[d1][0] @ cols1.T).reshape(b, NUM_COPIES, len(m))  # (B, 775, n_k)
+        bound = buffer[:b * NUM_COPIES * len(m)].reshape(b * NUM_COPIES, len(m))
+        np.matmul(rows[d1][0], cols1.T, out=bound)
+        bound = bound.reshape(b, NUM_COPIES, len(m))  # (B, 775, n_k) lower bounds
         col_min = bound.min(axis=1)  # (B, n_k)
         for i in np.flatnonzero(classes[:, k]):
             own = slice(i * NUM_COPIES, (i + 1) * NUM_COPIES)
@@ -483,7 +499,8 @@ def examples_from_neighbours(x, y, ref_x, index, copy, eps=0.3, variant="tramer"
     Parameters
     ----------
     x : uint8 (N, 784), y : (N,) labels, ref_x : uint8 (M, 784) the pool searched
-    index, copy : (N, 10) from nearest_transformed(_reference), -1 where not searched
+    index, copy : (N, 10) from nearest_transformed(_reference), -1 where not searched;
+        every class the variant's rule considers must have been searched
     eps, variant : as in tramer_attack
 
     Returns
@@ -495,8 +512,11 @@ def examples_from_neighbours(x, y, ref_x, index, copy, eps=0.3, variant="tramer"
     best = np.full(n, np.inf)
     target = np.full(n, -1, dtype=np.int64)
     x_adv = np.zeros((n, PIXELS), dtype=np.float32)
+    candidates = searched_classes(y, variant)  # "tramer": only the hand-picked targets
+    if np.any(index[candidates] < 0):
+        raise ValueError(f"index: a candidate class of the {variant!r} rule was not searched")
     for k in range(NUM_CLASSES):  # class order: the first of equal ranks wins (strict <)
-        rows = np.flatnonzero(index[:, k] >= 0)
+        rows = np.flatnonzero(candidates[:, k])
         if not len(rows):
             continue
         neighbour = ref_x[index[rows, k]]
@@ -617,13 +637,15 @@ def _table_arrays(table, key):
             "dist2": dist2.astype(np.int32)}
 
 
-def generate_search_table(variant, split, limit=None, cache_dir=None, log=print):
+def generate_search_table(variant, split, limit=None, cache_dir=None, log=print, from_end=False):
     """The search result (index, copy, dist2), each (N, 10) int64, for the first ``limit``
     images of an MNIST split, in resumable chunks of CHUNK_IMAGES images.
 
     Each finished chunk is written atomically to ``cache_dir/tramer_<variant>_<split>_<key>/``
     and reused on the next run, so a Ctrl-C loses at most the chunk in progress and never
     leaves a half-written file. One progress line per chunk, with the time left.
+    ``from_end``: take the chunks from the last one. A second run started that way beside a
+    first one shares the work: before each chunk, both skip what the other has written.
     """
     variant = check_variant(variant)
     if split not in SPLITS:
@@ -648,7 +670,11 @@ def generate_search_table(variant, split, limit=None, cache_dir=None, log=print)
             f"{len(tables) - len(todo)} of {len(tables)} chunks already in {folder}")
         pool = prepare_pool(ref_x, ref_y)
         t0, done = time.perf_counter(), 0
-        for slot, start, stop, path in todo:
+        for slot, start, stop, path in (todo[::-1] if from_end else todo):
+            table, _ = _read_table(path, y[start:stop], classes[start:stop], len(ref_x), key)
+            if table is not None:  # written meanwhile by another run
+                tables[slot] = table
+                continue
             table = nearest_transformed(x[start:stop], y[start:stop], classes=classes[start:stop],
                                         pool=pool)
             save_npz_atomic(path, _table_arrays(table, key))
@@ -671,6 +697,23 @@ def _check_limit(limit, size):
 def committed_table_path(variant, split):
     entry = COMMITTED.get((variant, split))
     return None if entry is None else os.path.join(data.DATA_DIR, entry[0])
+
+
+def write_committed_table(variant, split, cache_dir=None, log=print):
+    """Maintainers: write the (cached or generated) search table of a whole split to its
+    place in data/ (COMMITTED), compressed and atomically; returns its SHA-256, which goes
+    into COMMITTED so that every load verifies it."""
+    path = committed_table_path(variant, split)
+    if path is None:
+        raise ValueError(f"variant, split: tinyadv commits only {sorted(COMMITTED)}, got {(variant, split)}")
+    table = generate_search_table(variant, split, None, cache_dir, log)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **_table_arrays(table, search_key(variant, split)))
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    log(f"tramer: wrote {path} ({os.path.getsize(path)} bytes), sha256 {digest}")
+    return digest
 
 
 def load_search_table(variant, split, limit=None, cache_dir=None, log=print):
