@@ -243,3 +243,42 @@ def test_fgsm_with_a_given_forward_is_the_same_attack():
                                   attacks.fgsm(params, x, y, 0.1))
     with pytest.raises(ValueError, match="forward"):
         attacks.fgsm(params, x, y, 0.1, chunk_size=4, forward=forward)
+
+
+def normed_net(seed=0, dtype=np.float64):
+    """small_net with the authors' input normalisation as its first operation."""
+    params = small_net(seed, dtype=dtype)
+    mean, std = mlp.INPUT_NORMS["authors"]
+    params.update(input_mean=np.array(mean, dtype=dtype), input_std=np.array(std, dtype=dtype))
+    return params
+
+
+def test_fgsm_through_the_input_norm_follows_the_pixel_gradient():
+    """With the normalisation inside the network, FGSM steps along sign(dCE/dx) in pixel
+    units (a numerical gradient of the whole network, normalisation included) and stays in
+    [0, 1] -- it does not step in the normalised units the first layer sees."""
+    params = normed_net(2)
+    x, y = images(3, 2, low=0.2, high=0.8, dtype=np.float64)
+    eps = 0.1
+    probe = x.copy()
+    numeric = numerical_gradient(lambda: ce(params, probe, y), probe)  # (3, 784)
+    x_adv = attacks.fgsm(params, x, y, eps)
+    clear = np.abs(numeric) > 1e-9
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(np.round((x_adv - x) / eps)[clear], np.sign(numeric)[clear])
+    # The same direction a second way: the chain rule by hand, dx = dz / std with std > 0,
+    # so the sign is the one of the plain network's gradient at z = (x - mean) / std.
+    plain = mlp.without_input_norm(params)
+    z = (x - params["input_mean"]) / params["input_std"]
+    np.testing.assert_array_equal(attacks.input_gradient_sign(params, x, y),
+                                  attacks.input_gradient_sign(plain, z, y))
+
+
+def test_pgd_through_the_input_norm_stays_in_pixel_budget_and_raises_the_loss():
+    params = normed_net(3, dtype=np.float32)
+    x, y = images(40, 3)
+    eps = 0.1
+    x_adv = attacks.pgd(params, x, y, eps, steps=5, step_size=0.05, rng=np.random.default_rng(0))
+    assert np.max(np.abs(x_adv - x)) <= eps + ROUNDING
+    assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert ce(params, x_adv, y) > ce(params, x, y)

@@ -122,3 +122,56 @@ def test_bad_input(net, test_set):
         evaluate.accuracy_vs_eps(net, X, y, [0.1], attack="cw")
     with pytest.raises(ValueError, match="^eps_list:"):
         evaluate.accuracy_vs_eps(net, X, y, [0.1, float("nan")])
+
+
+def by_hand(params, x):
+    """Predictions of a ReLU MLP without an embedding layer, written out with plain products:
+    a second computation to check mlp.predict's use against."""
+    out = x.astype(np.float64)
+    if "input_std" in params:
+        out = (out - float(params["input_mean"])) / float(params["input_std"])
+    n_layers = mlp.num_layers(params)
+    for k in range(1, n_layers):
+        out = np.maximum(out @ params[f"W{k}"] + params[f"b{k}"], 0)
+    return (out @ params[f"W{n_layers}"] + params[f"b{n_layers}"]).argmax(axis=1)
+
+
+@pytest.fixture(scope="module")
+def authors_set(mnist_test):
+    """Stand-in for the authors' invariance test examples: 0..255 floats, 200 images."""
+    X, y = mnist_test
+    rng = np.random.default_rng(7)
+    x255 = np.clip(X[:200] * 255 + rng.uniform(-76.5, 76.5, (200, 784)), 0, 255).astype(np.float32)
+    return x255, y[:200].copy()
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_authors_invariance_is_scored_both_ways_against_the_source_label(net, authors_set,
+                                                                        normalised):
+    params = dict(net)
+    if normalised:
+        mean, std = mlp.INPUT_NORMS["authors"]
+        params.update(input_mean=np.array(mean, np.float32), input_std=np.array(std, np.float32))
+    x255, y_source = authors_set
+    result = evaluate.authors_invariance(params, x255, y_source)
+    assert set(result) == set(evaluate.AUTHORS_KEYS)
+    fed_right = np.mean(by_hand(params, x255 / np.float32(255)) == y_source) * 100
+    raw = np.mean(by_hand(mlp.without_input_norm(params), x255) == y_source) * 100
+    assert result["invariance_authors"]["percent"] == pytest.approx(fed_right)
+    assert result["invariance_authors_raw"]["percent"] == pytest.approx(raw)
+    assert result["invariance_authors"]["total"] == result["invariance_authors_raw"]["total"] == 200
+    # The raw feeding really bypasses the normalisation: 0..255 straight into layer 1.
+    assert result["invariance_authors_raw"] == evaluate.score(
+        mlp.predict(mlp.without_input_norm(params), x255), y_source)
+
+
+def test_authors_invariance_rejects_bad_input(net, authors_set):
+    x255, y_source = authors_set
+    with pytest.raises(ValueError, match="x_inv_255.*0, 255"):
+        evaluate.authors_invariance(net, x255 + 300, y_source)
+    with pytest.raises(ValueError, match="x_inv_255.*shape"):
+        evaluate.authors_invariance(net, x255[:, :100], y_source)
+    with pytest.raises(ValueError, match="y_source"):
+        evaluate.authors_invariance(net, x255, y_source[:-1])
+    with pytest.raises(TypeError, match="x_inv_255"):
+        evaluate.authors_invariance(net, x255.astype(np.uint8), y_source)

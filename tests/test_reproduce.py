@@ -8,13 +8,25 @@ import sys
 import numpy as np
 import pytest
 
-from tinyadv import reproduce
+from tinyadv import experiments, reproduce
+from tinyadv.evaluate import AUTHORS_KEYS
+from tinyadv.train import preset_config
 
 from interrupt_matrix import (describe, problems, run_parallel, signal_run,  # noqa: E402
                               temporary_files)
 
 TINY = ["--train-size", "400", "--test-size", "100", "--epochs", "1"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stand_in_attack():
+    """The paper's authors' attack set from tests/fake_tramer.py (reproduce loads it in
+    this process, after training, to score the saved weights)."""
+    import fake_tramer
+
+    with pytest.MonkeyPatch.context() as patch:
+        yield fake_tramer.install(patch)
 
 
 def run(args, capsys):
@@ -40,7 +52,7 @@ def test_writes_every_output_with_every_row_and_column(tiny_run):
     assert list(result["table"]) == ["baseline", "baseline+mls", "baseline+mls+mli",
                                      "baseline+mls+mli(oracle)"]
     for row in result["table"].values():
-        assert list(row) == reproduce.COLUMNS + ["fgsm_pgd_gap"]
+        assert list(row) == reproduce.COLUMNS + list(AUTHORS_KEYS) + ["fgsm_pgd_gap"]
         for column, cell in row.items():
             assert len(cell["per_seed"]) == 2
             assert cell["std"] >= 0
@@ -137,7 +149,9 @@ CASES = [(("epoch 1/1", 0.0), ("group", 2)), (("1/4 runs done", 0.0), ("parent",
 def test_ctrl_c_at_several_instants_stops_cleanly_and_a_rerun_resumes(tmp_path, uninterrupted):
     cases = [(at, target, times, tmp_path / f"case{i}")
              for i, (at, (target, times)) in enumerate(CASES)]
-    command = [sys.executable, "-m", "tinyadv.reproduce", *INTERRUPTIBLE, "--out"]
+    # The reproduce command with the stand-in attack set the in-process runs above use.
+    command = [sys.executable, os.path.join("tests", "reproduce_with_stand_in.py"),
+               *INTERRUPTIBLE, "--out"]
     outcomes = run_parallel([
         (lambda at=at, target=target, times=times, out=out:
          signal_run(command + [str(out)], ROOT, at=at, target=target, times=times, gap=0.01,
@@ -182,6 +196,8 @@ def test_changed_config_is_not_reused(tiny_run, tmp_path, capsys):
     (["--set", "nope=1"], "unknown config field 'nope'"), (["--set", "init=xavier"], "init"),
     (["--set", "embed_dim=four"], "embed_dim: expected an integer"),
     (["--set", "lambda_inv=2"], "sets lambda_inv itself"), (["--set", "seed=3"], "--seeds"),
+    (["--set", "invariance_generator=tramer2020"], "invariance_generator: expected one of"),
+    (["--set", "input_norm=mnist"], "input_norm: expected one of"),
 ])
 def test_bad_flags_exit_2_with_usage(argv, words, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
@@ -195,3 +211,57 @@ def test_module_entry_point_rejects_unknown_flags():
     proc = subprocess.run([sys.executable, "-m", "tinyadv.reproduce", "--nope"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "usage: python -m tinyadv.reproduce" in proc.stderr
+
+
+def test_the_authors_attack_column_is_printed_beside_the_paper(tiny_run, tmp_path, capsys):
+    md = (tiny_run / "table1.md").read_text()
+    assert "The paper's invariance column on the paper's own attack" in md
+    assert "| human_l0 | invariance_authors | FGSM − PGD (points) |" in md
+    assert "invariance_authors_raw" not in md  # the default preset prints the right feeding only
+    assert "85.67 | 86.06 ± 0.69 |" in md and "87.80 | 85.09 ± 3.25 |" in md
+    table = json.loads((tiny_run / "table1.json").read_text())["table"]
+    assert table["baseline"]["invariance_authors"]["total"] == 100
+    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--set", "input_norm=authors",
+                            "--out", str(tmp_path)], capsys)
+    assert code == 0
+    md = (tmp_path / "table1.md").read_text()
+    assert "invariance_authors_raw" in md and "fed as the authors' code fed it" in md
+    record = json.loads((tmp_path / "runs" / "baseline__seed0.json").read_text())
+    assert record["key"]["config"]["input_norm"] == "authors"
+    with np.load(tmp_path / "runs" / "baseline__seed0.npz", allow_pickle=False) as f:
+        assert float(f["input_std"]) == pytest.approx(0.3081)  # saved with the network
+
+
+def test_a_damaged_saved_run_is_trained_again_and_the_output_says_why(tiny_run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    before = json.loads((copy / "table1.json").read_text())["table"]
+    npz = copy / "runs" / "baseline__seed0.npz"
+    npz.write_bytes(npz.read_bytes()[:-100])  # truncated beside a valid record
+    record = copy / "runs" / "baseline+mls__seed1.json"
+    record.write_text(record.read_text()[:50])  # a broken record
+    (copy / "runs" / "baseline+mls+mli__seed0.json").unlink()
+    code, out = run(TINY + ["--seeds", "0", "1", "--out", str(copy)], capsys)
+    assert code == 0
+    assert "to train: baseline__seed0 (checksum mismatch in baseline__seed0.npz" in out
+    assert "to train: baseline+mls__seed1 (unreadable record baseline+mls__seed1.json" in out
+    assert "to train: baseline+mls+mli__seed0 (missing: no saved record)" in out
+    assert "reusing 5 saved run(s)" in out and "3 run(s) to train" in out
+    assert json.loads((copy / "table1.json").read_text())["table"] == before  # same numbers
+
+
+def test_the_mli_generator_names_only_the_runs_that_use_it():
+    runs = reproduce.table1_runs(preset_config("authors", invariance_generator="authors"),
+                                 [0, 1], "authors")
+    names = {run.name: run.config.invariance_generator for run in runs}
+    assert names["baseline__seed1"] == names["baseline+mls__seed0"] == "nearest"
+    assert names["baseline+mls+mli__authors__seed0"] == "authors"
+    assert names["baseline+mls+mli(oracle)__authors__seed1"] == "authors"
+    plain = reproduce.table1_runs(preset_config("authors"), [0, 1], "authors")
+    shared = {run.name for run in plain} & set(names)
+    assert shared == {f"{m}__seed{s}" for m in ("baseline", "baseline+mls") for s in (0, 1)}
+    evaluation = experiments.Evaluation()
+    for run in plain:  # the shared runs have the same key: reused, not retrained
+        twin = next((r for r in runs if r.name == run.name), None)
+        if twin is not None:
+            assert experiments.run_key(twin, evaluation) == experiments.run_key(run, evaluation)

@@ -79,6 +79,9 @@ def test_a_grid_axis_replaces_or_adds_and_duplicates_are_trained_once():
     (["--seeds", "1", "1"], "--seeds"),
     (["--jobs", "0"], "--jobs"),
     (["--bogus"], "unrecognized"),
+    (["--set", "invariance_generator=tramer2020"], "--set: invariance_generator: expected one of"),
+    (["--set", "input_norm=authors,none"], "--set input_norm: expected one value"),
+    (["--set", "margin=0.1", "--grid", "margin=0.2,0.3"], "--set margin: also given to --grid"),
 ])
 def test_bad_flags_exit_2_naming_them(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -144,3 +147,37 @@ def test_quick_rerun_reuses_every_run_and_gives_the_same_numbers(quick, capsys):
     out = capsys.readouterr().out
     assert "reusing 6 saved run(s)" in out and "to train" not in out
     assert json.loads((quick / "sweep.json").read_text())["settings"] == before
+
+
+def test_quick_rerun_trains_a_damaged_run_again_and_says_why(quick, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(quick, copy)
+    before = json.loads((copy / "sweep.json").read_text())["settings"]
+    npz = sorted((copy / "runs").glob("*.npz"))[0]
+    npz.write_bytes(npz.read_bytes()[:-64])  # truncated beside a valid record
+    assert sweep.main(["--quick", "--out", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"to train: {npz.stem} (checksum mismatch in {npz.name}" in out
+    assert "reusing 5 saved run(s)" in out
+    assert json.loads((copy / "sweep.json").read_text())["settings"] == before
+
+
+def test_the_mli_generator_is_a_grid_axis_that_names_its_runs():
+    settings = sweep.grid_settings({"invariance_generator": ["nearest", "authors"],
+                                    "margin": [0.05], "lambda_inv": [0.5]}, ["source"], BASE)
+    by_name = {s.name: c for s, c in settings}
+    assert by_name["mli invariance_generator=authors margin=0.05 lambda_inv=0.5"] \
+        .invariance_generator == "authors"
+    assert by_name["mli invariance_generator=nearest margin=0.05 lambda_inv=0.5"] \
+        .invariance_generator == "nearest"
+    assert len({s.stem(0) for s, _ in settings}) == len(settings) == 6
+
+
+def test_set_fixes_a_field_as_a_one_value_axis():
+    args = sweep.parse_args(["--quick", "--set", "invariance_generator=authors"])
+    assert args.axes["invariance_generator"] == ["authors"]
+    settings = sweep.grid_settings(args.axes, args.protocols, BASE)
+    assert all(c.invariance_generator == "authors" for _, c in settings)
+    assert all("invariance_generator=authors" in s.name for s, _ in settings)

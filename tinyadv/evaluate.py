@@ -11,6 +11,16 @@ Columns -- two readings of "invariance accuracy", and people as the arbiter:
   the oracle label: a model that follows the change scores high here.
 - human_*: agreement with the labels *people* gave the invariance examples of Tramer et al.
   2020 (data.load_tramer) -- the arbiter between the two readings above.
+- invariance_authors (``authors_invariance``, which reproduce.py applies to every run's
+  saved weights): predictions
+  on the examples the paper's authors' attack makes from the test images (their variant of
+  Tramer et al.'s rotation-and-shift search, tramer.py) vs the *source* label, as the paper
+  scored them: the paper's own invariance column, on its own attack.
+- invariance_authors_raw: the same images fed as the authors' code fed them. Their data
+  loader gave the network the saved invariance image as is, 0..255, without the
+  ``ToTensor`` (/255) and ``Normalize`` that every clean image went through. Here: x * 255
+  straight into the first linear layer, the network's input normalisation (if any) skipped;
+  for a network trained without one, 0..255 into a network trained on [0, 1].
 
 Every accuracy is a dict(percent=float, correct=int, total=int) so a reader can always see
 how many images a percentage came from. ``evaluate_model`` also reports the FGSM - PGD gap in
@@ -23,7 +33,7 @@ import functools
 import numpy as np
 
 from . import attacks, data, mlp
-from .checks import check_eps, check_images, check_labels
+from .checks import check_array, check_eps, check_images, check_labels
 
 HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
 # A gap this large (in points) is flagged. Measured on this project's baselines: 37-50 points
@@ -31,6 +41,7 @@ HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
 OVERFITTING_GAP = 20.0
 KEYS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped") + tuple(
     f"human_{name}" for name in HUMAN_SETS)
+AUTHORS_KEYS = ("invariance_authors", "invariance_authors_raw")  # with the authors' test set
 
 
 def score(predictions, y):
@@ -73,6 +84,35 @@ def human_agreement(params):
         X, y_human, _ = _tramer(name)
         result[f"human_{name}"] = score(mlp.predict(params, X), y_human)
     return result
+
+
+def authors_invariance(params, x_inv_255, y_source):
+    """Agreement with the source label on the paper's authors' invariance examples, fed two
+    ways (module docstring): as pixels in [0, 1] like every other image, and as the authors'
+    code fed them (0..255, no normalisation).
+
+    Parameters
+    ----------
+    params : MLP parameters (with or without an input normalisation)
+    x_inv_255 : (M, D) float invariance examples on the 0..255 scale (exact values)
+    y_source : (M,) labels of the test images they were made from
+
+    Returns
+    -------
+    {"invariance_authors": dict(percent, correct, total), "invariance_authors_raw": ...}
+    """
+    dim = params["W1"].shape[0]
+    check_array(x_inv_255, "x_inv_255", ndim=2)
+    if x_inv_255.shape[1] != dim:
+        raise ValueError(f"x_inv_255: expected shape (M, {dim}), got {x_inv_255.shape}")
+    if x_inv_255.size and (x_inv_255.min() < 0 or x_inv_255.max() > 255):
+        raise ValueError(f"x_inv_255: pixels must lie in [0, 255], got range "
+                         f"[{x_inv_255.min():g}, {x_inv_255.max():g}]")
+    check_labels(y_source, "y_source", n=len(x_inv_255))
+    x_pixels = x_inv_255 / x_inv_255.dtype.type(255)  # what ToTensor makes of them
+    return {"invariance_authors": score(mlp.predict(params, x_pixels), y_source),
+            "invariance_authors_raw": score(mlp.predict(mlp.without_input_norm(params),
+                                                        x_inv_255), y_source)}
 
 
 def _resolve_pgd(eps, steps, step_size):

@@ -9,7 +9,10 @@ attack and protocol (evaluate.py), and saves it under ``runs_dir`` as soon as it
 
 A saved run is reused only if its *key* -- every config field, the preset it came from and
 the evaluation settings -- equals the one asked for, so changing anything retrains exactly
-the runs it affects, and an interrupted command resumes where it stopped. Every file is
+the runs it affects, and an interrupted command resumes where it stopped. It is also reused
+only if both of its files read back whole: the record carries the SHA-256 of the weights file
+and of its own contents, so a truncated or edited file is trained again, and the progress
+output says which run and why (``check_saved_run``). Every file is
 written under a temporary name and renamed (fileio.py): Ctrl-C at any instant leaves either
 the old file, the new one, or a ``.tmp`` leftover that the next start deletes.
 
@@ -18,10 +21,12 @@ by side do more work per second than one run whose small matrix products are spl
 both cores -- and a run's arithmetic is the same whatever the number of workers, so the
 numbers do not depend on ``jobs``.
 """
+import hashlib
 import json
 import os
 import signal
 import time
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +42,8 @@ FULL_TRAIN, FULL_TEST = 60000, 10000
 WORKER_BLAS_THREADS = 1
 # Part of every run's key: bump it when training, evaluation or a record's layout changes, so
 # that runs saved by older code are trained again instead of reused.
-RECORD_FORMAT = 1
+# 2: the record carries the checksums of its files.
+RECORD_FORMAT = 2
 
 
 # The columns of every run's results, as reproduce and sweep print them.
@@ -85,17 +91,57 @@ def run_key(run, evaluation):
             "blas_threads": WORKER_BLAS_THREADS, "record_format": RECORD_FORMAT}
 
 
-def load_saved_run(runs_dir, run, evaluation):
-    """The saved record of a run if it exists, is readable and has the same key; else None."""
+def file_sha256(path):
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_sha256(record):
+    """SHA-256 of a record's contents without its own checksum field (canonical JSON)."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def check_saved_run(runs_dir, run, evaluation):
+    """(record, "") if the run's saved files can be reused, else (None, why not).
+
+    Reused only if the record (.json) parses, its contents match their recorded SHA-256, its
+    key equals this run's, and the weights (.npz) exist, match their recorded SHA-256 and
+    read back as arrays. ``why`` is one of "missing ...", "unreadable ...", "checksum
+    mismatch ..." or "different config ..." -- what the progress output says.
+    """
     stem = os.path.join(runs_dir, run.name)
+    if not os.path.exists(stem + ".json"):
+        return None, "missing: no saved record"
     try:
         with open(stem + ".json") as f:
             saved = json.load(f)
-    except (OSError, ValueError):
-        return None  # missing or unreadable: train again
-    if saved.get("key") != run_key(run, evaluation) or not os.path.exists(stem + ".npz"):
-        return None
-    return saved
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError too
+        return None, f"unreadable record {run.name}.json ({type(err).__name__})"
+    if saved.get("key") != run_key(run, evaluation):
+        return None, "different config (its key differs from this run's)"
+    if saved.get("record_sha256") != record_sha256(saved):
+        return None, f"checksum mismatch in {run.name}.json (edited or damaged)"
+    if not os.path.exists(stem + ".npz"):
+        return None, f"missing weights {run.name}.npz"
+    try:
+        if file_sha256(stem + ".npz") != saved.get("npz_sha256"):
+            return None, f"checksum mismatch in {run.name}.npz (truncated, damaged or replaced)"
+        load_params(runs_dir, run.name)  # every array reads back
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        return None, f"unreadable weights {run.name}.npz ({type(err).__name__})"
+    return saved, ""
+
+
+def load_saved_run(runs_dir, run, evaluation):
+    """The saved record of a run if it can be reused (check_saved_run), else None."""
+    return check_saved_run(runs_dir, run, evaluation)[0]
 
 
 def load_params(runs_dir, name):
@@ -117,11 +163,51 @@ def estimated_cost(config):
     return per_anchor * config.epochs * (config.train_size or FULL_TRAIN)
 
 
-def prepare_data(evaluation, inv_eps, inv_shifts, log):
+def load_attack_set(variant, split, n, log):
+    """The examples of the first ``n`` images of an MNIST split made by Tramer et al.'s
+    attack (``variant`` "tramer", or "authors": the paper's authors' variant), from
+    tramer.load_attack_set (built and cached there the first time).
+
+    Returns
+    -------
+    x_inv_255 : (n, 784) float32 examples on the 0..255 scale, exact
+    y_target : (n,) their target labels
+    Their source labels are checked against MNIST's labels of the same images.
+    """
+    from . import tramer  # imported here: only runs that use the attack need it
+
+    full = FULL_TRAIN if split == "train" else FULL_TEST
+    x, y_target, y_source = tramer.load_attack_set(variant, split,
+                                                   limit=None if n == full else n, log=log)
+    _, y_split = data.load_mnist(split)
+    if x.shape != (n, 784) or len(y_target) != n or len(y_source) != n:
+        raise ValueError(f"tramer.load_attack_set({variant!r}, {split!r}): expected {n} "
+                         f"examples of shape (784,), got {x.shape}")
+    if not np.array_equal(y_source, y_split[:n]):
+        raise ValueError(f"tramer.load_attack_set({variant!r}, {split!r}): the source labels "
+                         f"do not match MNIST's {split} labels in order "
+                         f"({int(np.sum(y_source != y_split[:n]))} of {n} differ)")
+    return np.asarray(x, dtype=np.float32), np.asarray(y_target, dtype=np.int64)
+
+
+def authors_test_set(evaluation, log):
+    """(x_inv_255, y_source): the paper's authors' invariance examples of the evaluated test
+    images and their source labels -- the paper's own invariance column (evaluate.py,
+    authors_invariance; reproduce.py scores every run's saved weights on them)."""
+    x_inv_255, _ = load_attack_set("authors", "test", evaluation.test_images, log)
+    _, y_test = data.load_mnist("test")
+    return x_inv_255, y_test[:evaluation.test_images].copy()
+
+
+def prepare_data(evaluation, inv_eps, inv_shifts, log, generator="nearest"):
     """Training/test images, their invariance examples and flipped labels.
 
     The full sets use the cached invariance examples (invariance.invariance_sets, built once);
     a subset gets its own, searched against the training subset only, which takes seconds.
+    ``generator`` "tramer" or "authors" replaces the *training* set's invariance examples (the
+    MLI positives) with that attack's, divided by 255 into pixel units, and its targets as
+    the flipped labels; the test set's stay the label-flipping generator's, so the existing
+    columns do not change with it.
     """
     X_train, y_train = data.load_mnist("train")
     X_test, y_test = data.load_mnist("test")
@@ -137,16 +223,29 @@ def prepare_data(evaluation, inv_eps, inv_shifts, log):
                                           shifts=inv_shifts, exclude_self=True)
         inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
                                          shifts=inv_shifts)
+    if generator != "nearest":
+        x_inv_255, y_target = load_attack_set(generator, "train", n_train, log)
+        inv_train = (x_inv_255 / np.float32(255), y_target)  # into the [0, 1] pipeline
     return (X_train, y_train, inv_train[0], inv_train[1],
             X_test, y_test, inv_test[0], inv_test[1])
 
 
+def data_key(config):
+    """What of a config decides its data: the label-flipping generator's settings, and the
+    generator of the MLI positives when the run uses them."""
+    generator = config.invariance_generator if config.uses_invariance else "nearest"
+    return (config.inv_eps, config.inv_shifts, generator)
+
+
 def prepare_neighbour_cache(evaluation, runs, log):
-    """Build the full sets' neighbour cache once, in the parent, before any worker starts --
-    so that two workers never both build it."""
+    """Build the full sets' neighbour cache, and the training sets of Tramer et al.'s attack
+    the runs train on, once, in the parent, before any worker starts -- so that two workers
+    never both build them."""
     if evaluation.train_images == FULL_TRAIN and evaluation.test_images == FULL_TEST:
         for shifts in sorted({run.config.inv_shifts for run in runs}):
             invariance.invariance_neighbours(shifts, log=log)
+    for generator in sorted({data_key(run.config)[2] for run in runs} - {"nearest"}):
+        load_attack_set(generator, "train", evaluation.train_images, log)
 
 
 def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
@@ -164,6 +263,8 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
               "eval_seconds": time.perf_counter() - t0 - train_s}
     stem = os.path.join(runs_dir, run.name)
     save_npz_atomic(stem + ".npz", params)  # weights first: a .json always has its .npz
+    record["npz_sha256"] = file_sha256(stem + ".npz")  # of the bytes as they lie on disk
+    record["record_sha256"] = record_sha256(record)
     write_text_atomic(stem + ".json", json.dumps(record, indent=1))
     return record
 
@@ -209,12 +310,14 @@ def _init_worker(evaluation):
 
 
 def _work(task):
-    """Train one run in a worker; its data are loaded once per (inv_eps, inv_shifts)."""
+    """Train one run in a worker; its data are loaded once per data_key."""
     run, runs_dir = task
     evaluation = _WORKER["evaluation"]
-    key = (run.config.inv_eps, run.config.inv_shifts)
+    key = data_key(run.config)
     if key not in _WORKER["datasets"]:
-        _WORKER["datasets"][key] = prepare_data(evaluation, *key, log=lambda msg: None)
+        inv_eps, inv_shifts, generator = key
+        _WORKER["datasets"][key] = prepare_data(evaluation, inv_eps, inv_shifts,
+                                                log=lambda msg: None, generator=generator)
     log = lambda msg: print(f"[{run.name}] {msg.strip()}", flush=True)  # noqa: E731
     return train_and_evaluate(run, evaluation, _WORKER["datasets"][key], runs_dir, log)
 
@@ -229,7 +332,8 @@ def _describe(results):
 def run_many(runs, evaluation, runs_dir, jobs, log=print):
     """Make sure every run has a saved record; return {run.name: record}.
 
-    Saved runs with a matching key are reused; the others are trained in ``jobs`` worker
+    Saved runs that check_saved_run accepts are reused; each other one is named with the
+    reason it is trained (again), and they are trained in ``jobs`` worker
     processes, longest first, with a progress line (and the time left) as each finishes and
     a warning when a run's PGD accuracy falls far below its FGSM accuracy. On Ctrl-C the
     workers are stopped and KeyboardInterrupt propagates; every finished run stays saved. A
@@ -242,11 +346,12 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     remove_temporary_files(runs_dir)  # from a process that was killed outright (kill -9)
     records, pending = {}, []
     for run in runs:
-        saved = load_saved_run(runs_dir, run, evaluation)
+        saved, why = check_saved_run(runs_dir, run, evaluation)
         if saved is not None:
             records[run.name] = saved
         else:
             pending.append(run)
+            log(f"to train: {run.name} ({why})")
     if records:
         log(f"reusing {len(records)} saved run(s) from {runs_dir}")
     if not pending:

@@ -11,6 +11,16 @@ or, with a linear embedding layer (``embed_dim = k > 0``, the paper's authors us
 ``backward`` takes two upstream gradients: ``dlogits`` (from the cross-entropy) and ``dh``
 (from the triplet and norm terms, which act on the embedding directly) and returns the
 gradient of every parameter and of the input -- the latter is what FGSM needs.
+
+An optional input normalisation (``input_norm``, the paper's authors normalised every MNIST
+image with mean 0.1307 and std 0.3081) can be the network's first operation,
+
+    x -> (x - mean) / std -> [linear -> relu] * (L-1) -> ...
+
+so that images -- and every attack on them -- stay in pixel units [0, 1] while the first
+layer sees normalised inputs. Its two constants travel in ``params`` (``input_mean``,
+``input_std``, 0-d arrays) so that a saved network normalises its inputs wherever it is used;
+they are not trained: ``backward`` returns no gradient for them.
 """
 import numpy as np
 
@@ -19,9 +29,14 @@ from .layers import linear_backward, linear_forward, relu_backward, relu_forward
 
 INITS = ("uniform", "he")
 EMBED_KEYS = ("W_emb", "b_emb")  # the optional linear embedding layer's parameters
+NORM_KEYS = ("input_mean", "input_std")  # the optional input normalisation's constants
+# Named input normalisations: (mean, std) in pixel units. "authors": torchvision's
+# Normalize((0.1307,), (0.3081,)) that the paper's authors applied to every clean image
+# (their trainer.py), the mean and std of MNIST's training pixels on [0, 1].
+INPUT_NORMS = {"none": None, "authors": (0.1307, 0.3081)}
 
 
-def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
+def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input_norm=None):
     """Initial weights for an MLP with layer widths ``sizes``, e.g. [784, 256, 256, 10].
 
     Two initialisations, because the choice decides whether FGSM adversarial training
@@ -40,10 +55,15 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
     embedding h is that layer's output and can be negative: the authors' 4-d embedding.
     ``embed_dim = 0``: h is the last hidden ReLU layer (every entry >= 0).
 
+    ``input_norm = (mean, std)`` adds the constants of an input normalisation (module
+    docstring) as ``input_mean`` and ``input_std``; it draws nothing from ``rng``, so the
+    weights are the same with or without it.
+
     Returns
     -------
     params : dict with W1 (sizes[0], sizes[1]), b1 (sizes[1],), W2, b2, ..., and, with an
-        embedding layer, W_emb, b_emb before the head's W_L (k, sizes[-1]), b_L
+        embedding layer, W_emb, b_emb before the head's W_L (k, sizes[-1]), b_L; with an
+        input normalisation, input_mean and input_std (0-d arrays)
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
@@ -55,6 +75,12 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
         raise ValueError(f"init: expected one of {INITS}, got {init!r}")
     if isinstance(embed_dim, bool) or int(embed_dim) != embed_dim or embed_dim < 0:
         raise ValueError(f"embed_dim: expected an integer >= 0, got {embed_dim!r}")
+    if input_norm is not None:
+        if (not isinstance(input_norm, (tuple, list)) or len(input_norm) != 2
+                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in input_norm)
+                or input_norm[1] <= 0):
+            raise ValueError(f"input_norm: expected None or (mean, std) with std > 0, "
+                             f"got {input_norm!r}")
     shapes = [(f"{k}", fan_in, fan_out)
               for k, (fan_in, fan_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1)]
     if embed_dim:
@@ -70,7 +96,56 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
             W = rng.uniform(-bound, bound, size=(fan_in, fan_out))
             b = rng.uniform(-bound, bound, size=fan_out)
         params[f"W{suffix}"], params[f"b{suffix}"] = W.astype(dtype), b.astype(dtype)
+    if input_norm is not None:
+        params["input_mean"] = np.array(input_norm[0], dtype=dtype)
+        params["input_std"] = np.array(input_norm[1], dtype=dtype)
     return params
+
+
+def has_input_norm(params):
+    """Does ``params`` normalise its inputs first (input_mean, input_std)?"""
+    return NORM_KEYS[1] in params
+
+
+def trainable_keys(params):
+    """The keys of ``params`` that training updates (all but the normalisation constants)."""
+    return [key for key in params if key not in NORM_KEYS]
+
+
+def without_input_norm(params):
+    """The same network with its input normalisation removed: inputs go straight into the
+    first linear layer. (The paper's authors fed their invariance images this way; see
+    evaluate.py.) The arrays are shared with ``params``, not copied."""
+    return {key: value for key, value in params.items() if key not in NORM_KEYS}
+
+
+def input_norm_forward(x, mean, std):
+    """Normalise the inputs: z = (x - mean) / std, elementwise.
+
+    Parameters
+    ----------
+    x : (N, D) images in pixel units
+    mean, std : scalars (0-d arrays) in pixel units, std > 0
+
+    Returns
+    -------
+    z : (N, D), a new array
+    cache : std, for the backward
+    """
+    return (x - mean) / std, std
+
+
+def input_norm_backward(dz, cache):
+    """Gradient through z = (x - mean) / std.
+
+    dz_nd / dx_nd = 1 / std and z_nd depends on x_nd only, so
+
+        dx = dz / std                                 (N, D)
+
+    (mean and std are constants: no gradient for them.)
+    """
+    std = cache
+    return dz / std
 
 
 def num_layers(params):
@@ -95,7 +170,8 @@ def embedding_width(params):
 def forward(params, x):
     """Run the MLP on a batch.
 
-        x -> [linear -> relu] * (L-1) -> (linear embedding layer, if any) = h -> linear -> logits
+        x -> (input normalisation, if any) -> [linear -> relu] * (L-1)
+          -> (linear embedding layer, if any) = h -> linear -> logits
 
     Parameters
     ----------
@@ -109,7 +185,9 @@ def forward(params, x):
     cache : dict of per-layer caches for ``backward``
     """
     hidden = []
-    out = x
+    out, norm_cache = x, None
+    if has_input_norm(params):  # a new array: x itself is never modified
+        out, norm_cache = input_norm_forward(x, params["input_mean"], params["input_std"])
     n_layers = num_layers(params)
     for k in range(1, n_layers):
         out, linear_cache = linear_forward(out, params[f"W{k}"], params[f"b{k}"])  # (N, width_k)
@@ -120,7 +198,8 @@ def forward(params, x):
         out, embed_cache = linear_forward(out, params["W_emb"], params["b_emb"])  # (N, K) signed
     h = out  # (N, K)
     logits, head_cache = linear_forward(h, params[f"W{n_layers}"], params[f"b{n_layers}"])  # (N, C)
-    return logits, h, {"hidden": hidden, "embed": embed_cache, "head": head_cache}
+    return logits, h, {"norm": norm_cache, "hidden": hidden, "embed": embed_cache,
+                       "head": head_cache}
 
 
 def stack_forwards(first, second, inputs=None):
@@ -150,7 +229,9 @@ def stack_forwards(first, second, inputs=None):
     # Walk the layers in order. Each layer's input is the previous layer's output, so every
     # array is stacked once: a ReLU's stacked output serves as its cache and as the next
     # layer's input, as in ``forward``.
-    layer_input = inputs  # the stacked images [x_a; x_b], or None to stack them below
+    # The stacked images [x_a; x_b] are layer 1's input -- unless the network normalises
+    # them first: layer 1 then saw (x - mean) / std, which is stacked from the caches below.
+    layer_input = inputs if cache_a["norm"] is None else None
     hidden = []
     for ((x_a, W), relu_a), ((x_b, _), relu_b) in zip(cache_a["hidden"], cache_b["hidden"]):
         if layer_input is None:  # only layer 1's input can still be missing
@@ -163,7 +244,8 @@ def stack_forwards(first, second, inputs=None):
         embed = (layer_input, cache_a["embed"][1])
         layer_input = np.concatenate([h_a, h_b])  # its output h
     h = layer_input  # (N_a + N_b, K): the head's input
-    cache = {"hidden": hidden, "embed": embed, "head": (h, cache_a["head"][1])}
+    cache = {"norm": cache_a["norm"], "hidden": hidden, "embed": embed,
+             "head": (h, cache_a["head"][1])}
     return np.concatenate([logits_a, logits_b]), h, cache
 
 
@@ -185,6 +267,7 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
         dz_k = da_k * [z_k > 0]                       (N, H_k): ReLU passes gradient where on
         dW_k = a_{k-1}^T dz_k, db_k = sum_n dz_k      (H_{k-1}, H_k), (H_k,)
         da_{k-1} = dz_k W_k^T                          (N, H_{k-1}); at k = 1 this is dx
+        (with an input normalisation a_0 = (x - mean) / std, and dx = da_0 / std)
 
     Parameters
     ----------
@@ -197,7 +280,8 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
 
     Returns
     -------
-    grads : dict shaped like params (empty if need_param_grads is False)
+    grads : dict shaped like params, without the normalisation constants (empty if
+        need_param_grads is False)
     dx : (N, D) gradient w.r.t. the input, or None
     """
     if dlogits is None and dh is None:
@@ -230,6 +314,8 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
                                        need_dW=need_param_grads)
         if need_param_grads:
             grads[f"W{k}"], grads[f"b{k}"] = dW, db
+    if dout is not None and cache["norm"] is not None:
+        dout = input_norm_backward(dout, cache["norm"])  # back to pixel units
     return grads, dout
 
 

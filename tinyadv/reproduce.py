@@ -21,7 +21,18 @@ Columns: clean, fgsm and pgd accuracy; invariance_source (the paper's invariance
 agreement with the *source* label of label-flipped test images -- by the paper's Definition 2
 that is the attack's failure rate, not robustness); invariance_flipped (agreement with the
 flipped label the generator assumes is the oracle's); human_* (agreement with the labels
-*humans* gave the invariance examples of Tramer et al. 2020 -- the arbiter).
+*humans* gave the invariance examples of Tramer et al. 2020 -- the arbiter);
+invariance_authors (the paper's invariance column on the paper's own attack: the authors'
+variant of Tramer et al.'s rotation-and-shift search on the test images, tramer.py, scored
+against the source label); and, in the ``authors`` preset's printed table,
+invariance_authors_raw (the same images fed as the authors' code fed them: 0..255, without
+the input normalisation the clean images get; evaluate.py). table1.json has both in both
+presets.
+
+``--set invariance_generator=authors`` (or ``tramer``) trains the + MLS + MLI rows on that
+attack's examples of the training images; the rows without the invariance term do not use
+them and keep the generator ``nearest``, so their saved runs are shared with a plain
+reproduction, while the MLI rows' run names say the generator.
 """
 import argparse
 import json
@@ -31,6 +42,7 @@ import time
 
 from . import data, evaluate, experiments, mlp, paper, plots
 from .attacks import fgsm
+from .evaluate import AUTHORS_KEYS
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
 from .fileio import write_text_atomic
 from .train import MODELS, PRESETS, TrainConfig, model_config, preset_config
@@ -86,26 +98,44 @@ def parse_args(argv):
     return args
 
 
-def run_name(model, seed):
-    """The file stem of one Table 1 run under runs/."""
-    return f"{model}__seed{seed}"
+def run_name(model, seed, generator="nearest"):
+    """The file stem of one Table 1 run under runs/ (the MLI generator when not the default)."""
+    return f"{model}__seed{seed}" if generator == "nearest" else f"{model}__{generator}__seed{seed}"
 
 
 def table1_runs(base, seeds, preset):
-    """One Run per (Table 1 row, seed)."""
-    return [Run(name=run_name(model, seed), config=model_config(model, base).replace(seed=seed),
-                labels={"model": model, "seed": seed}, preset=preset)
-            for model in MODELS for seed in seeds]
+    """One Run per (Table 1 row, seed). A row without the invariance term cannot use the MLI
+    generator: it keeps "nearest", so its run is the same whichever generator is asked for."""
+    runs = []
+    for model in MODELS:
+        config = model_config(model, base)
+        if not config.uses_invariance:
+            config = config.replace(invariance_generator="nearest")
+        for seed in seeds:
+            runs.append(Run(name=run_name(model, seed, config.invariance_generator),
+                            config=config.replace(seed=seed),
+                            labels={"model": model, "seed": seed}, preset=preset))
+    return runs
 
 
-def summarise(records, seeds):
-    """table[model][column] = {mean, std, per_seed, total}, in %, for every column; and
-    table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points."""
+def shown_columns(preset):
+    """The printed table's columns: every shared one, the paper's column on the authors'
+    attack, and in the authors' preset that column fed as their code fed it too."""
+    return COLUMNS + list(AUTHORS_KEYS if preset == "authors" else AUTHORS_KEYS[:1])
+
+
+def summarise(records, seeds, names=None):
+    """table[model][column] = {mean, std, per_seed, total}, in %, for every column the records
+    have (COLUMNS, and the authors' attack's when evaluated); and
+    table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points. ``names``: {(model,
+    seed): run name}, default run_name(model, seed)."""
     table = {}
     for model in MODELS:
-        results = [records[run_name(model, s)]["results"] for s in seeds]
+        results = [records[names[model, s] if names else run_name(model, s)]["results"]
+                   for s in seeds]
+        columns = COLUMNS + [c for c in AUTHORS_KEYS if all(c in r for r in results)]
         table[model] = {col: {**mean_std([r[col]["percent"] for r in results]),
-                              "total": results[0][col]["total"]} for col in COLUMNS}
+                              "total": results[0][col]["total"]} for col in columns}
         table[model]["fgsm_pgd_gap"] = mean_std([r["fgsm"]["percent"] - r["pgd"]["percent"]
                                                  for r in results])
     return table
@@ -113,13 +143,14 @@ def summarise(records, seeds):
 
 def format_table(table, seeds, preset):
     """Markdown: tinyadv's rows (mean ± std over seeds), every column."""
+    columns = [c for c in shown_columns(preset) if c in next(iter(table.values()))]
     lines = [f"tinyadv, preset `{preset}` (accuracy in %, mean ± sample std over seeds {seeds}):",
-             "", "| model | " + " | ".join(COLUMNS) + " | FGSM − PGD (points) |",
-             "|" + "---|" * (len(COLUMNS) + 2)]
+             "", "| model | " + " | ".join(columns) + " | FGSM − PGD (points) |",
+             "|" + "---|" * (len(columns) + 2)]
     for model, row in table.items():
-        cells = [cell_text(row[c]) for c in COLUMNS + ["fgsm_pgd_gap"]]
+        cells = [cell_text(row[c]) for c in columns + ["fgsm_pgd_gap"]]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    totals = ", ".join(f"{c} n={next(iter(table.values()))[c]['total']}" for c in COLUMNS)
+    totals = ", ".join(f"{c} n={next(iter(table.values()))[c]['total']}" for c in columns)
     lines.append("")
     lines.append(f"Images per column: {totals}.")
     return "\n".join(lines) + "\n"
@@ -148,7 +179,28 @@ def format_side_by_side(table, audit, preset, seeds):
     return "\n".join(lines) + "\n"
 
 
-def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
+def format_authors_attack(table, audit, preset, seeds):
+    """Markdown: the paper's invariance column beside tinyadv's on the paper's own attack."""
+    raw = preset == "authors"
+    head = "| row | paper, as printed | authors' logs (mean ± std of 3 runs) | tinyadv, fed as pixels in [0, 1] |"
+    head += " tinyadv, fed as the authors' code fed it (0..255, not normalised) |" if raw else ""
+    lines = ["The paper's invariance column on the paper's own attack (the authors' variant of "
+             "Tramèr et al.'s search on the test images, scored against the source label; "
+             f"tinyadv preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "", head,
+             "|---|---|---|---|" + ("---|" if raw else "")]
+    for model in paper.PAPER_TABLE1:
+        entry = audit["paper_rows"][model]
+        logs = (f"{entry['mean']['invariance_source']:.2f} ± {entry['std']['invariance_source']:.2f}"
+                if "config" in entry else "--")
+        cells = [f"{paper.PAPER_TABLE1[model]['invariance_source']:.2f}", logs,
+                 cell_text(table[model]["invariance_authors"])]
+        if raw:
+            cells.append(cell_text(table[model]["invariance_authors_raw"]))
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None):
     """Paper Figure 1 for the first seed, and the scatter ratio of every seed.
 
     Each model's embeddings of its own FGSM test images; (a) without the invariance term
@@ -159,7 +211,8 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
     for key, model, title in (("without_mli", "baseline+mls", "(a) baseline+mls: no invariance term"),
                               ("with_mli", "baseline+mls+mli", "(b) baseline+mls+mli: with invariance term")):
         for seed in seeds:
-            params = experiments.load_params(runs_dir, run_name(model, seed))
+            params = experiments.load_params(
+                runs_dir, names[model, seed] if names else run_name(model, seed))
             h = mlp.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
             ratios[key].append(plots.scatter_ratio(h, y_test))
             if seed == seeds[0]:
@@ -168,6 +221,22 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path):
                                                   f"(eps={base.fgsm_eps}), preset {preset}, "
                                                   f"seed {seeds[0]}")
     return ratios
+
+
+def with_authors_attack(records, runs, runs_dir, evaluation, log):
+    """The records with each run's columns on the paper's authors' attack added to its
+    results (evaluate.authors_invariance on its saved weights; the saved record is not
+    changed). Scored here, after training, rather than in the workers: the attack set is
+    loaded once, and a run's weights decide these columns whatever the attack set's
+    history, so a saved run never has to be retrained for them."""
+    x_inv_255, y_source = experiments.authors_test_set(evaluation, log)
+    scored = {}
+    for run in runs:
+        params = experiments.load_params(runs_dir, run.name)
+        record = records[run.name]
+        scored[run.name] = {**record, "results": {
+            **record["results"], **evaluate.authors_invariance(params, x_inv_255, y_source)}}
+    return scored
 
 
 def main(argv=None, command_line=False):
@@ -203,13 +272,15 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
     log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
     records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
+    records = with_authors_attack(records, runs, runs_dir, evaluation, log)
 
-    table = summarise(records, seeds)
+    names = {(run.labels["model"], run.labels["seed"]): run.name for run in runs}
+    table = summarise(records, seeds, names)
     audit = paper.audit(data.load_author_logs())
     X_test, y_test = data.load_mnist("test")
     X_test, y_test = X_test[:evaluation.test_images], y_test[:evaluation.test_images]
     ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
-                     os.path.join(out, "figure1.png"))
+                     os.path.join(out, "figure1.png"), names)
     warnings = {name: evaluate.overfitting_warning(r["results"]) for name, r in records.items()}
     warnings = {name: w for name, w in warnings.items() if w}
     wall = time.perf_counter() - started
@@ -229,6 +300,7 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     markdown = "\n".join([
         format_side_by_side(table, audit, args.preset, seeds),
         format_table(table, seeds, args.preset),
+        format_authors_attack(table, audit, args.preset, seeds),
         paper.format_audit(audit),
         f"Figure 1 (`figure1.png`, seed {seeds[0]}): within/between-class scatter ratio of the "
         f"embeddings of FGSM test images over seeds {seeds}: {ratio_text['without_mli']} "

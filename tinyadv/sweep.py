@@ -7,7 +7,8 @@ paper's invariance metric *and* agreement with human labels), how often each tri
 was active in the last epoch, and the change against the baseline of the same embedding.
 
     python -m tinyadv.sweep [--quick] [--seeds 0 1 2] [--grid FIELD=v1,v2,... ...]
-                            [--protocols source oracle] [--preset default] [--out DIR] [--jobs N]
+                            [--set FIELD=VALUE ...] [--protocols source oracle]
+                            [--preset default] [--out DIR] [--jobs N]
 
 The grid. For each combination of the *context* axes (fields that are not loss weights, by
 default ``embed_dim`` 0 and 4), the sweep trains
@@ -74,26 +75,26 @@ class Setting:
         return self.name.replace(" ", "_") + f"__seed{seed}"
 
 
-def parse_grid(items, parser):
+def parse_grid(items, parser, flag="--grid"):
     """--grid FIELD=v1,v2 ... -> {field: [values]}; exit 2 naming a bad field or value."""
     axes = {}
     for item in items:
         field, sep, text = item.partition("=")
         if not sep or not text:
-            parser.error(f"--grid: expected FIELD=v1,v2,..., got {item!r}")
+            parser.error(f"{flag}: expected FIELD=v1,v2,..., got {item!r}")
         if field in ("seed", "protocol"):
-            parser.error(f"--grid {field}: use --{field}s instead")
+            parser.error(f"{flag} {field}: use --{field}s instead")
         if field in axes:
-            parser.error(f"--grid {field}: given twice; list all its values once, "
+            parser.error(f"{flag} {field}: given twice; list all its values once, "
                          f"{field}=v1,v2,...")
         try:
             values = [TrainConfig.parse_field(field, part) for part in text.split(",")]
             for value in values:  # the value must also be allowed, not only well typed
                 TrainConfig().replace(**{field: value})
         except ValueError as err:
-            parser.error(f"--grid: {err}")
+            parser.error(f"{flag}: {err}")
         if field == "epochs" and min(values) < 1:  # as --epochs: a run must train
-            parser.error(f"--grid epochs: expected integers >= 1, got {text!r}")
+            parser.error(f"{flag} epochs: expected integers >= 1, got {text!r}")
         axes[field] = list(dict.fromkeys(values))  # each value once, in the order given
     return axes
 
@@ -297,13 +298,25 @@ def parse_args(argv):
                            f"test images, {QUICK['epochs']} epochs), one seed, a small grid")
     parser.add_argument("--grid", nargs="+", action="extend", default=[], metavar="FIELD=v1,v2",
                         help="replace (or add) an axis of the grid, for any TrainConfig field")
+    parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", action="append",
+                        default=[], help="fix one TrainConfig field for every run, e.g. --set "
+                                         "invariance_generator=authors (repeatable): an axis "
+                                         "with one value, so the runs' names say it")
     parser.add_argument("--protocols", nargs="+", choices=["source", "oracle"],
                         default=["source"], help="MLI protocols (default: the paper's, source)")
     parser.add_argument("--out", default=os.path.join("results", "sweep"),
                         help="output folder (default results/sweep)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
     experiments.check_run_arguments(parser, args)
-    args.axes = {**(QUICK_AXES if args.quick else DEFAULT_AXES), **parse_grid(args.grid, parser)}
+    grid = parse_grid(args.grid, parser)
+    fixed = parse_grid(args.overrides, parser, "--set")  # FIELD=VALUE: the same checks, one value
+    for field, values in fixed.items():
+        if len(values) != 1:
+            parser.error(f"--set {field}: expected one value, got {values}; to vary it, use "
+                         f"--grid {field}=...")
+        if field in grid:
+            parser.error(f"--set {field}: also given to --grid; give it once")
+    args.axes = {**(QUICK_AXES if args.quick else DEFAULT_AXES), **grid, **fixed}
     # Each value was allowed alone; check the combinations with the preset, and the names.
     try:
         settings = grid_settings(args.axes, args.protocols, preset_config(args.preset))

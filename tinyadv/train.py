@@ -28,12 +28,16 @@ from .data import iterate_minibatches
 from .optim import make_optimizer
 
 
+INVARIANCE_GENERATORS = ("nearest", "tramer", "authors")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
     init: str = "uniform"  # +-1/sqrt(fan_in) (PyTorch's nn.Linear); "he": N(0, 2/fan_in), see README
     embed_dim: int = 0  # 0: h = last hidden ReLU layer; k > 0: a linear (signed) k-unit layer
     ce_on: str = "clean+fgsm"  # cross-entropy on "clean+fgsm" (50/50) or on "fgsm" images only
+    input_norm: str = "none"  # "authors": (x - 0.1307) / 0.3081 as the network's first operation
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
     lr: float = 2e-3  # peak learning rate
     lr_schedule: str = "cosine"  # "cosine": decay lr to 0 over training (per step); "constant"
@@ -43,6 +47,11 @@ class TrainConfig:
     adversarial: bool = True  # FGSM adversarial training (CE on the images ce_on names); False: clean CE
     inv_eps: float = 0.4  # l-inf budget of the label-flipping invariance examples
     inv_shifts: int = 0  # invariance generator: try reference shifts up to this many pixels
+    # Which generator makes the training set's MLI positives: "nearest" (tinyadv's
+    # label-flipping one, invariance.py; inv_eps and inv_shifts apply to it only), or the
+    # rotation-and-shift search of Tramer et al. 2020, as published ("tramer") or as the
+    # paper's authors ran it ("authors"), both at eps 0.3 (tramer.py).
+    invariance_generator: str = "nearest"
     margin: float = 0.05  # triplet margin m (angular distance)
     lambda_sens: float = 0.0  # lambda1: weight of the sensitivity (FGSM) triplet, MLS
     lambda_inv: float = 0.0  # lambda2: weight of the invariance triplet, MLI
@@ -66,6 +75,9 @@ class TrainConfig:
             (min(self.lambda_sens, self.lambda_inv, self.lambda_norm) >= 0, "lambda_*", "numbers >= 0"),
             (self.negatives in ("hardest", "random"), "negatives", "'hardest' or 'random'"),
             (self.protocol in ("source", "oracle"), "protocol", "'source' or 'oracle'"),
+            (self.invariance_generator in INVARIANCE_GENERATORS, "invariance_generator",
+             f"one of {INVARIANCE_GENERATORS}"),
+            (self.input_norm in mlp.INPUT_NORMS, "input_norm", f"one of {tuple(mlp.INPUT_NORMS)}"),
             (isinstance(self.train_size, int) and self.train_size >= 0, "train_size", "an integer >= 0"),
             (isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0"),
             (len(self.sizes) >= 3 and self.sizes[0] == 784, "sizes", "(784, hidden..., classes)"),
@@ -276,7 +288,8 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, on_step=None, on_epo
     if config.uses_invariance and (x_inv is None or y_flip is None):
         raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
     rng = np.random.default_rng(config.seed)
-    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
+    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim,
+                             input_norm=mlp.INPUT_NORMS[config.input_norm])
     opt = make_optimizer(config.optimizer, params, config.lr)
     oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
     total_steps = config.epochs * (len(X) // config.batch_size)
