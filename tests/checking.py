@@ -1,11 +1,11 @@
 """Helpers for the exercise checker's tests: write submissions, run the checker, read its
-report and gradebook. Shared by test_gradcheck_cli.py and test_checker_hostile.py."""
+report and gradebook. Shared by test_gradcheck_cli.py and test_grader_hostile.py."""
 import csv
 import io
 import textwrap
 from pathlib import Path
 
-from tinyadv.checker.cli import main
+from tinyadv.grader.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = ("from tinyadv.layers import *\nfrom tinyadv.losses import *\n"

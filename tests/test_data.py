@@ -1,5 +1,5 @@
 """MNIST and the Tramer et al. 2020 sets against the facts in data/README.md; what a damaged or
-missing file gets; batching; and the input checks of tinyadv/checks.py."""
+missing file gets; batching; and the input checks of tinyadv/validate.py."""
 import gzip
 import os
 import shutil
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyadv import checks, data
+from tinyadv import data, validate
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -181,12 +181,12 @@ def test_minibatches_reject_bad_arguments():
             next(data.iterate_minibatches(10, bad, np.random.default_rng(0)))
 
 
-# ---- input checks (tinyadv/checks.py) --------------------------------------------------
+# ---- input checks (tinyadv/validate.py) --------------------------------------------------
 
 def test_check_images_accepts_good_images():
     x = np.random.default_rng(0).random((3, 784), dtype=np.float32)
-    assert checks.check_images(x) is x
-    assert checks.check_images(np.zeros((0, 784), np.float32)).shape == (0, 784)
+    assert validate.check_images(x) is x
+    assert validate.check_images(np.zeros((0, 784), np.float32)).shape == (0, 784)
 
 
 @pytest.mark.parametrize("bad, error, words", [
@@ -201,13 +201,13 @@ def test_check_images_accepts_good_images():
 ])
 def test_check_images_rejects(bad, error, words):
     with pytest.raises(error, match=f"x_adv.*{words}"):
-        checks.check_images(bad, "x_adv")
+        validate.check_images(bad, "x_adv")
 
 
 def test_check_labels_accepts_good_labels():
     y = np.array([0, 9, 3])
-    assert checks.check_labels(y, "y", n=3) is y
-    assert checks.check_labels(np.array([0, 1], dtype=np.uint8)).dtype == np.uint8
+    assert validate.check_labels(y, "y", n=3) is y
+    assert validate.check_labels(np.array([0, 1], dtype=np.uint8)).dtype == np.uint8
 
 
 @pytest.mark.parametrize("bad, kwargs, error, words", [
@@ -220,13 +220,13 @@ def test_check_labels_accepts_good_labels():
 ])
 def test_check_labels_rejects(bad, kwargs, error, words):
     with pytest.raises(error, match=f"y_flip.*{words}"):
-        checks.check_labels(bad, "y_flip", **kwargs)
+        validate.check_labels(bad, "y_flip", **kwargs)
 
 
 @pytest.mark.parametrize("eps", [0, 0.3, np.float32(0.1), np.int64(1)])
 def test_check_eps_accepts_numbers(eps):
-    assert checks.check_eps(eps) == float(eps)
-    assert isinstance(checks.check_eps(eps), float)
+    assert validate.check_eps(eps) == float(eps)
+    assert isinstance(validate.check_eps(eps), float)
 
 
 @pytest.mark.parametrize("bad, error", [(-0.1, ValueError), (float("nan"), ValueError),
@@ -235,4 +235,4 @@ def test_check_eps_accepts_numbers(eps):
                                         (np.array([0.3]), TypeError)])
 def test_check_eps_rejects(bad, error):
     with pytest.raises(error, match="step"):
-        checks.check_eps(bad, "step")
+        validate.check_eps(bad, "step")

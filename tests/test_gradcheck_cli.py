@@ -7,7 +7,7 @@ gradebook, refuse bad arguments with a message naming the argument, and exit 0 /
 documented. Every file runs in a child process (~0.15 s of CPU: a fresh Python and NumPy),
 so the wrong kinds, the malformed returns and the templates are each checked in one folder
 run, two at a time.
-Hostile submissions are in test_checker_hostile.py.
+Hostile submissions are in test_grader_hostile.py.
 """
 import subprocess
 import sys
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checking import LIBRARY, REPO, blocks, check, gradebook, statuses, write
-from tinyadv.checker.pieces import BACKWARD_NAMES
+from tinyadv.grader.pieces import BACKWARD_NAMES
 
 TEMPLATES = sorted((REPO / "lessons" / "exercises").glob("[0-9][0-9]_*.py"))
 

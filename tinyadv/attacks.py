@@ -25,7 +25,7 @@ Float32 in, float32 out; the input is never modified.
 import numpy as np
 
 from . import layers, losses, mlp
-from .checks import check_eps, check_images, check_labels
+from .validate import check_eps, check_images, check_labels
 
 CHUNK_SIZE = 4096  # rows per forward/backward: ~4096 x 784 float32 = 12 MB of images
 

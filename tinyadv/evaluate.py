@@ -33,7 +33,7 @@ import functools
 import numpy as np
 
 from . import attacks, data, mlp
-from .checks import check_array, check_eps, check_images, check_labels
+from .validate import check_array, check_eps, check_images, check_labels
 
 HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
 # A gap this large (in points) is flagged. Measured on this project's baselines: 37-50 points

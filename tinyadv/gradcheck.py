@@ -10,7 +10,7 @@ nearly equal losses loses most of them). Thresholds on ``rel_error`` (CS231n's r
 thumb): <= 1e-7 good; ~1e-4 only acceptable near a kink (ReLU at 0, a hinge at 0, |cos| at
 0); > 1e-2 the gradient is wrong.
 
-Run as a program it is the classroom's exercise checker (tinyadv/checker/, see
+Run as a program it is the classroom's exercise checker (tinyadv/grader/, see
 lessons/exercises/README.md), which judges students' backward functions with this module:
 
     python -m tinyadv.gradcheck lessons/exercises/01_linear_relu.py
@@ -21,8 +21,8 @@ import sys
 if __name__ == "__main__":
     # Run as the exercise checker: block the signals a submission could send us *before*
     # NumPy starts its BLAS threads, which inherit the mask; each such signal then waits to
-    # be read, with its sender, by tinyadv/checker/sandbox.py (see "Signals" there).
-    from tinyadv.checker.procs import block_watched_signals
+    # be read, with its sender, by tinyadv/grader/sandbox.py (see "Signals" there).
+    from tinyadv.grader.procs import block_watched_signals
 
     block_watched_signals()
 
@@ -124,6 +124,6 @@ def compare(name, analytic, numeric, tol=DEFAULT_TOL):
 if __name__ == "__main__":
     # The checker imports this module, not the other way round: imported, this file is
     # only the numerical-gradient toolbox lesson 02 teaches.
-    from tinyadv.checker.cli import main
+    from tinyadv.grader.cli import main
 
     sys.exit(main())

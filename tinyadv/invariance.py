@@ -56,7 +56,7 @@ import numpy as np
 
 from . import data
 from .fileio import save_npz_atomic
-from .checks import NUM_CLASSES, check_eps, check_images, check_labels
+from .validate import NUM_CLASSES, check_eps, check_images, check_labels
 
 SIDE = 28  # MNIST images are 28 x 28
 CHUNK_SIZE = 2048  # query rows per matrix product: a 2048 x 6742 float32 tile is 55 MB

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from . import data
-from .checks import NUM_CLASSES
+from .validate import NUM_CLASSES
 from .fileio import atomic_path, save_npz_atomic
 
 SIDE = 28

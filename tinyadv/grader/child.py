@@ -1,4 +1,4 @@
-"""The only code that runs beside a student's: ``python -m tinyadv.checker.child FD PARENT FILE``.
+"""The only code that runs beside a student's: ``python -m tinyadv.grader.child FD PARENT FILE``.
 
 sandbox.py starts it in a fresh interpreter, one per submission. In order, it
 
@@ -36,7 +36,7 @@ import sys
 import traceback
 import warnings
 
-from tinyadv.checker import procs  # the standard library only: loads in a few ms
+from tinyadv.grader import procs  # the standard library only: loads in a few ms
 
 if __name__ == "__main__":
     # First, before NumPy's ~100 ms of imports: die with the checker, and make /proc/<pid>/fd
@@ -46,7 +46,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from tinyadv.checker import channel, isolation  # noqa: E402
+from tinyadv.grader import channel, isolation  # noqa: E402
 
 FILE_SIZE_LIMIT = 64 * 2**20
 MAX_ITEMS = 16  # a returned tuple is described up to this many items

@@ -1,4 +1,4 @@
-"""``python -m tinyadv.checker.bench``: what the sandbox costs per file, measured.
+"""``python -m tinyadv.grader.bench``: what the sandbox costs per file, measured.
 
 Checks COPIES copies of a correct file, one at a time, with ``--sandbox off`` and with
 ``--sandbox auto``, alternating which goes first, REPEATS times; prints per file the median
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinyadv.checker import isolation
+from tinyadv.grader import isolation
 
 CORRECT = ("import numpy as np\n\ndef relu_backward(dout, cache):\n"
            "    return dout * (cache > 0)\n")
@@ -62,7 +62,7 @@ def report(times, loads, copies, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tinyadv.checker.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tinyadv.grader.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--copies", type=int, default=10, help="files per run (default 10)")
     parser.add_argument("--repeats", type=int, default=20, help="runs per mode (default 20)")
     args = parser.parse_args(argv)

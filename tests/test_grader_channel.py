@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tinyadv.checker import channel, judge, report
-from tinyadv.checker.cli import parse_memory
+from tinyadv.grader import channel, judge, report
+from tinyadv.grader.cli import parse_memory
 
 
 def frame(record_bytes, blobs=()):

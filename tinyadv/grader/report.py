@@ -13,7 +13,7 @@ import csv
 import io
 import json
 
-from tinyadv.checker.judge import clean
+from tinyadv.grader.judge import clean
 from tinyadv.fileio import write_text_atomic
 
 GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint", "isolation")

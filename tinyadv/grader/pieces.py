@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyadv.checker import inputs
+from tinyadv.grader import inputs
 from tinyadv.gradcheck import numerical_gradient_array
 
 BATCH_SIZES = (1, 3, 7)

@@ -23,7 +23,7 @@ import uuid
 import pytest
 
 from checking import CORRECT_RELU, REPO, blocks, check, gradebook, statuses, write
-from tinyadv.checker import isolation, landlock
+from tinyadv.grader import isolation, landlock
 
 LABEL, GAPS, _ = isolation.offered("auto")
 pytestmark = pytest.mark.skipif(bool(GAPS), reason=f"this machine offers {LABEL}")
@@ -68,7 +68,7 @@ def hostile_files(folder, secret_file, port, bystander):
         "c_patches_tinyadv.py": f"""
             import os, tinyadv
             package = os.path.dirname(tinyadv.__file__)
-            for name in ("gradcheck.py", "checker/judge.py"):
+            for name in ("gradcheck.py", "grader/judge.py"):
                 try:
                     with open(os.path.join(package, name), "a") as f:
                         f.write("\\ndef rel_error(*a, **k):\\n    return 0.0\\n")
@@ -316,7 +316,7 @@ def test_rules_degrade_one_by_one_on_older_abis(tmp_path):
     abstract.listen(8)
     script = """
 import os, socket, sys
-from tinyadv.checker import isolation, landlock
+from tinyadv.grader import isolation, landlock
 landlock.restrict_self(landlock.Policy(read_execute=isolation.python_folders()), int(sys.argv[1]))
 def attempt(name, action):
     try:
@@ -356,8 +356,8 @@ def test_require_refuses_a_machine_without_every_rule(tmp_path, monkeypatch, cap
 
 
 def test_the_sandbox_benchmark_runs(capsys):
-    # python -m tinyadv.checker.bench: both modes, every line; its numbers are for the README.
-    from tinyadv.checker import bench
+    # python -m tinyadv.grader.bench: both modes, every line; its numbers are for the README.
+    from tinyadv.grader import bench
     assert bench.main(["--copies", "1", "--repeats", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{LABEL} on this machine; 1 runs of 1 files")

@@ -19,7 +19,7 @@ from checking import CORRECT_RELU, LIBRARY, REPO, blocks, check, gradebook, stat
 LIMITS = ("--timeout", "6", "--memory", "256M")
 # The tests of signals and siblings below check the defences that hold without Landlock (a
 # kernel or container without it, macOS): with it, a child can neither signal the checker nor
-# find a sibling in /proc -- test_checker_landlock.py checks that.
+# find a sibling in /proc -- test_grader_landlock.py checks that.
 PROCESS_ONLY = ("--sandbox", "off")
 
 # file name: (code, the status of each of its rows {function: status}, words in its block)
@@ -85,7 +85,7 @@ HOSTILE = {
         """, {"relu_backward": "fail"}, ["output (", "  | ?[32mPASS relu_backward: forged?[0m"]),
     "forges_answers.py": ("""
         import os
-        from tinyadv.checker import channel
+        from tinyadv.grader import channel
         def relu_backward(dout, cache):
             for fd in range(3, 30):  # a fake "done", then noise, on every descriptor
                 try:
@@ -112,7 +112,7 @@ HOSTILE = {
         """, {"relu_backward": "error"}, ["killed by signal 40"]),
     "sends_an_unhashable_field.py": ("""
         import os, sys
-        from tinyadv.checker import channel
+        from tinyadv.grader import channel
         os.write(int(sys.argv[1]), channel.encode({"kind": "function", "backward": ["x"]}))
         def relu_backward(dout, cache):
             return 0 * dout
@@ -369,7 +369,7 @@ def test_a_sibling_cannot_write_into_another_childs_channels(tmp_path):
     write(folder, "a_victim.py", victim_code(marker))
     write(folder, "b_forger.py", f"""
         import os, time
-        from tinyadv.checker import channel
+        from tinyadv.grader import channel
         def victim():
             for pid in filter(str.isdigit, os.listdir("/proc")):
                 try:
@@ -384,7 +384,7 @@ def test_a_sibling_cannot_write_into_another_childs_channels(tmp_path):
         for _ in range(200):
             pid, args = victim()
             if pid:
-                answer_fd = args[args.index(b"tinyadv.checker.child") + 1].decode()
+                answer_fd = args[args.index(b"tinyadv.grader.child") + 1].decode()
                 for fd in ("0", "1", "2", answer_fd):
                     try:
                         w = os.open(f"/proc/{{pid}}/fd/{{fd}}", os.O_WRONLY)

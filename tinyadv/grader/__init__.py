@@ -1,4 +1,4 @@
-"""The exercise checker behind ``python -m tinyadv.gradcheck``: students' backwards, judged.
+"""The exercise grader behind ``python -m tinyadv.gradcheck``: students' backwards, judged.
 
 A submission is untrusted code. It runs in a child process of its own, limited in time and
 memory, and only returns arrays; this process draws the inputs, computes tinyadv's forward and

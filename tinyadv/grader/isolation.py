@@ -40,7 +40,7 @@ import os
 import site
 import sys
 
-from tinyadv.checker import landlock, procs
+from tinyadv.grader import landlock, procs
 
 MODES = ("auto", "require", "off")
 OFF_LABEL = "process-only: --sandbox off"

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyadv.checker import channel, hints, procs
-from tinyadv.checker.pieces import BACKWARD_NAMES, BY_BACKWARD
+from tinyadv.grader import channel, hints, procs
+from tinyadv.grader.pieces import BACKWARD_NAMES, BY_BACKWARD
 from tinyadv.gradcheck import compare, rel_error
 
 CHECK_TOL = 1e-6

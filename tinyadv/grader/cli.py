@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyadv.checker import isolation, judge, procs, report, sandbox
-from tinyadv.checker.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
+from tinyadv.grader import isolation, judge, procs, report, sandbox
+from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING = 0, 1, 2
 DEFAULT_TIMEOUT = 60.0

@@ -2,7 +2,7 @@
 
 What a child gets
 -----------------
-- A fresh interpreter, ``python -B -m tinyadv.checker.child`` (child.py), started in a new
+- A fresh interpreter, ``python -B -m tinyadv.grader.child`` (child.py), started in a new
   session: the teacher's Ctrl-C and signals to the checker's process group do not reach it,
   and everything it starts can be found (same session) and killed.
 - An empty temporary working folder, an environment cut down to what Python needs (the
@@ -84,7 +84,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyadv.checker import channel, isolation, procs
+from tinyadv.grader import channel, isolation, procs
 
 OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the report
 ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
@@ -174,7 +174,7 @@ class _Runner:
         plan_fd, output_fd, answer_fd = theirs
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-B", "-m", "tinyadv.checker.child", str(answer_fd),
+                [sys.executable, "-B", "-m", "tinyadv.grader.child", str(answer_fd),
                  str(os.getpid()), str(path.resolve())],
                 stdin=plan_fd, stdout=output_fd, stderr=subprocess.STDOUT,
                 pass_fds=(answer_fd,), cwd=workdir, env=_child_environment(workdir),
