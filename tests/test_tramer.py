@@ -254,6 +254,35 @@ def test_interrupted_generation_resumes_and_leaves_no_partial_file(tmp_path, mon
     np.testing.assert_array_equal(again[1], copy[:2])
 
 
+def test_a_second_run_from_the_end_shares_the_work(tmp_path, monkeypatch):
+    """Two runs, one from each end: each skips what the other wrote, and the time left counts
+    the chunks both wrote (a run alone would think it had all the work ahead)."""
+    small = tuple(a[:300] for a in tramer.mnist_uint8("test"))
+    monkeypatch.setattr(tramer, "mnist_uint8", lambda split: small)
+    monkeypatch.setattr(tramer, "CHUNK_IMAGES", 2)
+    x, y = small
+    real = tramer.nearest_transformed
+    key = tramer.search_key("authors", "test")
+    first_run_chunk = os.path.join(tmp_path, f"tramer_authors_test_{key[:16]}", "chunk_00000_00002.npz")
+    calls, lines = [], []
+
+    def meanwhile_the_first_run_writes_chunk_0(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            table = real(x[:2], y[:2], x, y)
+            tramer.save_npz_atomic(first_run_chunk, tramer._table_arrays(table, key))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tramer, "nearest_transformed", meanwhile_the_first_run_writes_chunk_0)
+    index, copy, dist2 = tramer.generate_search_table("authors", "test", limit=6, cache_dir=str(tmp_path),
+                                                      log=lines.append, from_end=True)
+    assert len(calls) == 2  # chunks 4-5 and 2-3; 0-1 came from the other run
+    assert "4 of 6 written" in lines[1] and "6 of 6 written" in lines[2], lines
+    again = real(x[:6], y[:6], x, y)
+    for name, a, b in zip(("index", "copy", "dist2"), again, (index, copy, dist2)):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 # ---- the committed search table of the authors' test set ------------------------------------
 
 def test_committed_table_checksum_and_a_sample_regenerates(test_set):

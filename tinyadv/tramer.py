@@ -672,7 +672,7 @@ def generate_search_table(variant, split, limit=None, cache_dir=None, log=print,
         log(f"tramer: {variant} attack on MNIST {split} (first {n} images): "
             f"{len(tables) - len(todo)} of {len(tables)} chunks already in {folder}")
         pool = prepare_pool(ref_x, ref_y)
-        t0, done = time.perf_counter(), 0
+        t0, total = time.perf_counter(), sum(b - a for _, a, b, _ in todo)
         for slot, start, stop, path in (todo[::-1] if from_end else todo):
             table, _ = _read_table(path, y[start:stop], classes[start:stop], len(ref_x), key)
             if table is not None:  # written meanwhile by another run
@@ -682,12 +682,13 @@ def generate_search_table(variant, split, limit=None, cache_dir=None, log=print,
                                         pool=pool)
             save_npz_atomic(path, _table_arrays(table, key))
             tables[slot] = table
-            done += stop - start
+            # Count what is on disk, not what this run did: a second run (from_end) shares the
+            # work, and the time left is the rate at which chunks appear, from both.
+            done = sum(b - a for _, a, b, p in todo if os.path.exists(p))
             elapsed = time.perf_counter() - t0
-            left = elapsed / done * sum(b - a for _, a, b, _ in todo) - elapsed
-            log(f"tramer: images {start}-{stop - 1} done; {done} of "
-                f"{sum(b - a for _, a, b, _ in todo)} this run in {elapsed:.0f} s, "
-                f"about {left / 60:.1f} min left")
+            left = elapsed / done * (total - done)
+            log(f"tramer: images {start}-{stop - 1} done; {done} of {total} written "
+                f"in {elapsed:.0f} s, about {left / 60:.1f} min left")
     return tuple(np.concatenate([t[i] for t in tables]) for i in range(3))
 
 
