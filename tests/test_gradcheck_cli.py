@@ -447,3 +447,22 @@ def test_command_line_module(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "FAIL relu_backward" in done.stdout and "hint: missing mask" in done.stdout
     assert done.stderr == ""
+
+
+def test_a_reader_that_stops_early_loses_nothing(tmp_path):
+    """`gradcheck ... | head -1`: the reader goes away after the first line; the checker stops
+    printing without a traceback, still grades every file and writes the whole gradebook."""
+    for name in ("a.py", "b.py", "c.py"):
+        write(tmp_path / "class", name, WRONG["relu without its mask"][1])
+    book = tmp_path / "grades.csv"
+    checker = subprocess.Popen([sys.executable, "-m", "tinyadv.gradcheck", str(tmp_path / "class"),
+                                "--report", str(book)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    checker.stdout.readline()
+    checker.stdout.close()  # as `head -1` does
+    stderr = checker.stderr.read()
+    assert checker.wait(timeout=120) == 1, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    rows = gradebook(book)
+    for name in ("a.py", "b.py", "c.py"):
+        assert statuses(rows, name) == {"relu_backward": "fail"}

@@ -14,6 +14,7 @@ when signal n (Ctrl-C: 130) stopped the run -- then no gradebook is written.
 import argparse
 import difflib
 import math
+import os
 import re
 import signal
 import sys
@@ -169,6 +170,40 @@ def _interrupted_message(exc, results):
     return text
 
 
+class _Output:
+    """The stream the report is printed to. If its reader goes away (``gradcheck ... | head``),
+    printing stops quietly and the grading goes on: the gradebook is still written and the
+    exit status still says how the class did."""
+
+    def __init__(self, stream):
+        self.stream, self.reader_gone = stream, False
+
+    def write(self, text):
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._stop()
+        return len(text)
+
+    def flush(self):
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._stop()
+
+    def _stop(self):
+        self.reader_gone = True
+        # Python flushes sys.stdout once more at exit; pointed at /dev/null, that cannot fail.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (AttributeError, OSError, ValueError):  # not a real file (a test's StringIO)
+            pass
+
+
 class _InOrder:
     """Prints each file's block as soon as it and every file before it are done."""
 
@@ -185,7 +220,7 @@ class _InOrder:
 
 def main(argv=None, out=None):
     """Check the files; return the exit status (see the module docstring)."""
-    out = sys.stdout if out is None else out
+    out = _Output(sys.stdout if out is None else out)
     args = _checked_arguments(_parser(), argv)
     files, empty = collect(args.paths)
     for folder in empty:
