@@ -244,3 +244,17 @@ plots.image_grid(
                 [f"towards {t}" for t in authors_target]])
 print(f"authors' variant on the first {N_SHOW} test images: moved towards {authors_target.tolist()} "
       f"from {authors_source.tolist()}; the paper scored its models against the SOURCE label.")
+
+# %% 8. The paper's invariance column: the models on the authors' attack
+# The paper scored its models on the authors' examples against the SOURCE label (so a model that
+# ignores the edit counts as right). Their data loader fed these images to the network as saved,
+# 0..255, while clean images were scaled to [0, 1] and normalised: we score both ways.
+authors_x, _, authors_y = paper_attack.load_attack_set("authors", "test", limit=N_TEST,
+                                                       log=lambda line: None)
+for name, params in models.items():
+    scaled = 100 * np.mean(mlp.predict(params, authors_x / 255.0) == authors_y)
+    as_saved = 100 * np.mean(mlp.predict(params, authors_x) == authors_y)
+    print(f"{name}: keeps the source label on {scaled:.1f}% of the authors' first {N_TEST} test "
+          f"examples scaled to [0, 1], {as_saved:.1f}% fed as saved (0..255)")
+print("The paper printed 85.67 / 82.49 / 87.80 for its three rows; tinyadv's full Table 1 "
+      "(README) scores 87.5-92.9 on this attack, and no row beats its baseline beyond the seed spread.")

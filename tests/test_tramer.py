@@ -285,16 +285,17 @@ def test_a_second_run_from_the_end_shares_the_work(tmp_path, monkeypatch):
 
 # ---- the committed search table of the authors' test set ------------------------------------
 
-def test_committed_table_checksum_and_a_sample_regenerates(test_set):
-    """data/ holds tinyadv's own search result for the authors' variant on the test set: it
+@pytest.mark.parametrize("split, rows", [("test", [0, 4321, 9999]), ("train", [0, 31415, 59999])])
+def test_committed_table_checksum_and_a_sample_regenerates(split, rows, test_set, train_set):
+    """data/ holds tinyadv's own search result for the authors' variant on each split: it
     must match its checksum, and rows searched again now must come out identical."""
-    path = tramer.committed_table_path("authors", "test")
+    path = tramer.committed_table_path("authors", split)
     with open(path, "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == tramer.COMMITTED[("authors", "test")][1]
-    index, copy, dist2 = tramer.load_search_table("authors", "test", log=lambda line: None)
-    assert index.shape == copy.shape == dist2.shape == (10000, 10)
-    x, y = test_set
-    rows = np.array([0, 4321, 9999])
+        assert hashlib.sha256(f.read()).hexdigest() == tramer.COMMITTED[("authors", split)][1]
+    index, copy, dist2 = tramer.load_search_table("authors", split, log=lambda line: None)
+    x, y = test_set if split == "test" else train_set
+    assert index.shape == copy.shape == dist2.shape == (len(x), 10)
+    rows = np.array(rows)
     again = tramer.nearest_transformed(x[rows], y[rows], x, y)
     for name, a, b in zip(("index", "copy", "dist2"), again, (index, copy, dist2)):
         np.testing.assert_array_equal(a, b[rows], err_msg=name)
