@@ -283,7 +283,7 @@ def test_a_second_run_from_the_end_shares_the_work(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-# ---- the committed search table of the authors' test set ------------------------------------
+# ---- the committed search tables of the authors' variant (both splits) -------------------------
 
 @pytest.mark.parametrize("split, rows", [("test", [0, 4321, 9999]), ("train", [0, 31415, 59999])])
 def test_committed_table_checksum_and_a_sample_regenerates(split, rows, test_set, train_set):
