@@ -44,10 +44,11 @@ LAYERS = (
 )
 PRELU_LAYERS = ("conv1", "conv2", "fc1", "fc2")  # the layers followed by a PReLU
 PRELU_INIT = 0.25  # PyTorch's nn.PReLU() default
-# Which convolution of tinyadv/fast/conv.py each block uses, chosen by timing both on this
-# network (a 25-long patch for conv1; 32 -> 64 channels for conv2, where the Fourier
-# transform needs 5 times fewer operations).
-CONV_METHOD = {"conv1": "im2col", "conv2": "fft"}
+# Which convolution of tinyadv/fast/conv.py each block uses, chosen by timing them on this
+# network: im2col for conv1 (1 -> 32 channels, a 25-long patch); for conv2 (32 -> 64) im2col's
+# forward and the Fourier transforms' backward, which needs 5 times fewer operations than
+# im2col's two products and no col2im.
+CONV_METHOD = {"conv1": "im2col", "conv2": "im2col/fft"}
 
 
 def init_params(rng, dtype=np.float32, input_norm=None):

@@ -12,7 +12,7 @@ runs (Wo * N * C numbers), so every copy and every elementwise operation below m
 runs rather than C numbers at a time; and the Fourier transforms over the two leading axes
 run over N * C contiguous signals at once. ``to_hwnc`` and ``from_hwnc`` convert.
 
-Two convolutions, chosen per layer by measuring (cnn.py says which each layer uses):
+Two convolutions, and their mix, chosen per layer by measuring (cnn.CONV_METHOD):
 
 - ``conv2d_im2col_*``: im2col -- every k x k patch laid out as a column -- then one matrix
   product per layer with all F filters; its backward is two products and a col2im (the
@@ -57,52 +57,72 @@ def _check_conv(x, W):
                          f"input ({x.shape[0]} x {x.shape[1]}); no padding is added")
 
 
-def conv2d_im2col_forward(x, W):
+def conv2d_im2col_forward(x, W, keep_patches=True):
     """layers.conv2d_forward without the bias, as one matrix product (im2col), in (H, W, N, C).
 
-    For each kernel offset (u, v) the block x[u:u + Ho, v:v + Wo] holds, for every output
-    position, the input pixel that meets W[:, :, u, v]. Stacking the k*k blocks gives the
-    patch matrix
+    Every k x k x C patch of the input becomes one row of a patch matrix, and the whole layer
+    is one product with the filters laid out as a (k*k*C, F) matrix,
 
-        cols[(u, v, c), (i, j, n)] = x[i + u, j + v, n, c]            (k*k*C, Ho*Wo*N)
+        cols[(n, i, j), (u, v, c)] = x[i + u, j + v, n, c]            (N*Ho*Wo, k*k*C)
+        W_m[(u, v, c), f] = W[f, c, u, v]                            (k*k*C, F)
+        z = cols @ W_m                                               (N*Ho*Wo, F)
 
-    and the whole layer is one product, z = cols^T @ W_m with W_m[(u, v, c), f] =
-    W[f, c, u, v]. What differs from the reference: k*k block copies and one product
-    instead of Ho*Wo small products; the cost is a patch matrix k*k times the input's size
-    (kept for the backward's dW).
+    What differs from the reference: one product instead of Ho*Wo small ones, at the cost
+    of the patch matrix, k*k times the input's size. How it is copied depends on C:
+
+    - C > 1: the input is first copied to (N, H, W, C), where row u of a patch,
+      x[n, i + u, j:j + k, :], is k*C contiguous numbers; the patch matrix is a strided view
+      of it (``as_strided``, read only) whose copy moves those runs whole.
+    - C = 1: the k*k shifted blocks x[u:u + Ho, v:v + Wo] -- each a run of Wo*N numbers per
+      row in (H, W, N) -- are copied as the rows of the transposed patch matrix
+      (k*k, Ho*Wo*N), and z = cols^T @ W_m comes out directly in (Ho, Wo, N, F). (A 5-long
+      patch row would be too short a run to copy fast.)
 
     Parameters
     ----------
     x : (H, W, N, C)
     W : (F, C, k, k)
+    keep_patches : keep the patch matrix for the backward (False: a backward that does not
+        use it, conv2d_fft_backward, follows; see CONVOLUTIONS)
 
     Returns
     -------
     z : (H - k + 1, W - k + 1, N, F), without the bias
-    cache : for conv2d_im2col_backward
+    cache : for conv2d_im2col_backward (or conv2d_fft_backward when keep_patches is False)
     """
     _check_conv(x, W)
     H, Wd, N, C = x.shape
     F, _, kh, kw = W.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
-    cols = np.empty((kh, kw, C, Ho, Wo, N), dtype=np.result_type(x, W))
-    for u in range(kh):
-        for v in range(kw):
-            cols[u, v] = np.moveaxis(x[u:u + Ho, v:v + Wo], -1, 0)  # (C, Ho, Wo, N)
-    cols = cols.reshape(kh * kw * C, Ho * Wo * N)
-    W_m = W.transpose(2, 3, 1, 0).reshape(kh * kw * C, F)  # rows in cols' (u, v, c) order
-    z = cols.T @ W_m  # (Ho*Wo*N, F)
-    return z.reshape(Ho, Wo, N, F), (cols, W_m, x.shape, W.shape)
+    W_m = W.transpose(2, 3, 1, 0).reshape(kh * kw * C, F)  # rows in the patches' (u, v, c) order
+    if C == 1:
+        cols = np.empty((kh, kw, Ho, Wo, N), dtype=x.dtype)
+        for u in range(kh):
+            for v in range(kw):
+                cols[u, v] = x[u:u + Ho, v:v + Wo, :, 0]  # (Ho, Wo, N)
+        cols = cols.reshape(kh * kw, Ho * Wo * N)  # the transposed patch matrix
+        z = (cols.T @ W_m).reshape(Ho, Wo, N, F)  # rows (i, j, n): already (Ho, Wo, N, F)
+    else:
+        x_nhwc = np.ascontiguousarray(x.transpose(2, 0, 1, 3))  # (N, H, W, C)
+        s = x_nhwc.strides
+        cols = np.lib.stride_tricks.as_strided(  # (N, Ho, Wo, k, k*C): patch (n, i, j), row u
+            x_nhwc, (N, Ho, Wo, kh, kw * C), (s[0], s[1], s[2], s[1], s[3]), writeable=False)
+        cols = cols.reshape(N * Ho * Wo, kh * kw * C)  # the copy
+        z = (cols @ W_m).reshape(N, Ho, Wo, F)
+        z = np.ascontiguousarray(z.transpose(1, 2, 0, 3))  # (Ho, Wo, N, F)
+    if not keep_patches:
+        return z, (None, None, x, W)
+    return z, (cols, W_m, x.shape, W.shape)
 
 
 def conv2d_im2col_backward(dz, cache, need_dx=True, need_dW=True):
     """layers.conv2d_backward's dx and dW (db: see conv_prelu_pool_backward) for
     conv2d_im2col_forward, as two matrix products and a col2im.
 
-        dW_m = cols @ dz                      (k*k*C, F): the sum over the batch and the
-                                              positions is the product's sum over (i, j, n)
-        dcols = W_m @ dz^T                    (k*k*C, Ho*Wo*N): each patch's gradient
-        dx[u:u + Ho, v:v + Wo] += dcols[(u, v)]   for every (u, v): col2im, the patches put
+        dW_m = cols^T @ dz                    (k*k*C, F): the sum over the batch and the
+                                              positions is the product's sum over (n, i, j)
+        dcols = dz @ W_m^T                    (N*Ho*Wo, k*k*C): each patch's gradient
+        dx[i + u, j + v] += dcols[(i, j), (u, v)]   for every (u, v): col2im, the patches put
                                               back where im2col took them, overlaps added
 
     Parameters
@@ -120,17 +140,30 @@ def conv2d_im2col_backward(dz, cache, need_dx=True, need_dW=True):
     H, Wd, N, C = x_shape
     F, _, kh, kw = W_shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
-    dz = np.ascontiguousarray(dz).reshape(Ho * Wo * N, F)
-    dW = None
-    if need_dW:
-        dW = (cols @ dz).reshape(kh, kw, C, F).transpose(3, 2, 0, 1)  # (F, C, k, k)
-    if not need_dx:
-        return None, dW
-    dcols = (W_m @ dz.T).reshape(kh, kw, C, Ho, Wo, N)
-    dx = np.zeros(x_shape, dtype=dcols.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            dx[u:u + Ho, v:v + Wo] += np.moveaxis(dcols[u, v], 0, -1)  # (Ho, Wo, N, C)
+    dx = dW = None
+    if C == 1:  # cols is the transposed patch matrix, its columns in (i, j, n) order
+        dz = np.ascontiguousarray(dz).reshape(Ho * Wo * N, F)
+        if need_dW:
+            dW = cols @ dz  # (k*k, F)
+        if need_dx:
+            dcols = (W_m @ dz.T).reshape(kh, kw, Ho, Wo, N)
+            dx = np.zeros(x_shape, dtype=dcols.dtype)
+            for u in range(kh):
+                for v in range(kw):
+                    dx[u:u + Ho, v:v + Wo, :, 0] += dcols[u, v]
+    else:  # cols' rows in (n, i, j) order
+        dz = np.ascontiguousarray(dz.transpose(2, 0, 1, 3)).reshape(N * Ho * Wo, F)
+        if need_dW:
+            dW = cols.T @ dz  # (k*k*C, F)
+        if need_dx:
+            dcols = (dz @ W_m.T).reshape(N, Ho, Wo, kh, kw, C)
+            dx = np.zeros((N, H, Wd, C), dtype=dcols.dtype)
+            for u in range(kh):
+                for v in range(kw):
+                    dx[:, u:u + Ho, v:v + Wo] += dcols[:, :, :, u, v]
+            dx = np.ascontiguousarray(dx.transpose(1, 2, 0, 3))  # (H, W, N, C)
+    if dW is not None:
+        dW = dW.reshape(kh, kw, C, F).transpose(3, 2, 0, 1)  # (F, C, k, k)
     return dx, dW
 
 
@@ -153,7 +186,12 @@ def conv2d_fft_forward(x, W):
     im2col -- for 12 x 12 inputs, 32 -> 64 channels and a 5 x 5 kernel, 84 x 4 = 336 against
     8 x 8 x 25 = 1600 per (n, c, f), 5 times fewer -- plus the transforms, O(HW log HW) per
     image and channel. And the rounding: each output carries the float32 rounding of the
-    transforms, ~1e-7 of the layer's largest output rather than of its own size.
+    transforms, ~1e-7 of the layer's largest output rather than of its own size. Outputs
+    that the reference computes equal (two identical patches, as in an image's blank
+    border) can therefore differ in their last bits, and a pooling window then routes its
+    gradient to whichever rounded up -- not to the first, as the reference does. This is why
+    the CNN computes its forward with im2col and only its backward with the transforms
+    ("im2col/fft" in CONVOLUTIONS): the backward routes nothing.
 
     Parameters
     ----------
@@ -162,21 +200,29 @@ def conv2d_fft_forward(x, W):
 
     Returns
     -------
-    z : (H - k + 1, W - k + 1, N, F), without the bias (a view into a (H, W', N, F) array)
+    z : (H - k + 1, W - k + 1, N, F), without the bias
     cache : for conv2d_fft_backward
     """
     _check_conv(x, W)
     H, Wd, N, C = x.shape
     F, _, kh, kw = W.shape
     Ho, Wo = H - kh + 1, Wd - kw + 1
-    x_hat = scipy.fft.rfft2(x, axes=(0, 1))  # (H, Wf, N, C), Wf = W // 2 + 1
+    x_hat, W_hat = _transforms(x, W)  # (H, Wf, N, C), (H, Wf, C, F); Wf = W // 2 + 1
     Wf = x_hat.shape[1]
-    W_hat = scipy.fft.rfft2(W.transpose(2, 3, 1, 0), s=(H, Wd), axes=(0, 1))  # (H, Wf, C, F)
     z_hat = x_hat.reshape(H * Wf, N, C) @ W_hat.reshape(H * Wf, C, F).conj()  # (H*Wf, N, F)
     # The inverse transform, one axis at a time so that only the Ho rows kept are finished.
     z = scipy.fft.ifft(z_hat.reshape(H, Wf, N, F), axis=0)[:Ho]
     z = scipy.fft.irfft(z, n=Wd, axis=1)[:, :Wo]  # (Ho, Wo, N, F)
-    return z, (x_hat, W_hat, x.shape, W.shape)
+    return z, (x_hat, W_hat, x, W)
+
+
+def _transforms(x, W):
+    """x_hat (H, W // 2 + 1, N, C) and W_hat (H, W // 2 + 1, C, F): the 2-d real Fourier
+    transforms over the input's H x W grid, W zero-padded to it."""
+    H, Wd = x.shape[:2]
+    x_hat = scipy.fft.rfft2(x, axes=(0, 1))
+    W_hat = scipy.fft.rfft2(W.transpose(2, 3, 1, 0), s=(H, Wd), axes=(0, 1))
+    return x_hat, W_hat
 
 
 def conv2d_fft_backward(dz, cache, need_dx=True, need_dW=True):
@@ -191,15 +237,19 @@ def conv2d_fft_backward(dz, cache, need_dx=True, need_dW=True):
             dx_hat[w, n, c] = sum_f dz_hat[w, n, f] W_hat[w, c, f]
 
     Neither wraps around on the grid (dz is zero past Ho, W past k), so both are exact.
-    ``need_dx`` and ``need_dW`` as in conv2d_im2col_backward.
+    ``need_dx`` and ``need_dW`` as in conv2d_im2col_backward. The cache may come from
+    conv2d_im2col_forward(..., keep_patches=False): the transforms of x and W are then
+    computed here.
 
     Returns
     -------
     (dx (H, W, N, C) or None, dW (F, C, k, k) or None)
     """
-    x_hat, W_hat, x_shape, W_shape = cache
-    H, Wd, N, C = x_shape
-    F, _, kh, kw = W_shape
+    x_hat, W_hat, x, W = cache
+    if x_hat is None:
+        x_hat, W_hat = _transforms(x, W)
+    H, Wd, N, C = x.shape
+    F, _, kh, kw = W.shape
     Wf = x_hat.shape[1]
     dz_hat = scipy.fft.rfft2(dz, s=(H, Wd), axes=(0, 1)).reshape(H * Wf, N, F)  # pads with 0
     dW = None
@@ -215,8 +265,16 @@ def conv2d_fft_backward(dz, cache, need_dx=True, need_dW=True):
     return dx, dW
 
 
+def _im2col_forward_for_fft(x, W):
+    return conv2d_im2col_forward(x, W, keep_patches=False)
+
+
+# The convolutions a block can use: (forward, backward). "im2col/fft": im2col's forward
+# (outputs bit for bit those of a direct product, so exact ties stay ties for the pooling)
+# with the Fourier transforms' backward (no patch matrix kept, no col2im).
 CONVOLUTIONS = {"im2col": (conv2d_im2col_forward, conv2d_im2col_backward),
-                "fft": (conv2d_fft_forward, conv2d_fft_backward)}
+                "fft": (conv2d_fft_forward, conv2d_fft_backward),
+                "im2col/fft": (_im2col_forward_for_fft, conv2d_fft_backward)}
 
 
 def _windows(z, rows, cols):
