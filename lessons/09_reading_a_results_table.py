@@ -75,7 +75,8 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
-from tinyadv import data, paper, plots  # noqa: E402
+from tinyadv import data, plots  # noqa: E402
+from tinyadv.lab import paper  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 09: reading a results table",
                            default_out=os.path.join(HERE, "out"))

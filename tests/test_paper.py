@@ -3,7 +3,8 @@ import hashlib
 
 import pytest
 
-from tinyadv import data, paper
+from tinyadv import data
+from tinyadv.lab import paper
 
 
 @pytest.fixture(scope="module")

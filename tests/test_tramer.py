@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tinyadv import data, tramer
+from tinyadv import data
+from tinyadv.lab import tramer
 
 
 @pytest.fixture(scope="module")
