@@ -140,7 +140,7 @@ print(f"   what it seems to say: + MLS + MLI beats the Baseline on invariance by
 # accuracies of each (data/ovalle2022_logs/README.md). The mean and the *sample* standard
 # deviation (divide by n - 1 = 2) of each configuration, computed here by hand; paper.audit
 # finds, by searching the logs, which run each printed row is.
-logs = data.load_author_logs()
+logs = paper.load_author_logs()
 runs = {}  # config -> column -> the three runs, in run order
 for r in sorted(logs, key=lambda r: (r["config"], r["run"])):
     for c in COLS:

@@ -1,4 +1,4 @@
-"""What reproduce and sweep share (tinyadv/experiments.py): when a saved run may be reused,
+"""What reproduce and sweep share (tinyadv/lab/experiments.py): when a saved run may be reused,
 and how a command ends when it is stopped."""
 import dataclasses
 import json

@@ -341,8 +341,9 @@ AGREE = dict(rtol=1e-10, atol=1e-13)  # float64: the two round apart by ~1e-16, 
        negatives=st.sampled_from(["hardest", "random"]),
        lambdas=st.tuples(st.floats(0.1, 2.0), st.floats(0.1, 2.0), st.floats(0.01, 0.5)),
        margin=st.floats(0.0, 0.5))
-def test_fast_objective_agrees_with_the_readable_one(seed, sizes, n, embed_dim, adversarial, ce_on, sens,
-                                             inv, norm, negatives, lambdas, margin):
+def test_fast_objective_agrees_with_the_readable_one(seed, sizes, n, embed_dim, adversarial,
+                                                    ce_on, sens, inv, norm, negatives, lambdas,
+                                                    margin):
     """Every TrainConfig combination that reaches the objective: embed_dim 0 or k, CE on
     clean + FGSM or FGSM alone (or clean only, without FGSM images), each triplet on or off,
     MLI negatives from the anchors (source) or brought along (oracle), the norm term, hardest

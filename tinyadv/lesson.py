@@ -4,6 +4,8 @@ import os
 
 from .fast.memory import keep_freed_memory
 
+__all__ = ["lesson_options"]
+
 
 def lesson_options(description, default_out):
     """Parse ``--out DIR`` and ``--fast`` (or TINYADV_FAST=1); create the output folder.

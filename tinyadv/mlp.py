@@ -26,6 +26,10 @@ import numpy as np
 
 from .layers import linear_backward, linear_forward, relu_backward, relu_forward
 
+__all__ = ["init_params", "forward", "backward", "predict", "embed", "input_norm_forward",
+           "input_norm_backward", "num_layers", "num_classes", "embedding_width", "has_input_norm",
+           "has_embedding_layer", "trainable_keys", "without_input_norm", "INITS", "INPUT_NORMS"]
+
 
 INITS = ("uniform", "he")
 EMBED_KEYS = ("W_emb", "b_emb")  # the optional linear embedding layer's parameters

@@ -202,7 +202,8 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         triplet_inv, norm, total; active_sens and active_inv (the fraction of triplets whose
         hinge is > 0); clean_accuracy (of the anchors, before the step)
     """
-    terms = check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on)
+    terms = check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv,
+                            lambda_norm, ce_on)
     images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
     groups = stacked_groups(terms)  # e.g. ["anchor", "adv", "inv"]
     n = x.shape[0]

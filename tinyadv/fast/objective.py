@@ -33,13 +33,13 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
 
     - ``anchor_forward``: training runs the anchors through the network for FGSM anyway, so
       it passes that forward in; only the other groups then go through the network, and
-      ``stack_forwards`` (fast/mlp.py) joins the two into the concatenated pass's cache. One forward
-      of N rows saved per step (69 of the full step's 611 MFLOP).
+      ``stack_forwards`` (fast/mlp.py) joins the two into the concatenated pass's cache.
+      One forward of N rows saved per step (69 of the full step's 611 MFLOP).
     - Each group's row norms ||h_i|| are computed once and handed to the negative mining,
       both triplets and the norm term, which would otherwise recompute the anchors' six times.
     - Gradients are added straight into one (rows, K) array, and the negatives' scatter-add
-      straight into its anchor rows (``gather_rows_backward(..., out=)``): no per-group
-      arrays to stack again before the backward.
+      straight into its anchor rows (``gather_rows_backward(..., out=)``, fast/layers.py): no
+      per-group arrays to stack again before the backward.
     - When the anchors' rows carry no gradient (CE on FGSM images only and no triplet: the
       authors' baseline) the backward skips them: a third fewer rows in every weight-gradient
       product. The sums lose only exact zeros (bit for bit the same with OpenBLAS here;
@@ -55,7 +55,8 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     loss, grads, terms : as ``tinyadv.objective.objective``. ce_clean is reported even when it is
         not trained on.
     """
-    terms = check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on)
+    terms = check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv,
+                            lambda_norm, ce_on)
     images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
     groups = stacked_groups(terms)
     n = x.shape[0]

@@ -79,6 +79,9 @@ from ..fast.nearest import label_flip
 from ..optim import make_optimizer
 from ..train import PRESETS, draw_batch, model_config, preset_config, train_step
 
+__all__ = ["run", "main", "format_report", "step_flops", "performed_flops", "pass_flops",
+           "gemm_gflops", "summary", "peak_rss_mb"]
+
 GEMM_SIZE = 2048  # n for the n x n x n ceiling product: large enough for BLAS to peak
 
 

@@ -39,6 +39,11 @@ from ..train import PRESETS, TrainConfig, train
 from . import invariance_cache
 from .runner import WorkerError, run_in_workers
 
+__all__ = ["Evaluation", "Run", "run_many", "run_command", "run_key", "check_saved_run",
+           "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
+           "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "estimated_cost",
+           "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST", "RECORD_FORMAT"]
+
 FULL_TRAIN, FULL_TEST = 60000, 10000
 # Workers run BLAS on one thread each: two runs at once use both cores, and a run's numbers
 # do not depend on --jobs (a product's rounding can depend on how BLAS splits it).

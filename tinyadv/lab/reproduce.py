@@ -48,6 +48,9 @@ from ..train import MODELS, PRESETS, TrainConfig, model_config, preset_config
 from . import experiments, paper
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
 
+__all__ = ["main", "reproduce", "parse_args", "run_name", "table1_runs", "summarise", "figure1",
+           "with_authors_attack", "QUICK"]
+
 QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
 # Fields each Table 1 row sets itself; --set may not change them (python -m tinyadv.sweep can).
 ROW_FIELDS = sorted({name for row in MODELS.values() for name in row})
@@ -277,7 +280,7 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
 
     names = {(run.labels["model"], run.labels["seed"]): run.name for run in runs}
     table = summarise(records, seeds, names)
-    audit = paper.audit(data.load_author_logs())
+    audit = paper.audit(paper.load_author_logs())
     X_test, y_test = data.load_mnist("test")
     X_test, y_test = X_test[:evaluation.test_images], y_test[:evaluation.test_images]
     ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,

@@ -31,6 +31,8 @@ import traceback
 from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 
+__all__ = ["run_in_workers", "WorkerError", "GRACE_SECONDS"]
+
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 GRACE_SECONDS = 1.0  # after SIGTERM, how long a worker may take to exit before SIGKILL
 CHECK_SECONDS = 0.5  # how often the parent, waiting for results, checks that workers live

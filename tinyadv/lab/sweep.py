@@ -41,6 +41,9 @@ from ..train import MODELS, TrainConfig, preset_config
 from . import experiments
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
 
+__all__ = ["main", "run_sweep", "parse_args", "parse_grid", "grid_settings", "run_values",
+           "change", "summarise", "DEFAULT_AXES", "QUICK_AXES", "QUICK", "SETTING_COLUMNS"]
+
 DEFAULT_AXES = {"embed_dim": [0, 4], "margin": [0.05, 0.5], "lambda_inv": [0.5, 2.0, 8.0]}
 QUICK_AXES = {"embed_dim": [0, 4], "margin": [0.5], "lambda_inv": [2.0]}
 QUICK = dict(train_size=5000, test_size=1000, epochs=2)

@@ -48,6 +48,14 @@ from .. import data
 from ..fileio import atomic_path, save_npz_atomic
 from ..validate import NUM_CLASSES
 
+__all__ = ["tramer_attack", "load_attack_set", "verify_published", "generate_search_table",
+           "load_search_table", "write_committed_table", "committed_table_path",
+           "nearest_transformed", "nearest_transformed_reference", "transform_copies",
+           "transform_copies_reference", "examples_from_neighbours", "linf_step",
+           "tramer_removed_ink", "authors_rank", "inverse_transform", "searched_classes",
+           "mnist_uint8", "search_key", "main", "VARIANTS", "SPLITS", "GRID", "TRAMER_TARGETS",
+           "COMMITTED", "DEFAULT_CACHE_DIR"]
+
 SIDE = 28
 PIXELS = SIDE * SIDE
 SHIFTS = np.linspace(-3, 3, 5)  # pixels, for tx (rows) and ty (columns)
@@ -622,7 +630,7 @@ def _read_table(path, y, classes, num_ref, key, expected_sha256=None):
         return None, "missing"
     try:
         if expected_sha256 is not None:
-            payload = data._read_verified(path, expected_sha256, decompress=False)
+            payload = data.read_verified(path, expected_sha256, decompress=False)
         else:
             with open(path, "rb") as f:
                 payload = f.read()
