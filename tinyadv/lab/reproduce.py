@@ -275,7 +275,9 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
                      "paper": paper.PAPER}
     write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
     log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
-    records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
+    records = experiments.obtain_records(runs, evaluation, runs_dir, args, log)
+    if records is None:  # --shard: this shard's runs are trained; no table
+        return
     records = with_authors_attack(records, runs, runs_dir, evaluation, log)
 
     names = {(run.labels["model"], run.labels["seed"]): run.name for run in runs}

@@ -364,7 +364,9 @@ def run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started):
                      "evaluation": evaluation.to_dict(),
                      "settings": {s.name: c.to_dict() for s, c in settings}}
     write_text_atomic(os.path.join(args.out, "config.json"), json.dumps(config_record, indent=1))
-    records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
+    records = experiments.obtain_records(runs, evaluation, runs_dir, args, log)
+    if records is None:  # --shard: this shard's runs are trained; no table
+        return
     summary = summarise(settings, records, seeds)
     sweep_figure(summary, os.path.join(args.out, "sweep.png"))
     wall = time.perf_counter() - started
