@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinyadv import experiments, reproduce
+from tinyadv.lab import experiments, reproduce
 from tinyadv.evaluate import AUTHORS_KEYS
 from tinyadv.train import preset_config
 
@@ -265,3 +265,56 @@ def test_the_mli_generator_names_only_the_runs_that_use_it():
         twin = next((r for r in runs if r.name == run.name), None)
         if twin is not None:
             assert experiments.run_key(twin, evaluation) == experiments.run_key(run, evaluation)
+
+
+# ---- sharding: N machines share --out, then one --merge builds the table -----------------
+
+def test_two_shards_then_a_merge_give_the_unsharded_table_bit_for_bit(tiny_run, tmp_path, capsys):
+    args = TINY + ["--seeds", "0", "1", "--out", str(tmp_path)]
+    code, out = run(args + ["--shard", "0/2"], capsys)
+    assert code == 0 and not (tmp_path / "table1.json").exists()  # a shard writes no table
+    assert "shard 0/2: 4 of 8 runs" in out and "4 of 8 runs saved" in out
+    code = reproduce.main(args + ["--merge"])  # half the runs: nothing is written
+    err = capsys.readouterr().err
+    assert code == 1 and not (tmp_path / "table1.json").exists()
+    assert "4 of 8 runs are not saved" in err and "baseline+mls__seed1 (missing" in err
+    assert run(args + ["--shard", "1/2"], capsys)[0] == 0
+    code, out = run(args + ["--merge"], capsys)
+    assert code == 0 and "to train" not in out
+    merged = json.loads((tmp_path / "table1.json").read_text())["table"]
+    assert merged == json.loads((tiny_run / "table1.json").read_text())["table"]
+    def tables(folder):  # the markdown but its last line, the wall time of the invocation
+        return [line for line in (folder / "table1.md").read_text().splitlines()
+                if not line.startswith("Wall time")]
+    assert tables(tmp_path) == tables(tiny_run)
+
+
+def test_a_merge_refuses_shards_trained_with_another_configuration(tmp_path, capsys):
+    args = TINY + ["--seeds", "0", "--out", str(tmp_path)]
+    assert run(args + ["--shard", "0/2"], capsys)[0] == 0
+    other = [a if a != "1" else "2" for a in TINY] + ["--seeds", "0", "--out", str(tmp_path)]
+    assert other != args and run(other + ["--shard", "1/2"], capsys)[0] == 0  # --epochs 2
+    code = reproduce.main(args + ["--merge"])
+    err = capsys.readouterr().err
+    assert code == 1 and not (tmp_path / "table1.json").exists()
+    assert "2 of 4 runs are not saved" in err and "different config" in err
+
+
+def test_shard_assignment_is_fixed_and_covers_every_run_once():
+    runs = reproduce.table1_runs(preset_config("default"), [0, 1, 2], "default")
+    shards = [experiments.shard_of(runs, (k, 5)) for k in range(5)]
+    assert sorted(r.name for s in shards for r in s) == sorted(r.name for r in runs)
+    assert [r.name for r in shards[1]] == [runs[1].name, runs[6].name, runs[11].name]
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--shard", "2/2"], "K/N"), (["--shard", "1"], "K/N"), (["--shard", "a/b"], "K/N"),
+    (["--shard", "0/0"], "K/N"), (["--shard", "-1/3"], "K/N"),
+    (["--shard", "0/2", "--merge"], "not allowed with"),
+])
+def test_bad_shard_flags_exit_2_with_usage(flags, words, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        reproduce.main(TINY + flags + ["--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage" in err and words in err

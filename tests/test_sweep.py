@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tinyadv import sweep
-from tinyadv.reproduce import COLUMNS
+from tinyadv.lab import sweep
+from tinyadv.lab.reproduce import COLUMNS
 from tinyadv.train import preset_config
 
 BASE = preset_config("default")
@@ -147,6 +147,18 @@ def test_quick_rerun_reuses_every_run_and_gives_the_same_numbers(quick, capsys):
     out = capsys.readouterr().out
     assert "reusing 6 saved run(s)" in out and "to train" not in out
     assert json.loads((quick / "sweep.json").read_text())["settings"] == before
+
+
+def test_three_shards_then_a_merge_give_the_unsharded_sweep(quick, tmp_path, capsys):
+    args = ["--quick", "--out", str(tmp_path)]
+    for k in range(3):
+        assert sweep.main(args + ["--shard", f"{k}/3"]) == 0
+        assert not (tmp_path / "sweep.json").exists()  # a shard writes no table
+    assert "shard 2/3: 2 of 6 runs" in capsys.readouterr().out
+    assert sweep.main(args + ["--merge"]) == 0
+    assert "to train" not in capsys.readouterr().out
+    merged = json.loads((tmp_path / "sweep.json").read_text())["settings"]
+    assert merged == json.loads((quick / "sweep.json").read_text())["settings"]
 
 
 def test_quick_rerun_trains_a_damaged_run_again_and_says_why(quick, tmp_path, capsys):

@@ -30,6 +30,10 @@ from .mlp import (INPUT_NORMS, NORM_KEYS, has_input_norm, input_norm_backward,  
                   input_norm_forward, trainable_keys, without_input_norm)
 from .validate import check_array
 
+__all__ = ["LAYERS", "PRELU_LAYERS", "CONV_METHOD", "init_params", "is_cnn", "num_classes",
+           "embedding_width", "forward", "backward", "predict", "embed", "has_input_norm",
+           "trainable_keys", "without_input_norm", "INPUT_NORMS"]
+
 IMAGE_SIDE = 28  # MNIST: 28 x 28 pixels, one channel
 # (name, weight shape, fan_in) of every layer with weights, in the order the forward uses
 # them; fan_in = C*k*k for a convolution. Linear weights are stored (fan_in, fan_out), as

@@ -1,6 +1,15 @@
-"""Speed: functions that compute what a readable function of the core computes, with fewer and
-larger array operations. Each one's docstring names the core function it replaces and says
-what it does differently and why; the tests hold each equal to its core function in float64.
-Read the core first (layers.py, cnn.py, ...); come here to see how the same numbers are
-produced fast enough to train on.
+"""Speed, kept apart from the paper's code so that the readable version stays readable.
+
+Each function here computes what a function of the core computes (its docstring names it)
+with less work, and says what it does differently and why; a test holds the two equal.
+Training calls these; the lessons teach from the core.
+
+    objective   Eq. 2 reusing FGSM's forward of the anchors (objective.objective)
+    mlp         stack_forwards: the forward of a stacked batch from two forwards
+    layers      the gather's scatter-add, added in place (layers.gather_rows_backward)
+    nearest     the nearest-neighbour search for all of MNIST (invariance.nearest_by_class)
+    memory      the C allocator's setting for a process that trains
+    conv        the CNN's convolution, pooling and PReLU (layers.conv2d_*, maxpool2d_*,
+                prelu_*): im2col, Fourier transforms, pooling before the PReLU
+    cnn         the CNN's stack_forwards, and the backward that reads its stacked cache
 """

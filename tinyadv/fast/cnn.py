@@ -14,6 +14,8 @@ import numpy as np
 
 from .. import cnn
 
+__all__ = ["stack_forwards", "backward"]
+
 
 def stack_forwards(first, second, inputs=None):
     """The forward of the stacked batch [x_a; x_b] from the forwards of x_a and x_b.

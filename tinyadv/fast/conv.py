@@ -32,6 +32,8 @@ import scipy.fft
 
 from .. import layers
 
+__all__ = ["to_hwnc", "from_hwnc", "conv2d_im2col_forward", "conv2d_im2col_backward", "conv2d_fft_forward", "conv2d_fft_backward", "CONVOLUTIONS", "conv_prelu_pool_forward", "conv_prelu_pool_backward"]
+
 
 def to_hwnc(x):
     """(N, C, H, W) -> (H, W, N, C), a contiguous copy."""

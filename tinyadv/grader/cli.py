@@ -25,6 +25,8 @@ import numpy as np
 from tinyadv.grader import isolation, judge, procs, report, sandbox
 from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 
+__all__ = ["main", "collect", "parse_memory"]
+
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING = 0, 1, 2
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = "2G"

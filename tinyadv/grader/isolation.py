@@ -42,6 +42,8 @@ import sys
 
 from tinyadv.grader import landlock, procs
 
+__all__ = ["MODES", "plan", "policy", "offered", "summary_line", "shut_in", "python_folders"]
+
 MODES = ("auto", "require", "off")
 OFF_LABEL = "process-only: --sandbox off"
 CONTAINED = ("each file reads only Python's library, NumPy, tinyadv and itself, writes only "

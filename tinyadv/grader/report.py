@@ -16,6 +16,9 @@ import json
 from tinyadv.grader.judge import clean
 from tinyadv.fileio import write_text_atomic
 
+__all__ = ["print_file", "verdict", "print_summary", "gradebook_text", "write_gradebook",
+           "gradescope_json", "write_gradescope", "GRADEBOOK_COLUMNS"]
+
 GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint", "isolation")
 OUTPUT_LINES = 12  # lines of a submission's own output shown in its block
 LINE_CHARS = 160

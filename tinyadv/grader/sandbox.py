@@ -86,6 +86,8 @@ from pathlib import Path
 
 from tinyadv.grader import channel, isolation, procs
 
+__all__ = ["Run", "Limits", "Interrupted", "run_all", "WATCHED_SIGNALS", "OUTPUT_KEEP"]
+
 OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the report
 ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
 POLL_SECONDS = 0.05

@@ -21,20 +21,30 @@ by side do more work per second than one run whose small matrix products are spl
 both cores -- and a run's arithmetic is the same whatever the number of workers, so the
 numbers do not depend on ``jobs``.
 """
+import argparse
 import hashlib
 import json
 import os
 import signal
+import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data, evaluate, invariance, objective
-from .fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
-from .runner import WorkerError, keep_freed_memory, run_in_workers
-from .train import PRESETS, TrainConfig, train
+from .. import data, evaluate, objective
+from ..fast import nearest
+from ..fast.memory import keep_freed_memory
+from ..fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
+from ..train import PRESETS, TrainConfig, train
+from . import invariance_cache
+from .runner import WorkerError, run_in_workers
+
+__all__ = ["Evaluation", "Run", "run_many", "obtain_records", "saved_records", "shard_of",
+           "MissingRuns", "parse_shard", "run_command", "run_key", "check_saved_run", "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
+           "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "estimated_cost",
+           "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST", "RECORD_FORMAT"]
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
 # Workers run BLAS on one thread each: two runs at once use both cores, and a run's numbers
@@ -202,7 +212,7 @@ def authors_test_set(evaluation, log):
 def prepare_data(evaluation, inv_eps, inv_shifts, log, generator="nearest"):
     """Training/test images, their invariance examples and flipped labels.
 
-    The full sets use the cached invariance examples (invariance.invariance_sets, built once);
+    The full sets use the cached invariance examples (invariance_cache.invariance_sets, built once);
     a subset gets its own, searched against the training subset only, which takes seconds.
     ``generator`` "tramer" or "authors" replaces the *training* set's invariance examples (the
     MLI positives) with that attack's, divided by 255 into pixel units, and its targets as
@@ -213,16 +223,15 @@ def prepare_data(evaluation, inv_eps, inv_shifts, log, generator="nearest"):
     X_test, y_test = data.load_mnist("test")
     n_train, n_test = evaluation.train_images, evaluation.test_images
     if n_train == FULL_TRAIN and n_test == FULL_TEST:
-        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
-                                          mnist=(X_train, y_train, X_test, y_test))
+        sets = invariance_cache.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
+                                                mnist=(X_train, y_train, X_test, y_test))
         inv_train, inv_test = sets["train"], sets["test"]
     else:
         X_train, y_train = X_train[:n_train].copy(), y_train[:n_train].copy()
         X_test, y_test = X_test[:n_test].copy(), y_test[:n_test].copy()
-        inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
-                                          shifts=inv_shifts, exclude_self=True)
-        inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
-                                         shifts=inv_shifts)
+        inv_train = nearest.label_flip(X_train, y_train, X_train, y_train, inv_eps,
+                                       shifts=inv_shifts, exclude_self=True)
+        inv_test = nearest.label_flip(X_test, y_test, X_train, y_train, inv_eps, shifts=inv_shifts)
     if generator != "nearest":
         x_inv_255, y_target = load_attack_set(generator, "train", n_train, log)
         inv_train = (x_inv_255 / np.float32(255), y_target)  # into the [0, 1] pipeline
@@ -243,7 +252,7 @@ def prepare_neighbour_cache(evaluation, runs, log):
     never both build them."""
     if evaluation.train_images == FULL_TRAIN and evaluation.test_images == FULL_TEST:
         for shifts in sorted({run.config.inv_shifts for run in runs}):
-            invariance.invariance_neighbours(shifts, log=log)
+            invariance_cache.invariance_neighbours(shifts, log=log)
     for generator in sorted({data_key(run.config)[2] for run in runs} - {"nearest"}):
         load_attack_set(generator, "train", evaluation.train_images, log)
 
@@ -285,6 +294,26 @@ def add_run_arguments(parser, quick_help):
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes, each training one run at a time with one "
                              "BLAS thread (default: 2, or 1 on a one-core machine)")
+    shards = parser.add_mutually_exclusive_group()
+    shards.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                        help="train only shard K of N of the runs (run i belongs to shard "
+                             "i mod N) and write no table: for N machines sharing --out")
+    shards.add_argument("--merge", action="store_true",
+                        help="train nothing: build the outputs from the saved runs, or name "
+                             "the runs that are missing")
+
+
+def parse_shard(text):
+    """'K/N' -> (K, N): shard K of N, 0 <= K < N (argparse type for --shard)."""
+    k, sep, n = text.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        k = n = None
+    if not sep or k is None or n < 1 or not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"expected K/N with N >= 1 and K in 0..N-1 (e.g. 0/4), "
+                                         f"got {text!r}")
+    return k, n
 
 
 def check_run_arguments(parser, args):
@@ -382,11 +411,57 @@ def run_many(runs, evaluation, runs_dir, jobs, log=print):
     return records
 
 
+class MissingRuns(Exception):
+    """--merge found runs that are not saved (or were saved with another configuration)."""
+
+
+def shard_of(runs, shard):
+    """The runs shard (K, N) trains: run i of the command's list belongs to shard i mod N."""
+    k, n = shard
+    return [run for i, run in enumerate(runs) if i % n == k]
+
+
+def saved_records(runs, evaluation, runs_dir):
+    """{run.name: record} of runs that are all saved; MissingRuns naming every one that is not
+    (a run saved with another configuration -- a shard started with other flags -- counts as
+    missing, with the reason)."""
+    records, missing = {}, []
+    for run in runs:
+        saved, why = check_saved_run(runs_dir, run, evaluation)
+        if saved is None:
+            missing.append(f"{run.name} ({why})")
+        else:
+            records[run.name] = saved
+    if missing:
+        raise MissingRuns(f"--merge: {len(missing)} of {len(runs)} runs are not saved under "
+                          f"{runs_dir} with this configuration: " + "; ".join(missing))
+    return records
+
+
+def obtain_records(runs, evaluation, runs_dir, args, log):
+    """The records a command builds its outputs from: trained where missing (run_many), or
+    with ``--merge`` only read (saved_records). With ``--shard K/N`` only that shard's runs
+    are trained, and None is returned: a shard writes no table."""
+    if args.shard is not None:
+        mine = shard_of(runs, args.shard)
+        log(f"shard {args.shard[0]}/{args.shard[1]}: {len(mine)} of {len(runs)} runs "
+            f"({', '.join(run.name for run in mine) or 'none'})")
+        run_many(mine, evaluation, runs_dir, args.jobs, log)
+        saved = sum(load_saved_run(runs_dir, run, evaluation) is not None for run in runs)
+        log(f"shard {args.shard[0]}/{args.shard[1]} done; {saved} of {len(runs)} runs saved "
+            f"under {runs_dir}. When all are, run the same command with --merge.")
+        return None
+    if args.merge:
+        return saved_records(runs, evaluation, runs_dir)
+    return run_many(runs, evaluation, runs_dir, args.jobs, log)
+
+
 def run_command(body, out, runs_dir, runs, evaluation, command_line):
     """Run a command's ``body()`` (train what is missing, write the outputs) and return its exit
     status: 0 when it finished; 130 after a Ctrl-C (as a shell reports a process stopped by
-    SIGINT); 1 when a run failed in its worker. When stopped, it removes every temporary file
-    and says how many runs are saved; a rerun of the same command resumes from them.
+    SIGINT); 1 when a run failed in its worker or ``--merge`` found runs missing (MissingRuns).
+    When stopped, it removes every temporary file and says how many runs are saved; a rerun of
+    the same command resumes from them.
 
     ``command_line``: called as ``python -m tinyadv.<command>``. Then SIGINT stays ignored
     once the body has ended, on purpose: the process is about to exit, and a second Ctrl-C a
@@ -406,6 +481,10 @@ def run_command(body, out, runs_dir, runs, evaluation, command_line):
     except WorkerError as err:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup below must not be cut short
         status = _stopped(out, runs_dir, runs, evaluation, why=str(err))
+    except MissingRuns as err:  # nothing was written: say which runs, and stop
+        print(f"{err}\nTrain them first (the same command without --merge, or its --shard "
+              f"jobs), then merge again.", file=sys.stderr, flush=True)
+        status = 1
     if not command_line:
         signal.signal(signal.SIGINT, caller_handler)
     return status
