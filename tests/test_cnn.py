@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from tinyadv import cnn, layers
+from tinyadv import cnn, layers, network
 from tinyadv.fast import cnn as fast_cnn
 from tinyadv.gradcheck import compare
 
@@ -245,7 +245,7 @@ def test_backward_options():
 
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_stacked_forwards_are_the_forward_of_the_stacked_batch(need_dx):
-    """fast/cnn.py keeps the two parts' caches apart; its backward adds their gradients."""
+    """fast/cnn.py keeps the two parts' caches apart; network.backward adds their gradients."""
     params, x, _, _, rng = float64_case(10, n=5)
     x_a, x_b = x[:2], x[2:]
     logits, h, cache = cnn.forward(params, x)
@@ -255,7 +255,7 @@ def test_stacked_forwards_are_the_forward_of_the_stacked_batch(need_dx):
     np.testing.assert_allclose(s_h, h, rtol=1e-12, atol=1e-14)
     dlogits, dh = rng.standard_normal(logits.shape), rng.standard_normal(h.shape)
     grads, dx = cnn.backward(dlogits, dh, cache, need_dx=need_dx)
-    s_grads, s_dx = fast_cnn.backward(dlogits, dh, s_cache, need_dx=need_dx)
+    s_grads, s_dx = network.backward(dlogits, dh, s_cache, need_dx=need_dx)
     assert sorted(s_grads) == sorted(grads)
     for key in grads:
         np.testing.assert_allclose(s_grads[key], grads[key], rtol=1e-11, atol=1e-13, err_msg=key)
@@ -263,7 +263,7 @@ def test_stacked_forwards_are_the_forward_of_the_stacked_batch(need_dx):
         np.testing.assert_allclose(s_dx, dx, rtol=1e-12, atol=1e-14)
     else:
         assert s_dx is None
-    plain = fast_cnn.backward(dlogits, dh, cache, need_dx=need_dx)  # an unstacked cache
+    plain = network.backward(dlogits, dh, cache, need_dx=need_dx)  # an unstacked cache
     assert all(np.array_equal(plain[0][k], grads[k]) for k in grads)
 
 

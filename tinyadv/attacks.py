@@ -24,13 +24,15 @@ Float32 in, float32 out; the input is never modified.
 """
 import numpy as np
 
-from . import layers, losses, mlp
+from . import layers, losses, network
 from .validate import check_eps, check_images, check_labels
 
 __all__ = ["input_gradient_sign", "fgsm_loss_forward", "fgsm_loss_backward", "fgsm", "pgd",
-           "default_pgd_step_size", "CHUNK_SIZE", "CRAFT_FROM"]
+           "default_pgd_step_size", "CHUNK_SIZE", "CNN_CHUNK_SIZE", "CRAFT_FROM"]
 
 CHUNK_SIZE = 4096  # rows per forward/backward: ~4096 x 784 float32 = 12 MB of images
+# The CNN keeps far more per row for its backward (im2col's patch matrix: 205 KB an image).
+CNN_CHUNK_SIZE = 512
 
 CRAFT_FROM = ("true", "predicted")
 
@@ -40,23 +42,23 @@ def input_gradient_sign(params, x, y=None, forward=None):
 
     Parameters
     ----------
-    params : MLP parameters (mlp.init_params)
+    params : the network's parameters (mlp.init_params or cnn.init_params)
     x : (N, D) images
     y : (N,) labels the loss is computed against; None = the model's own predictions
-    forward : the result of ``mlp.forward(params, x)`` if the caller has it already (training
+    forward : the result of ``network.forward(params, x)`` if the caller has it already (training
         reuses it for the objective), or None to compute it here
 
     Returns
     -------
     (N, D) array of -1, 0, +1 in x's dtype (0 where the gradient is exactly zero)
     """
-    logits, _, cache = mlp.forward(params, x) if forward is None else forward  # (N, C)
+    logits, _, cache = network.forward(params, x) if forward is None else forward  # (N, C)
     if y is None:
         y = logits.argmax(axis=1)
     _, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
     # dloss = N undoes the batch mean: each row gets exactly softmax - onehot, as if alone.
     dlogits = losses.softmax_cross_entropy_backward(float(len(x)), ce_cache)  # (N, C)
-    _, dx = mlp.backward(dlogits, None, cache, need_dx=True, need_param_grads=False)  # (N, D)
+    _, dx = network.backward(dlogits, None, cache, need_dx=True, need_param_grads=False)  # (N, D)
     return np.sign(dx).astype(x.dtype, copy=False)
 
 
@@ -66,8 +68,9 @@ def fgsm_loss_forward(x, W1, b1, W2, b2, y):
     .. math:: L(x) = \\frac{1}{N} \\sum_i \\mathrm{CE}(\\mathrm{relu}(x_i W_1 + b_1) W_2 + b_2, y_i)
 
     FGSM (paper Def. 1) steps along sign(grad_x L); ``fgsm_loss_backward`` is that gradient.
-    ``input_gradient_sign`` finds the same direction for an MLP of any depth through
-    mlp.forward/backward; this pair spells the two-layer case out (the classroom exercise).
+    ``input_gradient_sign`` finds the same direction for an MLP of any depth, or the CNN,
+    through network.forward/backward; this pair spells the two-layer case out (the
+    classroom exercise).
 
     Parameters
     ----------
@@ -114,6 +117,12 @@ def _chunks(n, chunk_size):
     return [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
 
 
+def _default_chunk_size(params, chunk_size):
+    if chunk_size is None:
+        return CNN_CHUNK_SIZE if network.arch(params) == "cnn" else CHUNK_SIZE
+    return chunk_size
+
+
 def _check_chunk_size(chunk_size):
     if (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
             or chunk_size < 1):
@@ -122,19 +131,15 @@ def _check_chunk_size(chunk_size):
 
 
 def _check_params(params):
-    if not isinstance(params, dict) or "W1" not in params:
-        raise TypeError(f"params: expected the dict of an MLP (W1, b1, ...), "
-                        f"got {type(params).__name__}")
-    dim = params["W1"].shape[0]
-    return dim
+    return network.input_dim(params)  # a TypeError for anything but a network's params
 
 
-def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE, forward=None):
+def fgsm(params, x, y, eps, craft_from="true", chunk_size=None, forward=None):
     """Fast Gradient Sign Method: x' = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1).
 
     Parameters
     ----------
-    params : MLP parameters
+    params : the network's parameters (an MLP's or the CNN's)
     x : (N, D) float images in [0, 1] (float32 for speed; float64 works too)
     y : (N,) int true labels (may be None when craft_from="predicted")
     eps : l-inf budget >= 0, in pixel units (0.1 = 25.5 grey levels of 255)
@@ -144,8 +149,9 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE, forward=No
         et al. 2017), and the model then scores *better* on them than on clean images;
         crafting from predictions removes that shortcut. Where the prediction is right,
         both give the same image.
-    chunk_size : rows per forward/backward pass
-    forward : ``mlp.forward(params, x)`` if the caller has it already, or None. Training
+    chunk_size : rows per forward/backward pass; None: CHUNK_SIZE for an MLP,
+        CNN_CHUNK_SIZE for the CNN
+    forward : ``network.forward(params, x)`` if the caller has it already, or None. Training
         passes the anchors' forward, which the objective reuses (fast/objective.py); it
         needs x in one chunk.
 
@@ -158,9 +164,9 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE, forward=No
     if craft_from not in CRAFT_FROM:
         raise ValueError(f"craft_from: expected one of {CRAFT_FROM}, got {craft_from!r}")
     if y is not None or craft_from == "true":
-        check_labels(y, "y", n=len(x), num_classes=mlp.num_classes(params))
+        check_labels(y, "y", n=len(x), num_classes=network.num_classes(params))
     eps = check_eps(eps)
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = _check_chunk_size(_default_chunk_size(params, chunk_size))
     if forward is not None and len(x) > chunk_size:
         raise ValueError(f"forward: a precomputed forward needs x in one chunk, got {len(x)} "
                          f"rows and chunk_size {chunk_size}")
@@ -175,7 +181,7 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE, forward=No
     return x_adv
 
 
-def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=CHUNK_SIZE):
+def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=None):
     """Projected Gradient Descent (ascent on the loss) in the l-inf ball, with a random start.
 
     Each iteration takes a signed step of size ``step_size`` (alpha), then projects back
@@ -184,7 +190,7 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=CHUNK_SIZE):
 
     Parameters
     ----------
-    params : MLP parameters
+    params : the network's parameters (an MLP's or the CNN's)
     x : (N, D) float images in [0, 1]
     y : (N,) int true labels
     eps : l-inf budget >= 0
@@ -192,7 +198,7 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=CHUNK_SIZE):
     step_size : alpha >= 0
     rng : np.random.Generator for the random start. The whole (N, D) start is drawn at once,
         before chunking, so the result does not depend on chunk_size.
-    chunk_size : rows processed together
+    chunk_size : rows processed together; None: as in ``fgsm``
 
     Returns
     -------
@@ -200,14 +206,14 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=CHUNK_SIZE):
     """
     dim = _check_params(params)
     check_images(x, "x", dim=dim)
-    check_labels(y, "y", n=len(x), num_classes=mlp.num_classes(params))
+    check_labels(y, "y", n=len(x), num_classes=network.num_classes(params))
     eps = check_eps(eps)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps: expected an integer >= 0, got {steps!r}")
     step_size = check_eps(step_size, "step_size")  # 0 is allowed: PGD is then its random start
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = _check_chunk_size(_default_chunk_size(params, chunk_size))
 
     dtype = x.dtype.type
     noise = rng.uniform(-eps, eps, size=x.shape).astype(x.dtype)  # (N, D), all drawn up front

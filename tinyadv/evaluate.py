@@ -31,7 +31,7 @@ import functools
 
 import numpy as np
 
-from . import attacks, data, mlp
+from . import attacks, data, network
 from .validate import check_array, check_eps, check_images, check_labels
 
 __all__ = ["score", "accuracy", "human_agreement", "authors_invariance", "evaluate_model",
@@ -55,15 +55,15 @@ def score(predictions, y):
 
 
 def accuracy(params, x, y):
-    """Top-1 accuracy of the MLP on (x, y).
+    """Top-1 accuracy of the network (an MLP or the CNN) on (x, y).
 
     Returns
     -------
     dict(percent=float in [0, 100], correct=int, total=int)
     """
-    check_images(x, "x", dim=params["W1"].shape[0])
+    check_images(x, "x", dim=network.input_dim(params))
     check_labels(y, "y", n=len(x))
-    return score(mlp.predict(params, x), y)
+    return score(network.predict(params, x), y)
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,7 +85,7 @@ def human_agreement(params):
     result = {}
     for name in HUMAN_SETS:
         X, y_human, _ = _tramer(name)
-        result[f"human_{name}"] = score(mlp.predict(params, X), y_human)
+        result[f"human_{name}"] = score(network.predict(params, X), y_human)
     return result
 
 
@@ -104,7 +104,7 @@ def authors_invariance(params, x_inv_255, y_source):
     -------
     {"invariance_authors": dict(percent, correct, total), "invariance_authors_raw": ...}
     """
-    dim = params["W1"].shape[0]
+    dim = network.input_dim(params)
     check_array(x_inv_255, "x_inv_255", ndim=2)
     if x_inv_255.shape[1] != dim:
         raise ValueError(f"x_inv_255: expected shape (M, {dim}), got {x_inv_255.shape}")
@@ -113,9 +113,9 @@ def authors_invariance(params, x_inv_255, y_source):
                          f"[{x_inv_255.min():g}, {x_inv_255.max():g}]")
     check_labels(y_source, "y_source", n=len(x_inv_255))
     x_pixels = x_inv_255 / x_inv_255.dtype.type(255)  # what ToTensor makes of them
-    return {"invariance_authors": score(mlp.predict(params, x_pixels), y_source),
-            "invariance_authors_raw": score(mlp.predict(mlp.without_input_norm(params),
-                                                        x_inv_255), y_source)}
+    return {"invariance_authors": score(network.predict(params, x_pixels), y_source),
+            "invariance_authors_raw": score(
+                network.predict(network.without_input_norm(params), x_inv_255), y_source)}
 
 
 def _resolve_pgd(eps, steps, step_size):
@@ -147,7 +147,7 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
     human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0, each
     dict(percent, correct, total); and fgsm_pgd_gap, dict(points) = fgsm - pgd percent
     """
-    dim = params["W1"].shape[0]
+    dim = network.input_dim(params)
     check_images(x_test, "x_test", dim=dim)
     check_labels(y_test, "y_test", n=len(x_test))
     check_images(x_inv_test, "x_inv_test", dim=dim)
@@ -161,11 +161,11 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
 
     x_fgsm = attacks.fgsm(params, x_test, y_test, fgsm_eps)
     x_pgd = attacks.pgd(params, x_test, y_test, fgsm_eps, pgd_steps, step_size, rng)
-    pred_inv = mlp.predict(params, x_inv_test)  # scored against two labels below
+    pred_inv = network.predict(params, x_inv_test)  # scored against two labels below
     result = {
-        "clean": score(mlp.predict(params, x_test), y_test),
-        "fgsm": score(mlp.predict(params, x_fgsm), y_test),
-        "pgd": score(mlp.predict(params, x_pgd), y_test),
+        "clean": score(network.predict(params, x_test), y_test),
+        "fgsm": score(network.predict(params, x_fgsm), y_test),
+        "pgd": score(network.predict(params, x_pgd), y_test),
         "invariance_source": score(pred_inv, y_test),
         "invariance_flipped": score(pred_inv, y_flip_test),
     }
@@ -201,7 +201,7 @@ def accuracy_vs_eps(params, x, y, eps_list, attack="fgsm", rng=None, pgd_steps=1
     """
     if attack not in ("fgsm", "pgd"):
         raise ValueError(f"attack: expected 'fgsm' or 'pgd', got {attack!r}")
-    check_images(x, "x", dim=params["W1"].shape[0])
+    check_images(x, "x", dim=network.input_dim(params))
     check_labels(y, "y", n=len(x))
     eps_list = [check_eps(e, "eps_list") for e in eps_list]
     rng = np.random.default_rng(0) if rng is None else rng
@@ -212,5 +212,5 @@ def accuracy_vs_eps(params, x, y, eps_list, attack="fgsm", rng=None, pgd_steps=1
         else:
             x_adv = attacks.pgd(params, x, y, eps, pgd_steps,
                                 _resolve_pgd(eps, pgd_steps, pgd_step_size), rng)
-        curve.append({"eps": eps, **score(mlp.predict(params, x_adv), y)})
+        curve.append({"eps": eps, **score(network.predict(params, x_adv), y)})
     return curve

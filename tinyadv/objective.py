@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import layers, losses, mlp
+from . import layers, losses, network
 
 __all__ = ["CE_ON", "STACKED_GROUPS", "Term", "eq2_terms", "stacked_groups", "check_arguments",
            "hardest_negatives", "random_negatives", "objective"]
@@ -167,7 +167,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     """Loss, gradients and the value of each term of paper Eq. 2, written to be read.
 
     Term by term, with batch means for the paper's sums (N anchors; h = the embedding, f =
-    the logits, both from ``mlp.forward``; D = the angular distance of Eq. 1):
+    the logits, both from ``network.forward``; D = the angular distance of Eq. 1):
 
         CE   = w_clean * CE(f(x_a), y) + w_adv * CE(f(x'_p), y)
                w = (0.5, 0.5) for ce_on="clean+fgsm", (0, 1) for "fgsm", (1, -) without x'_p
@@ -184,7 +184,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
 
     Parameters
     ----------
-    params : dict of MLP parameters
+    params : dict of the network's parameters (an MLP's or the CNN's)
     x : (N, D) anchors x_a; y : (N,) their labels
     x_adv : (N, D) FGSM images x'_p of the anchors, or None (no adversarial CE, no MLS)
     x_inv : (N, D) invariance positives x''_p, or None (no MLI)
@@ -209,7 +209,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     n = x.shape[0]
 
     # 1. One forward pass of every image, then each group's rows: f(x_a), h(x_a), f(x'_p), ...
-    logits, h_all, cache = mlp.forward(params, np.concatenate([images[g] for g in groups]))
+    logits, h_all, cache = network.forward(params, np.concatenate([images[g] for g in groups]))
     f = {g: logits[i * n:(i + 1) * n] for i, g in enumerate(groups)}  # (N, C) each
     h = {g: h_all[i * n:(i + 1) * n] for i, g in enumerate(groups)}  # (N, K) each
     df = {g: np.zeros_like(f[g]) for g in groups}  # dL/df, filled in term by term
@@ -253,8 +253,8 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         dh["anchor"] += layers.gather_rows_backward(dh.pop("neg"), gather_cache)
 
     # 5. One backward pass of every image at once; the pixels need no gradient.
-    grads, _ = mlp.backward(np.concatenate([df[g] for g in groups]),
-                            np.concatenate([dh[g] for g in groups]), cache, need_dx=False)
+    grads, _ = network.backward(np.concatenate([df[g] for g in groups]),
+                                np.concatenate([dh[g] for g in groups]), cache, need_dx=False)
     values["total"] = float(values["ce"] + lambda_sens * values["triplet_sens"]
                             + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
     values["clean_accuracy"] = float((f["anchor"].argmax(axis=1) == y).mean())

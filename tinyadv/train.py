@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import attacks, mlp, objective
+from . import attacks, mlp, network, objective
 from .data import iterate_minibatches
 from .fast import objective as fast_objective
 from .optim import make_optimizer
@@ -38,6 +38,9 @@ INVARIANCE_GENERATORS = ("nearest", "tramer", "authors")
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # The network: "mlp" (its shape from sizes, init and embed_dim) or "cnn", the paper's
+    # authors' CNN (cnn.py: fixed layers, a 4-unit signed embedding, PyTorch's init).
+    arch: str = "mlp"
     sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
     init: str = "uniform"  # +-1/sqrt(fan_in) (PyTorch's nn.Linear); "he": N(0, 2/fan_in), see README
     embed_dim: int = 0  # 0: h = last hidden ReLU layer; k > 0: a linear (signed) k-unit layer
@@ -68,6 +71,9 @@ class TrainConfig:
 
     def __post_init__(self):
         checks = [
+            (self.arch in network.ARCHS, "arch", f"one of {network.ARCHS}"),
+            (self.arch == "mlp" or self.init == "uniform", "init",
+             "'uniform' with arch 'cnn' (the CNN has PyTorch's initialisation only)"),
             (self.optimizer in ("adam", "sgd"), "optimizer", "'adam' or 'sgd'"),
             (self.lr > 0, "lr", "a positive number"),
             (self.lr_schedule in ("cosine", "constant"), "lr_schedule", "'cosine' or 'constant'"),
@@ -128,8 +134,12 @@ class TrainConfig:
             raise ValueError(f"{name}: expected {expected}, got {text!r}") from err
 
     def to_dict(self):
+        """The fields as a dict -- without ``arch`` when it is "mlp", so that a run saved
+        before the CNN existed keeps its key (experiments.run_key) and is reused."""
         d = dataclasses.asdict(self)
         d["sizes"] = list(d["sizes"])
+        if d["arch"] == "mlp":
+            del d["arch"]
         return d
 
     def replace(self, **changes):
@@ -164,7 +174,8 @@ MODELS = {
 # override them). "default" is TrainConfig() itself. "authors" matches the architecture and
 # cross-entropy of the paper's authors' code (data/ovalle2022_logs/README.md): a 4-unit
 # linear (signed) embedding before the head, CE on FGSM images only, PyTorch's uniform init.
-# Their CNN, 200 epochs and eps units are not reproduced (README, "What still differs").
+# Their CNN is arch="cnn" (--set arch=cnn); their 200 epochs and eps units are not reproduced
+# (README, "What still differs").
 PRESETS = {
     "default": dict(),
     "authors": dict(embed_dim=4, ce_on="fgsm", init="uniform"),
@@ -248,7 +259,7 @@ def train_step(params, opt, config, batch, rng):
     ``rng`` draws the negatives when config.negatives is "random".
     """
     # The anchors go through the network once: FGSM and the objective share this forward.
-    anchors = mlp.forward(params, batch.x)  # (logits (N, C), h (N, K), cache)
+    anchors = network.forward(params, batch.x)  # (logits (N, C), h (N, K), cache)
     x_adv = (attacks.fgsm(params, batch.x, batch.y, config.fgsm_eps, forward=anchors)
              if config.adversarial else None)  # (N, 784) x'_p
     if config.negatives == "hardest":
@@ -293,8 +304,7 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, on_step=None, on_epo
     if config.uses_invariance and (x_inv is None or y_flip is None):
         raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
     rng = np.random.default_rng(config.seed)
-    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim,
-                             input_norm=mlp.INPUT_NORMS[config.input_norm])
+    params = network.init_params(config, rng)  # the MLP or the CNN, as config.arch says
     opt = make_optimizer(config.optimizer, params, config.lr)
     oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
     total_steps = config.epochs * (len(X) // config.batch_size)

@@ -6,13 +6,17 @@ training step would otherwise do twice; its docstring lists each change and why.
 """
 import numpy as np
 
-from .. import losses, mlp
+from .. import losses, network
 from ..layers import gather_rows_forward
 from ..objective import STACKED_GROUPS, check_arguments, hardest_negatives, stacked_groups
 from .layers import gather_rows_backward
-from .mlp import stack_forwards
+from .cnn import stack_forwards as cnn_stack_forwards
+from .mlp import stack_forwards as mlp_stack_forwards
 
-__all__ = ["objective", "trained_groups"]
+__all__ = ["objective", "trained_groups", "STACK_FORWARDS"]
+
+# Each network's stack_forwards (see fast/mlp.py and fast/cnn.py), by network.arch.
+STACK_FORWARDS = {"mlp": mlp_stack_forwards, "cnn": cnn_stack_forwards}
 
 
 def trained_groups(terms):
@@ -33,7 +37,8 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
 
     - ``anchor_forward``: training runs the anchors through the network for FGSM anyway, so
       it passes that forward in; only the other groups then go through the network, and
-      ``stack_forwards`` (fast/mlp.py) joins the two into the concatenated pass's cache.
+      the network's ``stack_forwards`` (fast/mlp.py, fast/cnn.py) joins the two into the
+      concatenated pass's cache.
       One forward of N rows saved per step (69 of the full step's 611 MFLOP).
     - Each group's row norms ||h_i|| are computed once and handed to the negative mining,
       both triplets and the norm term, which would otherwise recompute the anchors' six times.
@@ -48,7 +53,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     Parameters
     ----------
     As ``tinyadv.objective.objective``, and
-    anchor_forward : ``mlp.forward(params, x)`` if the caller has it already, or None
+    anchor_forward : ``network.forward(params, x)`` if the caller has it already, or None
 
     Returns
     -------
@@ -63,11 +68,12 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     batch = np.concatenate([images[g] for g in groups]) if len(groups) > 1 else x  # (G*N, D)
     rest = None  # the forward of every group but the anchors, when the caller gave theirs
     if anchor_forward is None:
-        logits_all, h_all, cache = mlp.forward(params, batch)
+        logits_all, h_all, cache = network.forward(params, batch)
     elif len(groups) == 1:
         logits_all, h_all, cache = anchor_forward
     else:
-        rest = mlp.forward(params, batch[n:])  # ((G-1)*N rows)
+        rest = network.forward(params, batch[n:])  # ((G-1)*N rows)
+        stack_forwards = STACK_FORWARDS[network.arch(params)]
         logits_all, h_all, cache = stack_forwards(anchor_forward, rest, inputs=batch)
     rows = {g: slice(i * n, (i + 1) * n) for i, g in enumerate(groups)}
     dlogits_all = np.zeros_like(logits_all)
@@ -117,9 +123,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         gather_rows_backward(dh["neg"], gather_cache, out=dh["anchor"])
 
     if rest is not None and "anchor" not in trained_groups(terms):
-        grads, _ = mlp.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
+        grads, _ = network.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
     else:
-        grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
+        grads, _ = network.backward(dlogits_all, dh_all, cache, need_dx=False)
     total = (values["ce"] + lambda_sens * values["triplet_sens"]
              + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
     values["total"] = float(total)

@@ -1,6 +1,7 @@
 """python -m tinyadv.bench -- how fast is one training step, and how close to the machine's limit?
 
     python -m tinyadv.bench [--json] [--sizes 784,256,256,10] [--batch 128] [--steps 100]
+                            [--preset authors] [--arch cnn] [--compare OTHER.json]
 
 On random data of MNIST shape (float32 pixels in [0, 1], labels 0..9), after a warm-up, it
 times
@@ -61,6 +62,27 @@ share with FGSM); the counts use the 784-256-256-4-10 widths of that preset.
 
 times the same steps with another TrainConfig preset (train.PRESETS). Set
 OPENBLAS_NUM_THREADS=1 to time the single-thread step the reproduction's workers run.
+
+The CNN
+-------
+    python -m tinyadv.bench --preset authors --arch cnn
+
+times the same two steps on the paper's authors' CNN (cnn.py, TrainConfig.arch = "cnn";
+--sizes does not apply). Its FLOPs are counted the same way, with each layer's multiply-adds
+per image in place of s_{l-1} * s_l: a 5 x 5 convolution from C to F channels with an
+Ho x Wo output does Ho * Wo * F * 25 * C of them (conv1: 24*24*32*25 = 460,800; conv2:
+8*8*64*800 = 3,276,800), the dense layers fan_in * fan_out (1024*256, 256*256, 256*4, 4*10):
+4,066,344 an image, so P(128) = 1,040,984,064 FLOP. These are a direct convolution's
+operations, what a framework is asked for; tinyadv's second convolution computes its
+backward through Fourier transforms with about 5 times fewer (fast/conv.py), which the
+count ignores, so the CNN's GFLOP/s are useful operations per second, not what ran.
+
+    python -m tinyadv.bench --preset authors --arch cnn --compare pytorch.json
+
+prints another implementation's timings of the same two steps beside tinyadv's: OTHER.json
+holds {"baseline_ms_per_step": ..., "full_ms_per_step": ..., "label": "..."} (measured
+elsewhere, for instance by a PyTorch script outside this repository, which tinyadv never
+imports).
 """
 import argparse
 import json
@@ -72,7 +94,7 @@ import time
 
 import numpy as np
 
-from .. import mlp
+from .. import network
 from ..fast import objective as fast_objective
 from ..fast.memory import keep_freed_memory
 from ..fast.nearest import label_flip
@@ -80,9 +102,15 @@ from ..optim import make_optimizer
 from ..train import PRESETS, draw_batch, model_config, preset_config, train_step
 
 __all__ = ["run", "main", "format_report", "step_flops", "performed_flops", "pass_flops",
-           "gemm_gflops", "summary", "peak_rss_mb"]
+           "gemm_gflops", "summary", "peak_rss_mb", "CNN_LAYER_MACS", "read_comparison"]
 
 GEMM_SIZE = 2048  # n for the n x n x n ceiling product: large enough for BLAS to peak
+
+
+# Multiply-adds per image of each of the CNN's layers with weights, in order (docstring).
+CNN_LAYER_MACS = (24 * 24 * 32 * 1 * 25, 8 * 8 * 64 * 32 * 25, 1024 * 256, 256 * 256, 256 * 4,
+                  4 * 10)
+CNN_EMBEDDING_WIDTH = 4
 
 
 # --- FLOP counting -------------------------------------------------------------------------
@@ -90,6 +118,13 @@ GEMM_SIZE = 2048  # n for the n x n x n ceiling product: large enough for BLAS t
 def pass_flops(sizes, rows):
     """P(r): FLOPs of pushing ``rows`` rows through every linear layer once (2 m k n each)."""
     return sum(2 * rows * fan_in * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+
+
+def _layer_macs(sizes, config):
+    """Multiply-adds per image of each layer: the CNN's, or the MLP's widths s_{l-1} * s_l."""
+    if config.arch == "cnn":
+        return list(CNN_LAYER_MACS)
+    return [fan_in * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
 
 
 def objective_groups(config):
@@ -109,13 +144,15 @@ def mines_hardest_negatives(config):
 
 def step_flops(sizes, batch, config):
     """Matrix-product FLOPs of one training step (see the module docstring for the list)."""
-    sizes = list(sizes)
-    fgsm = 2 * pass_flops(sizes, batch) if config.adversarial else 0  # forward + input gradient
+    macs = _layer_macs(list(sizes), config)
+    one_pass = 2 * sum(macs)  # P(r) / r
+    fgsm = 2 * one_pass * batch if config.adversarial else 0  # forward + input gradient
     rows = objective_groups(config) * batch
-    first_dx = 2 * rows * sizes[0] * sizes[1]  # skipped in training
-    step = fgsm + 3 * pass_flops(sizes, rows) - first_dx  # forward, dW, dx (but layer 1's)
+    first_dx = 2 * rows * macs[0]  # skipped in training
+    step = fgsm + 3 * one_pass * rows - first_dx  # forward, dW, dx (but layer 1's)
     if mines_hardest_negatives(config):
-        step += 2 * batch * batch * sizes[-2]  # hardest negatives: (N, K) @ (K, N)
+        width = CNN_EMBEDDING_WIDTH if config.arch == "cnn" else sizes[-2]
+        step += 2 * batch * batch * width  # hardest negatives: (N, K) @ (K, N)
     return step
 
 
@@ -124,7 +161,8 @@ def performed_flops(sizes, batch, config):
     than ``step_flops`` when the objective trains on the anchors' rows, since FGSM and the
     objective share that forward; the same as ``step_flops`` when it does not."""
     shares = config.adversarial and "anchor" in fast_objective.trained_groups(config.terms())
-    return step_flops(sizes, batch, config) - (pass_flops(list(sizes), batch) if shares else 0)
+    one_pass = 2 * sum(_layer_macs(list(sizes), config)) * batch  # P(N)
+    return step_flops(sizes, batch, config) - (one_pass if shares else 0)
 
 
 # --- timing ---------------------------------------------------------------------------------
@@ -255,20 +293,20 @@ def random_mnist_like(n, rng):
     return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, size=n)
 
 
-def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default"):
+def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default", arch="mlp"):
     """Seconds per train.train_step of one Table 1 row, on random data of MNIST shape.
 
     Returns (seconds of each timed step, page faults per timed step).
     """
     keep_freed_memory()  # as the reproduction's worker processes do when they start
     rng = np.random.default_rng(seed)
-    base = preset_config(preset, sizes=tuple(sizes), batch_size=batch, seed=seed)
+    base = preset_config(preset, sizes=tuple(sizes), batch_size=batch, seed=seed, arch=arch)
     config = model_config(model, base)
     pool = max(8 * batch, 1024)  # enough distinct batches that nothing is trivially cached
     X, y = random_mnist_like(pool, rng)
     # Invariance examples: any images within [0, 1] cost the same as real ones.
     x_inv = np.clip(X + rng.uniform(-0.3, 0.3, size=X.shape).astype(np.float32), 0, 1)
-    params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
+    params = network.init_params(config.replace(input_norm="none"), rng)
     opt = make_optimizer(config.optimizer, params, config.lr)
     batches = [rng.choice(pool, size=batch, replace=False) for _ in range(16)]
     counter = iter(range(10 ** 12))
@@ -295,23 +333,25 @@ def bench_invariance(n_queries, n_refs, eps=0.3, seed=0):
 
 
 def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=10_000,
-        inv_refs=60_000, gemm_size=GEMM_SIZE, preset="default"):
-    """Every measurement, as one flat dict (the --json line)."""
+        inv_refs=60_000, gemm_size=GEMM_SIZE, preset="default", arch="mlp", compare=None):
+    """Every measurement, as one flat dict (the --json line). ``compare``: another
+    implementation's timings (read_comparison), reported beside tinyadv's."""
     sizes = [int(s) for s in sizes]
-    result = {"sizes": sizes, "batch": batch, "steps": steps, "preset": preset}
+    result = {"sizes": sizes, "batch": batch, "steps": steps, "preset": preset, "arch": arch}
     result["machine"] = machine_info()
     with OtherLoad() as load:
         gemm = gemm_gflops(gemm_size)
     other = [load.cores]
     # Count what the timed steps' config does: the authors' preset inserts a linear
     # embed_dim-unit layer before the head, and its baseline trains CE on FGSM images only.
-    base = preset_config(preset, sizes=tuple(sizes))
+    base = preset_config(preset, sizes=tuple(sizes), arch=arch)
     embed_dim = base.embed_dim
     widths = sizes[:-1] + [embed_dim, sizes[-1]] if embed_dim else sizes
     for name, model in (("baseline", "baseline"), ("full", "baseline+mls+mli")):
         config = model_config(model, base)
         with OtherLoad() as load:
-            times, faults = bench_step(model, sizes, batch, steps, warmup, preset=preset)
+            times, faults = bench_step(model, sizes, batch, steps, warmup, preset=preset,
+                                       arch=arch)
         result[f"{name}_other_load_cores"] = load.cores
         result[f"{name}_page_faults_per_step"] = faults  # a handful, unless memory is returned
         stats = summary(times)
@@ -343,7 +383,29 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
     else:
         result["invariance_s_per_10k"] = None
     result["peak_rss_mb"] = peak_rss_mb()
+    if compare is not None:
+        result["compare"] = {**compare, **{
+            f"{name}_ratio": result[f"{name}_ms_per_step"] / compare[f"{name}_ms_per_step"]
+            for name in ("baseline", "full")}}
     return result
+
+
+def read_comparison(path):
+    """Another implementation's timings of the two steps, from a JSON file with (at least)
+    baseline_ms_per_step and full_ms_per_step, positive numbers; "label" names it."""
+    try:
+        with open(path) as f:
+            other = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--compare: cannot read {path}: {err}") from err
+    if not isinstance(other, dict):
+        raise ValueError(f"--compare: expected a JSON object in {path}, got {type(other).__name__}")
+    for key in ("baseline_ms_per_step", "full_ms_per_step"):
+        value = other.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"--compare: {path} needs {key}, a positive number; got {value!r}")
+    other.setdefault("label", os.path.basename(path))
+    return other
 
 
 def _load_note(cores):
@@ -359,7 +421,7 @@ def format_report(r):
         f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, NumPy {m['numpy']}, "
         f"BLAS {m['blas']}, load average {m['load_average_1min']:.2f}"
         + (f", {m['thread_env']}" if m["thread_env"] else ""),
-        f"network {'-'.join(map(str, r['sizes']))}, batch {r['batch']}, float32, preset "
+        f"network {_network_text(r)}, batch {r['batch']}, float32, preset "
         f"{r.get('preset', 'default')}, {r['steps']} timed steps each (median, 10th-90th "
         f"percentile)",
         f"float32 GEMM {r['gemm_size']}^3: {r['gemm_gflops']:.1f} GFLOP/s median "
@@ -385,7 +447,20 @@ def format_report(r):
                      f"{r['invariance_queries']:,}; 70,000 images -> ~{7 * inv:.0f} s)"
                      f"{_load_note(r.get('invariance_other_load_cores'))}")
     lines.append(f"peak memory (max RSS) of this process: {r['peak_rss_mb']:.0f} MB")
+    other = r.get("compare")
+    if other is not None:
+        for name in ("baseline", "full"):
+            lines.append(
+                f"{name:8s} step beside {other['label']}: tinyadv {r[name + '_ms_per_step']:.2f} "
+                f"ms, {other['label']} {other[name + '_ms_per_step']:.2f} ms -> "
+                f"{other[name + '_ratio']:.2f} times its time")
     return "\n".join(lines)
+
+
+def _network_text(r):
+    if r.get("arch", "mlp") == "cnn":
+        return "the authors' CNN (cnn.py)"
+    return "-".join(map(str, r["sizes"]))
 
 
 def parse_sizes(text):
@@ -420,12 +495,22 @@ def main(argv=None):
     parser.add_argument("--gemm-size", type=positive_int, default=GEMM_SIZE)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="TrainConfig preset of the timed steps (train.PRESETS)")
+    parser.add_argument("--arch", choices=network.ARCHS, default="mlp",
+                        help="the network: an MLP of --sizes, or the authors' CNN")
+    parser.add_argument("--compare", metavar="FILE.json", default=None,
+                        help="another implementation's timings to print beside tinyadv's")
     args = parser.parse_args(argv)
+    compare = None
+    if args.compare is not None:
+        try:
+            compare = read_comparison(args.compare)
+        except ValueError as err:
+            parser.error(str(err))
     if args.sizes[-1] != 10:
         parser.error(f"--sizes: the last width is the number of classes, 10; got {args.sizes[-1]}")
     result = run(sizes=args.sizes, batch=args.batch, steps=args.steps, warmup=max(0, args.warmup),
                  inv_queries=max(0, args.inv_queries), inv_refs=args.inv_refs,
-                 gemm_size=args.gemm_size, preset=args.preset)
+                 gemm_size=args.gemm_size, preset=args.preset, arch=args.arch, compare=compare)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 

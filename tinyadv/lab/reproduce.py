@@ -40,7 +40,7 @@ import os
 import sys
 import time
 
-from .. import data, evaluate, mlp, plots
+from .. import data, evaluate, network, plots
 from ..attacks import fgsm
 from ..evaluate import AUTHORS_KEYS
 from ..fileio import write_text_atomic
@@ -217,7 +217,7 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None):
         for seed in seeds:
             params = experiments.load_params(
                 runs_dir, names[model, seed] if names else run_name(model, seed))
-            h = mlp.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
+            h = network.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
             ratios[key].append(plots.scatter_ratio(h, y_test))
             if seed == seeds[0]:
                 panels.append((title, h, y_test))
