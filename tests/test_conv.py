@@ -386,3 +386,13 @@ def test_fast_convolutions_reject_bad_input():
 
 def test_every_tie_pattern_is_listed():
     assert sorted(PYTORCH_TIE_WINNER) == sorted(itertools.product((0, 1), repeat=4))
+
+
+def test_patches_built_a_few_images_at_a_time_give_the_same_product(monkeypatch):
+    """Without keep_patches, im2col multiplies PATCH_BYTES of patches at a time."""
+    x, W, _, _ = conv_case(9, (7, 3, 6, 6, 4, 3))
+    whole, _ = fast_conv.conv2d_im2col_forward(fast_conv.to_hwnc(x), W)
+    monkeypatch.setattr(fast_conv, "PATCH_BYTES", 2 * 16 * 27 * 8)  # two images a product
+    chunked, cache = fast_conv.conv2d_im2col_forward(fast_conv.to_hwnc(x), W, keep_patches=False)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-13, atol=1e-13)
+    assert cache[0] is None  # nothing kept: the Fourier backward starts from x and W

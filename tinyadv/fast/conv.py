@@ -59,6 +59,12 @@ def _check_conv(x, W):
                          f"input ({x.shape[0]} x {x.shape[1]}); no padding is added")
 
 
+# The largest patch matrix built at once when it need not be kept: 8 MB -- 40 images of
+# the CNN's second layer. A larger one is a fresh allocation at every call, which the C
+# allocator maps from the operating system and the first writes page in (fast/memory.py).
+PATCH_BYTES = 8 << 20
+
+
 def conv2d_im2col_forward(x, W, keep_patches=True):
     """layers.conv2d_forward without the bias, as one matrix product (im2col), in (H, W, N, C).
 
@@ -85,7 +91,8 @@ def conv2d_im2col_forward(x, W, keep_patches=True):
     x : (H, W, N, C)
     W : (F, C, k, k)
     keep_patches : keep the patch matrix for the backward (False: a backward that does not
-        use it, conv2d_fft_backward, follows; see CONVOLUTIONS)
+        use it, conv2d_fft_backward, follows; see CONVOLUTIONS). Without it, and when C > 1,
+        the patch matrix is built and multiplied a few images at a time (PATCH_BYTES).
 
     Returns
     -------
@@ -107,11 +114,17 @@ def conv2d_im2col_forward(x, W, keep_patches=True):
     else:
         x_nhwc = np.ascontiguousarray(x.transpose(2, 0, 1, 3))  # (N, H, W, C)
         s = x_nhwc.strides
-        cols = np.lib.stride_tricks.as_strided(  # (N, Ho, Wo, k, k*C): patch (n, i, j), row u
+        patches = np.lib.stride_tricks.as_strided(  # (N, Ho, Wo, k, k*C): patch (n, i, j), row u
             x_nhwc, (N, Ho, Wo, kh, kw * C), (s[0], s[1], s[2], s[1], s[3]), writeable=False)
-        cols = cols.reshape(N * Ho * Wo, kh * kw * C)  # the copy
-        z = (cols @ W_m).reshape(N, Ho, Wo, F)
-        z = np.ascontiguousarray(z.transpose(1, 2, 0, 3))  # (Ho, Wo, N, F)
+        if not keep_patches:  # a few images at a time: the patch matrix stays small
+            step = max(1, PATCH_BYTES // (Ho * Wo * kh * kw * C * x.itemsize))
+        else:
+            step = N
+        z = np.empty((Ho, Wo, N, F), dtype=np.result_type(x, W))
+        for start in range(0, N, step):
+            stop = min(start + step, N)
+            cols = patches[start:stop].reshape((stop - start) * Ho * Wo, kh * kw * C)  # a copy
+            z[:, :, start:stop] = (cols @ W_m).reshape(stop - start, Ho, Wo, F).transpose(1, 2, 0, 3)
     if not keep_patches:
         return z, (None, None, x, W)
     return z, (cols, W_m, x.shape, W.shape)
