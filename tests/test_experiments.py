@@ -19,7 +19,8 @@ OTHER = dict(sizes=(784, 32, 10), init="he", embed_dim=4, ce_on="fgsm", optimize
              lr=1e-3, lr_schedule="constant", batch_size=64, epochs=3, fgsm_eps=0.2,
              adversarial=True, inv_eps=0.3, inv_shifts=1, margin=0.5, lambda_sens=0.5,
              lambda_inv=0.5, lambda_norm=1e-3, negatives="random", protocol="oracle",
-             train_size=100, seed=1, invariance_generator="authors", input_norm="authors")
+             train_size=100, seed=1, invariance_generator="authors", input_norm="authors",
+             arch="cnn")
 
 
 def save(runs_dir, run, evaluation):
