@@ -315,14 +315,14 @@ def test_the_files_own_forward_is_called_and_must_be_right(tmp_path):
             h = cache
             return 3.0 * dloss * h / (h.shape[0] * np.sqrt((h * h).sum(axis=1))[:, None])
         """)
-    code, out = check(path, "--report", tmp_path / "g.csv")
+    code, out = check(path, "--report", tmp_path / "out" / "g.csv")
     assert code == 1, out
     assert "PASS relu_backward" in out and "forward: this file's relu_forward" in out
     assert "FAIL feature_norm_backward" in out
     assert "wrong forward: this file's feature_norm_forward differs from tinyadv's" in out
     assert "it is 3 x tinyadv's output" in out
     assert "your dh is the numerical one times 3" in out
-    rows = gradebook(tmp_path / "g.csv")
+    rows = gradebook(tmp_path / "out" / "g.csv")
     assert statuses(rows, "own.py") == {"relu_backward": "pass", "feature_norm_backward": "fail"}
     assert next(r for r in rows if r["function"] == "feature_norm_backward")["hint"].startswith(
         "wrong forward")
@@ -402,10 +402,10 @@ def test_a_folder_of_submissions_and_its_gradebook(tmp_path):
 def test_expect_grades_a_missing_function_blank(tmp_path):
     path = write(tmp_path, "only_relu.py", "from tinyadv.layers import relu_backward\n")
     code, out = check(path, "--expect", "relu_backward,gather_rows_backward",
-                      "--report", tmp_path / "g.csv")
+                      "--report", tmp_path / "out" / "g.csv")
     assert code == 1
     assert "TODO gather_rows_backward: not defined in this file" in out
-    assert statuses(gradebook(tmp_path / "g.csv"), "only_relu.py") == {
+    assert statuses(gradebook(tmp_path / "out" / "g.csv"), "only_relu.py") == {
         "relu_backward": "pass", "gather_rows_backward": "blank"}
 
 

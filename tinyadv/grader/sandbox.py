@@ -90,11 +90,55 @@ OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the repor
 ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
 POLL_SECONDS = 0.05
 READ_CHUNK = 1 << 16
+# Below this many bytes free for an ordinary user, the disk of the temporary folders counts as
+# full: a file that did not pass then is checked again (sandbox.py, "A full disk").
+DISK_FULL_BYTES = 2 * 2**20
 WATCHED_SIGNALS = procs.WATCHED_SIGNALS
 # The environment a child keeps: what Python, NumPy and a locale need, nothing else.
 KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT",
                     "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")
 TINYADV_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def remove_tree(path):
+    """Remove a child's temporary folder whatever the submission did to it: if a first try
+    fails (a folder it made read-only, or unreadable: chmod 0500, 0000), every folder in it
+    is made the owner's again (u+rwx, top down, links not followed) and it is tried again.
+    Returns None, or why the folder is still there."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return None
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        try:
+            os.chmod(folder, 0o700)
+            with os.scandir(folder) as entries:
+                stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            pass
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        return f"the temporary folder {path} could not be removed ({exc})"
+    return None
+
+
+def folder_size(path, most=100_000):
+    """Bytes in the files under ``path`` (links not followed), looking at ``most`` entries."""
+    total, seen, stack = 0, 0, [path]
+    while stack and seen < most:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
+    return total
 
 
 class Interrupted(Exception):
@@ -128,6 +172,9 @@ class Run:
     seconds: float = 0.0
     problems: list = field(default_factory=list)  # what it did that a submission must not
     checked_again: str = None  # why this is a second run, alone
+    not_started: str = None  # why its process could not be started (no room for its folder)
+    disk_full: str = None  # the temporary folders' disk was full while it ran: in words
+    filled_disk: bool = False  # ... and its own folder held most of what filled it
 
 
 class _Child:
@@ -143,6 +190,7 @@ class _Child:
         self.answers, self.output = bytearray(), bytearray()
         self.registered = set()  # its descriptors still in the selector
         self.had_company = False  # another child ran at some time beside it
+        self.saw_full_disk = False  # the temporary folders' disk was full while it ran
         self.run = Run(path)
 
 
@@ -162,11 +210,19 @@ class _Runner:
         self.selector = selectors.DefaultSelector()
         self.live = {}  # pid -> _Child
         self.ever = {}  # pid -> _Child, every child of this run (for signals sent late)
+        self.tmp_root = tempfile.gettempdir()  # where every child's folder is made
+        self.full_disk_used = 0  # bytes in use on it when it was last seen full
+        self.left = []  # pids of processes that could not be stopped at the end
 
     # -- starting and stopping ------------------------------------------------------------
 
     def start(self, index, path, again=None):
-        workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+        try:
+            workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+        except OSError as exc:  # a full disk, most likely: nothing of the file has run
+            self._finished(index, Run(path, checked_again=again, not_started=(
+                f"its temporary folder could not be created in {tempfile.gettempdir()} ({exc})")))
+            return
         # (ours, the child's) for the plan, the output and the answers: see "What a child gets"
         pairs = [socket.socketpair() for _ in range(3)]
         ours = [mine.detach() for mine, _ in pairs]
@@ -182,9 +238,9 @@ class _Runner:
         except OSError as exc:
             for fd in ours:
                 os.close(fd)
-            shutil.rmtree(workdir, ignore_errors=True)
-            run = Run(path, problems=[f"could not be started ({exc})"])
-            self.on_finish(index, run)
+            remove_tree(workdir)
+            self._finished(index, Run(path, checked_again=again, not_started=(
+                f"its process could not be started ({exc})")))
             return
         finally:
             for fd in theirs:  # the child holds the only other ends: EOF when it ends
@@ -208,12 +264,23 @@ class _Runner:
         """Kill whatever is left of the child, read what it wrote, and report it."""
         procs.kill_group_and_session(child.proc.pid)
         child.proc.wait()
+        # Every process it started, however deep or detached, before its folder is removed.
+        others = {pid for pid in self.live if pid != child.proc.pid}
+        left = procs.kill_leftovers(keep=others | self.preexisting)
+        if left:
+            child.run.problems.append(f"{len(left)} of the processes it started could not be "
+                                      f"stopped (pids {', '.join(map(str, left[:10]))})")
         for fd, kind in ((child.output_fd, "output"), (child.answer_fd, "answers")):
             while self._read(child, fd, kind):  # every writer is dead: read to the end
                 pass
-        self._close(child)
-        procs.kill_adopted(keep=set(self.live) | self.preexisting)
+        self._check_disk()
         run = child.run
+        if child.saw_full_disk:
+            own = folder_size(child.workdir)
+            run.filled_disk = own >= 0.5 * self.full_disk_used
+            run.disk_full = (f"the disk holding the temporary folders ({self.tmp_root}) was full "
+                             f"while it ran; its own folder held {own / 2**20:.0f} MB")
+        self._close(child)
         run.answers, run.output = bytes(child.answers), bytes(child.output)
         run.returncode = child.proc.returncode
         run.seconds = time.monotonic() - child.started
@@ -221,7 +288,25 @@ class _Runner:
         if reason and run.checked_again is None:
             self.retries.append((child.index, child.path, reason))
         else:
-            self.on_finish(child.index, run)
+            self._finished(child.index, run)
+
+    def _finished(self, index, run):
+        """Hand a run over; on_finish may ask for a second run, alone (a full disk)."""
+        again = self.on_finish(index, run)
+        if again and run.checked_again is None:
+            self.retries.append((index, run.path, again))
+
+    def _check_disk(self):
+        """Note, for every child running now, whether the temporary folders' disk is full."""
+        try:
+            stat = os.statvfs(self.tmp_root)
+        except (OSError, AttributeError):  # no statvfs (not a Unix): never known to be full
+            return
+        if stat.f_bavail * stat.f_frsize < DISK_FULL_BYTES:
+            self.full_disk_used = max(self.full_disk_used,
+                                      (stat.f_blocks - stat.f_bfree) * stat.f_frsize)
+            for child in self.live.values():
+                child.saw_full_disk = True
 
     def _maybe_not_its_own_doing(self, child):
         """Why the child's end may be a sibling's doing (None if it cannot be)."""
@@ -241,7 +326,9 @@ class _Runner:
             self._unregister(child, fd)
         for fd in list(child.open_fds):
             self._close_fd(child, fd)
-        shutil.rmtree(child.workdir, ignore_errors=True)
+        problem = remove_tree(child.workdir)
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
 
     def _close_fd(self, child, fd):
         if fd in child.open_fds:
@@ -364,6 +451,7 @@ class _Runner:
                     else:
                         self._read(child, key.fd, kind)
                 self._take_signals()
+                self._check_disk()
                 now = time.monotonic()
                 for child in list(self.live.values()):
                     if child.proc.poll() is not None:
@@ -378,8 +466,9 @@ class _Runner:
             for child in list(self.live.values()):  # interrupted: leave nothing behind
                 procs.kill_group_and_session(child.proc.pid)
                 child.proc.wait()
+            self.left = procs.kill_leftovers(keep=self.preexisting)
+            for child in list(self.live.values()):
                 self._close(child)
-            procs.kill_adopted(keep=self.preexisting)
             if was_subreaper is not None:
                 procs.set_subreaper(was_subreaper)
             if was_dumpable is not None:
@@ -393,12 +482,21 @@ def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_si
     """Run every file in ``paths`` in a child, ``jobs`` at a time, each shut in as
     ``sandbox_mode`` (isolation.MODES) asks.
 
-    on_finish(index, Run) is called as each ends (in the order they end);
+    on_finish(index, Run) is called as each ends (in the order they end); if it returns a
+    reason (a full disk), the file is checked a second time, alone, at the end (at most once).
     on_late_signal(index, problem) if a finished file's leftovers signal the checker.
-    Raises Interrupted if a signal from outside the submissions stops the run.
+    Returns the pids of processes that could not be stopped at the end ([] when none).
+    Raises Interrupted if a signal from outside the submissions stops the run; the exception's
+    ``left`` holds those pids then.
     """
     record = dict(plan_record, limits={"memory": int(limits.memory),
                                        "cpu_seconds": int(limits.seconds) + 5},
                   sandbox=isolation.plan(sandbox_mode))
     plan = channel.encode(record, plan_arrays)
-    _Runner(plan, limits, jobs, on_finish).run([Path(p) for p in paths], on_late_signal)
+    runner = _Runner(plan, limits, jobs, on_finish)
+    try:
+        runner.run([Path(p) for p in paths], on_late_signal)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        exc.left = runner.left
+        raise
+    return runner.left
