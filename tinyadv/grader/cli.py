@@ -264,11 +264,11 @@ def _plan(references):
 
 
 def _interruption(exc):
-    """(signal number, its words) of what stopped the run."""
+    """(signal number, its words, who sent it in words) of what stopped the run."""
     if isinstance(exc, KeyboardInterrupt):
-        return signal.SIGINT, "Ctrl-C"
+        return signal.SIGINT, "Ctrl-C", ""
     what = procs.signal_name(exc.signum) + (" (Ctrl-C)" if exc.signum == signal.SIGINT else "")
-    return exc.signum, what + (f" from process {exc.sender}" if exc.sender else "")
+    return exc.signum, what, (f" from process {exc.sender}" if exc.sender else "")
 
 
 def _interrupted_message(exc, what, checked, not_graded, written, left):
@@ -473,7 +473,7 @@ def main(argv=None, out=None):
     except (sandbox.Interrupted, KeyboardInterrupt) as exc:
         # Nothing graded is lost: the verdicts so far are written, each file not checked
         # gets a row saying so, and no older gradebook stays where this one belongs.
-        signum, what = _interruption(exc)
+        signum, what, sender = _interruption(exc)
         not_graded = [entries[i][0] for i, r in enumerate(results) if r is None]
         reason = (f"not graded: the run was interrupted by {what} before this file was "
                   f"checked; this gradebook is incomplete")
@@ -484,8 +484,9 @@ def main(argv=None, out=None):
             report.print_summary(results, args.seed, args.tol, out)
         incomplete = f"interrupted by {what}; {len(not_graded)} files not graded"
         written, _ = _write_outputs(args, results, sandbox_line, out, incomplete)
-        print("\n" + _interrupted_message(exc, what, len(results) - len(not_graded), not_graded,
-                                          written, getattr(exc, "left", [])), file=sys.stderr)
+        print("\n" + _interrupted_message(exc, what + sender, len(results) - len(not_graded),
+                                          not_graded, written, getattr(exc, "left", [])),
+              file=sys.stderr)
         return 128 + signum
 
     if len(results) > 1 or args.quiet:
