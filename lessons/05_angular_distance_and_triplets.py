@@ -139,7 +139,7 @@ print(f"negative dot products among {pairs} pairs of MNIST images: "
 # 60 signed 2-D vectors in 3 classes. Each step: a random positive from the same class, the
 # hardest negative (the closest vector of another class, objective.hardest_negatives), the
 # triplet loss and its gradient. V[pos] and V[neg] are gathers of rows of V (as the
-# negatives in objective.objective_reference), so their gradients are scatter-adds
+# negatives in objective.objective), so their gradients are scatter-adds
 # (layers.gather_rows_backward) back onto the vectors they came from.
 n_toy, classes = 60, 3
 toy_y = np.repeat(np.arange(classes), n_toy // classes)
@@ -165,9 +165,8 @@ for step in range(TOY_STEPS):
     V_neg, neg_cache = layers.gather_rows_forward(V, neg)
     loss, t_cache = losses.triplet_loss_forward(V, V_pos, V_neg, margin)
     da, dp, dn = losses.triplet_loss_backward(1.0, t_cache)
-    grad = da.copy()
-    layers.gather_rows_backward(dp, pos_cache, out=grad)  # scatter-add onto grad's rows
-    layers.gather_rows_backward(dn, neg_cache, out=grad)
+    grad = (da + layers.gather_rows_backward(dp, pos_cache)  # scatter-adds onto V's rows
+            + layers.gather_rows_backward(dn, neg_cache))
     V -= 5.0 * grad  # a big step: the gradient carries 1/N = 1/60 (at 20 it overshoots)
     toy_losses.append(loss)
 print(f"toy triplet loss: {toy_losses[0]:.3f} at the start, {toy_losses[-1]:.3f} after "

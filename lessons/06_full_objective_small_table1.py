@@ -13,7 +13,7 @@ with lambda1 = lambda2 = 0.5, lambda3 = 1e-3, margin 0.05 and the hardest negati
 What you will see
 -----------------
 1. Eq. 2 evaluated on one batch of an untrained network, term by term, by
-   ``objective.objective_reference`` (read it beside this lesson): cross-entropy about
+   ``objective.objective`` (read it beside this lesson): cross-entropy about
    2.31 on clean images and 2.39 on their FGSM images (mixed: about 2.35) -- close, because
    with the default uniform initialisation the untrained network's output barely moves with
    its input; the triplet terms start small (about 0.019 for MLS, 0.0004 for MLI); the norm
@@ -21,8 +21,8 @@ What you will see
 2. The gradient of the *whole* objective -- one concatenated forward pass over anchors, FGSM
    images and invariance images, and one backward -- checked against centred differences in
    float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 2.3e-9). The
-   fast ``objective.objective`` that training calls gives the same loss, terms and gradients
-   (largest difference about 3e-17).
+   fast objective that training calls (tinyadv/fast/objective.py) gives the same loss, terms
+   and gradients (largest difference about 3e-17).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
    (784-128-128-10, one seed), 7-22 s each at load average 3-4, 14-34 s at 12-17; evaluated
@@ -55,7 +55,8 @@ sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyad
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, invariance, mlp, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient  # noqa: E402
-from tinyadv.paper import PAPER_TABLE1  # noqa: E402
+from tinyadv.fast import objective as fast_objective  # noqa: E402
+from tinyadv.lab.paper import PAPER_TABLE1  # noqa: E402
 from tinyadv.train import MODELS, TrainConfig, model_config, train  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 06: the full objective and a small Table 1",
@@ -81,15 +82,15 @@ x_inv_test, y_flip_test = invariance.label_flip(X_test, y_test, X_train, y_train
 print(f"invariance examples built in {time.perf_counter() - start:.1f}s")
 
 # %% 1. Eq. 2 on one batch, term by term
-# objective.objective_reference is Eq. 2 written to be read (about a page: one forward pass,
-# each term from tinyadv.losses, the negatives' gather and scatter-add, one backward pass):
-# open it beside this cell. Training calls objective.objective, which does the same
-# arithmetic with less work (cell 2 holds the two equal).
+# objective.objective is Eq. 2 written to be read (about a page: one forward pass, each term
+# from tinyadv.losses, the negatives' gather and scatter-add, one backward pass): open it
+# beside this cell. Training calls tinyadv/fast/objective.py, which does the same arithmetic
+# with less work (cell 2 holds the two equal).
 rng = np.random.default_rng(0)
 params = mlp.init_params(base.sizes, rng, init=base.init)
 x, y = X_train[:128], y_train[:128]
 x_adv = attacks.fgsm(params, x, y, base.fgsm_eps)  # x'_p: the sensitivity positives
-loss, grads, terms = objective.objective_reference(
+loss, grads, terms = objective.objective(
     params, x, y, x_adv=x_adv, x_inv=x_inv_train[:128], neg_index="hardest",
     lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3, margin=base.margin)
 print("untrained network, one batch of 128 anchors:")
@@ -118,16 +119,15 @@ xs_inv = np.clip(xs + 0.3 * check_rng.uniform(-1, 1, size=xs.shape), 0, 1)
 negs = objective.random_negatives(ys, check_rng)
 settings = dict(x_adv=xs_adv, x_inv=xs_inv, neg_index=negs, lambda_sens=0.5, lambda_inv=0.5,
                 lambda_norm=1e-3, margin=0.05)
-_, small_grads, small_terms = objective.objective_reference(small, xs, ys, **settings)
+_, small_grads, small_terms = objective.objective(small, xs, ys, **settings)
 print(f"small check network: MLS {small_terms['triplet_sens']:.3f}, MLI {small_terms['triplet_inv']:.3f} "
       f"(non-zero, so their gradients are tested too)")
 for k in sorted(small):
-    numeric = numerical_gradient(lambda: objective.objective_reference(small, xs, ys, **settings)[0],
-                                 small[k])
+    numeric = numerical_gradient(lambda: objective.objective(small, xs, ys, **settings)[0], small[k])
     print(compare(f"dL/d{k} of Eq. 2", small_grads[k], numeric))
-# The fast objective, the one training calls, against the reference: the same numbers.
-_, fast_grads, fast_terms = objective.objective(small, xs, ys, **settings)
-print("objective.objective vs objective_reference, largest difference: terms "
+# The fast objective, the one training calls, against the readable one: the same numbers.
+_, fast_grads, fast_terms = fast_objective.objective(small, xs, ys, **settings)
+print("fast_objective.objective vs objective.objective, largest difference: terms "
       f"{max(abs(fast_terms[k] - small_terms[k]) for k in small_terms):.0e}, gradients "
       f"{max(np.max(np.abs(fast_grads[k] - small_grads[k])) for k in small):.0e}")
 

@@ -75,7 +75,8 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
-from tinyadv import data, paper, plots  # noqa: E402
+from tinyadv import data, plots  # noqa: E402
+from tinyadv.lab import paper  # noqa: E402
 
 OUT, FAST = lesson_options("Lesson 09: reading a results table",
                            default_out=os.path.join(HERE, "out"))
@@ -139,7 +140,7 @@ print(f"   what it seems to say: + MLS + MLI beats the Baseline on invariance by
 # accuracies of each (data/ovalle2022_logs/README.md). The mean and the *sample* standard
 # deviation (divide by n - 1 = 2) of each configuration, computed here by hand; paper.audit
 # finds, by searching the logs, which run each printed row is.
-logs = data.load_author_logs()
+logs = paper.load_author_logs()
 runs = {}  # config -> column -> the three runs, in run order
 for r in sorted(logs, key=lambda r: (r["config"], r["run"])):
     for c in COLS:

@@ -1,10 +1,10 @@
-"""A stand-in for tinyadv.tramer.load_attack_set in the tests of the code that uses it
+"""A stand-in for tinyadv.lab.tramer.load_attack_set in the tests of the code that uses it
 (experiments, reproduce): the same interface and array types, made in milliseconds. It is
 not the attack -- tramer.py's own tests check that -- only something shaped like its output:
 each image moved by up to 0.3 * 255 grey levels, aligned with MNIST, with a target label
 that differs from the source label.
 
-    install(monkeypatch)  makes ``from tinyadv import tramer`` return this module
+    install(monkeypatch)  makes ``from . import tramer`` in tinyadv/lab return this module
 """
 import sys
 import types
@@ -30,11 +30,11 @@ def load_attack_set(variant, split, limit=None, cache_dir=None, log=print):
 
 
 def install(monkeypatch):
-    """Make ``from tinyadv import tramer`` (in this process) give this module."""
-    import tinyadv
+    """Make ``from . import tramer`` in tinyadv/lab (in this process) give this module."""
+    import tinyadv.lab
 
-    fake = types.ModuleType("tinyadv.tramer")
+    fake = types.ModuleType("tinyadv.lab.tramer")
     fake.load_attack_set = load_attack_set
-    monkeypatch.setitem(sys.modules, "tinyadv.tramer", fake)
-    monkeypatch.setattr(tinyadv, "tramer", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "tinyadv.lab.tramer", fake)
+    monkeypatch.setattr(tinyadv.lab, "tramer", fake, raising=False)
     return fake

@@ -10,7 +10,7 @@ if __name__ == "__main__":  # spawned workers import this file again: only the p
     import pytest
 
     import fake_tramer
-    from tinyadv import reproduce
+    from tinyadv.lab import reproduce
 
     with pytest.MonkeyPatch.context() as patch:
         fake_tramer.install(patch)

@@ -1,4 +1,4 @@
-"""A small program on tinyadv.runner, for the interrupt tests (run it as a subprocess).
+"""A small program on tinyadv.lab.runner, for the interrupt tests (run it as a subprocess).
 
     python tests/runner_driver.py OUT [--tasks 6] [--jobs 2] [--seconds 0.15] [--pause 0.08]
 
@@ -15,7 +15,7 @@ import sys
 import time
 
 import runner_toy
-from tinyadv.runner import WorkerError, run_in_workers
+from tinyadv.lab.runner import WorkerError, run_in_workers
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Toy work for tests/test_runner.py and tests/runner_driver.py.
 
-Top-level functions, so that the spawned workers of tinyadv.runner can import them by name.
+Top-level functions, so that the spawned workers of tinyadv.lab.runner can import them by name.
 No numpy here: a worker of these tests should start in a few tens of milliseconds.
 """
 import json

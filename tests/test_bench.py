@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tinyadv import bench, train
+from tinyadv import train
+from tinyadv.lab import bench
 
 BASELINE = train.model_config("baseline")  # the two steps bench times, default preset
 FULL = train.model_config("baseline+mls+mli")
@@ -100,7 +101,7 @@ def test_training_steps_do_not_page_fault_once_memory_is_kept():
     """
     import numpy as np
     from tinyadv import mlp, train
-    from tinyadv.runner import keep_freed_memory
+    from tinyadv.fast.memory import keep_freed_memory
     if not keep_freed_memory():
         pytest.skip("not glibc: mallopt unavailable")
     rng = np.random.default_rng(0)

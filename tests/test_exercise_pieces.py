@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tinyadv import attacks, layers, mlp
+from tinyadv.fast import layers as fast_layers
 from tinyadv.gradcheck import compare, numerical_gradient, numerical_gradient_array
 
 GRADCHECK = settings(max_examples=30, deadline=None)
@@ -48,9 +49,10 @@ def test_gather_rows_backward_is_the_transposed_selection_matrix():
 
 @settings(max_examples=30, deadline=None)
 @given(seed=seeds, n=st.integers(1, 6), m=st.integers(1, 9), k=st.integers(1, 5))
-def test_gather_rows_backward_adds_into_out_as_np_add_at_does(seed, n, m, k):
-    """``out=``: the scatter-add lands in the given array, bit for bit as the plain
-    np.add.at(out, index, dout) on the 2-d arrays would add it (float32, repeated rows)."""
+def test_fast_gather_rows_backward_adds_into_out_as_np_add_at_does(seed, n, m, k):
+    """The fast backward's ``out=``: the scatter-add lands in the given array, bit for bit as
+    the plain np.add.at(out, index, dout) on the 2-d arrays would add it (float32, repeated
+    rows); without ``out`` it equals layers.gather_rows_backward bit for bit."""
     rng = np.random.default_rng(seed)
     index = rng.integers(0, n, size=m)
     dout = rng.standard_normal((m, k)).astype(np.float32)
@@ -58,23 +60,25 @@ def test_gather_rows_backward_adds_into_out_as_np_add_at_does(seed, n, m, k):
     expected = start.copy()
     np.add.at(expected, index, dout)
     out = start.copy()
-    returned = layers.gather_rows_backward(dout, (index, n), out=out)
+    returned = fast_layers.gather_rows_backward(dout, (index, n), out=out)
     assert returned is out and out.dtype == np.float32
     np.testing.assert_array_equal(out, expected)
     rows = np.zeros((n + 2, k), dtype=np.float32)  # into the first n rows of a larger array
-    layers.gather_rows_backward(dout, (index, n), out=rows[:n])
+    fast_layers.gather_rows_backward(dout, (index, n), out=rows[:n])
     from_zero = np.zeros((n, k), dtype=np.float32)
     np.add.at(from_zero, index, dout)
     np.testing.assert_array_equal(rows[:n], from_zero)
     np.testing.assert_array_equal(rows[n:], 0.0)
+    np.testing.assert_array_equal(fast_layers.gather_rows_backward(dout, (index, n)),
+                                  layers.gather_rows_backward(dout, (index, n)))
 
 
-def test_gather_rows_backward_rejects_an_out_it_cannot_add_into():
+def test_fast_gather_rows_backward_rejects_an_out_it_cannot_add_into():
     dout, cache = np.ones((3, 2)), (np.array([0, 1, 1]), 2)
     with pytest.raises(ValueError, match="^out:"):
-        layers.gather_rows_backward(dout, cache, out=np.zeros((3, 2)))  # wrong shape
+        fast_layers.gather_rows_backward(dout, cache, out=np.zeros((3, 2)))  # wrong shape
     with pytest.raises(ValueError, match="^out:"):
-        layers.gather_rows_backward(dout, cache, out=np.zeros((2, 4))[:, ::2])  # a strided view
+        fast_layers.gather_rows_backward(dout, cache, out=np.zeros((2, 4))[:, ::2])  # strided
 
 
 def test_gather_rows_wrong_gradients_fail(assert_wrong_grads_fail):

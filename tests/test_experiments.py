@@ -1,4 +1,4 @@
-"""What reproduce and sweep share (tinyadv/experiments.py): when a saved run may be reused,
+"""What reproduce and sweep share (tinyadv/lab/experiments.py): when a saved run may be reused,
 and how a command ends when it is stopped."""
 import dataclasses
 import json
@@ -7,9 +7,9 @@ import signal
 import numpy as np
 import pytest
 
-from tinyadv import experiments
-from tinyadv.experiments import Evaluation, Run
-from tinyadv.runner import WorkerError
+from tinyadv.lab import experiments
+from tinyadv.lab.experiments import Evaluation, Run
+from tinyadv.lab.runner import WorkerError
 from tinyadv.train import TrainConfig, preset_config
 
 RUN = Run("baseline__seed0", preset_config("default"), preset="default")

@@ -1,5 +1,6 @@
-"""The label-flipping generator: exact nearest neighbours (against the float64 reference search),
-the eps-step, no self-neighbours, determinism, and the cache (key, corruption, atomicity)."""
+"""The label-flipping generator: the fast neighbour search (tinyadv/fast/nearest.py) exact
+against the readable float64 one (tinyadv/invariance.py), the eps-step, no self-neighbours,
+determinism, and the cache (tinyadv/lab/invariance_cache.py: key, corruption, atomicity)."""
 import os
 
 import numpy as np
@@ -8,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyadv import invariance as inv
+from tinyadv.fast import nearest as fast
+from tinyadv.lab import invariance_cache
 
 ROUNDING = 1e-6  # float32: x + clip(n - x, -eps, eps) - x may miss eps by about one ulp
 
@@ -23,8 +26,8 @@ def small(mnist_train, mnist_test):
 
 
 def assert_exact_neighbours(nb, x, y, ref_x, ref_y, shifts=0, exclude_self=False):
-    """The fast search against the module's float64 reference (nearest_by_class_reference)."""
-    ref = inv.nearest_by_class_reference(x, y, ref_x, ref_y, shifts, exclude_self)
+    """The fast search against the readable float64 one (invariance.nearest_by_class)."""
+    ref = inv.nearest_by_class(x, y, ref_x, ref_y, shifts, exclude_self)
     found = np.isfinite(ref.dist2)
     np.testing.assert_array_equal(np.isfinite(nb.dist2), found)
     np.testing.assert_array_equal(nb.index[~found], -1)
@@ -41,14 +44,14 @@ def assert_exact_neighbours(nb, x, y, ref_x, ref_y, shifts=0, exclude_self=False
     np.testing.assert_array_equal(ref_y[nb.index[rows, cls]], cls)
 
 
-def test_the_reference_is_a_per_pair_minimum():
-    """The reference against the definition, one (query, reference, shift) at a time."""
+def test_the_readable_search_is_a_per_pair_minimum():
+    """The readable search against the definition, one (query, reference, shift) at a time."""
     rng = np.random.default_rng(4)
     x = rng.random((5, 784)) * (rng.random((5, 784)) < 0.2)
     y = np.array([0, 1, 2, 0, 1])
     ref_x = np.concatenate([x, rng.random((7, 784))])
     ref_y = np.array([0, 1, 2, 0, 1, 2, 2, 0, 1, 0, 2, 1])
-    nb = inv.nearest_by_class_reference(x, y, ref_x, ref_y, shifts=1, num_classes=3)
+    nb = inv.nearest_by_class(x, y, ref_x, ref_y, shifts=1, num_classes=3)
     grid = inv.shift_grid(1)
     for i in range(len(x)):
         for k in range(3):
@@ -65,31 +68,31 @@ def test_the_reference_is_a_per_pair_minimum():
 
 def test_training_set_against_itself_is_exact(small):
     X, y, _, _ = small
-    nb = inv.nearest_by_class(X, y, X, y, exclude_self=True, chunk_size=64)  # symmetric path
+    nb = fast.nearest_by_class(X, y, X, y, exclude_self=True, chunk_size=64)  # symmetric path
     assert_exact_neighbours(nb, X, y, X, y, exclude_self=True)
     assert not np.any(nb.index == np.arange(len(X))[:, None])  # never its own neighbour
 
 
 def test_test_set_against_training_set_is_exact(small):
     X, y, Xt, yt = small
-    assert_exact_neighbours(inv.nearest_by_class(Xt, yt, X, y, chunk_size=50), Xt, yt, X, y)
+    assert_exact_neighbours(fast.nearest_by_class(Xt, yt, X, y, chunk_size=50), Xt, yt, X, y)
 
 
 def test_shifted_search_is_exact(small):
     X, y, Xt, yt = small
     Xt, yt = Xt[:40], yt[:40]
-    nb = inv.nearest_by_class(Xt, yt, X, y, shifts=1, chunk_size=16)
+    nb = fast.nearest_by_class(Xt, yt, X, y, shifts=1, chunk_size=16)
     assert_exact_neighbours(nb, Xt, yt, X, y, shifts=1)
     assert np.any(nb.shift > 0)  # some digit really is closer to a shifted neighbour
-    unshifted = inv.nearest_by_class(Xt, yt, X, y)
+    unshifted = fast.nearest_by_class(Xt, yt, X, y)
     assert np.all(nb.dist2 <= unshifted.dist2 + 1e-3)  # more candidates never hurt
 
 
 def test_symmetric_and_general_search_agree(small):
     """The training-set shortcut (one product for both directions) against the plain loop."""
     X, y, _, _ = small
-    sym = inv.nearest_by_class(X, y, X, y, exclude_self=True)
-    plain = inv._search(X, y, X, y, 0, True, 10, 64)
+    sym = fast.nearest_by_class(X, y, X, y, exclude_self=True)
+    plain = fast._search(X, y, X, y, 0, True, 10, 64)
     np.testing.assert_allclose(sym.dist2, plain.dist2, rtol=1e-5, atol=1e-3)
 
 
@@ -100,13 +103,13 @@ def test_exclude_self_masks_the_own_index(small):
     X, ref_y = X[:100], ref_y[:100]
     y = (ref_y + 1) % 10
     rows = np.arange(len(X))
-    with_self = inv.nearest_by_class(X, y, X, ref_y)
+    with_self = fast.nearest_by_class(X, y, X, ref_y)
     np.testing.assert_array_equal(with_self.index[rows, ref_y], rows)  # distance 0: itself
-    without = inv.nearest_by_class(X, y, X, ref_y, exclude_self=True)
+    without = fast.nearest_by_class(X, y, X, ref_y, exclude_self=True)
     assert not np.any(without.index == rows[:, None])
     assert_exact_neighbours(without, X, y, X, ref_y, exclude_self=True)
-    with_shifts = inv.nearest_by_class(X[:40], y[:40], X[:40], ref_y[:40], shifts=1,
-                                       exclude_self=True)
+    with_shifts = fast.nearest_by_class(X[:40], y[:40], X[:40], ref_y[:40], shifts=1,
+                                        exclude_self=True)
     assert not np.any(with_shifts.index == np.arange(40)[:, None])
 
 
@@ -146,6 +149,16 @@ def test_moves_towards_the_chosen_neighbour(small):
     assert np.all(((x_inv - neighbour) ** 2).sum(1) < ((Xt - neighbour) ** 2).sum(1))
 
 
+@pytest.mark.parametrize("shifts", [0, 1])
+def test_fast_label_flip_gives_the_readable_ones_examples(small, shifts):
+    """Training's label_flip (fast search) and the readable one make the same images."""
+    X, y, Xt, yt = small
+    readable = inv.label_flip(Xt[:50], yt[:50], X, y, 0.3, shifts=shifts)
+    quick = fast.label_flip(Xt[:50], yt[:50], X, y, 0.3, shifts=shifts)
+    np.testing.assert_array_equal(quick[1], readable[1])
+    np.testing.assert_array_equal(quick[0], readable[0])
+
+
 def test_deterministic_and_inputs_untouched(small):
     X, y, Xt, yt = small
     copies = [a.copy() for a in small]
@@ -183,7 +196,7 @@ def test_shift_images_and_grid():
 def test_column_argmax_equals_numpy(rows, cols, group, seed):
     # few distinct values: many ties, where "first occurrence wins" must still hold
     scores = np.random.default_rng(seed).integers(0, 4, size=(rows, cols)).astype(np.float32)
-    np.testing.assert_array_equal(inv.column_argmax(scores, group), scores.argmax(axis=0))
+    np.testing.assert_array_equal(fast.column_argmax(scores, group), scores.argmax(axis=0))
 
 
 def _bad_calls(X, y, Xt, yt):
@@ -210,7 +223,10 @@ def test_bad_input_raises_a_clear_error(small):
     X, y, Xt, yt = small
     for name, kwargs in _bad_calls(X, y, Xt[:20], yt[:20]):
         with pytest.raises(ValueError, match=rf"^{name}:"):
-            inv.label_flip(**kwargs)
+            fast.label_flip(**kwargs)
+        if name != "chunk_size":  # the readable search has no chunks
+            with pytest.raises(ValueError, match=rf"^{name}:"):
+                inv.label_flip(**kwargs)
 
 
 # The cache, on small stand-in data (the real one runs the same code on all of MNIST).
@@ -219,20 +235,20 @@ def test_bad_input_raises_a_clear_error(small):
 def counting(monkeypatch):
     """Counts how often the (expensive) search runs."""
     calls = []
-    real = inv.nearest_by_class
+    real = invariance_cache.nearest_by_class
 
     def counted(*args, **kwargs):
         calls.append(kwargs.get("shifts"))
         return real(*args, **kwargs)
-    monkeypatch.setattr(inv, "nearest_by_class", counted)
+    monkeypatch.setattr(invariance_cache, "nearest_by_class", counted)
     return calls
 
 
 def neighbours(small, tmp_path, shifts=0, log=None):
     X, y, Xt, yt = small
     messages = []
-    nb = inv._cached_neighbours(X, y, Xt, yt, shifts, str(tmp_path),
-                                log=messages.append if log is None else log)
+    nb = invariance_cache._cached_neighbours(X, y, Xt, yt, shifts, str(tmp_path),
+                                             log=messages.append if log is None else log)
     return nb, messages
 
 
@@ -249,16 +265,17 @@ def test_cache_is_reused_and_matches(small, tmp_path, counting):
 
 def test_cache_key_depends_on_every_parameter_and_the_data(small):
     X, y, Xt, yt = small
-    fp = inv._fingerprint(X, y, Xt, yt)
-    assert inv.cache_key(0, fp) != inv.cache_key(1, fp)
+    fp = invariance_cache._fingerprint(X, y, Xt, yt)
+    assert invariance_cache.cache_key(0, fp) != invariance_cache.cache_key(1, fp)
     y2 = y.copy()
     y2[0] = (y2[0] + 1) % 10
     X2 = X.copy()
     X2[0, 400] = 0.5 if X2[0, 400] != 0.5 else 0.25
-    assert fp != inv._fingerprint(X, y2, Xt, yt)
-    assert fp != inv._fingerprint(X2, y, Xt, yt)
-    assert fp != inv._fingerprint(X, y, Xt[:-1], yt[:-1])
-    assert inv.cache_key(0, fp) == inv.cache_key(0, inv._fingerprint(X.copy(), y, Xt, yt))
+    assert fp != invariance_cache._fingerprint(X, y2, Xt, yt)
+    assert fp != invariance_cache._fingerprint(X2, y, Xt, yt)
+    assert fp != invariance_cache._fingerprint(X, y, Xt[:-1], yt[:-1])
+    again = invariance_cache._fingerprint(X.copy(), y, Xt, yt)
+    assert invariance_cache.cache_key(0, fp) == invariance_cache.cache_key(0, again)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "stale key", "bad index",

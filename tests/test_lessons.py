@@ -143,7 +143,7 @@ def _synthetic_results(folder):
 
     import numpy as np
 
-    from tinyadv import reproduce, sweep
+    from tinyadv.lab import reproduce, sweep
     from tinyadv.train import MODELS, preset_config
 
     rng = np.random.default_rng(0)

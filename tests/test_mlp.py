@@ -8,6 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tinyadv import mlp
+from tinyadv.fast.mlp import stack_forwards
 from tinyadv.train import TrainConfig
 from tinyadv.gradcheck import numerical_gradient
 
@@ -239,8 +240,8 @@ def test_stacked_forwards_are_the_forward_of_the_stacked_batch(seed, sizes, n_a,
     x = np.concatenate([x_a, x_b])
     logits, h, cache = mlp.forward(params, x)
     for inputs in (None, x):
-        s_logits, s_h, s_cache = mlp.stack_forwards(mlp.forward(params, x_a),
-                                                    mlp.forward(params, x_b), inputs=inputs)
+        s_logits, s_h, s_cache = stack_forwards(mlp.forward(params, x_a),
+                                                mlp.forward(params, x_b), inputs=inputs)
         np.testing.assert_allclose(s_logits, logits, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(s_h, h, rtol=1e-12, atol=1e-14)
         # The backward through the stacked cache is the backward of the stacked batch.
@@ -370,8 +371,8 @@ def test_stacked_forwards_with_input_norm(seed, sizes, n_a, n_b):
     dlogits, dh = rng.standard_normal(logits.shape), rng.standard_normal(h.shape)
     grads, dx = mlp.backward(dlogits, dh, cache)
     for inputs in (None, x):  # the stacked raw inputs must not stand in for layer 1's input
-        s_logits, s_h, s_cache = mlp.stack_forwards(mlp.forward(params, x_a),
-                                                    mlp.forward(params, x_b), inputs=inputs)
+        s_logits, s_h, s_cache = stack_forwards(mlp.forward(params, x_a),
+                                                mlp.forward(params, x_b), inputs=inputs)
         np.testing.assert_allclose(s_logits, logits, rtol=1e-12, atol=1e-14)
         s_grads, s_dx = mlp.backward(dlogits, dh, s_cache)
         np.testing.assert_allclose(s_dx, dx, rtol=1e-12, atol=1e-14)

@@ -1,5 +1,6 @@
 """Paper Eq. 2 as a whole: every configuration of Table 1 against centred differences, and
-the fast objective against the readable reference in every configuration training can ask for.
+the fast objective training calls (tinyadv/fast/objective.py) against the readable one
+(tinyadv/objective.py) in every configuration training can ask for.
 
 The objective's gradient is assembled from many pieces (one concatenated forward, four CE
 and triplet and norm backwards, a scatter-add for gathered negatives); checking the whole
@@ -25,9 +26,10 @@ from hypothesis import strategies as st
 
 from tinyadv import losses, mlp
 from tinyadv.gradcheck import numerical_gradient
-from tinyadv.objective import (CE_ON, eq2_terms, hardest_negatives, objective,
-                               objective_reference, random_negatives, stacked_groups,
-                               trained_groups)
+from tinyadv.fast.objective import objective as fast_objective
+from tinyadv.fast.objective import trained_groups
+from tinyadv.objective import (CE_ON, eq2_terms, hardest_negatives, objective, random_negatives,
+                               stacked_groups)
 
 from nets import float64_params, min_abs_preactivation
 
@@ -318,8 +320,8 @@ def test_a_reused_anchor_forward_changes_nothing(config, embed_dim, seed, sizes,
     """Training passes FGSM's forward of the anchors in (anchor_forward): same loss, same terms
     and the same gradients as the objective's own concatenated pass, checked above."""
     params, x, y, kwargs = make_case(config, seed, sizes, n, (0.7, 0.4, 0.05), 0.3, embed_dim)
-    loss, grads, terms = objective(params, x, y, **kwargs)
-    reused = objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
+    loss, grads, terms = fast_objective(params, x, y, **kwargs)
+    reused = fast_objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
     np.testing.assert_allclose(reused[0], loss, rtol=1e-12)
     for key in terms:
         np.testing.assert_allclose(reused[2][key], terms[key], rtol=1e-12, atol=1e-15)
@@ -327,7 +329,7 @@ def test_a_reused_anchor_forward_changes_nothing(config, embed_dim, seed, sizes,
         np.testing.assert_allclose(reused[1][key], grads[key], rtol=1e-12, atol=1e-15)
 
 
-# ---- the fast objective against the reference ------------------------------------------
+# ---- the fast objective against the readable one ---------------------------------------
 
 AGREE = dict(rtol=1e-10, atol=1e-13)  # float64: the two round apart by ~1e-16, no more
 
@@ -339,8 +341,9 @@ AGREE = dict(rtol=1e-10, atol=1e-13)  # float64: the two round apart by ~1e-16, 
        negatives=st.sampled_from(["hardest", "random"]),
        lambdas=st.tuples(st.floats(0.1, 2.0), st.floats(0.1, 2.0), st.floats(0.01, 0.5)),
        margin=st.floats(0.0, 0.5))
-def test_objective_agrees_with_the_reference(seed, sizes, n, embed_dim, adversarial, ce_on, sens,
-                                             inv, norm, negatives, lambdas, margin):
+def test_fast_objective_agrees_with_the_readable_one(seed, sizes, n, embed_dim, adversarial,
+                                                    ce_on, sens, inv, norm, negatives, lambdas,
+                                                    margin):
     """Every TrainConfig combination that reaches the objective: embed_dim 0 or k, CE on
     clean + FGSM or FGSM alone (or clean only, without FGSM images), each triplet on or off,
     MLI negatives from the anchors (source) or brought along (oracle), the norm term, hardest
@@ -365,10 +368,10 @@ def test_objective_agrees_with_the_reference(seed, sizes, n, embed_dim, adversar
     if norm:
         kwargs["lambda_norm"] = lambda_norm
     kwargs["neg_index"] = "hardest" if negatives == "hardest" else random_negatives(y, rng)
-    loss, grads, terms = objective_reference(params, x, y, **kwargs)
+    loss, grads, terms = objective(params, x, y, **kwargs)
     assert np.isfinite(loss) and loss == terms["total"]
-    for fast in (objective(params, x, y, **kwargs),
-                 objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)):
+    for fast in (fast_objective(params, x, y, **kwargs),
+                 fast_objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)):
         np.testing.assert_allclose(fast[0], loss, **AGREE)
         assert sorted(fast[2]) == sorted(terms)
         for key in terms:
@@ -378,28 +381,28 @@ def test_objective_agrees_with_the_reference(seed, sizes, n, embed_dim, adversar
             np.testing.assert_allclose(fast[1][key], grads[key], **AGREE, err_msg=key)
 
 
-def test_reference_takes_the_fast_objectives_arguments_but_a_given_forward():
-    fast = inspect.signature(objective).parameters
-    reference = inspect.signature(objective_reference).parameters
+def test_readable_takes_the_fast_objectives_arguments_but_a_given_forward():
+    fast = inspect.signature(fast_objective).parameters
+    reference = inspect.signature(objective).parameters
     assert list(reference) == [name for name in fast if name != "anchor_forward"]
     assert all(reference[name].default == fast[name].default for name in reference)
     params, x, y, kwargs = make_case("+MLS", 1, [5, 4, 3], 3, (0.5, 0, 0), 0.05)
     with pytest.raises(TypeError, match="anchor_forward"):
-        objective_reference(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
+        objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
 
 
-def test_reference_gradient_matches_numerical(assert_grad_ok):
-    """The reference is also checked against centred differences on its own (in one
-    configuration; the hypothesis test above ties it to the fast one in all of them)."""
+def test_fast_gradient_matches_numerical(assert_grad_ok):
+    """The fast objective is also checked against centred differences on its own (in one
+    configuration; the hypothesis test above ties it to the readable one in all of them)."""
     params, x, y, kwargs = make_case("+MLS+MLI oracle with norm", 5, [7, 6, 5, 3], 4,
                                      (0.7, 0.4, 0.05), 0.3, embed_dim=3)
     assert min_abs_preactivation(params, all_images(x, kwargs)) > KINK_GAP
     assert min_abs_hinge(params, x, kwargs) > KINK_GAP
-    _, grads, terms = objective_reference(params, x, y, **kwargs)
+    _, grads, terms = fast_objective(params, x, y, **kwargs)
     assert terms["triplet_sens"] > 0 and terms["triplet_inv"] > 0
-    f = lambda: objective_reference(params, x, y, **kwargs)[0]  # noqa: E731
+    f = lambda: fast_objective(params, x, y, **kwargs)[0]  # noqa: E731
     for key in params:
-        assert_grad_ok(f"objective_reference {key}", grads[key], numerical_gradient(f, params[key]))
+        assert_grad_ok(f"fast objective {key}", grads[key], numerical_gradient(f, params[key]))
 
 
 def test_eq2_terms_say_which_groups_each_term_reads():

@@ -3,18 +3,19 @@ import hashlib
 
 import pytest
 
-from tinyadv import data, paper
+from tinyadv import data
+from tinyadv.lab import paper
 
 
 @pytest.fixture(scope="module")
 def logs():
-    return data.load_author_logs()
+    return paper.load_author_logs()
 
 
 def test_logs_are_read_with_types(logs):
     assert len(logs) == 24  # 8 configurations x 3 runs (data/ovalle2022_logs/README.md)
     first = logs[0]
-    assert list(first) == list(data.AUTHOR_LOG_COLUMNS)
+    assert list(first) == list(paper.AUTHOR_LOG_COLUMNS)
     assert isinstance(first["run"], int) and isinstance(first["clean"], float)
     assert isinstance(first["triplet_in_log"], bool)
     assert {r["run"] for r in logs} == {1, 2, 3}
@@ -54,14 +55,14 @@ def test_audit_means_spreads_and_triplets(logs):
 
 def test_a_changed_log_file_fails_its_checksum(tmp_path):
     copy = tmp_path / "runs.csv"
-    copy.write_bytes(open(data.AUTHOR_LOGS_FILE, "rb").read().replace(b"87.8", b"97.8"))
+    copy.write_bytes(open(paper.AUTHOR_LOGS_FILE, "rb").read().replace(b"87.8", b"97.8"))
     with pytest.raises(data.DataFileError, match="checksum mismatch"):
-        data.load_author_logs(str(copy))
+        paper.load_author_logs(str(copy))
 
 
 def test_a_malformed_log_file_is_named(tmp_path):
     copy = tmp_path / "runs.csv"
-    payload = open(data.AUTHOR_LOGS_FILE, "rb").read().replace(b",no,", b",maybe,", 1)
+    payload = open(paper.AUTHOR_LOGS_FILE, "rb").read().replace(b",no,", b",maybe,", 1)
     copy.write_bytes(payload)
     with pytest.raises(data.DataFileError, match="line 2"):
-        data.load_author_logs(str(copy), hashlib.sha256(payload).hexdigest())
+        paper.load_author_logs(str(copy), hashlib.sha256(payload).hexdigest())

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinyadv import experiments, reproduce
+from tinyadv.lab import experiments, reproduce
 from tinyadv.evaluate import AUTHORS_KEYS
 from tinyadv.train import preset_config
 

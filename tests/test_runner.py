@@ -1,4 +1,4 @@
-"""tinyadv.runner: every result once, errors with their tracebacks, dying workers, and
+"""tinyadv.lab.runner: every result once, errors with their tracebacks, dying workers, and
 Ctrl-C at any moment (once, twice, to the parent or its whole process group).
 
 The in-process tests run toy work from tests/runner_toy.py; spawned workers import it by
@@ -17,7 +17,7 @@ import pytest
 
 import interrupt_matrix as im
 import runner_toy
-from tinyadv.runner import GRACE_SECONDS, WorkerError, run_in_workers
+from tinyadv.lab.runner import GRACE_SECONDS, WorkerError, run_in_workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # -S: the driver needs no site-packages, and each run starts four interpreters (the driver,
@@ -145,7 +145,7 @@ def test_workers_start_with_sigint_blocked_even_in_a_fresh_interpreter():
     they ignore it. Checked in a fresh interpreter, where the first spawn also starts
     multiprocessing's resource tracker -- which unblocks SIGINT after starting it."""
     code = ("import runner_toy\n"
-            "from tinyadv.runner import run_in_workers\n"
+            "from tinyadv.lab.runner import run_in_workers\n"
             "with run_in_workers([('sleep', 0.2)] * 2, runner_toy.square, jobs=2) as results:\n"
             "    for pid in results.pids:\n"
             "        with open(f'/proc/{pid}/status') as f:\n"

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tinyadv import sweep
-from tinyadv.reproduce import COLUMNS
+from tinyadv.lab import sweep
+from tinyadv.lab.reproduce import COLUMNS
 from tinyadv.train import preset_config
 
 BASE = preset_config("default")

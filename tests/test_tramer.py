@@ -1,4 +1,4 @@
-"""Tramer et al.'s automated l-inf attack and the authors' variant (tinyadv/tramer.py):
+"""Tramer et al.'s automated l-inf attack and the authors' variant (tinyadv/lab/tramer.py):
 published examples reproduced pixel for pixel, the fast search equal to the brute-force
 reference (ties included), the transforms bit-exact against scipy.ndimage, the target rules,
 bad input, the committed search table, and an interrupted generation."""
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tinyadv import data, tramer
+from tinyadv import data
+from tinyadv.lab import tramer
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,36 @@
 """tinyadv: adversarial metric learning against sensitivity and invariance attacks, in NumPy.
 
-Every gradient is written by hand next to its forward pass and checked numerically.
-See README.md and lessons/ for where to start.
+Every gradient is written by hand next to its forward pass and checked numerically. The
+modules at the top of the package are the paper (Ovalle, Czyzycki, Hsieh, AAAI-23), in the
+order a student reads them:
+
+    data         MNIST and the human-labelled invariance examples, checksummed
+    layers       linear, ReLU, the gather that picks negatives: forward beside backward
+    mlp          the network f = head o body; the embedding h
+    losses       cross-entropy, the angular distance (Eq. 1), the triplet loss, the norm
+    objective    Eq. 2: every term, one forward pass, one backward pass
+    attacks      FGSM (the sensitivity example, Def. 1) and PGD
+    optim        SGD and Adam
+    train        TrainConfig, Table 1's rows, the training loop
+    invariance   the label-flipping generator (the invariance example, Def. 2)
+    evaluate     accuracy under each attack, both readings of the invariance column, people
+    gradcheck    numerical gradients and rel_error: how every backward above is checked
+    plots        Figure 1 and the lessons' figures
+
+    validate, fileio, lesson   input checks, atomic writes, the lessons' two flags
+
+One step away, named for what they are:
+
+    fast/        speed: each function says which function above it replaces, and a test
+                 holds the two equal; training calls these, a student need not read them
+    lab/         experiments: the reproduction, the sweep, runs and workers, the audit of the
+                 paper against its logs, the paper's own invariance attack, the benchmark
+    grader/      the classroom's exercise checker, which runs students' code sandboxed
+
+Commands: python -m tinyadv.reproduce | sweep | bench | gradcheck | invariance
+(README.md says what each prints). Importing tinyadv imports none of its modules.
 """
 __version__ = "0.1.0"
+
+__all__ = ["data", "layers", "mlp", "losses", "objective", "attacks", "optim", "train",
+           "invariance", "evaluate", "gradcheck", "plots", "validate", "fileio", "lesson"]

@@ -27,6 +27,9 @@ import numpy as np
 from . import layers, losses, mlp
 from .validate import check_eps, check_images, check_labels
 
+__all__ = ["input_gradient_sign", "fgsm_loss_forward", "fgsm_loss_backward", "fgsm", "pgd",
+           "default_pgd_step_size", "CHUNK_SIZE", "CRAFT_FROM"]
+
 CHUNK_SIZE = 4096  # rows per forward/backward: ~4096 x 784 float32 = 12 MB of images
 
 CRAFT_FROM = ("true", "predicted")
@@ -143,7 +146,7 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=CHUNK_SIZE, forward=No
         both give the same image.
     chunk_size : rows per forward/backward pass
     forward : ``mlp.forward(params, x)`` if the caller has it already, or None. Training
-        passes the anchors' forward, which the objective reuses (mlp.stack_forwards); it
+        passes the anchors' forward, which the objective reuses (fast/objective.py); it
         needs x in one chunk.
 
     Returns

@@ -1,11 +1,9 @@
-"""MNIST, the human-labelled invariance examples of Tramer et al. 2020, the paper's authors'
-training logs, and batching.
+"""MNIST, the human-labelled invariance examples of Tramer et al. 2020, and batching.
 
 Every file is verified by SHA-256 before it is used (for MNIST: of the *decompressed* IDX
 bytes, which are canonical; the gzip bytes differ between mirrors). Everything lives in the
 repository's ``data/`` folder, so a fresh clone needs no network.
 """
-import csv
 import gzip
 import hashlib
 import io
@@ -13,6 +11,9 @@ import os
 import zlib
 
 import numpy as np
+
+__all__ = ["load_mnist", "load_tramer", "iterate_minibatches", "read_verified", "DataFileError",
+           "DATA_DIR", "TRAMER_DIR", "TRAMER_SETS"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 
@@ -50,41 +51,31 @@ TRAMER_SHA256 = {  # of the .npy files as committed
 }
 
 
-AUTHOR_LOGS_FILE = os.path.join(DATA_DIR, "ovalle2022_logs", "runs.csv")
-AUTHOR_LOGS_SHA256 = "124e989ec37e737d80682fa229fa935847ae06f30c7c6c47f0592a9328df9f7e"
-# column -> how to read it (runs.csv's columns are described in data/ovalle2022_logs/README.md)
-AUTHOR_LOG_COLUMNS = {
-    "config": str, "run": int, "clean": float, "fgsm": float, "invariance_source": float,
-    "epochs_logged": int, "triplet_in_log": {"yes": True, "no": False}.__getitem__,
-    "added_in_commit": str, "log_file": str,
-}
-
-
 class DataFileError(OSError):
     """A data file is missing, corrupted or not in the expected format."""
 
 
-def _restore_hint(path):
+def restore_hint(path):
     return (f"Restore it from the repository (e.g. `git checkout -- {os.path.relpath(path)}`) "
             f"or point root= at a folder holding the original file.")
 
 
-def _read_verified(path, expected_sha256, decompress):
+def read_verified(path, expected_sha256, decompress):
     """Return the bytes of ``path`` (gunzipped if asked) after checking their SHA-256."""
     if not os.path.isfile(path):
-        raise DataFileError(f"data file not found: {path}. {_restore_hint(path)}")
+        raise DataFileError(f"data file not found: {path}. {restore_hint(path)}")
     try:
         with open(path, "rb") as f:
             raw = f.read()
         payload = gzip.decompress(raw) if decompress else raw
     except (OSError, EOFError, zlib.error) as err:  # zlib.error: a damaged deflate stream
         raise DataFileError(f"cannot read {path} ({err}): the file is corrupted. "
-                            f"{_restore_hint(path)}") from err
+                            f"{restore_hint(path)}") from err
     digest = hashlib.sha256(payload).hexdigest()
     if digest != expected_sha256:
         raise DataFileError(f"checksum mismatch for {path}: expected sha256 {expected_sha256}, "
                             f"got {digest}. The file is corrupted or was replaced. "
-                            f"{_restore_hint(path)}")
+                            f"{restore_hint(path)}")
     return payload
 
 
@@ -116,19 +107,19 @@ def load_mnist(split, root=None):
     images_name, labels_name = MNIST_FILES[split]
     images_path = os.path.join(root, images_name)
     labels_path = os.path.join(root, labels_name)
-    images = _parse_idx(_read_verified(images_path, MNIST_SHA256[images_name], True), images_path, 3)
-    labels = _parse_idx(_read_verified(labels_path, MNIST_SHA256[labels_name], True), labels_path, 1)
+    images = _parse_idx(read_verified(images_path, MNIST_SHA256[images_name], True), images_path, 3)
+    labels = _parse_idx(read_verified(labels_path, MNIST_SHA256[labels_name], True), labels_path, 1)
     X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)  # (N, 784)
     return X, labels.astype(np.int64)
 
 
 def _load_npy_verified(relpath):
     path = os.path.join(TRAMER_DIR, relpath)
-    payload = _read_verified(path, TRAMER_SHA256[relpath], decompress=False)
+    payload = read_verified(path, TRAMER_SHA256[relpath], decompress=False)
     try:
         return np.load(io.BytesIO(payload), allow_pickle=False)
     except ValueError as err:
-        raise DataFileError(f"{path}: not a plain .npy array ({err}). {_restore_hint(path)}") from err
+        raise DataFileError(f"{path}: not a plain .npy array ({err}). {restore_hint(path)}") from err
 
 
 def load_tramer(name):
@@ -155,29 +146,6 @@ def load_tramer(name):
     X = np.clip(images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0), 0.0, 1.0)
     _, y_test = load_mnist("test")
     return X, y_human, y_test[source_index]
-
-
-def load_author_logs(path=AUTHOR_LOGS_FILE, expected_sha256=AUTHOR_LOGS_SHA256):
-    """The final test accuracies of every training run the paper's authors logged.
-
-    One dict per run (Ovalle et al.'s public repository, see data/ovalle2022_logs/README.md):
-    config (str), run (1-3), clean, fgsm, invariance_source (accuracy in %), epochs_logged,
-    triplet_in_log (bool: did any logged step compute a triplet loss), added_in_commit,
-    log_file. Numbers copied from the authors' logs, not computed by tinyadv.
-    """
-    text = _read_verified(path, expected_sha256, decompress=False).decode("utf-8")
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames != list(AUTHOR_LOG_COLUMNS):
-        raise DataFileError(f"{path}: expected the columns {list(AUTHOR_LOG_COLUMNS)}, got "
-                            f"{reader.fieldnames}. {_restore_hint(path)}")
-    rows = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            rows.append({k: read(row[k]) for k, read in AUTHOR_LOG_COLUMNS.items()})
-        except (KeyError, ValueError, TypeError) as err:
-            raise DataFileError(f"{path}, line {line}: cannot read {row} ({err!r}). "
-                                f"{_restore_hint(path)}") from err
-    return rows
 
 
 def iterate_minibatches(n, batch_size, rng, drop_last=False):

@@ -11,10 +11,9 @@ Columns -- two readings of "invariance accuracy", and people as the arbiter:
   the oracle label: a model that follows the change scores high here.
 - human_*: agreement with the labels *people* gave the invariance examples of Tramer et al.
   2020 (data.load_tramer) -- the arbiter between the two readings above.
-- invariance_authors (``authors_invariance``, which reproduce.py applies to every run's
-  saved weights): predictions
-  on the examples the paper's authors' attack makes from the test images (their variant of
-  Tramer et al.'s rotation-and-shift search, tramer.py) vs the *source* label, as the paper
+- invariance_authors (``authors_invariance``): predictions on the examples the paper's
+  authors' attack makes from the test images (their variant of Tramer et al.'s
+  rotation-and-shift search, tinyadv/lab/tramer.py) vs the *source* label, as the paper
   scored them: the paper's own invariance column, on its own attack.
 - invariance_authors_raw: the same images fed as the authors' code fed them. Their data
   loader gave the network the saved invariance image as is, 0..255, without the
@@ -34,6 +33,10 @@ import numpy as np
 
 from . import attacks, data, mlp
 from .validate import check_array, check_eps, check_images, check_labels
+
+__all__ = ["score", "accuracy", "human_agreement", "authors_invariance", "evaluate_model",
+           "overfitting_warning", "accuracy_vs_eps", "KEYS", "AUTHORS_KEYS", "HUMAN_SETS",
+           "OVERFITTING_GAP"]
 
 HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
 # A gap this large (in points) is flagged. Measured on this project's baselines: 37-50 points

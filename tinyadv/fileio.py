@@ -10,6 +10,8 @@ import tempfile
 
 import numpy as np
 
+__all__ = ["atomic_path", "write_text_atomic", "save_npz_atomic", "remove_temporary_files"]
+
 
 @contextlib.contextmanager
 def atomic_path(path):

@@ -10,25 +10,22 @@ nearly equal losses loses most of them). Thresholds on ``rel_error`` (CS231n's r
 thumb): <= 1e-7 good; ~1e-4 only acceptable near a kink (ReLU at 0, a hinge at 0, |cos| at
 0); > 1e-2 the gradient is wrong.
 
-Run as a program it is the classroom's exercise checker (tinyadv/grader/, see
-lessons/exercises/README.md), which judges students' backward functions with this module:
-
-    python -m tinyadv.gradcheck lessons/exercises/01_linear_relu.py
-    python -m tinyadv.gradcheck submissions/ --jobs 2 --report grades.csv
+``python -m tinyadv.gradcheck`` is the classroom's exercise checker: its code is the grader
+(tinyadv/grader/, lessons/exercises/README.md), which judges students' backward functions
+with this module -- never the other way round.
 """
-import sys
+if __name__ == "__main__":  # run as the checker's command: hand over before importing anything
+    import runpy
 
-if __name__ == "__main__":
-    # Run as the exercise checker: block the signals a submission could send us *before*
-    # NumPy starts its BLAS threads, which inherit the mask; each such signal then waits to
-    # be read, with its sender, by tinyadv/grader/sandbox.py (see "Signals" there).
-    from tinyadv.grader.procs import block_watched_signals
-
-    block_watched_signals()
+    runpy.run_module("tinyadv.grader", run_name="__main__", alter_sys=True)
+    raise SystemExit(0)
 
 from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+__all__ = ["numerical_gradient", "numerical_gradient_array", "rel_error", "GradCheckReport",
+           "compare", "DEFAULT_TOL"]
 
 DEFAULT_TOL = 1e-7
 
@@ -119,11 +116,3 @@ def compare(name, analytic, numeric, tol=DEFAULT_TOL):
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
     return GradCheckReport(name, rel_error(analytic, numeric), tol, tuple(int(i) for i in worst),
                            float(analytic[worst]), float(numeric[worst]), analytic.shape)
-
-
-if __name__ == "__main__":
-    # The checker imports this module, not the other way round: imported, this file is
-    # only the numerical-gradient toolbox lesson 02 teaches.
-    from tinyadv.grader.cli import main
-
-    sys.exit(main())

@@ -2,7 +2,9 @@
 import argparse
 import os
 
-from .runner import keep_freed_memory
+from .fast.memory import keep_freed_memory
+
+__all__ = ["lesson_options"]
 
 
 def lesson_options(description, default_out):
@@ -12,7 +14,7 @@ def lesson_options(description, default_out):
     and allow_abbrev=False keeps those from being mistaken for --fast.
 
     A lesson trains in its own process, so this is also where that process gets the
-    allocator setting the reproduction's workers start with (runner.keep_freed_memory): it
+    allocator setting the reproduction's workers start with (fast.memory.keep_freed_memory): it
     changes no number, only how fast the training steps run.
 
     Returns

@@ -6,6 +6,11 @@ losses take ``dloss`` (a float, usually 1.0) in their backward.
 """
 import numpy as np
 
+__all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
+           "angular_distance_forward", "angular_distance_backward", "triplet_loss_forward",
+           "triplet_loss_backward", "triplet_active", "feature_norm_forward",
+           "feature_norm_backward", "row_norms", "NORM_FLOOR"]
+
 # Below this value of ||a|| * ||b|| (or ||h||) an embedding is treated as zero: a dead ReLU
 # layer produces exact zeros, and 0/0 would turn the whole step into NaN.
 NORM_FLOOR = 1e-12
@@ -15,9 +20,7 @@ def row_norms(h):
     """Euclidean norm of every row, ||h_i||_2: (N,) from (N, K).
 
     Every loss below that needs a norm computes it with this function, unless the caller
-    passes it in: objective.py computes each embedding group's norms once and hands them to
-    the triplets, the norm term and the negative mining, which would otherwise recompute the
-    anchors' norms six times per step.
+    passes it in (the objective training runs computes each group's norms once).
     """
     return np.sqrt(np.einsum("ij,ij->i", h, h))
 

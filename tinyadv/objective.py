@@ -1,4 +1,4 @@
-"""The paper's Eq. 2, assembled from the pieces, with its hand-written gradient -- twice.
+"""The paper's Eq. 2, assembled from the pieces, with its hand-written gradient.
 
     L = CE                                           (clean; clean + FGSM; or FGSM only)
       + lambda_sens * Lt(h(x_a), h(x'_p),  h(x_n))              (MLS: sensitivity triplet)
@@ -10,17 +10,12 @@ FGSM adversarial training's 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x'), y) (Goodfellow
 ``ce_on="clean+fgsm"``) or, as in the paper's authors' code, CE(f(x'), y) alone
 (``ce_on="fgsm"``); all lambdas zero therefore give the Baseline row of Table 1.
 
-Two functions compute it, with the same arguments and the same results (tests/test_objective.py
-holds them equal in float64, every configuration):
+``objective`` computes it term by term: one forward pass, each term from ``losses``, the
+negatives' gather and scatter-add from ``layers``, one backward pass. Training calls
+tinyadv/fast/objective.py, the same arithmetic arranged to do less work; the tests hold the
+two equal in float64, every configuration.
 
-- ``objective_reference`` -- the one to read against the paper: one forward pass, each term
-  from ``losses``, the negatives' gather and scatter-add from ``layers``, one backward pass.
-- ``objective`` -- the one training calls: the same arithmetic, arranged to do less work
-  (its docstring lists how).
-
-Which image groups each term reads is said once, by ``eq2_terms``; both objectives follow
-it, and so do the run-time estimate (experiments.estimated_cost), the benchmark's FLOP count
-(bench.objective_groups) and the sweep's grid (sweep.TRIPLET_FIELDS). The groups:
+Which image groups each term reads is said once, by ``eq2_terms``. The groups:
 
     anchor   x_a    the natural images of the batch
     adv      x'_p   their FGSM images (``x_adv``)
@@ -30,7 +25,7 @@ it, and so do the run-time estimate (experiments.estimated_cost), the benchmark'
                     cost no forward pass of their own; their gradient is scattered back
 
 Every image goes through the network in **one concatenated batch** -- [x_a; x'; x''; x''_n] --
-so the weights are read once and BLAS sees one big matrix product per layer.
+so the weights are read once and each layer is one big matrix product.
 """
 import functools
 from dataclasses import dataclass
@@ -38,6 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layers, losses, mlp
+
+__all__ = ["CE_ON", "STACKED_GROUPS", "Term", "eq2_terms", "stacked_groups", "check_arguments",
+           "hardest_negatives", "random_negatives", "objective"]
 
 CE_ON = ("clean+fgsm", "fgsm")
 # The groups with images of their own, in the order one forward pass stacks them.
@@ -102,15 +100,9 @@ def stacked_groups(terms):
     return [group for group in STACKED_GROUPS if group == "anchor" or group in read]
 
 
-def trained_groups(terms):
-    """The stacked groups whose rows carry a gradient (the negatives' rows are anchors')."""
-    trained = {"anchor" if group == "neg" else group
-               for term in terms if term.weight != 0 for group in term.groups}
-    return [group for group in STACKED_GROUPS if group in trained]
-
-
-def _plan(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on):
-    """Check the objectives' arguments; return the terms (eq2_terms) they ask for."""
+def check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm,
+                    ce_on):
+    """Check the objective's arguments; return the terms (eq2_terms) they ask for."""
     if ce_on not in CE_ON:
         raise ValueError(f"ce_on: expected one of {CE_ON}, got {ce_on!r}")
     if lambda_sens != 0 and x_adv is None:
@@ -170,9 +162,8 @@ def _require_two_classes(y):
                          f"got only class {y[0] if len(y) else None}")
 
 
-def objective_reference(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None,
-                        neg_index=None, lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0,
-                        margin=0.05, ce_on="clean+fgsm"):
+def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
+              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05, ce_on="clean+fgsm"):
     """Loss, gradients and the value of each term of paper Eq. 2, written to be read.
 
     Term by term, with batch means for the paper's sums (N anchors; h = the embedding, f =
@@ -190,9 +181,6 @@ def objective_reference(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None,
     The negative x_n of anchor i is anchor ``neg_index[i]`` of another class (``"hardest"``:
     the closest one, chosen after the forward pass and treated as a constant). Its embedding
     is a gather of rows of h(x_a), so its gradient is a scatter-add back onto those rows.
-
-    The same arguments as ``objective`` except ``anchor_forward``, which only saves work:
-    this function does every step itself, so nothing it computes comes from the caller.
 
     Parameters
     ----------
@@ -214,7 +202,8 @@ def objective_reference(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None,
         triplet_inv, norm, total; active_sens and active_inv (the fraction of triplets whose
         hinge is > 0); clean_accuracy (of the anchors, before the step)
     """
-    terms = _plan(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on)
+    terms = check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv,
+                            lambda_norm, ce_on)
     images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
     groups = stacked_groups(terms)  # e.g. ["anchor", "adv", "inv"]
     n = x.shape[0]
@@ -270,106 +259,3 @@ def objective_reference(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None,
                             + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
     values["clean_accuracy"] = float((f["anchor"].argmax(axis=1) == y).mean())
     return values["total"], grads, values
-
-
-def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
-              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
-              ce_on="clean+fgsm", anchor_forward=None):
-    """``objective_reference``'s loss, gradients and terms, with less work: training calls this.
-
-    What it does differently, and why (the test suite holds the two equal):
-
-    - ``anchor_forward``: training runs the anchors through the network for FGSM anyway, so
-      it passes that forward in; only the other groups then go through the network, and
-      ``mlp.stack_forwards`` joins the two into the concatenated pass's cache. One forward
-      of N rows saved per step (69 of the full step's 611 MFLOP).
-    - Each group's row norms ||h_i|| are computed once and handed to the negative mining,
-      both triplets and the norm term, which would otherwise recompute the anchors' six times.
-    - Gradients are added straight into one (rows, K) array, and the negatives' scatter-add
-      straight into its anchor rows (``gather_rows_backward(..., out=)``): no per-group
-      arrays to stack again before the backward.
-    - When the anchors' rows carry no gradient (CE on FGSM images only and no triplet: the
-      authors' baseline) the backward skips them: a third fewer rows in every weight-gradient
-      product. The sums lose only exact zeros (bit for bit the same with OpenBLAS here;
-      another BLAS may block the sums differently and round apart).
-
-    Parameters
-    ----------
-    As ``objective_reference``, and
-    anchor_forward : ``mlp.forward(params, x)`` if the caller has it already, or None
-
-    Returns
-    -------
-    loss, grads, terms : as ``objective_reference``. ce_clean is reported even when it is
-        not trained on.
-    """
-    terms = _plan(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv, lambda_norm, ce_on)
-    images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
-    groups = stacked_groups(terms)
-    n = x.shape[0]
-    batch = np.concatenate([images[g] for g in groups]) if len(groups) > 1 else x  # (G*N, D)
-    rest = None  # the forward of every group but the anchors, when the caller gave theirs
-    if anchor_forward is None:
-        logits_all, h_all, cache = mlp.forward(params, batch)
-    elif len(groups) == 1:
-        logits_all, h_all, cache = anchor_forward
-    else:
-        rest = mlp.forward(params, batch[n:])  # ((G-1)*N rows)
-        logits_all, h_all, cache = mlp.stack_forwards(anchor_forward, rest, inputs=batch)
-    rows = {g: slice(i * n, (i + 1) * n) for i, g in enumerate(groups)}
-    dlogits_all = np.zeros_like(logits_all)
-    dh_all = np.zeros_like(h_all)
-    h = {g: h_all[rows[g]] for g in groups}  # views
-    dh = {g: dh_all[rows[g]] for g in groups}  # views: adding into them adds into dh_all
-    ce_terms, triplets, norm_terms = ([term for term in terms if term.kind == kind]
-                                      for kind in ("ce", "triplet", "norm"))
-    values = {"ce": 0.0}
-    for term in ce_terms:
-        (g,) = term.groups
-        value, ce_cache = losses.softmax_cross_entropy_forward(logits_all[rows[g]], y)
-        if term.weight:  # a group outside the loss: reported, no backward
-            dlogits_all[rows[g]] = losses.softmax_cross_entropy_backward(term.weight, ce_cache)
-        values[term.name] = value
-        values["ce"] += term.weight * value
-
-    # Row norms of every group the triplets read (the norm term reads the same groups).
-    read = sorted({g for term in triplets for g in term.groups if g != "neg"})
-    norms = {g: losses.row_norms(h[g]) for g in read}
-    if any("neg" in term.groups for term in triplets):
-        if isinstance(neg_index, str):  # "hardest": mine with this pass's embeddings
-            neg_index = hardest_negatives(h["anchor"], y, norms["anchor"])
-        h["neg"], gather_cache = layers.gather_rows_forward(h["anchor"], neg_index)  # (N, K)
-        norms["neg"] = norms["anchor"][neg_index]  # gathered like h["neg"]
-        dh["neg"] = np.zeros_like(h["neg"])
-
-    values.update(triplet_sens=0.0, active_sens=0.0, triplet_inv=0.0, active_inv=0.0)
-    for term in triplets:
-        a, p, neg = term.groups
-        value, t_cache = losses.triplet_loss_forward(h[a], h[p], h[neg], margin,
-                                                     norms=(norms[a], norms[p], norms[neg]))
-        values[term.name] = value
-        values[term.name.replace("triplet", "active")] = float(
-            losses.triplet_active(t_cache).mean())
-        for g, grad in zip(term.groups, losses.triplet_loss_backward(term.weight, t_cache)):
-            dh[g] += grad
-
-    values["norm"] = 0.0
-    for term in norm_terms:
-        for g in term.groups:
-            value, n_cache = losses.feature_norm_forward(h[g], norms[g])
-            dh[g] += losses.feature_norm_backward(term.weight, n_cache)
-            values["norm"] += value
-
-    if "neg" in dh:  # the gather's backward, added straight into the anchors' rows of dh_all
-        layers.gather_rows_backward(dh["neg"], gather_cache, out=dh["anchor"])
-
-    if rest is not None and "anchor" not in trained_groups(terms):
-        grads, _ = mlp.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
-    else:
-        grads, _ = mlp.backward(dlogits_all, dh_all, cache, need_dx=False)
-    total = (values["ce"] + lambda_sens * values["triplet_sens"]
-             + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
-    values["total"] = float(total)
-    # A free diagnostic: how many anchors the network (before this step) classifies correctly.
-    values["clean_accuracy"] = float((logits_all[rows["anchor"]].argmax(axis=1) == y).mean())
-    return float(total), grads, values

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+__all__ = ["SGD", "Adam", "make_optimizer"]
+
 
 class SGD:
     """SGD with (heavy-ball) momentum: v <- mu v - lr g;  w <- w + v."""

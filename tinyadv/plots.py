@@ -22,6 +22,11 @@ import numpy as np
 
 from .fileio import atomic_path
 
+__all__ = ["scatter_ratio", "pca_2d", "embedding_figure", "image_grid", "accuracy_curves",
+           "figure", "save_figure", "caption", "legend_beside", "model_colour", "attack_style",
+           "class_colour", "MODEL_COLOURS", "ATTACK_STYLES", "ATTACK_HATCHES", "PAPER_HATCH",
+           "REFERENCE_COLOUR"]
+
 # One colour per model, in every lesson. The keys are tinyadv.train.MODELS's row names plus the
 # other networks the lessons train; the uniform-init FGSM-trained network of lesson 08 is the
 # Baseline recipe, so it shares the Baseline's colour.

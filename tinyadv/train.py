@@ -25,7 +25,12 @@ import numpy as np
 
 from . import attacks, mlp, objective
 from .data import iterate_minibatches
+from .fast import objective as fast_objective
 from .optim import make_optimizer
+
+__all__ = ["TrainConfig", "MODELS", "PRESETS", "preset_config", "model_config", "OraclePositives",
+           "Batch", "draw_batch", "learning_rate", "train_step", "train", "epoch_line",
+           "INVARIANCE_GENERATORS"]
 
 
 INVARIANCE_GENERATORS = ("nearest", "tramer", "authors")
@@ -50,7 +55,7 @@ class TrainConfig:
     # Which generator makes the training set's MLI positives: "nearest" (tinyadv's
     # label-flipping one, invariance.py; inv_eps and inv_shifts apply to it only), or the
     # rotation-and-shift search of Tramer et al. 2020, as published ("tramer") or as the
-    # paper's authors ran it ("authors"), both at eps 0.3 (tramer.py).
+    # paper's authors ran it ("authors"), both at eps 0.3 (tinyadv/lab/tramer.py).
     invariance_generator: str = "nearest"
     margin: float = 0.05  # triplet margin m (angular distance)
     lambda_sens: float = 0.0  # lambda1: weight of the sensitivity (FGSM) triplet, MLS
@@ -250,7 +255,7 @@ def train_step(params, opt, config, batch, rng):
         neg_index = "hardest"  # mined inside the objective, from this step's embeddings
     else:
         neg_index = objective.random_negatives(batch.y, rng)
-    _, grads, terms = objective.objective(
+    _, grads, terms = fast_objective.objective(  # = objective.objective, with less work
         params, batch.x, batch.y, x_adv=x_adv, x_inv=batch.x_inv, x_inv_neg=batch.x_inv_neg,
         neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
         lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,

@@ -6,6 +6,8 @@ converted) array so callers can write ``x = check_images(x, "x")``.
 """
 import numpy as np
 
+__all__ = ["check_array", "check_images", "check_labels", "check_eps", "NUM_CLASSES"]
+
 NUM_CLASSES = 10
 
 

@@ -20,6 +20,8 @@ import json
 
 import numpy as np
 
+__all__ = ["encode", "decode_all", "decode_one", "ChannelError", "EXIT_PIPE_LOST", "MAX_ELEMENTS"]
+
 MAX_FRAME_BYTES = 8 * 2**20
 MAX_RECORD_BYTES = 2**20
 MAX_ELEMENTS = 2**20

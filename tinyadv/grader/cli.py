@@ -42,6 +42,8 @@ from tinyadv.grader import isolation, judge, procs, report, sandbox
 from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 from tinyadv.grader.report import shown
 
+__all__ = ["main", "collect", "parse_memory", "split_arguments", "write_output"]
+
 EXIT_OK, EXIT_FAILED, EXIT_NOTHING, EXIT_NOT_WRITTEN = 0, 1, 2, 3
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = "2G"

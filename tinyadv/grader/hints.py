@@ -22,6 +22,8 @@ import numpy as np
 
 from tinyadv.gradcheck import rel_error
 
+__all__ = ["explain", "shape_hint", "forward_hint"]
+
 # Two arrays "match" when they agree to this relative error: loose enough for the ~1e-9 noise
 # of centred differences, far tighter than any real mistake.
 HINT_MATCH = 1e-5

@@ -12,6 +12,10 @@ from ReLU at 0, |cos| at 0, the triplet hinge at 0 and a norm at 0 -- and |cos| 
 """
 import numpy as np
 
+__all__ = ["KINK_GAP", "draw_linear", "draw_relu", "draw_softmax_cross_entropy",
+           "draw_angular_distance", "draw_triplet_loss", "draw_feature_norm", "draw_gather_rows",
+           "draw_fgsm_loss", "NoRowsFound"]
+
 KINK_GAP = 0.1
 SQUARE_CASE = 2  # the last of the three cases: square matrices, so a transpose is caught by value
 

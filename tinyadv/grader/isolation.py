@@ -42,6 +42,9 @@ import sys
 
 from tinyadv.grader import landlock, procs, seccomp
 
+__all__ = ["MODES", "plan", "policy", "offered", "processes_offered", "summary_line",
+           "short_line", "shut_in", "python_folders"]
+
 MODES = ("auto", "require", "off")
 OFF_LABEL = "process-only: --sandbox off"
 CONTAINED = ("each file reads only Python's library, NumPy, tinyadv and itself, writes only "

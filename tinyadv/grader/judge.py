@@ -40,6 +40,9 @@ from tinyadv.grader import channel, hints, procs
 from tinyadv.grader.pieces import BACKWARD_NAMES, BY_BACKWARD
 from tinyadv.gradcheck import compare, rel_error
 
+__all__ = ["judge_file", "judge_function", "clean", "FunctionResult", "FileResult", "CHECK_TOL",
+           "STATUSES"]
+
 CHECK_TOL = 1e-6
 NOT_STARTED = "none: the child ended before it could say (the file's code never ran)"
 STATUSES = ("pass", "fail", "blank", "error", "timeout", "memory", "refused", "ungraded")

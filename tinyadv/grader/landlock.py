@@ -37,6 +37,8 @@ import errno
 import os
 import sys
 
+__all__ = ["abi_version", "missing", "isolation_label", "Policy", "restrict_self", "FULL_ABI"]
+
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 PR_SET_NO_NEW_PRIVS = 38

@@ -21,6 +21,9 @@ import numpy as np
 from tinyadv.grader import inputs
 from tinyadv.gradcheck import numerical_gradient_array
 
+__all__ = ["PIECES", "BY_BACKWARD", "BACKWARD_NAMES", "Piece", "Case", "all_reference_cases",
+           "reference_cases"]
+
 BATCH_SIZES = (1, 3, 7)
 
 

@@ -13,6 +13,12 @@ import os
 import signal
 import time
 
+__all__ = ["block_watched_signals", "every_thread_blocks", "die_with_parent", "set_dumpable",
+           "set_subreaper", "process_table", "is_stopped", "session_of", "kill_group_and_session",
+           "kill_leftovers", "descendants", "is_alive", "drop_capabilities",
+           "effective_capabilities", "signal_name", "WATCHED_SIGNALS",
+           "STOPPING_SIGNALS", "HANDLED_SIGNALS", "PR_SET_PDEATHSIG"]
+
 PR_SET_PDEATHSIG = 1
 PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4

@@ -21,6 +21,9 @@ import json
 
 from tinyadv.grader.judge import clean
 
+__all__ = ["print_file", "verdict", "print_summary", "gradebook_text", "gradescope_json",
+           "shown", "GRADEBOOK_COLUMNS"]
+
 GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint", "isolation")
 OUTPUT_LINES = 12  # lines of a submission's own output shown in its block
 LINE_CHARS = 160

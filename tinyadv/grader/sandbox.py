@@ -86,6 +86,9 @@ from pathlib import Path
 
 from tinyadv.grader import channel, isolation, procs
 
+__all__ = ["Run", "Limits", "Interrupted", "run_all", "remove_tree", "folder_size",
+           "WATCHED_SIGNALS", "OUTPUT_KEEP", "DISK_FULL_BYTES"]
+
 OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the report
 ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
 POLL_SECONDS = 0.05

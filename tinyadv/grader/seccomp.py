@@ -25,6 +25,8 @@ import errno
 import os
 import sys
 
+__all__ = ["available", "refuse_new_processes", "program"]
+
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2

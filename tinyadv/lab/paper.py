@@ -3,12 +3,21 @@
 The paper (Ovalle, Czyzycki, Hsieh, AAAI-23 student abstract, arXiv 2211.02468) prints one
 number per cell and says "Values are averaged over three randomly seeded runs". The authors'
 public repository logged every run (data/ovalle2022_logs/, loaded by
-``data.load_author_logs``). This module finds, for each row of the paper's table, the logged
+``load_author_logs``). This module finds, for each row of the paper's table, the logged
 run whose three accuracies equal the printed ones -- by searching, not by a hand-made
 mapping -- and sets the printed number beside the mean and sample standard deviation of that
 configuration's runs.
 """
+import csv
+import io
+import os
+
 import numpy as np
+
+from .. import data
+
+__all__ = ["load_author_logs", "audit", "format_audit", "find_printed_runs", "summarise_logged_configs", "PAPER",
+           "PAPER_TABLE1", "PAPER_COLUMNS", "LOGGED_CONFIG_CONTENTS"]
 
 PAPER = "Ovalle, Czyzycki, Hsieh, AAAI-23 student abstract, arXiv 2211.02468"
 
@@ -38,6 +47,41 @@ LOGGED_CONFIG_CONTENTS = {
 }
 
 MATCH_TOLERANCE = 0.005  # the paper prints two decimals; so do the logs
+
+
+AUTHOR_LOGS_FILE = os.path.join(data.DATA_DIR, "ovalle2022_logs", "runs.csv")
+AUTHOR_LOGS_SHA256 = "124e989ec37e737d80682fa229fa935847ae06f30c7c6c47f0592a9328df9f7e"
+# column -> how to read it (runs.csv's columns are described in data/ovalle2022_logs/README.md)
+AUTHOR_LOG_COLUMNS = {
+    "config": str, "run": int, "clean": float, "fgsm": float, "invariance_source": float,
+    "epochs_logged": int, "triplet_in_log": {"yes": True, "no": False}.__getitem__,
+    "added_in_commit": str, "log_file": str,
+}
+
+
+
+
+def load_author_logs(path=AUTHOR_LOGS_FILE, expected_sha256=AUTHOR_LOGS_SHA256):
+    """The final test accuracies of every training run the paper's authors logged.
+
+    One dict per run (Ovalle et al.'s public repository, see data/ovalle2022_logs/README.md):
+    config (str), run (1-3), clean, fgsm, invariance_source (accuracy in %), epochs_logged,
+    triplet_in_log (bool: did any logged step compute a triplet loss), added_in_commit,
+    log_file. Numbers copied from the authors' logs, not computed by tinyadv.
+    """
+    text = data.read_verified(path, expected_sha256, decompress=False).decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != list(AUTHOR_LOG_COLUMNS):
+        raise data.DataFileError(f"{path}: expected the columns {list(AUTHOR_LOG_COLUMNS)}, got "
+                            f"{reader.fieldnames}. {data.restore_hint(path)}")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            rows.append({k: read(row[k]) for k, read in AUTHOR_LOG_COLUMNS.items()})
+        except (KeyError, ValueError, TypeError) as err:
+            raise data.DataFileError(f"{path}, line {line}: cannot read {row} ({err!r}). "
+                                f"{data.restore_hint(path)}") from err
+    return rows
 
 
 def summarise_logged_configs(logs):

@@ -30,6 +30,7 @@ Two searches find the neighbours and a test holds them equal on every image, tie
 ``nearest_transformed_reference`` (brute force, float64, a page to read) and
 ``nearest_transformed`` (the fast one; how it stays exact is in its docstring).
 """
+import argparse
 import functools
 import hashlib
 import io
@@ -43,9 +44,17 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage, sparse
 
-from . import data
-from .validate import NUM_CLASSES
-from .fileio import atomic_path, save_npz_atomic
+from .. import data
+from ..fileio import atomic_path, save_npz_atomic
+from ..validate import NUM_CLASSES
+
+__all__ = ["tramer_attack", "load_attack_set", "verify_published", "generate_search_table",
+           "load_search_table", "write_committed_table", "committed_table_path",
+           "nearest_transformed", "nearest_transformed_reference", "transform_copies",
+           "transform_copies_reference", "examples_from_neighbours", "linf_step",
+           "tramer_removed_ink", "authors_rank", "inverse_transform", "searched_classes",
+           "mnist_uint8", "search_key", "main", "VARIANTS", "SPLITS", "GRID", "TRAMER_TARGETS",
+           "COMMITTED", "DEFAULT_CACHE_DIR"]
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -621,7 +630,7 @@ def _read_table(path, y, classes, num_ref, key, expected_sha256=None):
         return None, "missing"
     try:
         if expected_sha256 is not None:
-            payload = data._read_verified(path, expected_sha256, decompress=False)
+            payload = data.read_verified(path, expected_sha256, decompress=False)
         else:
             with open(path, "rb") as f:
                 payload = f.read()
@@ -782,3 +791,50 @@ def verify_published(eps=0.3):
     worst_per_image = np.abs(ours - published).max(axis=1)
     return {"identical": int(np.sum(worst_per_image == 0)), "total": len(indices),
             "worst": float(worst_per_image.max()), "file": images_file, "per_image": worst_per_image}
+
+
+def main(argv=None):
+    """python -m tinyadv.invariance --generate tramer|authors --split test|train [--limit N]
+    or --verify-tramer [--eps 0.3]: the paper's own attack (this module)."""
+    parser = argparse.ArgumentParser(prog="python -m tinyadv.invariance", description=main.__doc__)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--generate", choices=VARIANTS,
+                        help="build (or load from data/ or the cache) that attack's examples")
+    action.add_argument("--verify-tramer", action="store_true",
+                        help="compare tinyadv's Tramer examples with the published ones")
+    parser.add_argument("--split", choices=SPLITS, default="test")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--eps", type=float, default=0.3,
+                        help="--verify-tramer: 0.3 (automated_eps03.npy) or 0.4 (automated_eps04.npy)")
+    parser.add_argument("--cache-dir", default=None, help=f"default {DEFAULT_CACHE_DIR}")
+    parser.add_argument("--from-end", action="store_true",
+                        help="--generate: start with the last chunk (a second run beside a first "
+                             "shares the work)")
+    parser.add_argument("--write-data", action="store_true",
+                        help="maintainers: --generate a whole split into data/ (prints its sha256)")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    if args.write_data:
+        if not args.generate or args.limit is not None:
+            parser.error("--write-data needs --generate and a whole split (no --limit)")
+        write_committed_table(args.generate, args.split, args.cache_dir)
+        return 0
+    if args.generate:
+        if args.from_end:  # build the cache only; loading happens on the next (plain) run
+            generate_search_table(args.generate, args.split, args.limit, args.cache_dir,
+                                         from_end=True)
+        x_inv, y_target, y_source = load_attack_set(args.generate, args.split, args.limit,
+                                                           args.cache_dir)
+        print(f"{args.generate} attack, MNIST {args.split}: {len(x_inv)} examples, targets per "
+              f"class {np.bincount(y_target, minlength=10).tolist()}, "
+              f"in {time.perf_counter() - t0:.1f} s")
+        return 0
+    result = verify_published(args.eps)
+    print(f"Tramer et al.'s automated l-inf examples, eps={args.eps}, {result['file']}: "
+          f"{result['identical']} of {result['total']} identical to tinyadv's, worst pixel "
+          f"difference {result['worst']:g} grey levels ({time.perf_counter() - t0:.1f} s)")
+    return 0 if result["identical"] == result["total"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

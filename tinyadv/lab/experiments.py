@@ -31,10 +31,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data, evaluate, invariance, objective
-from .fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
-from .runner import WorkerError, keep_freed_memory, run_in_workers
-from .train import PRESETS, TrainConfig, train
+from .. import data, evaluate, objective
+from ..fast import nearest
+from ..fast.memory import keep_freed_memory
+from ..fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
+from ..train import PRESETS, TrainConfig, train
+from . import invariance_cache
+from .runner import WorkerError, run_in_workers
+
+__all__ = ["Evaluation", "Run", "run_many", "run_command", "run_key", "check_saved_run",
+           "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
+           "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "estimated_cost",
+           "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST", "RECORD_FORMAT"]
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
 # Workers run BLAS on one thread each: two runs at once use both cores, and a run's numbers
@@ -202,7 +210,7 @@ def authors_test_set(evaluation, log):
 def prepare_data(evaluation, inv_eps, inv_shifts, log, generator="nearest"):
     """Training/test images, their invariance examples and flipped labels.
 
-    The full sets use the cached invariance examples (invariance.invariance_sets, built once);
+    The full sets use the cached invariance examples (invariance_cache.invariance_sets, built once);
     a subset gets its own, searched against the training subset only, which takes seconds.
     ``generator`` "tramer" or "authors" replaces the *training* set's invariance examples (the
     MLI positives) with that attack's, divided by 255 into pixel units, and its targets as
@@ -213,16 +221,15 @@ def prepare_data(evaluation, inv_eps, inv_shifts, log, generator="nearest"):
     X_test, y_test = data.load_mnist("test")
     n_train, n_test = evaluation.train_images, evaluation.test_images
     if n_train == FULL_TRAIN and n_test == FULL_TEST:
-        sets = invariance.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
-                                          mnist=(X_train, y_train, X_test, y_test))
+        sets = invariance_cache.invariance_sets(inv_eps, shifts=inv_shifts, log=log,
+                                                mnist=(X_train, y_train, X_test, y_test))
         inv_train, inv_test = sets["train"], sets["test"]
     else:
         X_train, y_train = X_train[:n_train].copy(), y_train[:n_train].copy()
         X_test, y_test = X_test[:n_test].copy(), y_test[:n_test].copy()
-        inv_train = invariance.label_flip(X_train, y_train, X_train, y_train, inv_eps,
-                                          shifts=inv_shifts, exclude_self=True)
-        inv_test = invariance.label_flip(X_test, y_test, X_train, y_train, inv_eps,
-                                         shifts=inv_shifts)
+        inv_train = nearest.label_flip(X_train, y_train, X_train, y_train, inv_eps,
+                                       shifts=inv_shifts, exclude_self=True)
+        inv_test = nearest.label_flip(X_test, y_test, X_train, y_train, inv_eps, shifts=inv_shifts)
     if generator != "nearest":
         x_inv_255, y_target = load_attack_set(generator, "train", n_train, log)
         inv_train = (x_inv_255 / np.float32(255), y_target)  # into the [0, 1] pipeline
@@ -243,7 +250,7 @@ def prepare_neighbour_cache(evaluation, runs, log):
     never both build them."""
     if evaluation.train_images == FULL_TRAIN and evaluation.test_images == FULL_TEST:
         for shifts in sorted({run.config.inv_shifts for run in runs}):
-            invariance.invariance_neighbours(shifts, log=log)
+            invariance_cache.invariance_neighbours(shifts, log=log)
     for generator in sorted({data_key(run.config)[2] for run in runs} - {"nearest"}):
         load_attack_set(generator, "train", evaluation.train_images, log)
 

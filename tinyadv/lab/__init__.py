@@ -1,0 +1,11 @@
+"""The lab: everything that runs experiments, keeps caches, starts workers and writes files.
+
+    reproduce        python -m tinyadv.reproduce: Table 1 and Figure 1, audited
+    sweep            python -m tinyadv.sweep: the invariance term's settings, against people
+    experiments      runs: train, evaluate, save, resume -- what reproduce and sweep share
+    runner           worker processes that stop cleanly on Ctrl-C
+    paper            the audit of the paper's Table 1 against its authors' logs
+    tramer           the paper's own invariance attack (python -m tinyadv.invariance)
+    invariance_cache the label-flipping generator's neighbours for all of MNIST, cached
+    bench            python -m tinyadv.bench: one training step's speed
+"""

@@ -1,0 +1,325 @@
+"""python -m tinyadv.reproduce -- the paper's Table 1 and Figure 1 in one command, audited.
+
+Trains every Table 1 row (train.MODELS) for each seed under one preset (train.PRESETS:
+``default``, or ``authors`` -- the authors' 4-d signed embedding, CE on FGSM images, uniform
+init), evaluates it under every attack and protocol (evaluate.py), and writes into --out
+(default results/<preset>/):
+
+  table1.md, table1.json   three things side by side, each labelled: the paper's Table 1 as
+                           printed; the authors' own logged runs behind each printed row
+                           (paper.py: which run was printed, the mean and spread of the three,
+                           whether a triplet was computed at all); and tinyadv's rows, mean,
+                           std and per-seed value of every column
+  figure1.png              PCA of the embeddings of FGSM test images, without (a) and with (b)
+                           the invariance term, with the within/between-class scatter ratio
+  config.json              the preset, every config field and the evaluation settings
+  runs/                    one record (.json) and one set of weights (.npz) per (row, seed),
+                           saved as each finishes (experiments.py): Ctrl-C at any time, run the
+                           same command again, and it resumes with the same numbers
+
+Columns: clean, fgsm and pgd accuracy; invariance_source (the paper's invariance column:
+agreement with the *source* label of label-flipped test images -- by the paper's Definition 2
+that is the attack's failure rate, not robustness); invariance_flipped (agreement with the
+flipped label the generator assumes is the oracle's); human_* (agreement with the labels
+*humans* gave the invariance examples of Tramer et al. 2020 -- the arbiter);
+invariance_authors (the paper's invariance column on the paper's own attack: the authors'
+variant of Tramer et al.'s rotation-and-shift search on the test images, tramer.py, scored
+against the source label); and, in the ``authors`` preset's printed table,
+invariance_authors_raw (the same images fed as the authors' code fed them: 0..255, without
+the input normalisation the clean images get; evaluate.py). table1.json has both in both
+presets.
+
+``--set invariance_generator=authors`` (or ``tramer``) trains the + MLS + MLI rows on that
+attack's examples of the training images; the rows without the invariance term do not use
+them and keep the generator ``nearest``, so their saved runs are shared with a plain
+reproduction, while the MLI rows' run names say the generator.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from .. import data, evaluate, mlp, plots
+from ..attacks import fgsm
+from ..evaluate import AUTHORS_KEYS
+from ..fileio import write_text_atomic
+from ..train import MODELS, PRESETS, TrainConfig, model_config, preset_config
+from . import experiments, paper
+from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
+
+__all__ = ["main", "reproduce", "parse_args", "run_name", "table1_runs", "summarise", "figure1",
+           "with_authors_attack", "QUICK"]
+
+QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
+# Fields each Table 1 row sets itself; --set may not change them (python -m tinyadv.sweep can).
+ROW_FIELDS = sorted({name for row in MODELS.values() for name in row})
+# Fields with flags of their own.
+FLAG_FIELDS = {"seed": "--seeds", "epochs": "--epochs", "train_size": "--train-size"}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyadv.reproduce",
+        description="Reproduce Table 1 and Figure 1 of Ovalle et al. (arXiv 2211.02468), beside "
+                    "the paper's numbers and the authors' own logs.")
+    experiments.add_run_arguments(
+        parser, quick_help=f"small and fast: {QUICK['train_size']} training and "
+                           f"{QUICK['test_size']} test images, {QUICK['epochs']} epochs, one seed")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="use the first N training images (default all 60000)")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="evaluate on the first N test images (default all 10000)")
+    parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", action="append",
+                        default=[], help="override one TrainConfig field of the preset, e.g. "
+                                         "--set init=he (repeatable)")
+    parser.add_argument("--out", default=None, help="output folder (default results/<preset>)")
+    args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
+    experiments.check_run_arguments(parser, args)
+    for name, lo, hi in (("train_size", 200, FULL_TRAIN), ("test_size", 10, FULL_TEST)):
+        value = getattr(args, name)
+        if value is not None and not lo <= value <= hi:
+            parser.error(f"--{name.replace('_', '-')}: expected an integer in [{lo}, {hi}], "
+                         f"got {value}")
+    args.fields = {}
+    for item in args.overrides:
+        name, sep, text = item.partition("=")
+        if not sep:
+            parser.error(f"--set: expected FIELD=VALUE, got {item!r}")
+        if name in ROW_FIELDS:
+            parser.error(f"--set {name}: each Table 1 row sets {name} itself; to vary it, use "
+                         f"python -m tinyadv.sweep --grid {name}=...")
+        if name in FLAG_FIELDS:
+            parser.error(f"--set {name}: use {FLAG_FIELDS[name]} instead")
+        try:
+            args.fields[name] = TrainConfig.parse_field(name, text)
+        except ValueError as err:
+            parser.error(f"--set: {err}")
+    try:  # a value of the right type can still be out of range (init=xavier, lr=-1)
+        preset_config(args.preset, **args.fields)
+    except ValueError as err:
+        parser.error(f"--set: {err}")
+    return args
+
+
+def run_name(model, seed, generator="nearest"):
+    """The file stem of one Table 1 run under runs/ (the MLI generator when not the default)."""
+    return f"{model}__seed{seed}" if generator == "nearest" else f"{model}__{generator}__seed{seed}"
+
+
+def table1_runs(base, seeds, preset):
+    """One Run per (Table 1 row, seed). A row without the invariance term cannot use the MLI
+    generator: it keeps "nearest", so its run is the same whichever generator is asked for."""
+    runs = []
+    for model in MODELS:
+        config = model_config(model, base)
+        if not config.uses_invariance:
+            config = config.replace(invariance_generator="nearest")
+        for seed in seeds:
+            runs.append(Run(name=run_name(model, seed, config.invariance_generator),
+                            config=config.replace(seed=seed),
+                            labels={"model": model, "seed": seed}, preset=preset))
+    return runs
+
+
+def shown_columns(preset):
+    """The printed table's columns: every shared one, the paper's column on the authors'
+    attack, and in the authors' preset that column fed as their code fed it too."""
+    return COLUMNS + list(AUTHORS_KEYS if preset == "authors" else AUTHORS_KEYS[:1])
+
+
+def summarise(records, seeds, names=None):
+    """table[model][column] = {mean, std, per_seed, total}, in %, for every column the records
+    have (COLUMNS, and the authors' attack's when evaluated); and
+    table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points. ``names``: {(model,
+    seed): run name}, default run_name(model, seed)."""
+    table = {}
+    for model in MODELS:
+        results = [records[names[model, s] if names else run_name(model, s)]["results"]
+                   for s in seeds]
+        columns = COLUMNS + [c for c in AUTHORS_KEYS if all(c in r for r in results)]
+        table[model] = {col: {**mean_std([r[col]["percent"] for r in results]),
+                              "total": results[0][col]["total"]} for col in columns}
+        table[model]["fgsm_pgd_gap"] = mean_std([r["fgsm"]["percent"] - r["pgd"]["percent"]
+                                                 for r in results])
+    return table
+
+
+def format_table(table, seeds, preset):
+    """Markdown: tinyadv's rows (mean ± std over seeds), every column."""
+    columns = [c for c in shown_columns(preset) if c in next(iter(table.values()))]
+    lines = [f"tinyadv, preset `{preset}` (accuracy in %, mean ± sample std over seeds {seeds}):",
+             "", "| model | " + " | ".join(columns) + " | FGSM − PGD (points) |",
+             "|" + "---|" * (len(columns) + 2)]
+    for model, row in table.items():
+        cells = [cell_text(row[c]) for c in columns + ["fgsm_pgd_gap"]]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    totals = ", ".join(f"{c} n={next(iter(table.values()))[c]['total']}" for c in columns)
+    lines.append("")
+    lines.append(f"Images per column: {totals}.")
+    return "\n".join(lines) + "\n"
+
+
+def format_side_by_side(table, audit, preset, seeds):
+    """Markdown: the paper's three columns, three ways, each labelled."""
+    lines = ["The paper's columns three ways: as printed; the authors' logged configuration "
+             "behind each printed row (mean ± std of its 3 runs); tinyadv "
+             f"(preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "",
+             "| row | source | clean | FGSM | invariance (source label) |", "|---|---|---|---|---|"]
+    for model in paper.PAPER_TABLE1:
+        printed = paper.PAPER_TABLE1[model]
+        entry = audit["paper_rows"][model]
+        lines.append(f"| {model} | paper, as printed | "
+                     + " | ".join(f"{printed[c]:.2f}" for c in paper.PAPER_COLUMNS) + " |")
+        if "config" in entry:
+            note = "" if entry["triplet_computed"] or not entry["row_claims_triplets"] else \
+                ", **no triplet computed**"
+            lines.append(f"| | authors' logs: {entry['config']} (printed run "
+                         f"{entry['printed_run']}{note}) | "
+                         + " | ".join(f"{entry['mean'][c]:.2f} ± {entry['std'][c]:.2f}"
+                                      for c in paper.PAPER_COLUMNS) + " |")
+        lines.append(f"| | tinyadv `{preset}` | "
+                     + " | ".join(cell_text(table[model][c]) for c in paper.PAPER_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_authors_attack(table, audit, preset, seeds):
+    """Markdown: the paper's invariance column beside tinyadv's on the paper's own attack."""
+    raw = preset == "authors"
+    head = "| row | paper, as printed | authors' logs (mean ± std of 3 runs) | tinyadv, fed as pixels in [0, 1] |"
+    head += " tinyadv, fed as the authors' code fed it (0..255, not normalised) |" if raw else ""
+    lines = ["The paper's invariance column on the paper's own attack (the authors' variant of "
+             "Tramèr et al.'s search on the test images, scored against the source label; "
+             f"tinyadv preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "", head,
+             "|---|---|---|---|" + ("---|" if raw else "")]
+    for model in paper.PAPER_TABLE1:
+        entry = audit["paper_rows"][model]
+        logs = (f"{entry['mean']['invariance_source']:.2f} ± {entry['std']['invariance_source']:.2f}"
+                if "config" in entry else "--")
+        cells = [f"{paper.PAPER_TABLE1[model]['invariance_source']:.2f}", logs,
+                 cell_text(table[model]["invariance_authors"])]
+        if raw:
+            cells.append(cell_text(table[model]["invariance_authors_raw"]))
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None):
+    """Paper Figure 1 for the first seed, and the scatter ratio of every seed.
+
+    Each model's embeddings of its own FGSM test images; (a) without the invariance term
+    (baseline+mls), (b) with it (baseline+mls+mli).
+    """
+    ratios = {"without_mli": [], "with_mli": []}
+    panels = []
+    for key, model, title in (("without_mli", "baseline+mls", "(a) baseline+mls: no invariance term"),
+                              ("with_mli", "baseline+mls+mli", "(b) baseline+mls+mli: with invariance term")):
+        for seed in seeds:
+            params = experiments.load_params(
+                runs_dir, names[model, seed] if names else run_name(model, seed))
+            h = mlp.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
+            ratios[key].append(plots.scatter_ratio(h, y_test))
+            if seed == seeds[0]:
+                panels.append((title, h, y_test))
+    plots.embedding_figure(panels, path, suptitle=f"PCA of the embeddings h, FGSM test images "
+                                                  f"(eps={base.fgsm_eps}), preset {preset}, "
+                                                  f"seed {seeds[0]}")
+    return ratios
+
+
+def with_authors_attack(records, runs, runs_dir, evaluation, log):
+    """The records with each run's columns on the paper's authors' attack added to its
+    results (evaluate.authors_invariance on its saved weights; the saved record is not
+    changed). Scored here, after training, rather than in the workers: the attack set is
+    loaded once, and a run's weights decide these columns whatever the attack set's
+    history, so a saved run never has to be retrained for them."""
+    x_inv_255, y_source = experiments.authors_test_set(evaluation, log)
+    scored = {}
+    for run in runs:
+        params = experiments.load_params(runs_dir, run.name)
+        record = records[run.name]
+        scored[run.name] = {**record, "results": {
+            **record["results"], **evaluate.authors_invariance(params, x_inv_255, y_source)}}
+    return scored
+
+
+def main(argv=None, command_line=False):
+    """Run the reproduction; return the exit status. ``command_line``: called as
+    ``python -m tinyadv.reproduce`` (then a Ctrl-C after the end is ignored, see
+    experiments.run_command)."""
+    started = time.perf_counter()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    train_size = args.train_size or (QUICK["train_size"] if args.quick else FULL_TRAIN)
+    test_size = args.test_size or (QUICK["test_size"] if args.quick else FULL_TEST)
+    epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
+    # train_size stays 0 ("all") in the config: the data handed to train() is already cut.
+    base = preset_config(args.preset, epochs=epochs, **args.fields)
+    out = args.out or os.path.join("results", args.preset)
+    runs_dir = os.path.join(out, "runs")
+    evaluation = Evaluation(train_images=train_size, test_images=test_size)
+    runs = table1_runs(base, seeds, args.preset)
+    # Ctrl-C at any instant: the workers are stopped, finished runs stay saved, no temporary
+    # file is left, and the exit status is 130 (experiments.run_command).
+    return experiments.run_command(
+        lambda: reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started),
+        out, runs_dir, runs, evaluation, command_line)
+
+
+def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
+    """Train what is missing, then write the tables, Figure 1 and the JSON."""
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    config_record = {"preset": args.preset, "preset_fields": PRESETS[args.preset],
+                     "overrides": args.fields, "base_config": base.to_dict(),
+                     "models": MODELS, "seeds": seeds, "evaluation": evaluation.to_dict(),
+                     "paper": paper.PAPER}
+    write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
+    log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
+    records = experiments.run_many(runs, evaluation, runs_dir, args.jobs, log)
+    records = with_authors_attack(records, runs, runs_dir, evaluation, log)
+
+    names = {(run.labels["model"], run.labels["seed"]): run.name for run in runs}
+    table = summarise(records, seeds, names)
+    audit = paper.audit(paper.load_author_logs())
+    X_test, y_test = data.load_mnist("test")
+    X_test, y_test = X_test[:evaluation.test_images], y_test[:evaluation.test_images]
+    ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
+                     os.path.join(out, "figure1.png"), names)
+    warnings = {name: evaluate.overfitting_warning(r["results"]) for name, r in records.items()}
+    warnings = {name: w for name, w in warnings.items() if w}
+    wall = time.perf_counter() - started
+    compute = sum(records[run.name]["train_seconds"] + records[run.name]["eval_seconds"]
+                  for run in runs)
+    ratio_text = {k: "{mean:.3f} ± {std:.3f}".format(**mean_std(v)) for k, v in ratios.items()}
+    result = {
+        "preset": args.preset, "table": table,
+        "paper": {"table1": paper.PAPER_TABLE1, "citation": paper.PAPER},
+        "authors_logs": audit, "config": config_record, "overfitting_warnings": warnings,
+        "figure1": {"scatter_ratio_without_mli": ratios["without_mli"],
+                    "scatter_ratio_with_mli": ratios["with_mli"], "seeds": seeds,
+                    "figure_seed": seeds[0],
+                    "meaning": "trace(S_within)/trace(S_between) of the embeddings of FGSM test "
+                               "images, one value per seed; smaller = more tightly grouped"},
+        "wall_seconds": wall, "compute_seconds_of_all_runs": compute}
+    markdown = "\n".join([
+        format_side_by_side(table, audit, args.preset, seeds),
+        format_table(table, seeds, args.preset),
+        format_authors_attack(table, audit, args.preset, seeds),
+        paper.format_audit(audit),
+        f"Figure 1 (`figure1.png`, seed {seeds[0]}): within/between-class scatter ratio of the "
+        f"embeddings of FGSM test images over seeds {seeds}: {ratio_text['without_mli']} "
+        f"without the invariance term, {ratio_text['with_mli']} with it (smaller = tighter).\n",
+        ("No run's PGD accuracy is more than "
+         f"{evaluate.OVERFITTING_GAP:.0f} points below its FGSM accuracy.\n" if not warnings else
+         "**Warning -- catastrophic overfitting:**\n\n"
+         + "\n".join(f"- {name}: {w}" for name, w in warnings.items()) + "\n"),
+        f"Wall time {wall:.0f}s (this invocation); {compute:.0f}s of training+evaluation in "
+        f"all runs.\n"])
+    write_text_atomic(os.path.join(out, "table1.json"), json.dumps(result, indent=1))
+    write_text_atomic(os.path.join(out, "table1.md"), markdown)
+    log("\n" + markdown)
+    log(f"wrote {out}/table1.md, table1.json, figure1.png, config.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main(command_line=True))
