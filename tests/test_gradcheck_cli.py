@@ -9,6 +9,7 @@ so the wrong kinds, the malformed returns and the templates are each checked in 
 run, two at a time.
 Hostile submissions are in test_grader_hostile.py.
 """
+import os
 import subprocess
 import sys
 
@@ -466,3 +467,31 @@ def test_a_reader_that_stops_early_loses_nothing(tmp_path):
     rows = gradebook(book)
     for name in ("a.py", "b.py", "c.py"):
         assert statuses(rows, name) == {"relu_backward": "fail"}
+
+
+def test_the_checker_runs_from_any_folder(tmp_path):
+    # From inside lessons/exercises, tinyadv reachable only through PYTHONPATH: one file, so
+    # one short sandbox line (the details with -v).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-m", "tinyadv.gradcheck", "05_triplet_loss.py"],
+                          cwd=REPO / "lessons" / "exercises", env=dict(env, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TODO triplet_loss_backward: not implemented yet" in done.stdout
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("sandbox: ") and first.endswith("(-v: details)") and len(first) < 100
+    # A file that puts the repository on sys.path and checks itself, run from its own folder
+    # with no PYTHONPATH: checked once (the check's import of it skips the __main__ block).
+    student = write(tmp_path / "elsewhere", "mine.py", f"""
+        import sys
+        def relu_backward(dout, cache):
+            return dout * (cache > 0)
+        if __name__ == "__main__":
+            sys.path.insert(0, {str(REPO)!r})
+            from tinyadv.grader import check_file
+            sys.exit(check_file(__file__))
+        """)
+    done = subprocess.run([sys.executable, "mine.py"], cwd=student.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("== ") == 1 and "PASS relu_backward" in done.stdout
