@@ -14,10 +14,36 @@ What a child gets
   /proc/<pid>/fd and write into it (a sibling submission forging a friend's answers), but a
   socket cannot be opened that way.
 - Limits it sets on itself before the submission is imported, and cannot raise again
-  (child.py): address space (``--memory``), CPU time (a backstop), no new processes.
+  (child.py): address space (``--memory``), CPU time (a backstop), and no new processes --
+  RLIMIT_NPROC for an ordinary user, and for root too a seccomp filter that refuses fork
+  and clone (seccomp.py). So the submission is one process: the address-space limit holds
+  for all of it, and nothing it starts can outlive its check.
 - A wall-clock deadline (``--timeout``) kept here. At the deadline, or as soon as the child
   ends, its process group and every process left in its session are killed (SIGKILL); the
-  checker adopts orphaned descendants (procs.set_subreaper) and kills those too.
+  checker is the subreaper of everything below it (procs.set_subreaper), so any orphan,
+  however deep or detached (a session of its own), comes to it, and it kills until none is
+  left (procs.kill_leftovers) -- for a machine where a child can start processes after all
+  (root on a kernel without seccomp filters). Only then is the child's folder removed,
+  whatever the submission did to its modes (remove_tree). The child dies with the checker
+  (PR_SET_PDEATHSIG): a kill -9 of the checker ends it, and it has started nothing.
+
+Tried on this project's machine (Linux 6.18, x86_64): the seccomp filter works as root and as
+an ordinary user (fork, a thread and subprocess.run all refused); so does a new PID namespace
+(unshare: root directly, an ordinary user inside a user namespace of its own); a memory cgroup
+could be made by root only (cgroup v1 there, nothing delegated to ordinary users). The filter
+is what is used: it holds for both users with no setup, and once nothing can be started a
+namespace or a cgroup has nothing left to hold. tests/test_grader_contained.py tries the chain
+of 80 sessions, the forks for memory and the kill -9, as both users.
+
+A full disk
+-----------
+The checker looks at the free space of the temporary folders' disk between every two looks
+at the children (statvfs, every 50 ms at most). A file that did not pass while that disk was
+full (under DISK_FULL_BYTES free) may have failed for want of room, not for its code: it is
+checked a second time, alone, at the end -- unless its own folder held at least half of what
+filled the disk (it filled it itself: its verdict stands, with a note). A file whose folder
+cannot even be created is checked again likewise. What still meets a full disk the second time
+is graded ``ungraded`` ("not gradable"), never a plain fail (cli.py).
 
 Signals
 -------
@@ -25,16 +51,16 @@ A submission may signal the checker (``os.kill(os.getppid(), SIGTERM)``). While 
 the checker blocks the signals that would end it and collects them with sigtimedwait, which
 says who sent each one. A signal from a child (or from a process of a child's session) is
 held against that submission -- graded error -- and the run goes on. Any other (the teacher's
-Ctrl-C, a kill from another terminal) stops the run: every child is killed and Interrupted is
-raised, so no gradebook is written -- except Ctrl-Z and the like (SIGTSTP, SIGTTIN, SIGTTOU),
-which pause the checker as usual.
+Ctrl-C, a kill from another terminal) stops the run: every child and every process below it
+is killed and Interrupted is raised; cli.py then writes the verdicts so far -- except Ctrl-Z
+and the like (SIGTSTP, SIGTTIN, SIGTTOU), which pause the checker as usual.
 
 That needs *every* thread of the checker to block those signals, or the kernel hands one to
 a thread that does not (NumPy's BLAS threads, say) and nobody learns the sender.
 ``python -m tinyadv.gradcheck`` blocks them before NumPy starts (procs.block_watched_signals).
 Called from a process where some thread does not block them (a test, a notebook), the
 checker falls back to plain handlers: any such signal stops the run, and Interrupted names
-the files that were running -- never a gradebook, never a silent pass. (The fault signals,
+the files that were running -- never a verdict for them, never a silent pass. (The fault signals,
 SIGSEGV and the like, get no handler there: one that returned would fault again forever.)
 
 Shut in (Landlock)
@@ -55,8 +81,8 @@ Even shut in, a submission can still: send UDP packets and connect to pathname U
 (stat: existence, size, times) of any file; read any file of Python's installation and of
 the folders of the shared libraries loaded (the C library's: /usr/lib/...); use its CPU and
 time limits as a side channel; fill the disk through its temporary folder (64 MB a file, no
-cap on the total) until its deadline. Run as root, a child keeps root's user id (its capabilities
-are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
+cap on the total) until its deadline (see "A full disk"). Run as root, a child keeps root's
+user id (its capabilities are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
 filter refuses it, macOS, Windows), what it lacks is as below, and ``auto`` says so once.
 
 Without Landlock (``process-only``), children run as the teacher's user: a submission can
@@ -65,12 +91,13 @@ user. With ``--jobs`` > 1 it may kill or stop a sibling: a child killed by a sig
 checker did not send, or found stopped at its deadline, while another child ran beside it,
 is checked again alone at the end, so its verdict is its own. It can also kill the checker
 outright (SIGKILL) or stop it (SIGSTOP), signals no process can catch: the run then ends with
-a non-zero exit status and no gradebook, or stalls until resumed -- never a silent pass. In
-the few milliseconds before a child hides itself (child.py, first lines), a process of the
-same user could attach a debugger to it (ptrace). Run such a class in a throw-away account or
-container; running the checker as root removes the "no new processes" limit and the
-descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor hiding,
-orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
+a non-zero exit status and no gradebook, or stalls until resumed -- never a silent pass (and
+its own process, which can start none, dies with the checker). In the few milliseconds
+before a child hides itself (child.py, first lines), a process of the same user could attach
+a debugger to it (ptrace). Run such a class in a throw-away account or container; running the
+checker as root removes the descriptor hiding. Elsewhere than Linux, the memory cap
+(RLIMIT_AS), descriptor hiding, orphan adoption, the seccomp filter and signal senders
+(sigtimedwait) may be missing: each is skipped.
 """
 import os
 import selectors
