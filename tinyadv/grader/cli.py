@@ -19,9 +19,9 @@ What the command line can and cannot be made to do by a file's name:
   an option: ``python -m tinyadv.gradcheck *.py`` grades a submission named
   ``--report=bob.py`` or ``-x.py`` like any other (with a note). Everything after ``--`` is
   a file too. (An option's value that starts with ``-`` needs the ``--report=-x.csv`` form.)
-- The gradebook and results.json are never written onto a file being graded or anywhere
-  inside a folder being graded (nor the folder of a file given by name): such a ``--report``
-  is refused before anything runs.
+- The gradebook and results.json are never written onto a file being graded, anywhere inside
+  a folder being graded, or right beside a file given by name (``*.py`` run in the class
+  folder): such a ``--report`` or ``--gradescope`` is refused before anything runs.
 - A symlink is never run, nor followed into a folder: given by name or met in a folder, dangling
   or not, it gets a row ``refused`` ("symlink to ..."). Everything checked is a regular file
   found inside the folder being graded without following a link.
