@@ -472,3 +472,12 @@ def test_bad_fgsm_arguments_are_named():
         ac.fgsm(params, x, y, net=types.SimpleNamespace(forward=mlp.forward))
     with pytest.raises(ValueError, match="chunk_size: expected a positive integer"):
         ac.fgsm(params, x, y, chunk_size=0)
+
+
+def test_bad_distance_matrix_arguments_are_named():
+    with pytest.raises(ValueError, match="nat, pert: expected the same embedding width"):
+        ac.angular_distance_matrix_forward(np.ones((3, 2)), np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"D: expected a square \(N, N\) matrix"):
+        ac.mine_hard_angular(np.ones((3, 4)), np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="y: expected 3 labels, one per row of D"):
+        ac.mine_hard_angular(np.ones((3, 3)), np.zeros(4, dtype=int))

@@ -83,6 +83,11 @@ def angular_distance_matrix_forward(nat, pert):
     D : (N, M)
     cache : for the backward
     """
+    check_array(nat, "nat", ndim=2)
+    check_array(pert, "pert", ndim=2)
+    if nat.shape[1] != pert.shape[1]:
+        raise ValueError(f"nat, pert: expected the same embedding width K, got {nat.shape} "
+                         f"and {pert.shape}")
     dot = nat @ pert.T  # (N, M)
     norm_a = losses.row_norms(nat)  # (N,)
     norm_b = losses.row_norms(pert)  # (M,)
@@ -172,7 +177,12 @@ def mine_hard_angular(D, y):
     -------
     Mined (see above), every field (N,)
     """
+    check_array(D, "D", ndim=2)
+    if D.shape[0] != D.shape[1]:
+        raise ValueError(f"D: expected a square (N, N) matrix (natural rows, perturbed columns "
+                         f"of one batch), got shape {D.shape}")
     n = D.shape[0]
+    _check_batch_labels(y, n, "row of D")
     rows = np.arange(n)
     same = y[:, None] == y[None, :]  # (N, N)
     candidate = same.copy()
