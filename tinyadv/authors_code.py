@@ -33,6 +33,13 @@ import numpy as np
 from . import losses, mlp
 from .validate import check_array, check_eps, check_labels
 
+__all__ = ["DISTANCE_FLOOR", "MARGIN", "TRIPLET_WEIGHT", "NORM_WEIGHT", "FGSM_EPS", "CLAMPS",
+           "angular_distance_matrix_forward", "angular_distance_matrix_backward", "Mined",
+           "mine_hard_angular", "hard_angular_triplet_reference", "hard_angular_triplet_forward",
+           "triplet_mined", "hard_angular_triplet_backward", "embedding_norms_forward",
+           "embedding_norms_backward", "block_forward", "block_backward", "fgsm",
+           "fgsm_with_leak"]
+
 # sampler._pairwise_distances_angular: cos = a.b / (||a|| ||b||).clamp(min=1e-8)
 DISTANCE_FLOOR = 1e-8
 # configs/*.ini, [triplet] and [triplet_additional]
