@@ -16,6 +16,8 @@ order a student reads them:
     evaluate     accuracy under each attack, both readings of the invariance column, people
     gradcheck    numerical gradients and rel_error: how every backward above is checked
     plots        Figure 1 and the lessons' figures
+    authors_code what the paper's authors' code computes where it differs from the paper:
+                 their distance, batch-hard triplet, embedding norms and FGSM
 
     validate, fileio, lesson   input checks, atomic writes, the lessons' two flags
 
@@ -33,4 +35,5 @@ Commands: python -m tinyadv.reproduce | sweep | bench | gradcheck | invariance
 __version__ = "0.1.0"
 
 __all__ = ["data", "layers", "mlp", "losses", "objective", "attacks", "optim", "train",
-           "invariance", "evaluate", "gradcheck", "plots", "validate", "fileio", "lesson"]
+           "invariance", "evaluate", "gradcheck", "plots", "authors_code", "validate", "fileio",
+           "lesson"]
