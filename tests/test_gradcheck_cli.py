@@ -9,6 +9,7 @@ so the wrong kinds, the malformed returns and the templates are each checked in 
 run, two at a time.
 Hostile submissions are in test_grader_hostile.py.
 """
+import os
 import subprocess
 import sys
 
@@ -315,14 +316,14 @@ def test_the_files_own_forward_is_called_and_must_be_right(tmp_path):
             h = cache
             return 3.0 * dloss * h / (h.shape[0] * np.sqrt((h * h).sum(axis=1))[:, None])
         """)
-    code, out = check(path, "--report", tmp_path / "g.csv")
+    code, out = check(path, "--report", tmp_path / "out" / "g.csv")
     assert code == 1, out
     assert "PASS relu_backward" in out and "forward: this file's relu_forward" in out
     assert "FAIL feature_norm_backward" in out
     assert "wrong forward: this file's feature_norm_forward differs from tinyadv's" in out
     assert "it is 3 x tinyadv's output" in out
     assert "your dh is the numerical one times 3" in out
-    rows = gradebook(tmp_path / "g.csv")
+    rows = gradebook(tmp_path / "out" / "g.csv")
     assert statuses(rows, "own.py") == {"relu_backward": "pass", "feature_norm_backward": "fail"}
     assert next(r for r in rows if r["function"] == "feature_norm_backward")["hint"].startswith(
         "wrong forward")
@@ -402,10 +403,10 @@ def test_a_folder_of_submissions_and_its_gradebook(tmp_path):
 def test_expect_grades_a_missing_function_blank(tmp_path):
     path = write(tmp_path, "only_relu.py", "from tinyadv.layers import relu_backward\n")
     code, out = check(path, "--expect", "relu_backward,gather_rows_backward",
-                      "--report", tmp_path / "g.csv")
+                      "--report", tmp_path / "out" / "g.csv")
     assert code == 1
     assert "TODO gather_rows_backward: not defined in this file" in out
-    assert statuses(gradebook(tmp_path / "g.csv"), "only_relu.py") == {
+    assert statuses(gradebook(tmp_path / "out" / "g.csv"), "only_relu.py") == {
         "relu_backward": "pass", "gather_rows_backward": "blank"}
 
 
@@ -466,3 +467,31 @@ def test_a_reader_that_stops_early_loses_nothing(tmp_path):
     rows = gradebook(book)
     for name in ("a.py", "b.py", "c.py"):
         assert statuses(rows, name) == {"relu_backward": "fail"}
+
+
+def test_the_checker_runs_from_any_folder(tmp_path):
+    # From inside lessons/exercises, tinyadv reachable only through PYTHONPATH: one file, so
+    # one short sandbox line (the details with -v).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-m", "tinyadv.gradcheck", "05_triplet_loss.py"],
+                          cwd=REPO / "lessons" / "exercises", env=dict(env, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TODO triplet_loss_backward: not implemented yet" in done.stdout
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("sandbox: ") and first.endswith("(-v: details)") and len(first) < 100
+    # A file that puts the repository on sys.path and checks itself, run from its own folder
+    # with no PYTHONPATH: checked once (the check's import of it skips the __main__ block).
+    student = write(tmp_path / "elsewhere", "mine.py", f"""
+        import sys
+        def relu_backward(dout, cache):
+            return dout * (cache > 0)
+        if __name__ == "__main__":
+            sys.path.insert(0, {str(REPO)!r})
+            from tinyadv.grader import check_file
+            sys.exit(check_file(__file__))
+        """)
+    done = subprocess.run([sys.executable, "mine.py"], cwd=student.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("== ") == 1 and "PASS relu_backward" in done.stdout

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -128,10 +129,11 @@ CORRECT = {"a_library.py": LIBRARY, "b_relu.py": CORRECT_RELU}
 
 def grandchild_code():
     # Double fork and a new session: the grandchild belongs to no group or session of the
-    # child's, and its parent is gone. Without root, forking is refused (RLIMIT_NPROC 0) and
-    # the backward raises; as root, it returns a wrong answer while the grandchild sleeps on,
-    # having told its pid through a pipe (it can write no file outside its sandbox) -- the
-    # child prints it, so the test can look for it.
+    # child's, and its parent is gone. Where the child cannot start processes (RLIMIT_NPROC 0
+    # without root, a seccomp filter for everyone: seccomp.py) forking is refused and the
+    # backward raises; else it returns a wrong answer while the grandchild sleeps on, having
+    # told its pid through a pipe (it can write no file outside its sandbox) -- the child
+    # prints it, so the test can look for it.
     return """
         import os, time
         def relu_backward(dout, cache):
@@ -199,7 +201,7 @@ def test_a_grandchild_is_killed_and_the_file_does_not_pass(class_run):
     _, out, rows, _, folder = class_run
     assert statuses(rows, "leaves_a_grandchild.py") == {"relu_backward": "fail"}
     block = blocks(out)[str(folder / "leaves_a_grandchild.py")]
-    if "BlockingIOError" in block:  # not root: RLIMIT_NPROC refused the fork itself
+    if "BlockingIOError" in block or "PermissionError" in block:  # the fork itself refused
         assert "grandchild" not in block.split("output (")[-1]
     else:  # root may fork: the grandchild existed, and must be gone
         pid = int(block.split("| grandchild ")[1].split()[0])
@@ -226,9 +228,9 @@ def test_hostile_file_alone(name, exit_status, tmp_path):
     # Only the endless loop uses up its time limit; the others get room for a loaded machine.
     seconds = "2" if name == "endless_loop.py" else "20"
     limits = ("--timeout", seconds, "--memory", "256M")
-    exit_code, out = check(path, *limits, "--report", tmp_path / "g.csv")
+    exit_code, out = check(path, *limits, "--report", tmp_path / "out" / "g.csv")
     assert exit_code == exit_status, out
-    assert statuses(gradebook(tmp_path / "g.csv"), name) == wanted
+    assert statuses(gradebook(tmp_path / "out" / "g.csv"), name) == wanted
     assert "PASS" not in out
 
 
@@ -258,20 +260,31 @@ def test_signals_to_the_checker_are_held_against_the_sender(tmp_path):
 
 
 def test_a_signal_in_process_stops_the_run_and_names_the_suspects(tmp_path, capsys):
-    # Called from a process whose BLAS threads do not block signals (this one), the checker
-    # cannot learn the sender: it stops, writes no gradebook, and names the running files.
+    # Called from a process with a thread that does not block signals (a BLAS thread, in a
+    # notebook; here one started for the purpose -- OpenBLAS's own come and go with forks),
+    # the checker cannot learn the sender: it stops, names the running files, and writes the
+    # gradebook with that file marked not graded (never a verdict, never a silent pass).
     path = write(tmp_path, "sends_SIGTERM.py", """
         import os, signal, time
         def relu_backward(dout, cache):
             os.kill(os.getppid(), signal.SIGTERM)
             time.sleep(30)
         """)
-    code, out = check(path, "--timeout", "20", "--report", tmp_path / "g.csv", *PROCESS_ONLY)
-    assert code == 128 + signal.SIGTERM
+    done = threading.Event()
+    bystander = threading.Thread(target=done.wait)
+    bystander.start()
+    try:
+        code, out = check(path, "--timeout", "20", "--report", tmp_path / "out" / "g.csv",
+                          *PROCESS_ONLY)
+    finally:
+        done.set()
+        bystander.join()
+    assert code == 128 + signal.SIGTERM, out
     err = capsys.readouterr().err
-    assert "interrupted by SIGTERM" in err and "no gradebook written" in err
+    assert "interrupted by SIGTERM" in err and "marked incomplete" in err
     assert str(path) in err
-    assert not (tmp_path / "g.csv").exists()
+    row, = gradebook(tmp_path / "out" / "g.csv")
+    assert row["status"] == "ungraded" and "interrupted by SIGTERM" in row["hint"]
 
 
 def _processes_mentioning(text):
@@ -286,7 +299,7 @@ def _processes_mentioning(text):
     return found
 
 
-def test_ctrl_c_stops_every_child_and_writes_no_gradebook(tmp_path):
+def test_ctrl_c_stops_every_child_and_grades_nothing_it_did_not_check(tmp_path):
     folder = tmp_path / "class"
     for i in range(3):
         write(folder, f"stall{i}.py", "import time\ntime.sleep(10**6)\n")
@@ -306,8 +319,9 @@ def test_ctrl_c_stops_every_child_and_writes_no_gradebook(tmp_path):
         if checker.poll() is None:
             checker.kill()
     assert checker.returncode == 130, err
-    assert "interrupted by SIGINT (Ctrl-C)" in err and "no gradebook written" in err
-    assert not report.exists() and not list(tmp_path.glob("*.tmp"))
+    assert "interrupted by SIGINT (Ctrl-C)" in err and "marked incomplete" in err
+    assert {r["status"] for r in gradebook(report)} == {"ungraded"}  # 3 rows, none a verdict
+    assert len(gradebook(report)) == 3 and not list(tmp_path.glob(".*.tmp"))
     assert _processes_mentioning(str(folder)) == []  # no orphan
 
 

@@ -203,7 +203,11 @@ def test_the_checker_survives_and_grades_every_file(attack):
     for name in attack["files"]:
         if name[0] in "bcdefg":
             assert "pass" not in statuses(rows, name).values(), name
-    assert {r["isolation"] for r in rows} == {LABEL}
+    # In full: Landlock, no new processes, who the files ran as (issue 30: the details).
+    isolations = {r["isolation"] for r in rows}
+    assert len(isolations) == 1, isolations
+    assert isolations.pop().startswith(f"{LABEL}; no new processes ("), isolations
+    assert rows[0]["isolation"].endswith(f"; uid {os.getuid()}, no capabilities")
 
 
 def test_no_file_changed_anywhere(attack):
@@ -298,8 +302,8 @@ def test_sandbox_require_runs_here_and_off_is_process_only(tmp_path):
     path = write(tmp_path, "ok.py", CORRECT_RELU)
     code, out = check(path, "--sandbox", "require")
     assert code == 0 and f"isolation: {LABEL}" in out
-    code, out = check(path, "--sandbox", "off")
-    assert code == 0 and "isolation: process-only: --sandbox off" in out
+    code, out = check(path, "--sandbox", "off", "-v")
+    assert code == 0 and "isolation: process-only: --sandbox off; no new processes" in out
     assert out.startswith("sandbox: process-only: --sandbox off. Each file runs as your user")
 
 
@@ -371,7 +375,7 @@ def test_auto_warns_once_when_the_kernel_offers_less(tmp_path, monkeypatch, caps
     # in with what the real kernel offers.
     monkeypatch.setattr(landlock, "abi_version", lambda: (3, None))
     path = write(tmp_path, "ok.py", CORRECT_RELU)
-    code, out = check(path, path.parent)
+    code, out = check(path, path.parent, "-v")  # -v: the whole line, also for one file
     assert code == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "Not contained on this kernel: moving files" not in warnings[0]

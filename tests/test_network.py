@@ -165,3 +165,13 @@ def test_bench_times_the_cnn_and_prints_another_implementation_beside(tmp_path, 
         other.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match="--compare"):
             bench.read_comparison(str(other))
+
+
+def test_the_authors_fgsm_runs_the_cnn_through_network():
+    from tinyadv import authors_code
+
+    params = cnn.init_params(np.random.default_rng(6), input_norm=cnn.INPUT_NORMS["authors"])
+    rng = np.random.default_rng(6)
+    x, y = rng.random((3, 784), dtype=np.float32), rng.integers(0, 10, 3)
+    np.testing.assert_array_equal(authors_code.fgsm(params, x, y),
+                                  authors_code.fgsm(params, x, y, net=cnn))

@@ -8,6 +8,7 @@ order a student reads them:
     layers       linear, ReLU, the gather that picks negatives: forward beside backward
     mlp          the network f = head o body; the embedding h
     cnn          the paper's authors' network, a CNN with the MLP's contract
+    network      which of the two a run uses, picked in one place
     losses       cross-entropy, the angular distance (Eq. 1), the triplet loss, the norm
     objective    Eq. 2: every term, one forward pass, one backward pass
     attacks      FGSM (the sensitivity example, Def. 1) and PGD
@@ -17,6 +18,8 @@ order a student reads them:
     evaluate     accuracy under each attack, both readings of the invariance column, people
     gradcheck    numerical gradients and rel_error: how every backward above is checked
     plots        Figure 1 and the lessons' figures
+    authors_code what the paper's authors' code computes where it differs from the paper:
+                 their distance, batch-hard triplet, embedding norms and FGSM
 
     validate, fileio, lesson   input checks, atomic writes, the lessons' two flags
 
@@ -33,5 +36,6 @@ Commands: python -m tinyadv.reproduce | sweep | bench | gradcheck | invariance
 """
 __version__ = "0.1.0"
 
-__all__ = ["data", "layers", "mlp", "cnn", "losses", "objective", "attacks", "optim", "train",
-           "invariance", "evaluate", "gradcheck", "plots", "validate", "fileio", "lesson"]
+__all__ = ["data", "layers", "mlp", "cnn", "network", "losses", "objective", "attacks", "optim",
+           "train", "invariance", "evaluate", "gradcheck", "plots", "authors_code", "validate",
+           "fileio", "lesson"]

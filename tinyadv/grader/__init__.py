@@ -21,4 +21,28 @@ meets them:
                  timeout, memory
     hints.py     words a wrong gradient's mistake from measurements of it
     report.py    the text report, the CSV gradebook, Gradescope's results.json
+    seccomp.py   the filter that keeps a child from starting any process, root included
+
+``check_file(path)`` checks one file from Python, from any working directory: an exercise
+file can end with
+
+    if __name__ == "__main__":
+        sys.path.insert(0, REPOSITORY_ROOT)  # where the tinyadv folder is
+        from tinyadv.grader import check_file
+        sys.exit(check_file(__file__))
+
+and ``python 05_triplet_loss.py`` checks itself (the guard keeps the check's own import of
+the file from checking it again).
 """
+import os
+
+__all__ = ["check_file"]
+
+
+def check_file(path, *options):
+    """Check one file as ``python -m tinyadv.gradcheck [OPTIONS] -- PATH`` does, printing its
+    report; returns the exit status (0 every function passed; see cli.py). ``options`` are
+    the command's flags as strings, e.g. ``check_file(path, "--seed", "7")``."""
+    from tinyadv.grader.cli import main  # here: importing tinyadv.grader stays cheap
+
+    return main([*map(str, options), "--", os.fspath(path)])

@@ -5,12 +5,15 @@ sandbox.py starts it in a fresh interpreter, one per submission. In order, it
 1. arranges to die with the checker (PARENT) and hides its descriptors from other processes;
 2. reads its plan from stdin -- every piece's names and the inputs of its three cases (one
    frame, see channel.py);
-3. sets its limits, which it cannot raise again: address space, CPU time, no new processes,
-   no core files, no file larger than 64 MB;
+3. sets its limits, which it cannot raise again: address space, CPU time, no core files, no
+   file larger than 64 MB, and no new processes (RLIMIT_NPROC, and for root too a seccomp
+   filter that refuses fork and clone: seccomp.py) -- so the address-space limit holds for
+   the submission as a whole, and nothing it starts can outlive its check;
 4. shuts itself in (isolation.py), after NumPy and tinyadv are loaded: Landlock rules that
    it, and whatever it starts, can never lift -- read only Python, NumPy, tinyadv and FILE,
    write only its own temporary folder, no TCP, no signal to a process outside itself -- and
-   sends what it got, first of all its frames;
+   sends what it got, first of all its frames (with its user id, capabilities and whether
+   it can start processes);
 5. sends the backward names FILE defines, read from its syntax tree without running it (so a
    file that never finishes importing still gets a row per function);
 6. imports FILE (top-level code runs now) and sends which pieces it defines;
@@ -48,7 +51,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from tinyadv.grader import channel, isolation  # noqa: E402
+from tinyadv.grader import channel, isolation, seccomp  # noqa: E402
 
 FILE_SIZE_LIMIT = 64 * 2**20
 MAX_ITEMS = 16  # a returned tuple is described up to this many items
@@ -88,10 +91,12 @@ def _read_stdin():
 
 
 def _set_limits(limits):
+    """Set the limits (see the module docstring, step 3); returns the words for the report on
+    whether this process can start another."""
     try:
         import resource
     except ImportError:  # not a Unix: the checker's deadline still applies
-        return
+        return "new processes possible (not a Unix)"
     wanted = {"RLIMIT_AS": (limits["memory"], limits["memory"]),
               "RLIMIT_CPU": (limits["cpu_seconds"], limits["cpu_seconds"] + 2),
               "RLIMIT_NPROC": (0, 0),  # no fork, no thread (root is exempt from this one)
@@ -103,6 +108,22 @@ def _set_limits(limits):
                 resource.setrlimit(getattr(resource, name), (int(soft), int(hard)))
             except (ValueError, OSError, OverflowError):  # above a system's hard limit, huge
                 pass
+    why_not = seccomp.refuse_new_processes()  # for root as well: see seccomp.py
+    if why_not is None:
+        return "no new processes (seccomp)"
+    if os.getuid() != 0 and hasattr(resource, "RLIMIT_NPROC"):
+        return f"no new processes (RLIMIT_NPROC; no seccomp: {why_not})"
+    return (f"new processes possible (root without seccomp: {why_not}); each is killed when "
+            f"the check ends")
+
+
+def _user_words():
+    """'uid 0, no capabilities': who the submission runs as."""
+    count = procs.effective_capabilities() if hasattr(os, "getuid") else None
+    uid = f"uid {os.getuid()}" if hasattr(os, "getuid") else "user unknown"
+    if count is None:
+        return uid
+    return uid + (", no capabilities" if count == 0 else f", {count} capabilities")
 
 
 def _declared_backwards(path, known):
@@ -189,7 +210,7 @@ def _describe(value, arrays):
     appended to ``arrays`` and the description says where."""
     if value is None:
         return {"type": "NoneType"}
-    info = {"type": type(value).__name__}
+    info = {"type": _type_name(value)}
     dtype = getattr(value, "dtype", None)
     if dtype is not None:
         info["dtype"] = str(dtype)[:40]
@@ -214,14 +235,43 @@ def _describe(value, arrays):
     return info
 
 
-def _describe_return(returned, arrays):
+def _type_name(value):
+    """type(value).__name__, which a metaclass of the submission's could make raise."""
+    try:
+        return str(type(value).__name__)[:100]
+    except BaseException:  # noqa: B036
+        return "(a type without a readable name)"
+
+
+def _describe_return(returned, arrays, source_file):
+    """The backward's return value described. Reading it runs the submission's code (a tuple
+    subclass's __getitem__ or __len__): whatever that raises makes it a return value that
+    cannot be read -- the submission's wrong return type, not a crash of this process."""
     if returned is None:
         return {"kind": "none"}
-    if isinstance(returned, (tuple, list)):
-        items = list(returned[:MAX_ITEMS])
-        return {"kind": "sequence", "type": type(returned).__name__, "length": len(returned),
-                "items": [_describe(item, arrays) for item in items]}
-    return {"kind": "single", "item": _describe(returned, arrays)}
+    first_array = len(arrays)
+    try:
+        if isinstance(returned, (tuple, list)):
+            items = list(returned[:MAX_ITEMS])
+            return {"kind": "sequence", "type": _type_name(returned), "length": len(returned),
+                    "items": [_describe(item, arrays) for item in items]}
+        return {"kind": "single", "item": _describe(returned, arrays)}
+    except BaseException as exc:  # noqa: B036
+        del arrays[first_array:]
+        return {"kind": "unreadable", "type": _type_name(returned),
+                "why": _exception_text(exc, source_file)[:300]}
+
+
+def _as_pair(result, source_file):
+    """(out, cache, None) from a forward's result, or (None, None, the record's "forward")."""
+    try:
+        if isinstance(result, tuple) and len(result) == 2:
+            out, cache = result
+            return out, cache, None
+    except BaseException as exc:  # noqa: B036 -- a tuple subclass's __len__ or __iter__
+        return None, None, {"status": "unreadable", "type": _type_name(result),
+                            "why": _exception_text(exc, source_file)[:300]}
+    return None, None, {"status": "not a pair", "type": _type_name(result)}
 
 
 def _call(function, args, source_file):
@@ -237,6 +287,14 @@ def _call(function, args, source_file):
     except BaseException as exc:  # noqa: B036 -- SystemExit, KeyboardInterrupt, anything
         return None, {"status": "raised", "message": _exception_text(exc, source_file),
                       "memory": isinstance(exc, MemoryError)}
+
+
+def _attribute(module, name):
+    """getattr(module, name, None), also when the file's module-level __getattr__ raises."""
+    try:
+        return getattr(module, name, None)
+    except BaseException:  # noqa: B036
+        return None
 
 
 def _as_argument(array):
@@ -263,10 +321,10 @@ def _run_function(piece, module, inputs, calls, wrappers, source_file):
         if failure:
             record["forward"] = failure
             continue
-        if not (isinstance(result, tuple) and len(result) == 2):
-            record["forward"] = {"status": "not a pair", "type": type(result).__name__}
+        out, cache, failure = _as_pair(result, source_file)
+        if failure:
+            record["forward"] = failure
             continue
-        out, cache = result
         record["forward"] = {"status": "ok"}
         record["out"] = _describe(out, arrays)
         calls.clear()
@@ -276,7 +334,7 @@ def _run_function(piece, module, inputs, calls, wrappers, source_file):
             record["backward"] = failure
             continue
         record["backward"] = {"status": "ok"}
-        record["returned"] = _describe_return(returned, arrays)
+        record["returned"] = _describe_return(returned, arrays, source_file)
     is_library = any(backward is wrapper for wrapper in wrappers.values())
     return {"kind": "function", "backward": piece["backward"], "forward_source": source,
             "is_library": is_library, "cases": cases}, arrays
@@ -297,11 +355,11 @@ def main(argv):
     pieces = plan["pieces"]
     calls = set()
     wrappers = _watch_solutions(pieces, calls)
-    _set_limits(plan["limits"])
+    processes = _set_limits(plan["limits"])
     # After NumPy and tinyadv are loaded (their hundreds of files are opened unchecked), and
     # before a line of the submission runs.
     shut_in = isolation.shut_in(plan["sandbox"], path, os.getcwd())
-    send(dict(shut_in, kind="isolation"))
+    send(dict(shut_in, kind="isolation", processes=processes, user=_user_words()))
     if shut_in.get("refused"):  # --sandbox require, and this child could not be shut in
         _exit(0)
 
@@ -311,14 +369,19 @@ def main(argv):
     if failure:
         send(dict(failure, kind="import failed"))
         _exit(0)
-    found = [p for p in pieces if callable(getattr(module, p["backward"], None))]
+    found = [p for p in pieces if callable(_attribute(module, p["backward"]))]
     callables = []
     for name, value in list(vars(module).items())[:1000]:
         if isinstance(name, str) and not name.startswith("_") and callable(value):
             callables.append(name[:100])
     send({"kind": "imported", "found": [p["backward"] for p in found], "callables": callables[:200]})
     for piece in found:
-        send(*_run_function(piece, module, inputs, calls, wrappers, path))
+        try:
+            record, arrays = _run_function(piece, module, inputs, calls, wrappers, path)
+        except BaseException as exc:  # noqa: B036 -- a module __getattr__ of the file's, ...
+            record, arrays = {"kind": "function", "backward": piece["backward"],
+                              "failed": _exception_text(exc, path)}, []
+        send(record, arrays)
     send({"kind": "done"})
     _exit(0)
 

@@ -8,8 +8,23 @@ itself in with Landlock where the kernel has it (``--sandbox``, isolation.py); t
 in one line what is and is not contained.
 
 Exit status: 0 every row passed; 1 any other status anywhere; 2 nothing could be checked (no
-file could be imported and define a known backward) or bad command-line arguments; 128 + n
-when signal n (Ctrl-C: 130) stopped the run -- then no gradebook is written.
+file could be imported and define a known backward) or bad command-line arguments; 3 the
+verdicts are in but the gradebook or results.json could not be written (the message says
+why); 128 + n when signal n (Ctrl-C: 130) stopped the run -- the verdicts so far are still
+written, with a row ``ungraded`` for every file not checked.
+
+What the command line can and cannot be made to do by a file's name:
+
+- An argument that starts with ``-`` and names an existing file or folder is that file, never
+  an option: ``python -m tinyadv.gradcheck *.py`` grades a submission named
+  ``--report=bob.py`` or ``-x.py`` like any other (with a note). Everything after ``--`` is
+  a file too. (An option's value that starts with ``-`` needs the ``--report=-x.csv`` form.)
+- The gradebook and results.json are never written onto a file being graded, anywhere inside
+  a folder being graded, or right beside a file given by name (``*.py`` run in the class
+  folder): such a ``--report`` or ``--gradescope`` is refused before anything runs.
+- A symlink is never run, nor followed into a folder: given by name or met in a folder, dangling
+  or not, it gets a row ``refused`` ("symlink to ..."). Everything checked is a regular file
+  found inside the folder being graded without following a link.
 """
 import argparse
 import difflib
@@ -22,12 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyadv.fileio import write_text_atomic
 from tinyadv.grader import isolation, judge, procs, report, sandbox
 from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
+from tinyadv.grader.report import shown
 
-__all__ = ["main", "collect", "parse_memory"]
+__all__ = ["main", "collect", "parse_memory", "split_arguments", "write_output"]
 
-EXIT_OK, EXIT_FAILED, EXIT_NOTHING = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_NOTHING, EXIT_NOT_WRITTEN = 0, 1, 2, 3
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = "2G"
 MIN_MEMORY = 256 * 2**20  # Python, NumPy and tinyadv take ~100 MB of address space already
@@ -50,8 +67,10 @@ def _parser():
                     "backward, ...) against numerical gradients. Each file runs in a child "
                     "process of its own, limited in time and memory; this process judges.",
         epilog="exit status: 0 all passed; 1 anything else (fail, not implemented yet, error, "
-               "timeout, memory); 2 nothing could be checked, or bad arguments; 130 Ctrl-C.")
-    parser.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
+               "timeout, memory, refused, ungraded); 2 nothing could be checked, or bad "
+               "arguments; 3 the gradebook could not be written; 130 Ctrl-C. A file whose name "
+               "starts with - is a file, never an option; so is everything after --.")
+    parser.add_argument("paths", nargs="*", metavar="FILE_OR_FOLDER",
                         help="a .py file, or a folder: every .py file under it is checked")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random test inputs (default 0)")
     parser.add_argument("--tol", type=float, default=judge.CHECK_TOL,
@@ -76,12 +95,34 @@ def _parser():
                              "to run without all of it; off runs files as your user, unconfined "
                              "(for debugging). Default auto")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary table")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say in full what each file ran under (user id, capabilities, "
+                             "processes), also when checking one file")
     return parser
+
+
+def split_arguments(argv):
+    """(argv for argparse, files after --, names taken as files though they start with -).
+
+    A name that starts with "-" and exists is a file (see the module docstring): it goes to
+    argparse as "./name", which cannot be read as an option."""
+    before, after = list(argv), []
+    if "--" in before:
+        cut = before.index("--")
+        before, after = before[:cut], before[cut + 1:]
+    taken = [arg for arg in before if arg.startswith("-") and len(arg) > 1 and os.path.lexists(arg)]
+    fixed = [os.path.join(".", arg) if arg in taken else arg for arg in before]
+    return fixed, after, taken
 
 
 def _checked_arguments(parser, argv):
     """Parse argv; every bad value exits with status 2 and a message naming the argument."""
-    args = parser.parse_args(argv)
+    fixed, after, taken = split_arguments(argv)
+    args = parser.parse_intermixed_args(fixed)
+    args.paths += after
+    args.taken = taken
+    if not args.paths:
+        parser.error("FILE_OR_FOLDER: expected at least one file or folder to check")
     if not (math.isfinite(args.tol) and args.tol > 0):
         parser.error(f"--tol: expected a finite number > 0, got {args.tol:g}")
     if not (math.isfinite(args.timeout) and args.timeout > 0):
@@ -104,37 +145,107 @@ def _checked_arguments(parser, argv):
                          + (f" (did you mean {guess[0]}?)" if guess else "")
                          + f"; known: {', '.join(BACKWARD_NAMES)}")
         args.expected.append(name)
-    for flag, value, what in (("--report", args.report, "the CSV gradebook"),
-                              ("--gradescope", args.gradescope, "results.json")):
-        if value and Path(value).is_dir():
-            parser.error(f"{flag}: expected a file name for {what}, got the folder {value}")
     if args.sandbox == "require":
         label, gaps, _ = isolation.offered("require")
         if gaps:
             parser.error(f"--sandbox require: this machine cannot enforce "
                          f"{'; '.join(gaps)} (it offers {label}). Use --sandbox auto to run "
                          f"anyway, or a throw-away account or container")
-    missing = [p for p in args.paths if not Path(p).exists()]
+    missing = [p for p in args.paths if not os.path.lexists(p)]
     if missing:
-        parser.error(f"FILE_OR_FOLDER: no such file or folder: {', '.join(missing)}")
+        parser.error(f"FILE_OR_FOLDER: no such file or folder: {', '.join(map(shown, missing))}")
+    for flag, value, what in (("--report", args.report, "the CSV gradebook"),
+                              ("--gradescope", args.gradescope, "results.json")):
+        if value and Path(value).is_dir():
+            parser.error(f"{flag}: expected a file name for {what}, got the folder {shown(value)}")
+        inside = value and _graded_place(value, args.paths)
+        if inside:
+            parser.error(f"{flag}: {shown(value)} is {inside}; write {what} outside the class "
+                         f"folder (a submission could be overwritten, or a later run grade it)")
     return args
 
 
+def _graded_place(output, paths):
+    """Why ``output`` lies on something being graded, or None: a file being graded, anywhere
+    inside a folder being graded, or right beside a file being graded (``*.py`` run inside
+    the class folder). Compared as real paths, links resolved."""
+    target = os.path.realpath(output)
+    for raw in paths:
+        if os.path.isdir(raw) and not os.path.islink(raw):
+            folder = os.path.realpath(raw)
+            if target.startswith(folder.rstrip(os.sep) + os.sep):
+                return f"inside the folder being graded ({shown(raw)})"
+        elif target in (os.path.realpath(raw), os.path.abspath(raw)):
+            return f"a file being graded ({shown(raw)})"
+        elif os.path.dirname(target) == os.path.realpath(os.path.dirname(os.path.abspath(raw))):
+            return f"in the folder of a file being graded ({shown(raw)})"
+    return None
+
+
+def _hidden(name):
+    return name.startswith(".") or name == "__pycache__"
+
+
+def _link_refusal(path):
+    """The row's words for a symlink: where it points, whether that exists."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    if os.path.isdir(path):
+        return f"symlink to a folder ({shown(target)}): not followed, nothing in it checked"
+    if not os.path.exists(path):
+        return f"symlink to {shown(target)}, which does not exist: not run"
+    return f"symlink to {shown(target)}: not run (only regular files are checked)"
+
+
+def _walk(top):
+    """[(path, refusal or None)] for every .py file under the folder ``top``, sorted: links
+    are refused, never followed (neither to files nor into folders); hidden folders and
+    files and __pycache__ are skipped."""
+    found = []
+    for root, folders, names in os.walk(top, followlinks=False):
+        folders[:] = [d for d in folders if not _hidden(d)]
+        for name in folders:
+            path = Path(root, name)
+            if path.is_symlink():
+                found.append((path, _link_refusal(path)))
+        for name in names:
+            path = Path(root, name)
+            if _hidden(name) or not name.endswith(".py"):
+                continue
+            if path.is_symlink():
+                found.append((path, _link_refusal(path)))
+            elif path.is_file():
+                found.append((path, None))
+    return sorted(found)
+
+
 def collect(paths):
-    """Expand folders into their .py files (recursively, sorted, skipping hidden folders and
-    __pycache__); keep files as given. Returns (files, folders without any .py file)."""
-    files, empty = [], []
+    """Expand folders into their .py files (see _walk); keep files as given. Returns
+    ([(path, refusal or None)] without repeats, folders without any .py file)."""
+    entries, empty = [], []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*.py") if p.is_file() and not any(
-                part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
-            files += found
+        if os.path.islink(raw):
+            entries.append((path, _link_refusal(raw)))
+        elif path.is_dir():
+            found = _walk(path)
+            entries += found
             if not found:
                 empty.append(path)
         else:
-            files.append(path)
-    return list(dict.fromkeys(files)), empty
+            entries.append((path, None))
+    return _first_of_each(entries), empty
+
+
+def _first_of_each(entries):
+    seen, kept = set(), []
+    for path, refusal in entries:
+        if path not in seen:
+            seen.add(path)
+            kept.append((path, refusal))
+    return kept
 
 
 def _plan(references):
@@ -154,22 +265,73 @@ def _plan(references):
     return {"kind": "plan", "pieces": pieces}, arrays
 
 
-def _interrupted_message(exc, results):
-    done = sum(r is not None for r in results)
+def _interruption(exc):
+    """(signal number, its words, who sent it in words) of what stopped the run."""
     if isinstance(exc, KeyboardInterrupt):
-        what = "Ctrl-C"
+        return signal.SIGINT, "Ctrl-C", ""
+    what = procs.signal_name(exc.signum) + (" (Ctrl-C)" if exc.signum == signal.SIGINT else "")
+    return exc.signum, what, (f" from process {exc.sender}" if exc.sender else "")
+
+
+def _interrupted_message(exc, what, checked, not_graded, written, left):
+    text = f"interrupted by {what}: {checked} of {checked + len(not_graded)} files checked; "
+    if left:
+        text += (f"{len(left)} processes of the submissions could not be stopped (pids "
+                 f"{', '.join(map(str, left[:10]))}); ")
     else:
-        what = procs.signal_name(exc.signum) + (" (Ctrl-C)" if exc.signum == signal.SIGINT else "")
-        if exc.sender:
-            what += f" from process {exc.sender}"
-    text = (f"interrupted by {what}: {done} of {len(results)} files checked; every child "
-            f"process stopped; no gradebook written.")
+        text += "every process of the submissions stopped; "
+    if written:
+        text += (f"the verdicts so far are in {' and '.join(written)}, marked incomplete, with "
+                 f"a row 'ungraded' for each file not checked")
+    else:
+        text += "nothing written (no --report or --gradescope, or see above)"
+    text += ". Not checked: " + ", ".join(shown(p) for p in not_graded[:20]) + (
+        f" and {len(not_graded) - 20} more" if len(not_graded) > 20 else "") + "."
     if isinstance(exc, sandbox.Interrupted) and exc.suspects:
         text += ("\nIf nobody sent it, one of the files running then did: "
-                 + ", ".join(str(p) for p in exc.suspects)
+                 + ", ".join(shown(p) for p in exc.suspects)
                  + ". Check them one at a time, or run python -m tinyadv.gradcheck itself (it "
                  "then knows who sent a signal).")
     return text
+
+
+def write_output(path, text, what):
+    """Write ``text`` to ``path`` atomically; None, or exactly why it was not written.
+
+    When the first try fails (a full disk: the temporary copy cannot be written), an older
+    file at ``path`` is removed -- it takes room, and would pass for this run's -- and the
+    write is tried once more."""
+    try:
+        write_text_atomic(path, text)
+        return None
+    except OSError as exc:
+        first = exc
+    removed = ""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        try:
+            os.remove(path)
+            removed = "; the older file there was removed, so that it cannot pass for this run's"
+        except OSError as exc:
+            removed = f"; the older file there could not be removed either ({exc.strerror})"
+        try:
+            write_text_atomic(path, text)
+            return None
+        except OSError as exc:
+            first = exc
+    return (f"{what} was not written to {shown(path)}: {first.strerror or first} "
+            f"({len(text.encode())} bytes){removed}. Every verdict is in the report above")
+
+
+def _ungraded(path, reason):
+    result = judge.FileResult(str(path), isolation="not run", isolation_label="not run")
+    result.add_file_problem("ungraded", reason)
+    return result
+
+
+def _refused(path, reason):
+    result = judge.FileResult(str(path), isolation="not run", isolation_label="not run")
+    result.add_file_problem("refused", reason)
+    return result
 
 
 class _Output:
@@ -209,72 +371,131 @@ class _Output:
 class _InOrder:
     """Prints each file's block as soon as it and every file before it are done."""
 
-    def __init__(self, results, out, quiet):
-        self.results, self.out, self.quiet, self.next = results, out, quiet, 0
+    def __init__(self, results, out, quiet, verbose=False):
+        self.results, self.out, self.quiet, self.verbose, self.next = results, out, quiet, verbose, 0
 
     def ready(self):
         while self.next < len(self.results) and self.results[self.next] is not None:
             if not self.quiet:
-                report.print_file(self.results[self.next], self.out)
+                report.print_file(self.results[self.next], self.out, self.verbose)
                 self.out.flush()
             self.next += 1
+
+
+def _write_outputs(args, results, sandbox_line, out, incomplete=None):
+    """Write the gradebook and results.json asked for; returns (names written, problems)."""
+    written, problems = [], []
+    rows = sum(len(r.functions) for r in results)
+    mark = ", INCOMPLETE" if incomplete else ""
+    for value, label, make in (
+            (args.report, "gradebook", lambda: report.gradebook_text(results)),
+            (args.gradescope, "gradescope",
+             lambda: report.gradescope_json(results, sandbox_line, incomplete))):
+        if not value:
+            continue
+        problem = write_output(value, make(), f"the {label}")
+        if problem:
+            problems.append(problem)
+            print(f"error: {problem}", file=sys.stderr)
+        else:
+            written.append(shown(value))
+            print(f"{label}: {shown(value)} ({rows} {'rows' if label == 'gradebook' else 'tests'}"
+                  f"{mark})", file=out)
+    return written, problems
 
 
 def main(argv=None, out=None):
     """Check the files; return the exit status (see the module docstring)."""
     out = _Output(sys.stdout if out is None else out)
-    args = _checked_arguments(_parser(), argv)
-    files, empty = collect(args.paths)
+    args = _checked_arguments(_parser(), sys.argv[1:] if argv is None else list(argv))
+    for name in args.taken:
+        print(f"note: {shown(name)} is a file here, so it is checked as one, not read as an "
+              f"option (put -- before file names to say so)", file=out)
+    entries, empty = collect(args.paths)
     for folder in empty:
-        print(f"note: no .py files in {folder}", file=out)
-    if not files:
+        print(f"note: no .py files in {shown(folder)}", file=out)
+    if not entries:
         return EXIT_NOTHING
     sandbox_line = isolation.summary_line(args.sandbox)
-    print(sandbox_line, file=out)  # even with -q: what the grades can be trusted for
+    # Even with -q: what the grades can be trusted for. One file (a student's): one short line.
+    short = len(entries) == 1 and not args.verbose
+    print(isolation.short_line(args.sandbox) if short else sandbox_line, file=out)
     if isolation.offered(args.sandbox)[1] and args.sandbox == "auto":  # less than full: once
         print(f"warning: {sandbox_line}", file=sys.stderr)
     limits = sandbox.Limits(args.timeout, args.memory_bytes)
     references = all_reference_cases(args.seed)
     plan_record, plan_arrays = _plan(references)
-    results = [None] * len(files)
-    printer = _InOrder(results, out, args.quiet)
+    results = [None] * len(entries)
+    printer = _InOrder(results, out, args.quiet, args.verbose)
+    for i, (path, refusal) in enumerate(entries):
+        if refusal:
+            results[i] = _refused(path, refusal)
+    printer.ready()
+    runnable = [i for i, (_, refusal) in enumerate(entries) if not refusal]
     late = {}  # index -> problems seen before the file's result was ready (a second run)
 
     def on_finish(index, run):
+        """Judge a run; returns why to check the file again, alone, at the end (or None)."""
+        i = runnable[index]
+        if run.not_started:
+            if run.checked_again is None:
+                return run.not_started
+            results[i] = _ungraded(run.path, f"not gradable: {run.not_started} (twice)")
+            printer.ready()
+            return None
         try:
-            results[index] = judge.judge_file(run, references, limits, args.tol, args.expected)
+            result = judge.judge_file(run, references, limits, args.tol, args.expected)
         except Exception as exc:  # noqa: BLE001 -- a judge bug a submission found: that file
-            results[index] = judge.FileResult(str(run.path), checked=True)  # errs; the run goes on
-            results[index].add_file_problem(
+            result = judge.FileResult(str(run.path), checked=True)  # errs; the run goes on
+            result.add_file_problem(
                 "error", f"its answers could not be judged ({type(exc).__name__}); "
                          f"please report this to tinyadv")
-        for problem in late.pop(index, []):
-            results[index].add_file_problem("error", problem)
+        if run.disk_full and run.filled_disk:
+            result.notes.append(f"note: {run.disk_full}: it filled the disk itself")
+        elif run.disk_full and not result.ok:  # maybe not its own failure: never a plain FAIL
+            if run.checked_again is None:
+                return run.disk_full
+            result = _ungraded(run.path, f"not gradable: {run.disk_full} (checked twice)")
+        for problem in late.pop(i, []):
+            result.add_file_problem("error", problem)
+        results[i] = result
         printer.ready()
+        return None
 
     def on_late_signal(index, problem):
-        if results[index] is None:
-            late.setdefault(index, []).append(problem)
+        i = runnable[index]
+        if results[i] is None:
+            late.setdefault(i, []).append(problem)
         else:
-            results[index].add_file_problem("error", problem)
+            results[i].add_file_problem("error", problem)
 
     try:
-        sandbox.run_all(files, plan_record, plan_arrays, limits, args.jobs, on_finish,
-                        on_late_signal, args.sandbox)
+        sandbox.run_all([entries[i][0] for i in runnable], plan_record, plan_arrays, limits,
+                        args.jobs, on_finish, on_late_signal, args.sandbox)
     except (sandbox.Interrupted, KeyboardInterrupt) as exc:
-        print("\n" + _interrupted_message(exc, results), file=sys.stderr)
-        return 128 + (exc.signum if isinstance(exc, sandbox.Interrupted) else signal.SIGINT)
+        # Nothing graded is lost: the verdicts so far are written, each file not checked
+        # gets a row saying so, and no older gradebook stays where this one belongs.
+        signum, what, sender = _interruption(exc)
+        not_graded = [entries[i][0] for i, r in enumerate(results) if r is None]
+        reason = (f"not graded: the run was interrupted by {what} before this file was "
+                  f"checked; this gradebook is incomplete")
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = _ungraded(entries[i][0], reason)
+        if len(results) > 1 or args.quiet:
+            report.print_summary(results, args.seed, args.tol, out)
+        incomplete = f"interrupted by {what}; {len(not_graded)} files not graded"
+        written, _ = _write_outputs(args, results, sandbox_line, out, incomplete)
+        print("\n" + _interrupted_message(exc, what + sender, len(results) - len(not_graded),
+                                          not_graded, written, getattr(exc, "left", [])),
+              file=sys.stderr)
+        return 128 + signum
 
     if len(results) > 1 or args.quiet:
         report.print_summary(results, args.seed, args.tol, out)
-    if args.report:
-        report.write_gradebook(args.report, results)
-        rows = sum(len(r.functions) for r in results)
-        print(f"gradebook: {args.report} ({rows} rows)", file=out)
-    if args.gradescope:
-        report.write_gradescope(args.gradescope, results, sandbox_line)
-        tests = sum(len(r.functions) for r in results)
-        print(f"gradescope: {args.gradescope} ({tests} tests)", file=out)
+    _, problems = _write_outputs(args, results, sandbox_line, out)
+    if problems:
+        return EXIT_NOT_WRITTEN
     if not any(r.checked for r in results):
         return EXIT_NOTHING
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED

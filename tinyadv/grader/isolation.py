@@ -40,15 +40,16 @@ import os
 import site
 import sys
 
-from tinyadv.grader import landlock, procs
+from tinyadv.grader import landlock, procs, seccomp
 
-__all__ = ["MODES", "plan", "policy", "offered", "summary_line", "shut_in", "python_folders"]
+__all__ = ["MODES", "plan", "policy", "offered", "processes_offered", "summary_line",
+           "short_line", "shut_in", "python_folders"]
 
 MODES = ("auto", "require", "off")
 OFF_LABEL = "process-only: --sandbox off"
 CONTAINED = ("each file reads only Python's library, NumPy, tinyadv and itself, writes only "
-             "its own temporary folder, opens no TCP connection, and signals no process but "
-             "its own")
+             "its own temporary folder, opens no TCP connection, signals no process but its "
+             "own")
 NOT_CONTAINED = ("UDP and pathname Unix sockets (an ssh-agent's, say), the metadata (stat) of "
                  "any file, reading the rest of Python's installed files, CPU time and timing "
                  "as side channels")
@@ -107,29 +108,54 @@ def policy(config, submission, workdir):
                            write=[os.path.realpath(workdir)])
 
 
+def processes_offered():
+    """(words, gap): whether a child on this machine can start processes, and the gap to
+    name when it can (None when it cannot). See seccomp.py: a seccomp filter for everyone,
+    RLIMIT_NPROC for users other than root."""
+    why = seccomp.available()
+    if why is None:
+        return "starts no process", None
+    if not hasattr(os, "getuid") or os.getuid() != 0:
+        return "starts no process (RLIMIT_NPROC)", None
+    return ("may start processes (root without seccomp filters), each killed when its check "
+            "ends", f"new processes, run as root (no seccomp filter: {why})")
+
+
 def offered(mode):
     """What children will get on this machine: (label, the rules it lacks in words, ABI)."""
+    _, process_gap = processes_offered()
+    extra = [process_gap] if process_gap else []
     if mode == "off":
-        return OFF_LABEL, ["every Landlock rule (--sandbox off)"], 0
+        return OFF_LABEL, ["every Landlock rule (--sandbox off)"] + extra, 0
     abi, why = landlock.abi_version()
-    return landlock.isolation_label(abi, why), landlock.missing(abi), abi
+    return landlock.isolation_label(abi, why), landlock.missing(abi) + extra, abi
+
+
+def short_line(mode):
+    """The line a run checking one file prints: the label and whether processes can start."""
+    label, _, _ = offered(mode)
+    return f"sandbox: {label}; the file {processes_offered()[0]} (-v: details)"
 
 
 def summary_line(mode):
     """The one line a run prints: what is and is not contained on this machine."""
     label, gaps, abi = offered(mode)
+    processes = processes_offered()[0]
     if abi == 0:
-        return (f"sandbox: {label}. Each file runs as your user: it can read and write your "
-                f"files, use the network and signal your processes, the checker's included. "
-                f"For a class you do not trust, use a throw-away account or a container.")
+        return (f"sandbox: {label}. Each file runs as your user and {processes}: it can read "
+                f"and write your files, use the network and signal your processes, the "
+                f"checker's included. For a class you do not trust, use a throw-away account "
+                f"or a container.")
     root = (" Run as root: each child drops every capability, but keeps root's user id."
             if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
-    if not gaps:
-        return f"sandbox: {label}: {CONTAINED}. Not contained: {NOT_CONTAINED}.{root}"
+    landlock_gaps = landlock.missing(abi)
+    if not landlock_gaps:
+        return (f"sandbox: {label}: {CONTAINED} and {processes}. Not contained: "
+                f"{NOT_CONTAINED}.{root}")
     return (f"sandbox: {label}: each file reads only Python's library, NumPy, tinyadv and "
-            f"itself and writes only its own temporary folder. Not contained on this kernel: "
-            f"{'; '.join(gaps)}; nor {NOT_CONTAINED}.{root} For a class you do not trust, "
-            f"use a throw-away account or a container.")
+            f"itself, writes only its own temporary folder, and {processes}. Not contained on "
+            f"this kernel: {'; '.join(landlock_gaps)}; nor {NOT_CONTAINED}.{root} For a class "
+            f"you do not trust, use a throw-away account or a container.")
 
 
 def shut_in(config, submission, workdir):

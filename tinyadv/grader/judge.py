@@ -11,6 +11,9 @@ Statuses, one per (file, function):
     timeout  the time limit ran out before this function was done
     memory   it ran out of its memory limit (a MemoryError, at import or in the function)
 
+and two for a file that was not run (cli.py): ``refused`` (a symlink) and ``ungraded`` (the run
+was interrupted before it, or a full disk kept it from being checked).
+
 How one case is judged: the child reports the forward's output and the backward's return
 value as arrays (child.py); here they are compared with tinyadv's output and the centred-
 difference gradients of tinyadv's forward (pieces.py), all float64:
@@ -42,7 +45,7 @@ __all__ = ["judge_file", "judge_function", "clean", "FunctionResult", "FileResul
 
 CHECK_TOL = 1e-6
 NOT_STARTED = "none: the child ended before it could say (the file's code never ran)"
-STATUSES = ("pass", "fail", "blank", "error", "timeout", "memory")
+STATUSES = ("pass", "fail", "blank", "error", "timeout", "memory", "refused", "ungraded")
 
 
 class Malformed(ValueError):
@@ -78,7 +81,8 @@ class FileResult:
     output_size: int = 0
     seconds: float = 0.0
     checked: bool = False  # imported, and defines at least one known backward
-    isolation: str = NOT_STARTED  # what the child ran under (isolation.py), in its own words
+    isolation: str = NOT_STARTED  # what the child ran under, in full: Landlock, processes, user
+    isolation_label: str = NOT_STARTED  # the Landlock part alone (isolation.py): landlock-7
 
     def count(self, status):
         return sum(f.status == status for f in self.functions)
@@ -141,6 +145,10 @@ def _returned_arrays(piece, returned, arrays, expected_shapes, n):
                           f"arrays ({', '.join(grads)}), in that order")
         if len(items) != length:
             raise Malformed("items")
+    elif kind == "unreadable":  # reading it raised, in the submission's own code
+        return None, (f"returned a {clean(_get(returned, 'type', str), 40)} that cannot be read "
+                      f"as {'the array ' + grads[0] if len(grads) == 1 else 'a tuple of arrays'} "
+                      f"({clean(returned.get('why'))})")
     elif kind == "single":
         item = _get(returned, "item", dict)
         if len(grads) > 1:
@@ -194,6 +202,9 @@ def _library_notes(piece, record):
 def judge_function(piece, cases, record, arrays, tol):
     """The FunctionResult of one backward, from its record and tinyadv's reference cases."""
     fwd, bwd = piece.forward_name, piece.backward_name
+    if "failed" in record:  # the child could not even call it (the file's own doing)
+        reason = f"could not be called: {clean(_get(record, 'failed', str))}"
+        return FunctionResult(bwd, "fail", None, reason, [f"FAIL {bwd}: {reason}"])
     source = _get(record, "forward_source", str)
     if source not in ("file", "imported", "tinyadv"):
         raise Malformed("forward_source")
@@ -229,6 +240,10 @@ def judge_function(piece, cases, record, arrays, tol):
         if status == "not a pair":
             return stopped("fail", case, f"{fwd} must return (out, cache); got "
                                          f"{clean(forward.get('type'), 40)}")
+        if status == "unreadable":
+            return stopped("fail", case, f"{fwd} must return (out, cache); got a "
+                                         f"{clean(forward.get('type'), 40)} that cannot be "
+                                         f"read as one ({clean(forward.get('why'))})")
         if status != "ok":
             raise Malformed("forward status")
         out_description = _get(rc, "out", dict)
@@ -375,7 +390,10 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     # only that one counts (the file's own code could send another later).
     first = messages[0][0] if messages else {}
     if first.get("kind") == "isolation" and isinstance(first.get("label"), str):
-        result.isolation = clean(first["label"], 200)
+        result.isolation_label = clean(first["label"], 200)
+        result.isolation = "; ".join([result.isolation_label] + [
+            clean(first[key], 200) for key in ("processes", "user")
+            if isinstance(first.get(key), str)])
         if first.get("refused") is not None:
             reason = (f"--sandbox require: this child could not be shut in "
                       f"({clean(str(first['refused']), 200)}); the file was not run")

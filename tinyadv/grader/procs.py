@@ -4,17 +4,19 @@
   and file descriptors from other processes of the same user (PR_SET_DUMPABLE 0: /proc/<pid>/fd
   and /proc/<pid>/mem become unreadable to them -- root is not held back); the checker adopts
   every orphaned descendant of its children (PR_SET_CHILD_SUBREAPER), so a grandchild that
-  outlives its parent can still be found and killed.
+  outlives its parent can still be found and killed (kill_leftovers: until none is left).
 - /proc: who is in which session, whose parent is whom, which signals each thread blocks.
 - Signals: the ones a submission could send to end the checker (WATCHED_SIGNALS).
 """
 import ctypes
 import os
 import signal
+import time
 
 __all__ = ["block_watched_signals", "every_thread_blocks", "die_with_parent", "set_dumpable",
            "set_subreaper", "process_table", "is_stopped", "session_of", "kill_group_and_session",
-           "kill_adopted", "drop_capabilities", "signal_name", "WATCHED_SIGNALS",
+           "kill_leftovers", "descendants", "is_alive", "drop_capabilities",
+           "effective_capabilities", "signal_name", "WATCHED_SIGNALS",
            "STOPPING_SIGNALS", "HANDLED_SIGNALS", "PR_SET_PDEATHSIG"]
 
 PR_SET_PDEATHSIG = 1
@@ -22,6 +24,7 @@ PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
+SWEEP_SECONDS = 10.0  # kill_leftovers gives up after this long (it takes milliseconds)
 # Signals a submission could send to end or stop the checker: every signal but those that
 # cannot be blocked (SIGKILL, SIGSTOP), those whose default is to do nothing, and the two
 # Python ignores (SIGPIPE, SIGXFSZ) -- blocked, a SIGPIPE the checker's own write to a dead
@@ -174,24 +177,54 @@ def kill_group_and_session(leader):
             _kill(pid)
 
 
-def kill_adopted(keep):
-    """SIGKILL and reap every child of ours that is not in ``keep``: with the subreaper on,
-    these are orphaned descendants of finished children. Repeats while killing them hands
-    their own children over to us. Returns how many were killed."""
-    me, killed = os.getpid(), 0
-    for _ in range(20):
-        adopted = [pid for pid, (ppid, _) in process_table().items()
-                   if ppid == me and pid not in keep]
-        if not adopted:
-            break
-        for pid in adopted:
-            if _kill(pid):  # reap it, or it stays a zombie of ours
-                killed += 1
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-    return killed
+def descendants(roots, table):
+    """``roots`` and every process below them in ``table`` (process_table())."""
+    children = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack, seen = [], list(roots), set()
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            found.append(pid)
+            stack += children.get(pid, [])
+    return found
+
+
+def kill_leftovers(keep, seconds=SWEEP_SECONDS):
+    """Kill until none is left: SIGKILL every child of ours not in ``keep`` and every process
+    below it, reap the children, and look again -- with the subreaper on, killing a process
+    hands its orphans to us, so a chain of any length, each link in a session of its own,
+    ends after a few looks. Stops after ``seconds`` (a process that cannot be killed: stuck in
+    the kernel, or another user's). Returns the pids still alive then ([] when none is)."""
+    me, deadline = os.getpid(), time.monotonic() + seconds
+    while True:
+        table = process_table()
+        roots = [pid for pid, (ppid, _) in table.items() if ppid == me and pid not in keep]
+        if not roots:
+            return []
+        doomed = descendants(roots, table)
+        for pid in doomed:
+            _kill(pid)
+        for pid in roots:  # reap them, or they stay zombies of ours
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        if time.monotonic() > deadline:
+            return [pid for pid in doomed if is_alive(pid)]
+        time.sleep(0.002)  # a killed process takes a moment to become a zombie
+
+
+def is_alive(pid):
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
 
 
 def _kill(pid):
@@ -230,3 +263,17 @@ def drop_capabilities():
         libc.capset(ctypes.byref(header), data)
     except (OSError, AttributeError):
         pass
+
+
+def effective_capabilities():
+    """How many capabilities this process holds in its effective set (capget; no /proc,
+    which a shut-in child cannot read), or None where that cannot be asked."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        if libc.capget(ctypes.byref(header), data) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return sum(bin(d.effective).count("1") for d in data)

@@ -8,22 +8,49 @@ measured); ``hint`` is the first hint or reason, on one line; ``isolation`` what
 child ran under (``landlock-7``, ``process-only: ...``; isolation.py).
 
 The same verdicts can go to Gradescope (``gradescope_json``): one test per gradebook row.
+
+File names come from students: every line printed and every cell written shows them through
+``shown`` -- control characters, invisible and direction-changing characters and backslashes
+escaped (``\x1b``, ``\n``, ``\u202e``, ``\\``) -- so a name can neither clear the screen
+nor start a forged line; the CSV writer quotes what needs quoting, so a CSV reader finds
+exactly one row per (file, function).
 """
 import csv
 import io
 import json
 
 from tinyadv.grader.judge import clean
-from tinyadv.fileio import write_text_atomic
 
-__all__ = ["print_file", "verdict", "print_summary", "gradebook_text", "write_gradebook",
-           "gradescope_json", "write_gradescope", "GRADEBOOK_COLUMNS"]
+__all__ = ["print_file", "verdict", "print_summary", "gradebook_text", "gradescope_json",
+           "shown", "GRADEBOOK_COLUMNS"]
 
 GRADEBOOK_COLUMNS = ("file", "function", "status", "rel_error", "hint", "isolation")
 OUTPUT_LINES = 12  # lines of a submission's own output shown in its block
 LINE_CHARS = 160
 VERDICTS = {"fail": "FAIL", "blank": "TODO", "error": "ERROR", "timeout": "TIMEOUT",
-            "memory": "MEMORY"}
+            "memory": "MEMORY", "refused": "REFUSED", "ungraded": "UNGRADED"}
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(path):
+    """A file name as the report and the gradebook show it: printable characters as they are,
+    everything else escaped (a name the file system could not decode shows its bytes)."""
+    out = []
+    for ch in str(path):
+        code = ord(ch)
+        if ch in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
 
 
 def _output_lines(result):
@@ -39,8 +66,9 @@ def _output_lines(result):
     return text + ([] if complete else ["  | ..."])
 
 
-def print_file(result, out):
-    print(f"== {result.path}", file=out)
+def print_file(result, out, verbose=False):
+    """A file's block; ``verbose``: its isolation in full (user id, capabilities, processes)."""
+    print(f"== {shown(result.path)}", file=out)
     for function in result.functions:
         for line in function.lines:
             print(line, file=out)
@@ -51,7 +79,7 @@ def print_file(result, out):
         print(f"-> {result.count('pass')} passed, {result.count('fail')} failed, "
               f"{result.count('blank')} not implemented yet" + "".join(", " + o for o in others),
               file=out)
-    print(f"isolation: {result.isolation}", file=out)
+    print(f"isolation: {result.isolation if verbose else result.isolation_label}", file=out)
     print(file=out)
 
 
@@ -66,12 +94,12 @@ def verdict(result):
 
 
 def print_summary(results, seed, tol, out):
-    width = max(len("file"), *(len(r.path) for r in results))
+    width = max(len("file"), *(len(shown(r.path)) for r in results))
     print(f"summary (seed {seed}, tol {tol:.0e})", file=out)
     print(f"{'file':<{width}}  pass  fail  todo  other  result", file=out)
     for r in results:
-        other = r.count("error") + r.count("timeout") + r.count("memory")
-        print(f"{r.path:<{width}}  {r.count('pass'):>4}  {r.count('fail'):>4}  "
+        other = sum(r.count(s) for s in ("error", "timeout", "memory", "refused", "ungraded"))
+        print(f"{shown(r.path):<{width}}  {r.count('pass'):>4}  {r.count('fail'):>4}  "
               f"{r.count('blank'):>4}  {other:>5}  {verdict(r)}", file=out)
 
 
@@ -88,25 +116,21 @@ def gradebook_text(results):
     for r in results:
         for f in r.functions:
             error = "" if f.rel_error is None else f"{f.rel_error:.3e}"
-            writer.writerow([_cell(r.path), f.name, f.status, error, _cell(clean(f.hint, 500)),
-                             _cell(r.isolation)])
+            writer.writerow([_cell(shown(r.path)), f.name, f.status, error,
+                             _cell(clean(f.hint, 500)), _cell(r.isolation)])
     return buffer.getvalue()
 
 
-def write_gradebook(path, results):
-    """Write the CSV atomically: an interrupted run leaves the old file or none, never half."""
-    write_text_atomic(path, gradebook_text(results))
-
-
-def gradescope_json(results, sandbox_line):
+def gradescope_json(results, sandbox_line, incomplete=None):
     """Gradescope's results.json (its published autograder specification, "Output format"):
     one test per gradebook row, worth 1 point, scored 1 only when it passes; the hint is the
     test's output. Every text is marked "text" so that Gradescope renders none of it as HTML
-    or Markdown: names and hints carry students' words."""
+    or Markdown: names and hints carry students' words. ``incomplete``: why the run stopped
+    early, said first in the top-level output."""
     tests = []
     for r in results:
         for f in r.functions:
-            name = f"{r.path}: {f.name}" if f.name else f"{r.path} (the whole file)"
+            name = f"{shown(r.path)}: {f.name}" if f.name else f"{shown(r.path)} (the whole file)"
             output = f"{f.status.upper()}" + (f": {clean(f.hint, 2000)}" if f.hint else "")
             if f.rel_error is not None:
                 output += f"\nworst rel_error {f.rel_error:.3e}"
@@ -118,11 +142,8 @@ def gradescope_json(results, sandbox_line):
                           "extra_data": {"status": f.status, "isolation": r.isolation}})
     record = {"score": float(sum(t["score"] for t in tests)),
               "execution_time": int(round(sum(r.seconds for r in results))),
-              "output": sandbox_line, "output_format": "text",
+              "output": (f"INCOMPLETE: {incomplete}\n" if incomplete else "") + sandbox_line,
+              "output_format": "text",
               "test_output_format": "text", "test_name_format": "text", "tests": tests}
     return json.dumps(record, indent=1) + "\n"
 
-
-def write_gradescope(path, results, sandbox_line):
-    """Write results.json atomically, like the gradebook."""
-    write_text_atomic(path, gradescope_json(results, sandbox_line))

@@ -14,10 +14,36 @@ What a child gets
   /proc/<pid>/fd and write into it (a sibling submission forging a friend's answers), but a
   socket cannot be opened that way.
 - Limits it sets on itself before the submission is imported, and cannot raise again
-  (child.py): address space (``--memory``), CPU time (a backstop), no new processes.
+  (child.py): address space (``--memory``), CPU time (a backstop), and no new processes --
+  RLIMIT_NPROC for an ordinary user, and for root too a seccomp filter that refuses fork
+  and clone (seccomp.py). So the submission is one process: the address-space limit holds
+  for all of it, and nothing it starts can outlive its check.
 - A wall-clock deadline (``--timeout``) kept here. At the deadline, or as soon as the child
   ends, its process group and every process left in its session are killed (SIGKILL); the
-  checker adopts orphaned descendants (procs.set_subreaper) and kills those too.
+  checker is the subreaper of everything below it (procs.set_subreaper), so any orphan,
+  however deep or detached (a session of its own), comes to it, and it kills until none is
+  left (procs.kill_leftovers) -- for a machine where a child can start processes after all
+  (root on a kernel without seccomp filters). Only then is the child's folder removed,
+  whatever the submission did to its modes (remove_tree). The child dies with the checker
+  (PR_SET_PDEATHSIG): a kill -9 of the checker ends it, and it has started nothing.
+
+Tried on this project's machine (Linux 6.18, x86_64): the seccomp filter works as root and as
+an ordinary user (fork, a thread and subprocess.run all refused); so does a new PID namespace
+(unshare: root directly, an ordinary user inside a user namespace of its own); a memory cgroup
+could be made by root only (cgroup v1 there, nothing delegated to ordinary users). The filter
+is what is used: it holds for both users with no setup, and once nothing can be started a
+namespace or a cgroup has nothing left to hold. tests/test_grader_contained.py tries the chain
+of 80 sessions, the forks for memory and the kill -9, as both users.
+
+A full disk
+-----------
+The checker looks at the free space of the temporary folders' disk between every two looks
+at the children (statvfs, every 50 ms at most). A file that did not pass while that disk was
+full (under DISK_FULL_BYTES free) may have failed for want of room, not for its code: it is
+checked a second time, alone, at the end -- unless its own folder held at least half of what
+filled the disk (it filled it itself: its verdict stands, with a note). A file whose folder
+cannot even be created is checked again likewise. What still meets a full disk the second time
+is graded ``ungraded`` ("not gradable"), never a plain fail (cli.py).
 
 Signals
 -------
@@ -25,16 +51,16 @@ A submission may signal the checker (``os.kill(os.getppid(), SIGTERM)``). While 
 the checker blocks the signals that would end it and collects them with sigtimedwait, which
 says who sent each one. A signal from a child (or from a process of a child's session) is
 held against that submission -- graded error -- and the run goes on. Any other (the teacher's
-Ctrl-C, a kill from another terminal) stops the run: every child is killed and Interrupted is
-raised, so no gradebook is written -- except Ctrl-Z and the like (SIGTSTP, SIGTTIN, SIGTTOU),
-which pause the checker as usual.
+Ctrl-C, a kill from another terminal) stops the run: every child and every process below it
+is killed and Interrupted is raised; cli.py then writes the verdicts so far -- except Ctrl-Z
+and the like (SIGTSTP, SIGTTIN, SIGTTOU), which pause the checker as usual.
 
 That needs *every* thread of the checker to block those signals, or the kernel hands one to
 a thread that does not (NumPy's BLAS threads, say) and nobody learns the sender.
 ``python -m tinyadv.gradcheck`` blocks them before NumPy starts (procs.block_watched_signals).
 Called from a process where some thread does not block them (a test, a notebook), the
 checker falls back to plain handlers: any such signal stops the run, and Interrupted names
-the files that were running -- never a gradebook, never a silent pass. (The fault signals,
+the files that were running -- never a verdict for them, never a silent pass. (The fault signals,
 SIGSEGV and the like, get no handler there: one that returned would fault again forever.)
 
 Shut in (Landlock)
@@ -55,8 +81,8 @@ Even shut in, a submission can still: send UDP packets and connect to pathname U
 (stat: existence, size, times) of any file; read any file of Python's installation and of
 the folders of the shared libraries loaded (the C library's: /usr/lib/...); use its CPU and
 time limits as a side channel; fill the disk through its temporary folder (64 MB a file, no
-cap on the total) until its deadline. Run as root, a child keeps root's user id (its capabilities
-are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
+cap on the total) until its deadline (see "A full disk"). Run as root, a child keeps root's
+user id (its capabilities are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
 filter refuses it, macOS, Windows), what it lacks is as below, and ``auto`` says so once.
 
 Without Landlock (``process-only``), children run as the teacher's user: a submission can
@@ -65,12 +91,13 @@ user. With ``--jobs`` > 1 it may kill or stop a sibling: a child killed by a sig
 checker did not send, or found stopped at its deadline, while another child ran beside it,
 is checked again alone at the end, so its verdict is its own. It can also kill the checker
 outright (SIGKILL) or stop it (SIGSTOP), signals no process can catch: the run then ends with
-a non-zero exit status and no gradebook, or stalls until resumed -- never a silent pass. In
-the few milliseconds before a child hides itself (child.py, first lines), a process of the
-same user could attach a debugger to it (ptrace). Run such a class in a throw-away account or
-container; running the checker as root removes the "no new processes" limit and the
-descriptor hiding. Elsewhere than Linux, the memory cap (RLIMIT_AS), descriptor hiding,
-orphan adoption and signal senders (sigtimedwait) may be missing: each is skipped.
+a non-zero exit status and no gradebook, or stalls until resumed -- never a silent pass (and
+its own process, which can start none, dies with the checker). In the few milliseconds
+before a child hides itself (child.py, first lines), a process of the same user could attach
+a debugger to it (ptrace). Run such a class in a throw-away account or container; running the
+checker as root removes the descriptor hiding. Elsewhere than Linux, the memory cap
+(RLIMIT_AS), descriptor hiding, orphan adoption, the seccomp filter and signal senders
+(sigtimedwait) may be missing: each is skipped.
 """
 import os
 import selectors
@@ -86,17 +113,62 @@ from pathlib import Path
 
 from tinyadv.grader import channel, isolation, procs
 
-__all__ = ["Run", "Limits", "Interrupted", "run_all", "WATCHED_SIGNALS", "OUTPUT_KEEP"]
+__all__ = ["Run", "Limits", "Interrupted", "run_all", "remove_tree", "folder_size",
+           "WATCHED_SIGNALS", "OUTPUT_KEEP", "DISK_FULL_BYTES"]
 
 OUTPUT_KEEP = 64 * 1024  # bytes of a child's stdout + stderr kept for the report
 ANSWER_LIMIT = 16 * 2**20  # a child that sends more is stopped: the answers are a few KB
 POLL_SECONDS = 0.05
 READ_CHUNK = 1 << 16
+# Below this many bytes free for an ordinary user, the disk of the temporary folders counts as
+# full: a file that did not pass then is checked again (sandbox.py, "A full disk").
+DISK_FULL_BYTES = 2 * 2**20
 WATCHED_SIGNALS = procs.WATCHED_SIGNALS
 # The environment a child keeps: what Python, NumPy and a locale need, nothing else.
 KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT",
                     "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")
 TINYADV_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def remove_tree(path):
+    """Remove a child's temporary folder whatever the submission did to it: if a first try
+    fails (a folder it made read-only, or unreadable: chmod 0500, 0000), every folder in it
+    is made the owner's again (u+rwx, top down, links not followed) and it is tried again.
+    Returns None, or why the folder is still there."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return None
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        try:
+            os.chmod(folder, 0o700)
+            with os.scandir(folder) as entries:
+                stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            pass
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        return f"the temporary folder {path} could not be removed ({exc})"
+    return None
+
+
+def folder_size(path, most=100_000):
+    """Bytes in the files under ``path`` (links not followed), looking at ``most`` entries."""
+    total, seen, stack = 0, 0, [path]
+    while stack and seen < most:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
+    return total
 
 
 class Interrupted(Exception):
@@ -130,6 +202,9 @@ class Run:
     seconds: float = 0.0
     problems: list = field(default_factory=list)  # what it did that a submission must not
     checked_again: str = None  # why this is a second run, alone
+    not_started: str = None  # why its process could not be started (no room for its folder)
+    disk_full: str = None  # the temporary folders' disk was full while it ran: in words
+    filled_disk: bool = False  # ... and its own folder held most of what filled it
 
 
 class _Child:
@@ -145,6 +220,7 @@ class _Child:
         self.answers, self.output = bytearray(), bytearray()
         self.registered = set()  # its descriptors still in the selector
         self.had_company = False  # another child ran at some time beside it
+        self.saw_full_disk = False  # the temporary folders' disk was full while it ran
         self.run = Run(path)
 
 
@@ -164,11 +240,19 @@ class _Runner:
         self.selector = selectors.DefaultSelector()
         self.live = {}  # pid -> _Child
         self.ever = {}  # pid -> _Child, every child of this run (for signals sent late)
+        self.tmp_root = tempfile.gettempdir()  # where every child's folder is made
+        self.full_disk_used = 0  # bytes in use on it when it was last seen full
+        self.left = []  # pids of processes that could not be stopped at the end
 
     # -- starting and stopping ------------------------------------------------------------
 
     def start(self, index, path, again=None):
-        workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+        try:
+            workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+        except OSError as exc:  # a full disk, most likely: nothing of the file has run
+            self._finished(index, Run(path, checked_again=again, not_started=(
+                f"its temporary folder could not be created in {tempfile.gettempdir()} ({exc})")))
+            return
         # (ours, the child's) for the plan, the output and the answers: see "What a child gets"
         pairs = [socket.socketpair() for _ in range(3)]
         ours = [mine.detach() for mine, _ in pairs]
@@ -184,9 +268,9 @@ class _Runner:
         except OSError as exc:
             for fd in ours:
                 os.close(fd)
-            shutil.rmtree(workdir, ignore_errors=True)
-            run = Run(path, problems=[f"could not be started ({exc})"])
-            self.on_finish(index, run)
+            remove_tree(workdir)
+            self._finished(index, Run(path, checked_again=again, not_started=(
+                f"its process could not be started ({exc})")))
             return
         finally:
             for fd in theirs:  # the child holds the only other ends: EOF when it ends
@@ -210,12 +294,23 @@ class _Runner:
         """Kill whatever is left of the child, read what it wrote, and report it."""
         procs.kill_group_and_session(child.proc.pid)
         child.proc.wait()
+        # Every process it started, however deep or detached, before its folder is removed.
+        others = {pid for pid in self.live if pid != child.proc.pid}
+        left = procs.kill_leftovers(keep=others | self.preexisting)
+        if left:
+            child.run.problems.append(f"{len(left)} of the processes it started could not be "
+                                      f"stopped (pids {', '.join(map(str, left[:10]))})")
         for fd, kind in ((child.output_fd, "output"), (child.answer_fd, "answers")):
             while self._read(child, fd, kind):  # every writer is dead: read to the end
                 pass
-        self._close(child)
-        procs.kill_adopted(keep=set(self.live) | self.preexisting)
+        self._check_disk()
         run = child.run
+        if child.saw_full_disk:
+            own = folder_size(child.workdir)
+            run.filled_disk = own >= 0.5 * self.full_disk_used
+            run.disk_full = (f"the disk holding the temporary folders ({self.tmp_root}) was full "
+                             f"while it ran; its own folder held {own / 2**20:.0f} MB")
+        self._close(child)
         run.answers, run.output = bytes(child.answers), bytes(child.output)
         run.returncode = child.proc.returncode
         run.seconds = time.monotonic() - child.started
@@ -223,7 +318,25 @@ class _Runner:
         if reason and run.checked_again is None:
             self.retries.append((child.index, child.path, reason))
         else:
-            self.on_finish(child.index, run)
+            self._finished(child.index, run)
+
+    def _finished(self, index, run):
+        """Hand a run over; on_finish may ask for a second run, alone (a full disk)."""
+        again = self.on_finish(index, run)
+        if again and run.checked_again is None:
+            self.retries.append((index, run.path, again))
+
+    def _check_disk(self):
+        """Note, for every child running now, whether the temporary folders' disk is full."""
+        try:
+            stat = os.statvfs(self.tmp_root)
+        except (OSError, AttributeError):  # no statvfs (not a Unix): never known to be full
+            return
+        if stat.f_bavail * stat.f_frsize < DISK_FULL_BYTES:
+            self.full_disk_used = max(self.full_disk_used,
+                                      (stat.f_blocks - stat.f_bfree) * stat.f_frsize)
+            for child in self.live.values():
+                child.saw_full_disk = True
 
     def _maybe_not_its_own_doing(self, child):
         """Why the child's end may be a sibling's doing (None if it cannot be)."""
@@ -243,7 +356,9 @@ class _Runner:
             self._unregister(child, fd)
         for fd in list(child.open_fds):
             self._close_fd(child, fd)
-        shutil.rmtree(child.workdir, ignore_errors=True)
+        problem = remove_tree(child.workdir)
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
 
     def _close_fd(self, child, fd):
         if fd in child.open_fds:
@@ -366,6 +481,7 @@ class _Runner:
                     else:
                         self._read(child, key.fd, kind)
                 self._take_signals()
+                self._check_disk()
                 now = time.monotonic()
                 for child in list(self.live.values()):
                     if child.proc.poll() is not None:
@@ -380,8 +496,9 @@ class _Runner:
             for child in list(self.live.values()):  # interrupted: leave nothing behind
                 procs.kill_group_and_session(child.proc.pid)
                 child.proc.wait()
+            self.left = procs.kill_leftovers(keep=self.preexisting)
+            for child in list(self.live.values()):
                 self._close(child)
-            procs.kill_adopted(keep=self.preexisting)
             if was_subreaper is not None:
                 procs.set_subreaper(was_subreaper)
             if was_dumpable is not None:
@@ -395,12 +512,21 @@ def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_si
     """Run every file in ``paths`` in a child, ``jobs`` at a time, each shut in as
     ``sandbox_mode`` (isolation.MODES) asks.
 
-    on_finish(index, Run) is called as each ends (in the order they end);
+    on_finish(index, Run) is called as each ends (in the order they end); if it returns a
+    reason (a full disk), the file is checked a second time, alone, at the end (at most once).
     on_late_signal(index, problem) if a finished file's leftovers signal the checker.
-    Raises Interrupted if a signal from outside the submissions stops the run.
+    Returns the pids of processes that could not be stopped at the end ([] when none).
+    Raises Interrupted if a signal from outside the submissions stops the run; the exception's
+    ``left`` holds those pids then.
     """
     record = dict(plan_record, limits={"memory": int(limits.memory),
                                        "cpu_seconds": int(limits.seconds) + 5},
                   sandbox=isolation.plan(sandbox_mode))
     plan = channel.encode(record, plan_arrays)
-    _Runner(plan, limits, jobs, on_finish).run([Path(p) for p in paths], on_late_signal)
+    runner = _Runner(plan, limits, jobs, on_finish)
+    try:
+        runner.run([Path(p) for p in paths], on_late_signal)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        exc.left = runner.left
+        raise
+    return runner.left
