@@ -28,7 +28,6 @@ Both leave the bias out: ``conv_prelu_pool_forward`` adds it after the pooling, 
 are four times fewer numbers to add it to.
 """
 import numpy as np
-import scipy.fft
 
 from .. import layers
 
@@ -58,6 +57,15 @@ def _check_conv(x, W):
         raise ValueError(f"W: the kernel ({W.shape[2]} x {W.shape[3]}) is larger than the "
                          f"input ({x.shape[0]} x {x.shape[1]}); no padding is added")
 
+
+
+def _fft():
+    """scipy.fft, imported when a Fourier transform is first needed: importing the CNN (and
+    so tinyadv.network, attacks, ...) needs NumPy alone, as the classroom checker does when
+    it runs under a Python that has only NumPy."""
+    import scipy.fft
+
+    return scipy.fft
 
 # The largest patch matrix built at once when it need not be kept: 8 MB -- 40 images of
 # the CNN's second layer. A larger one is a fresh allocation at every call, which the C
@@ -226,8 +234,8 @@ def conv2d_fft_forward(x, W):
     Wf = x_hat.shape[1]
     z_hat = x_hat.reshape(H * Wf, N, C) @ W_hat.reshape(H * Wf, C, F).conj()  # (H*Wf, N, F)
     # The inverse transform, one axis at a time so that only the Ho rows kept are finished.
-    z = scipy.fft.ifft(z_hat.reshape(H, Wf, N, F), axis=0)[:Ho]
-    z = scipy.fft.irfft(z, n=Wd, axis=1)[:, :Wo]  # (Ho, Wo, N, F)
+    z = _fft().ifft(z_hat.reshape(H, Wf, N, F), axis=0)[:Ho]
+    z = _fft().irfft(z, n=Wd, axis=1)[:, :Wo]  # (Ho, Wo, N, F)
     return z, (x_hat, W_hat, x, W)
 
 
@@ -235,8 +243,8 @@ def _transforms(x, W):
     """x_hat (H, W // 2 + 1, N, C) and W_hat (H, W // 2 + 1, C, F): the 2-d real Fourier
     transforms over the input's H x W grid, W zero-padded to it."""
     H, Wd = x.shape[:2]
-    x_hat = scipy.fft.rfft2(x, axes=(0, 1))
-    W_hat = scipy.fft.rfft2(W.transpose(2, 3, 1, 0), s=(H, Wd), axes=(0, 1))
+    x_hat = _fft().rfft2(x, axes=(0, 1))
+    W_hat = _fft().rfft2(W.transpose(2, 3, 1, 0), s=(H, Wd), axes=(0, 1))
     return x_hat, W_hat
 
 
@@ -266,17 +274,17 @@ def conv2d_fft_backward(dz, cache, need_dx=True, need_dW=True):
     H, Wd, N, C = x.shape
     F, _, kh, kw = W.shape
     Wf = x_hat.shape[1]
-    dz_hat = scipy.fft.rfft2(dz, s=(H, Wd), axes=(0, 1)).reshape(H * Wf, N, F)  # pads with 0
+    dz_hat = _fft().rfft2(dz, s=(H, Wd), axes=(0, 1)).reshape(H * Wf, N, F)  # pads with 0
     dW = None
     if need_dW:
         dW_hat = x_hat.reshape(H * Wf, N, C).transpose(0, 2, 1) @ dz_hat.conj()  # (H*Wf, C, F)
-        dW = scipy.fft.ifft(dW_hat.reshape(H, Wf, C, F), axis=0)[:kh]
-        dW = scipy.fft.irfft(dW, n=Wd, axis=1)[:, :kw]  # (k, k, C, F)
+        dW = _fft().ifft(dW_hat.reshape(H, Wf, C, F), axis=0)[:kh]
+        dW = _fft().irfft(dW, n=Wd, axis=1)[:, :kw]  # (k, k, C, F)
         dW = np.ascontiguousarray(dW.transpose(3, 2, 0, 1))  # (F, C, k, k)
     if not need_dx:
         return None, dW
     dx_hat = dz_hat @ W_hat.reshape(H * Wf, C, F).transpose(0, 2, 1)  # (H*Wf, N, C)
-    dx = scipy.fft.irfft2(dx_hat.reshape(H, Wf, N, C), s=(H, Wd), axes=(0, 1))
+    dx = _fft().irfft2(dx_hat.reshape(H, Wf, N, C), s=(H, Wd), axes=(0, 1))
     return dx, dW
 
 
