@@ -453,7 +453,7 @@ def compare(a, b):
 
 
 print(f"\n7. tinyadv's own table (looking in {RESULTS})")
-PRESET_ORDER = ["default", "authors"]  # reproduce's presets first, then any other folder
+PRESET_ORDER = ["default", "paper-4d"]  # reproduce's presets first, then any other folder
 table_files = (glob.glob(os.path.join(RESULTS, "table1.json"))
                + sorted(glob.glob(os.path.join(RESULTS, "*", "table1.json")), key=lambda path: (
                    PRESET_ORDER.index(os.path.basename(os.path.dirname(path)))
@@ -512,7 +512,7 @@ if tables_read == 0:
     print(f"   No tinyadv table under {RESULTS} (no <preset>/table1.json). Make one from the "
           f"repository root with\n"
           f"       python -m tinyadv.reproduce                    # results/default/: 3 seeds, ~3-4 min on 2 idle cores\n"
-          f"       python -m tinyadv.reproduce --preset authors   # results/authors/\n"
+          f"       python -m tinyadv.reproduce --preset paper-4d  # results/paper-4d/\n"
           f"       python -m tinyadv.reproduce --quick            # one seed, < 1 min: no spread, no test\n"
           f"   then run this lesson again (or point it at another folder: --results DIR).")
 

@@ -129,7 +129,7 @@ def test_performed_flops_leave_out_one_forward_of_the_anchors():
     assert round(bench.performed_flops(sizes, 128, FULL) / 1e5) == 5424  # 542.4 MFLOP
 
 
-@pytest.mark.parametrize("preset", ["default", "authors"])
+@pytest.mark.parametrize("preset", ["default", "paper-4d"])
 @pytest.mark.parametrize("model", ["baseline", "baseline+mls+mli"])
 def test_performed_flops_are_what_a_training_step_computes(monkeypatch, preset, model):
     """Count the layer products one real train_step makes (every network product goes through
@@ -166,9 +166,9 @@ def test_performed_flops_are_what_a_training_step_computes(monkeypatch, preset, 
 
 
 def test_authors_preset_runs_and_counts_its_embedding_layer():
-    r = bench.run(**{**TINY, "inv_queries": 0}, preset="authors")
-    assert r["preset"] == "authors"
+    r = bench.run(**{**TINY, "inv_queries": 0}, preset="paper-4d")
+    assert r["preset"] == "paper-4d"
     # 784-16-16-10 with a 4-unit embedding layer: the head reads 4 inputs, not 16.
     widths = [784, 16, 16, 4, 10]
-    full = train.model_config("baseline+mls+mli", train.preset_config("authors"))
+    full = train.model_config("baseline+mls+mli", train.preset_config("paper-4d"))
     assert r["full_mflop_per_step"] == bench.step_flops(widths, 8, full) / 1e6

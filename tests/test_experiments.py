@@ -44,7 +44,7 @@ def test_a_saved_run_is_reused_only_when_everything_that_decides_it_matches(tmp_
     changed = [dataclasses.replace(RUN, config=RUN.config.replace(**{name: value}))
                for name, value in OTHER.items() if name != "adversarial"]
     changed.append(dataclasses.replace(RUN, config=RUN.config.replace(adversarial=False)))
-    changed.append(dataclasses.replace(RUN, preset="authors"))
+    changed.append(dataclasses.replace(RUN, preset="paper-4d"))
     for run in changed:
         assert experiments.load_saved_run(tmp_path, run, EVALUATION) is None, run
     for name in ("train_images", "test_images", "pgd_steps"):

@@ -158,7 +158,7 @@ def _synthetic_results(folder):
             out[c] = {"percent": 100.0 * correct / total, "correct": correct, "total": total}
         return out
 
-    for preset, seeds in (("default", [0, 1, 2]), ("authors", [0])):
+    for preset, seeds in (("default", [0, 1, 2]), ("paper-4d", [0])):
         records = {f"{m}__seed{s}": {"results": results(3 * i)}
                    for i, m in enumerate(MODELS) for s in seeds}
         table = reproduce.summarise(records, seeds)
@@ -198,7 +198,7 @@ def test_lesson_09_reads_tables_and_sweep_when_present(tmp_path):
     p = stats.ttest_ind(a, b, equal_var=False).pvalue
     assert f"invariance {np.mean(a) - np.mean(b):+.2f} (p={p:.2g})" in text
     # one seed: said, and no test
-    assert "preset 'authors', seeds [0]" in text and "ONE seed: no spread, no test" in text
+    assert "preset 'paper-4d', seeds [0]" in text and "ONE seed: no spread, no test" in text
     assert "(one seed: no test)" in text
     # the sweep: its changes, and the library's p checked by hand
     name, entry = next((n, e) for n, e in summary.items() if "change" in e)

@@ -27,7 +27,7 @@ def cnn64(seed):
 def test_arch_is_a_config_field_left_out_of_an_mlps_dict():
     assert train.TrainConfig().arch == "mlp"
     assert "arch" not in train.TrainConfig().to_dict()  # an MLP run saved before keeps its key
-    config = train.preset_config("authors", arch="cnn")
+    config = train.preset_config("paper-4d", arch="cnn")
     assert config.to_dict()["arch"] == "cnn"
     assert train.TrainConfig.from_dict(config.to_dict()) == config
     assert config.replace(epochs=2).arch == "cnn"
@@ -128,7 +128,7 @@ def test_reproduce_trains_the_cnn_with_set_arch(tmp_path, capsys, monkeypatch):
 
     fake_tramer.install(monkeypatch)
     code = reproduce.main(["--train-size", "200", "--test-size", "10", "--epochs", "1",
-                           "--seeds", "0", "--preset", "authors", "--set", "arch=cnn",
+                           "--seeds", "0", "--preset", "paper-4d", "--set", "arch=cnn",
                            "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().out
     table = json.loads((tmp_path / "table1.json").read_text())["table"]
@@ -143,7 +143,7 @@ def test_bench_times_the_cnn_and_prints_another_implementation_beside(tmp_path, 
     other = tmp_path / "pytorch.json"
     other.write_text(json.dumps({"baseline_ms_per_step": 80.0, "full_ms_per_step": 160.0,
                                  "label": "PyTorch"}))
-    assert bench.main(["--json", "--arch", "cnn", "--preset", "authors", "--batch", "8",
+    assert bench.main(["--json", "--arch", "cnn", "--preset", "paper-4d", "--batch", "8",
                        "--steps", "2", "--warmup", "1", "--inv-queries", "0", "--gemm-size",
                        "32", "--compare", str(other)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -153,7 +153,7 @@ def test_bench_times_the_cnn_and_prints_another_implementation_beside(tmp_path, 
                              gemm_size=32))
     assert set(result) == mlp_keys | {"compare"}  # the same keys as the MLP's
     # Flops: the CNN's layer multiply-adds (bench's docstring), 4,066,344 an image.
-    authors = train.preset_config("authors", arch="cnn")
+    authors = train.preset_config("paper-4d", arch="cnn")
     baseline = train.model_config("baseline", authors)
     per_image = sum(bench.CNN_LAYER_MACS)
     assert per_image == 4_066_344

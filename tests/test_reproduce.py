@@ -100,20 +100,20 @@ def test_same_seed_same_numbers_in_a_fresh_folder(tiny_run, tmp_path):
             assert cell["per_seed"] == [earlier[model][column]["per_seed"][1]], (model, column)
 
 
-def test_authors_preset_is_recorded_keyed_and_trains_a_4d_embedding(tiny_run, tmp_path, capsys):
-    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(tmp_path)], capsys)
+def test_paper_4d_preset_is_recorded_keyed_and_trains_a_4d_embedding(tiny_run, tmp_path, capsys):
+    code, out = run(TINY + ["--seeds", "0", "--preset", "paper-4d", "--out", str(tmp_path)], capsys)
     assert code == 0
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["preset"] == "authors"
+    assert config["preset"] == "paper-4d"
     assert config["base_config"]["embed_dim"] == 4 and config["base_config"]["ce_on"] == "fgsm"
     record = json.loads((tmp_path / "runs" / "baseline+mls__seed0.json").read_text())
-    assert record["key"]["preset"] == "authors" and record["key"]["config"]["embed_dim"] == 4
+    assert record["key"]["preset"] == "paper-4d" and record["key"]["config"]["embed_dim"] == 4
     with np.load(tmp_path / "runs" / "baseline+mls__seed0.npz", allow_pickle=False) as f:
         assert f["W_emb"].shape == (256, 4) and f["W3"].shape == (4, 10)
     # the default preset's saved runs (a copy: tiny_run stays as it is) are not mistaken for these
     copy = tmp_path / "default_copy"
     shutil.copytree(tiny_run, copy)
-    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(copy)], capsys)
+    code, out = run(TINY + ["--seeds", "0", "--preset", "paper-4d", "--out", str(copy)], capsys)
     assert code == 0 and "reusing" not in out
 
 
@@ -221,7 +221,7 @@ def test_the_authors_attack_column_is_printed_beside_the_paper(tiny_run, tmp_pat
     assert "85.67 | 86.06 ± 0.69 |" in md and "87.80 | 85.09 ± 3.25 |" in md
     table = json.loads((tiny_run / "table1.json").read_text())["table"]
     assert table["baseline"]["invariance_authors"]["total"] == 100
-    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--set", "input_norm=authors",
+    code, out = run(TINY + ["--seeds", "0", "--preset", "paper-4d", "--set", "input_norm=authors",
                             "--out", str(tmp_path)], capsys)
     assert code == 0
     md = (tmp_path / "table1.md").read_text()
@@ -251,13 +251,13 @@ def test_a_damaged_saved_run_is_trained_again_and_the_output_says_why(tiny_run, 
 
 
 def test_the_mli_generator_names_only_the_runs_that_use_it():
-    runs = reproduce.table1_runs(preset_config("authors", invariance_generator="authors"),
-                                 [0, 1], "authors")
+    runs = reproduce.table1_runs(preset_config("paper-4d", invariance_generator="authors"),
+                                 [0, 1], "paper-4d")
     names = {run.name: run.config.invariance_generator for run in runs}
     assert names["baseline__seed1"] == names["baseline+mls__seed0"] == "nearest"
     assert names["baseline+mls+mli__authors__seed0"] == "authors"
     assert names["baseline+mls+mli(oracle)__authors__seed1"] == "authors"
-    plain = reproduce.table1_runs(preset_config("authors"), [0, 1], "authors")
+    plain = reproduce.table1_runs(preset_config("paper-4d"), [0, 1], "paper-4d")
     shared = {run.name for run in plain} & set(names)
     assert shared == {f"{m}__seed{s}" for m in ("baseline", "baseline+mls") for s in (0, 1)}
     evaluation = experiments.Evaluation()
@@ -318,3 +318,9 @@ def test_bad_shard_flags_exit_2_with_usage(flags, words, capsys, tmp_path):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "usage" in err and words in err
+
+
+def test_the_old_preset_name_still_works_and_says_its_new_name(tmp_path, capsys):
+    code, out = run(TINY + ["--seeds", "0", "--preset", "authors", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert json.loads((tmp_path / "config.json").read_text())["preset"] == "paper-4d"

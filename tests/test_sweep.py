@@ -73,7 +73,7 @@ def test_a_grid_axis_replaces_or_adds_and_duplicates_are_trained_once():
     (["--grid", "seed=1,2"], "--seeds"),
     (["--grid", "margin=0.1", "--grid", "margin=0.2"], "margin: given twice"),
     (["--grid", "epochs=0,1"], "--grid epochs: expected integers >= 1"),
-    (["--preset", "authors", "--grid", "adversarial=false"], "--grid with --preset authors: ce_on"),
+    (["--preset", "authors", "--grid", "adversarial=false"], "--grid with --preset paper-4d: ce_on"),
     (["--grid", "margin=0.1234567,0.1234568"], "too close to tell apart"),
     (["--protocols", "human"], "--protocols"),
     (["--seeds", "1", "1"], "--seeds"),

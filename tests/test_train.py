@@ -40,7 +40,7 @@ def test_bad_config_values_are_rejected_with_the_field_name(field, value):
 
 def test_ce_on_fgsm_needs_fgsm_images():
     with pytest.raises(ValueError, match="ce_on: expected 'clean\\+fgsm' when adversarial is false"):
-        preset_config("authors", adversarial=False)
+        preset_config("paper-4d", adversarial=False)
     assert preset_config("default", adversarial=False).ce_on == "clean+fgsm"
 
 
@@ -51,17 +51,18 @@ def test_config_round_trips_through_a_dict():
 
 def test_presets():
     assert preset_config("default") == TrainConfig()
-    authors = preset_config("authors")
+    authors = preset_config("paper-4d")
     assert (authors.embed_dim, authors.ce_on, authors.init) == (4, "fgsm", "uniform")
     # margin and lambdas are the rows' own, whatever the preset
     assert model_config("baseline+mls+mli", authors).lambda_inv == 0.5
     assert model_config("baseline+mls+mli", authors).embed_dim == 4
-    assert preset_config("authors", epochs=2, embed_dim=8).embed_dim == 8  # overrides win
+    assert preset_config("paper-4d", epochs=2, embed_dim=8).embed_dim == 8  # overrides win
     with pytest.raises(ValueError, match="preset"):
         preset_config("paper")
     with pytest.raises(ValueError, match="unknown config key"):
         preset_config("default", embedding=4)
-    assert set(PRESETS) == {"default", "authors"}
+    assert set(PRESETS) == {"default", "paper-4d"}
+    assert preset_config("authors") == preset_config("paper-4d")  # the old name, an alias
 
 
 def test_unknown_model_is_an_error():

@@ -28,8 +28,8 @@ from .data import iterate_minibatches
 from .fast import objective as fast_objective
 from .optim import make_optimizer
 
-__all__ = ["TrainConfig", "MODELS", "PRESETS", "preset_config", "model_config", "OraclePositives",
-           "Batch", "draw_batch", "learning_rate", "train_step", "train", "epoch_line",
+__all__ = ["TrainConfig", "MODELS", "PRESETS", "PRESET_ALIASES", "preset_name", "preset_config",
+           "model_config", "OraclePositives", "Batch", "draw_batch", "learning_rate", "train_step", "train", "epoch_line",
            "INVARIANCE_GENERATORS"]
 
 
@@ -171,22 +171,30 @@ MODELS = {
 
 
 # Presets: named bundles of TrainConfig fields, applied on top of the defaults (flags still
-# override them). "default" is TrainConfig() itself. "authors" matches the architecture and
-# cross-entropy of the paper's authors' code (data/ovalle2022_logs/README.md): a 4-unit
-# linear (signed) embedding before the head, CE on FGSM images only, PyTorch's uniform init.
-# Their CNN is arch="cnn" (--set arch=cnn); their 200 epochs and eps units are not reproduced
-# (README, "What still differs").
+# override them). "default" is TrainConfig() itself. "paper-4d" is the paper's Eq. 2 with the
+# embedding of the authors' network: a 4-unit linear (signed) embedding before the head, CE
+# on FGSM images only, PyTorch's uniform init (--set arch=cnn gives it their CNN).
 PRESETS = {
     "default": dict(),
-    "authors": dict(embed_dim=4, ce_on="fgsm", init="uniform"),
+    "paper-4d": dict(embed_dim=4, ce_on="fgsm", init="uniform"),
 }
+# Earlier names that still work, and the preset each now names. "authors" was paper-4d's
+# name, but their code did more than that preset does.
+PRESET_ALIASES = {"authors": "paper-4d"}
+
+
+def preset_name(name):
+    """The preset a name stands for (an alias's new name); unknown names are errors."""
+    name = PRESET_ALIASES.get(name, name)
+    if name not in PRESETS:
+        raise ValueError(f"preset: expected one of {list(PRESETS) + list(PRESET_ALIASES)}, "
+                         f"got {name!r}")
+    return name
 
 
 def preset_config(name, **overrides):
     """TrainConfig of a preset, with some fields overridden (unknown names are errors)."""
-    if name not in PRESETS:
-        raise ValueError(f"preset: expected one of {list(PRESETS)}, got {name!r}")
-    return TrainConfig().replace(**{**PRESETS[name], **overrides})
+    return TrainConfig().replace(**{**PRESETS[preset_name(name)], **overrides})
 
 
 def model_config(model, base=None):

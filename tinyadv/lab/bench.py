@@ -1,7 +1,7 @@
 """python -m tinyadv.bench -- how fast is one training step, and how close to the machine's limit?
 
     python -m tinyadv.bench [--json] [--sizes 784,256,256,10] [--batch 128] [--steps 100]
-                            [--preset authors] [--arch cnn] [--compare OTHER.json]
+                            [--preset paper-4d] [--arch cnn] [--compare OTHER.json]
 
 On random data of MNIST shape (float32 pixels in [0, 1], labels 0..9), after a warm-up, it
 times
@@ -54,18 +54,18 @@ tinyadv itself performs fewer: the anchors' forward serves both FGSM and the obj
 the network -- P(N) less, 378.9 and 542.4 MFLOP. ``performed_flops`` counts those; the report
 shows both.
 
-With the authors' preset the baseline's cross-entropy is on FGSM images only and no triplet
+With the paper-4d preset the baseline's cross-entropy is on FGSM images only and no triplet
 needs the anchors, so its objective pushes only [x'] through the network (r = N; nothing to
 share with FGSM); the counts use the 784-256-256-4-10 widths of that preset.
 
-    python -m tinyadv.bench --preset authors     # the authors' 4-unit embedding, CE on FGSM
+    python -m tinyadv.bench --preset paper-4d    # a 4-unit embedding, CE on FGSM
 
 times the same steps with another TrainConfig preset (train.PRESETS). Set
 OPENBLAS_NUM_THREADS=1 to time the single-thread step the reproduction's workers run.
 
 The CNN
 -------
-    python -m tinyadv.bench --preset authors --arch cnn
+    python -m tinyadv.bench --preset paper-4d --arch cnn
 
 times the same two steps on the paper's authors' CNN (cnn.py, TrainConfig.arch = "cnn";
 --sizes does not apply). Its FLOPs are counted the same way, with each layer's multiply-adds
@@ -77,7 +77,7 @@ operations, what a framework is asked for; tinyadv's second convolution computes
 backward through Fourier transforms with about 5 times fewer (fast/conv.py), which the
 count ignores, so the CNN's GFLOP/s are useful operations per second, not what ran.
 
-    python -m tinyadv.bench --preset authors --arch cnn --compare pytorch.json
+    python -m tinyadv.bench --preset paper-4d --arch cnn --compare pytorch.json
 
 prints another implementation's timings of the same two steps beside tinyadv's: OTHER.json
 holds {"baseline_ms_per_step": ..., "full_ms_per_step": ..., "label": "..."} (measured
@@ -99,7 +99,8 @@ from ..fast import objective as fast_objective
 from ..fast.memory import keep_freed_memory
 from ..fast.nearest import label_flip
 from ..optim import make_optimizer
-from ..train import PRESETS, draw_batch, model_config, preset_config, train_step
+from ..train import (PRESET_ALIASES, PRESETS, draw_batch, model_config, preset_config,
+                     preset_name, train_step)
 
 __all__ = ["run", "main", "format_report", "step_flops", "performed_flops", "pass_flops",
            "gemm_gflops", "summary", "peak_rss_mb", "CNN_LAYER_MACS", "read_comparison"]
@@ -493,7 +494,8 @@ def main(argv=None):
                         help="images for the invariance generator (0 skips it)")
     parser.add_argument("--inv-refs", type=positive_int, default=60_000)
     parser.add_argument("--gemm-size", type=positive_int, default=GEMM_SIZE)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
+    parser.add_argument("--preset", choices=sorted(PRESETS) + sorted(PRESET_ALIASES),
+                        default="default",
                         help="TrainConfig preset of the timed steps (train.PRESETS)")
     parser.add_argument("--arch", choices=network.ARCHS, default="mlp",
                         help="the network: an MLP of --sizes, or the authors' CNN")
@@ -510,7 +512,7 @@ def main(argv=None):
         parser.error(f"--sizes: the last width is the number of classes, 10; got {args.sizes[-1]}")
     result = run(sizes=args.sizes, batch=args.batch, steps=args.steps, warmup=max(0, args.warmup),
                  inv_queries=max(0, args.inv_queries), inv_refs=args.inv_refs,
-                 gemm_size=args.gemm_size, preset=args.preset, arch=args.arch, compare=compare)
+                 gemm_size=args.gemm_size, preset=preset_name(args.preset), arch=args.arch, compare=compare)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 

@@ -37,7 +37,7 @@ from .. import data, evaluate, objective
 from ..fast import nearest
 from ..fast.memory import keep_freed_memory
 from ..fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
-from ..train import PRESETS, TrainConfig, train
+from ..train import PRESET_ALIASES, PRESETS, TrainConfig, preset_name, train
 from . import invariance_cache
 from .runner import WorkerError, run_in_workers
 
@@ -283,10 +283,11 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
 def add_run_arguments(parser, quick_help):
     """The flags reproduce and sweep share: --quick, --preset, --seeds, --epochs, --jobs."""
     parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--preset", choices=list(PRESETS), default="default",
+    parser.add_argument("--preset", choices=list(PRESETS) + list(PRESET_ALIASES),
+                        default="default",
                         help="bundle of config fields every run starts from: 'default' "
-                             "(tinyadv's), or 'authors' (4-d linear embedding, CE on FGSM "
-                             "images, uniform init)")
+                             "(tinyadv's), 'paper-4d' (the paper's equations on a 4-d linear "
+                             "embedding, CE on FGSM images; formerly 'authors')")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds to average over (default 0 1 2; --quick: 0)")
     parser.add_argument("--epochs", type=int, default=None,
@@ -317,7 +318,12 @@ def parse_shard(text):
 
 
 def check_run_arguments(parser, args):
-    """Exit 2 (parser.error) naming a bad --seeds, --epochs or --jobs."""
+    """Exit 2 (parser.error) naming a bad --seeds, --epochs or --jobs; an old preset name is
+    replaced by the new one (with a note)."""
+    if args.preset in PRESET_ALIASES:
+        print(f"note: --preset {args.preset} is now called {PRESET_ALIASES[args.preset]}",
+              file=sys.stderr)
+        args.preset = preset_name(args.preset)
     for name, lo, hi in (("epochs", 1, None), ("jobs", 1, 64)):
         value = getattr(args, name)
         if value is not None and (value < lo or (hi is not None and value > hi)):

@@ -24,7 +24,7 @@ flipped label the generator assumes is the oracle's); human_* (agreement with th
 *humans* gave the invariance examples of Tramer et al. 2020 -- the arbiter);
 invariance_authors (the paper's invariance column on the paper's own attack: the authors'
 variant of Tramer et al.'s rotation-and-shift search on the test images, tramer.py, scored
-against the source label); and, in the ``authors`` preset's printed table,
+against the source label); and, in the printed tables of presets other than ``default``,
 invariance_authors_raw (the same images fed as the authors' code fed them: 0..255, without
 the input normalisation the clean images get; evaluate.py). table1.json has both in both
 presets.
@@ -124,8 +124,8 @@ def table1_runs(base, seeds, preset):
 
 def shown_columns(preset):
     """The printed table's columns: every shared one, the paper's column on the authors'
-    attack, and in the authors' preset that column fed as their code fed it too."""
-    return COLUMNS + list(AUTHORS_KEYS if preset == "authors" else AUTHORS_KEYS[:1])
+    attack, and in the other presets that column fed as their code fed it too."""
+    return COLUMNS + list(AUTHORS_KEYS if preset != "default" else AUTHORS_KEYS[:1])
 
 
 def summarise(records, seeds, names=None):
@@ -185,7 +185,7 @@ def format_side_by_side(table, audit, preset, seeds):
 
 def format_authors_attack(table, audit, preset, seeds):
     """Markdown: the paper's invariance column beside tinyadv's on the paper's own attack."""
-    raw = preset == "authors"
+    raw = preset != "default"
     head = "| row | paper, as printed | authors' logs (mean ± std of 3 runs) | tinyadv, fed as pixels in [0, 1] |"
     head += " tinyadv, fed as the authors' code fed it (0..255, not normalised) |" if raw else ""
     lines = ["The paper's invariance column on the paper's own attack (the authors' variant of "
