@@ -1,12 +1,12 @@
 """The exercise checker's reports: python -m tinyadv.gradcheck FILE|FOLDER.
 
 It must pass tinyadv's own pieces, report blanks as blanks, catch many *different* kinds of
-wrong gradient (the sixteen of exercises 01-05 and four of the new exercises 06-07) with a hint
-that names the mistake, explain malformed return values, reject a wrong forward, write the
-gradebook, refuse bad arguments with a message naming the argument, and exit 0 / 1 / 2 as
-documented. Every file runs in a child process (~0.15 s of CPU: a fresh Python and NumPy),
-so the wrong kinds, the malformed returns and the templates are each checked in one folder
-run, two at a time.
+wrong gradient (the sixteen of exercises 01-05 and four of the new exercises 06-07; those of
+exercises 08-09 are in test_exercises_cnn.py) with a hint that names the mistake, explain
+malformed return values, reject a wrong forward, write the gradebook, refuse bad arguments
+with a message naming the argument, and exit 0 / 1 / 2 as documented. Every file runs in a
+child process (~0.15 s of CPU: a fresh Python and NumPy), so the wrong kinds, the malformed
+returns and the templates are each checked in one folder run, two at a time.
 Hostile submissions are in test_grader_hostile.py.
 """
 import os
@@ -30,7 +30,8 @@ def test_library_pieces_pass_with_a_note(tmp_path):
         assert f"PASS {name}" in out
         # The library holds every solution: a teacher sees that this is not the student's.
         assert f"note: this is tinyadv's own {name}, imported" in out
-    assert "FAIL" not in out and "8 passed, 0 failed, 0 not implemented yet" in out
+    assert "FAIL" not in out and f"{len(BACKWARD_NAMES)} passed, 0 failed, 0 not implemented yet" in out
+    assert len(BACKWARD_NAMES) == 11  # exercises 01-09
 
 
 @settings(max_examples=3, deadline=None)
@@ -46,8 +47,8 @@ def templates_run():
     return check(*TEMPLATES, "--jobs", "2")
 
 
-def test_there_are_seven_templates():
-    assert [p.name[:2] for p in TEMPLATES] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_there_are_nine_templates():
+    assert [p.name[:2] for p in TEMPLATES] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)

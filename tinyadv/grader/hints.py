@@ -14,7 +14,8 @@ the numerical one ``true`` (pieces.py), both float64, in the checker's own proce
 - entry by entry: where mine matches, is 0 where true is not (or the reverse: a mask), or
   has the opposite sign -- and whether those entries are exactly a named set of the case
   ("the rows where cos(a_i, b_i) < 0");
-- for a wrong shape, what the shape alone says (a transpose, a missing sum over the batch).
+- for a wrong shape, what the shape alone says (a transpose, axes in another order, a missing
+  sum over the batch, the positions or every entry).
 """
 import itertools
 
@@ -110,7 +111,9 @@ def explain(piece, index, case, analytic, only_failure=False):
     if not np.any(mine):
         return f"your {name} is 0 everywhere: is it computed and returned (not a fresh np.zeros)?"
     for description, wrong in (piece.suspects(case) if piece.suspects else []):
-        if wrong[index] is not None and rel_error(mine, wrong[index]) <= HINT_MATCH:
+        # (a known wrong answer that happens to equal the right one in this case says nothing)
+        if (wrong[index] is not None and rel_error(mine, wrong[index]) <= HINT_MATCH
+                and rel_error(wrong[index], true) > HINT_MATCH):
             return description
     for other, other_true in enumerate(case.numeric):
         if other != index and other_true.shape == mine.shape and rel_error(mine, other_true) <= HINT_MATCH:
@@ -252,9 +255,33 @@ def shape_hint(expected, got, n):
         return "one per sample: the parameter is shared by all N samples, so sum over the batch axis."
     if expected == (n,) + got and n > 1:
         return "summed over the batch axis, but every sample has its own gradient."
+    if len(expected) >= 3 and got != expected and sorted(got) == sorted(expected):
+        differ = [i for i, (e, g) in enumerate(zip(expected, got)) if e != g]
+        which = (f"with axes {differ[0]} and {differ[1]} swapped" if len(differ) == 2
+                 else "in another order")
+        return (f"the expected axes {which}: a gradient has the axes of what it is the "
+                f"gradient of, in the same order.")
+    short = [i for i, (e, g) in enumerate(zip(expected, got)) if g == e - 1]
+    if len(got) == len(expected) and short and all(
+            g == e for i, (e, g) in enumerate(zip(expected, got)) if i not in short):
+        return (f"one short along axis {' and '.join(map(str, short))}: the gradient covers every "
+                f"entry of the input, also those the forward left out (an odd row or column "
+                f"that no window covers), which get 0.")
+    if int(np.prod(expected)) == 1 and int(np.prod(got)) > 1:
+        return ("one value per entry: the parameter is a single number that every entry uses, "
+                "so its gradient is one number, the sum of every entry's share.")
+    if len(got) > len(expected) and _is_subsequence(expected, got):
+        return ("more axes than the parameter has: it is shared across the others (the batch, "
+                "the output positions), so sum over them.")
     if int(np.prod(got)) == int(np.prod(expected)):
         return "the same number of entries in another shape (a reshape or keepdims?)."
     return None
+
+
+def _is_subsequence(short, long):
+    """True if the axes ``short`` appear in ``long`` in order (other axes between them)."""
+    rest = iter(long)
+    return all(any(size == other for other in rest) for size in short)
 
 
 def forward_hint(out, reference):

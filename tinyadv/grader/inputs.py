@@ -7,14 +7,16 @@ where cos(a_i, b_i) < 0" instead of "4 of 21 entries".
 
 Why the gaps: a centred difference with h = 1e-6 is exact to ~1e-10 only where the function
 is smooth within h of the input. Every input stays at least KINK_GAP = 0.1 (1e5 steps of h)
-from ReLU at 0, |cos| at 0, the triplet hinge at 0 and a norm at 0 -- and |cos| stays below
-0.95, where the gradient of |cos| vanishes (a vanishing gradient would let a wrong one pass).
+from ReLU's and PReLU's kink at 0, |cos| at 0, the triplet hinge at 0 and a norm at 0, and
+every 2 x 2 pooling window's maximum stays KINK_GAP above the window's other entries (a tie
+is max pooling's kink) -- and |cos| stays below 0.95, where the gradient of |cos| vanishes
+(a vanishing gradient would let a wrong one pass).
 """
 import numpy as np
 
 __all__ = ["KINK_GAP", "draw_linear", "draw_relu", "draw_softmax_cross_entropy",
            "draw_angular_distance", "draw_triplet_loss", "draw_feature_norm", "draw_gather_rows",
-           "draw_fgsm_loss", "NoRowsFound"]
+           "draw_fgsm_loss", "draw_conv2d", "draw_maxpool2d", "draw_prelu", "NoRowsFound"]
 
 KINK_GAP = 0.1
 SQUARE_CASE = 2  # the last of the three cases: square matrices, so a transpose is caught by value
@@ -188,3 +190,74 @@ def draw_fgsm_loss(rng, n, case):
             continue
     y = rng.integers(0, classes, size=n)
     return (x, W1, b1, W2, b2, y), []
+
+
+def draw_conv2d(rng, n, case):
+    """Images x (n, C, H, W), filters W (F, C, k, k), biases b (F,); no kink anywhere.
+
+    k is 2 or 3, so a kernel turned by 180 degrees differs from the kernel; the output is
+    never square (Ho != Wo), so swapped spatial axes show; C != F except in the square case,
+    where C == F and a gradient with its channel axes swapped has the right shape and is
+    caught by value. Sizes stay small: the reference differentiates the loop-over-positions
+    forward entry by entry.
+    """
+    k = int(rng.integers(2, 4))
+    if case == SQUARE_CASE:
+        c = f = int(rng.integers(2, 4))
+    else:
+        c = int(rng.integers(1, 3))
+        f = _other_size(rng, 1, 3, c)
+    height = k + int(rng.integers(1, 3))  # 2 or 3 output rows
+    width = _other_size(rng, k + 1, k + 3, height)  # another number of output columns
+    x = rng.standard_normal((n, c, height, width))
+    W = rng.standard_normal((f, c, k, k))
+    b = rng.standard_normal(f)
+    return (x, W, b), []
+
+
+def draw_maxpool2d(rng, n, case):
+    """Images x (n, C, H, W) whose every 2 x 2 window has one clear maximum, KINK_GAP above
+    the window's three other entries. H is odd in the first case (floor mode: the last row
+    is in no window and gets no gradient), even in the others; W odd in the second."""
+    c = int(rng.integers(1, 3))
+    height = 2 * int(rng.integers(2, 4)) + (case == 0)  # 2 or 3 windows down, ...
+    width = 2 * int(rng.integers(2, 4)) + (case == 1)  # ... and across
+    x = rng.standard_normal((n, c, height, width))
+    ho, wo = height // 2, width // 2
+    windows = (x[:, :, :2 * ho, :2 * wo].reshape(n, c, ho, 2, wo, 2)
+               .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, 4))  # a copy
+    winner = rng.integers(0, 4, size=(n, c, ho, wo))  # where each window's maximum goes
+    others = np.partition(windows, 2, axis=-1)[..., :3]  # any three of the four values ...
+    top = windows.max(axis=-1) + KINK_GAP + rng.uniform(0.0, 0.5, size=winner.shape)
+    fresh = np.concatenate([others, top[..., None]], axis=-1)  # ... and a clear maximum
+    # Put the maximum at the drawn position: swap the last entry with the winner's.
+    last = fresh[..., 3].copy()
+    np.put_along_axis(fresh, np.full(winner.shape + (1,), 3), np.take_along_axis(
+        fresh, winner[..., None], axis=-1), axis=-1)
+    np.put_along_axis(fresh, winner[..., None], last[..., None], axis=-1)
+    x[:, :, :2 * ho, :2 * wo] = (fresh.reshape(n, c, ho, wo, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+                                 .reshape(n, c, 2 * ho, 2 * wo))
+    wins = np.zeros(x.shape, dtype=bool)
+    win_windows = np.zeros((n, c, ho, wo, 4), dtype=bool)
+    np.put_along_axis(win_windows, winner[..., None], True, axis=-1)
+    wins[:, :, :2 * ho, :2 * wo] = (win_windows.reshape(n, c, ho, wo, 2, 2)
+                                    .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 2 * ho, 2 * wo))
+    covered = np.zeros(x.shape, dtype=bool)
+    covered[:, :, :2 * ho, :2 * wo] = True
+    masks = [("the entries that win their window (each window's maximum)", wins),
+             ("the entries that lose their window", covered & ~wins)]
+    if not covered.all():
+        masks.append(("the last row or column, which no window covers (odd H or W)", ~covered))
+    return (x,), masks
+
+
+def draw_prelu(rng, n, case):
+    """x (n, C, H, W) in the first and last case, (n, D) in the second, every entry at least
+    KINK_GAP from 0 and both signs in every case; one slope a (1,) in [0.1, 0.5] (not 0, not
+    1: a backward that drops a, or treats the negative side as ReLU's, is caught)."""
+    shape = (n, int(rng.integers(2, 6))) if case == 1 else (n, int(rng.integers(1, 3)), 2, 3)
+    x = _signed_uniform(rng, shape, KINK_GAP, 2.0)
+    flat = x.reshape(-1)
+    flat[0], flat[1] = abs(flat[0]), -abs(flat[1])  # both sides in use, whatever N
+    a = rng.uniform(0.1, 0.5, size=1)
+    return (x, a), [("the entries where x < 0", x < 0), ("the entries where x > 0", x > 0)]

@@ -117,6 +117,159 @@ def _fgsm_suspects(case):
     return found
 
 
+def _patches(x, k):
+    """(N, C, Ho, Wo, k, k): the k x k patch of x that each output position reads."""
+    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+
+
+def _full_correlation(dout, kernel):
+    """dx[n, c, p, q] = sum_{f,u,v} dout_padded[n, f, p+u, q+v] kernel[f, c, u, v], dout
+    padded with k - 1 zeros on every side: the right dx for kernel = W turned by 180 degrees."""
+    k = kernel.shape[-1]
+    padded = np.pad(dout, ((0, 0), (0, 0), (k - 1, k - 1), (k - 1, k - 1)))
+    return np.einsum("nfpquv,fcuv->ncpq", _patches(padded, k), kernel)
+
+
+def _conv_suspects(case):
+    x, W, b = case.args
+    dout = case.dout  # (N, F, Ho, Wo)
+    n, (f, c, k, _) = case.n, W.shape
+    ho, wo = dout.shape[2:]
+    patches = _patches(x, k)  # (N, C, Ho, Wo, k, k)
+    dW = np.einsum("nfij,ncijuv->fcuv", dout, patches)
+    db = dout.sum(axis=(0, 2, 3))
+
+    def overwritten(positions):
+        """dx of a loop over output positions that writes each patch's gradient (=) where it
+        should add it (+=): where patches overlap, only the last one written stays."""
+        dx = np.zeros_like(x)
+        for i, j in positions:
+            dx[:, :, i:i + k, j:j + k] = np.einsum("nf,fcuv->ncuv", dout[:, :, i, j], W)
+        return dx
+
+    rows_first = [(i, j) for i in range(ho) for j in range(wo)]
+    found = [
+        ("your dx uses the kernel turned the wrong way: as a correlation of dout (padded with "
+         "k - 1 zeros on every side) dx needs W turned by 180 degrees, W[:, :, ::-1, ::-1] -- "
+         "once: not at all, or twice (a routine that flips by itself, and a flip of your own), "
+         "gives this. (In a loop that adds dout[n, f, i, j] * W[f] into the patch at (i, j), W "
+         "goes in as it is.)", [_full_correlation(dout, W), None, None]),
+        ("your dx uses W flipped along one spatial axis only: turn it by 180 degrees, both "
+         "axes (W[:, :, ::-1, ::-1]).",
+         [_full_correlation(dout, W[:, :, ::-1, :]), None, None]),
+        ("your dx uses W flipped along one spatial axis only: turn it by 180 degrees, both "
+         "axes (W[:, :, ::-1, ::-1]).",
+         [_full_correlation(dout, W[:, :, :, ::-1]), None, None]),
+        ("your dx writes each patch's gradient (=) where it must add it (+=): neighbouring "
+         "patches overlap, and a pixel read by several output positions gets the sum of what "
+         "each of them sends back.", [overwritten(rows_first), None, None]),
+        ("your dx writes each patch's gradient (=) where it must add it (+=): neighbouring "
+         "patches overlap, and a pixel read by several output positions gets the sum of what "
+         "each of them sends back.",
+         [overwritten([(i, j) for j in range(wo) for i in range(ho)]), None, None]),
+        ("your dW is turned by 180 degrees: dW[f, c, u, v] collects x[n, c, i+u, j+v] -- the "
+         "pixel at offset (u, v) of each patch, as the forward read it; no flip in dW.",
+         [None, dW[:, :, ::-1, ::-1], None]),
+        ("your dW has its two spatial axes swapped: dW[f, c, u, v] belongs to row offset u and "
+         "column offset v, as W[f, c, u, v] does.", [None, dW.transpose(0, 1, 3, 2), None]),
+        ("your dW holds only the last output position's share: `dW = ...` inside the loop over "
+         "positions where it must add up (`dW += ...`): every weight is used at every position.",
+         [None, np.einsum("nf,ncuv->fcuv", dout[:, :, -1, -1], patches[:, :, -1, -1]), None]),
+        ("your dW is averaged over the output positions (divided by Ho * Wo = "
+         f"{ho * wo}): a weight used at every position gets the sum of their gradients.",
+         [None, dW / (ho * wo), None]),
+        ("your db is averaged over the output positions (divided by Ho * Wo = "
+         f"{ho * wo}): the bias is added at every position, so its gradient is the sum.",
+         [None, None, db / (ho * wo)]),
+        ("your db holds only the last output position's share: sum dout over the positions "
+         "(i, j) too, not only over the batch.", [None, None, dout[:, :, -1, -1].sum(axis=0)]),
+    ]
+    if n > 1:
+        found += [
+            (f"your dW is averaged over the batch (divided by N = {n}): every image uses the "
+             "same filters, so dW is the sum of each image's share (dout already carries "
+             "whatever mean the loss takes).", [None, dW / n, None]),
+            (f"your db is averaged over the batch (divided by N = {n}): it is the sum of "
+             "every image's share.", [None, None, db / n]),
+            ("your dW comes from the last image of the batch only: sum over the batch.",
+             [None, np.einsum("fij,cijuv->fcuv", dout[-1], patches[-1]), None]),
+        ]
+    if c == f:  # channel axes swapped: the right shape only when C == F, caught by value
+        found += [
+            ("your dx mixes up W's two channel axes: W is (F, C, k, k); dx[n, c] gathers from "
+             "every output channel f through W[f, c] -- as a correlation of dout that is the "
+             "kernel W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), its F and C exchanged.",
+             [_full_correlation(dout, W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), None, None]),
+            ("your dW has its channel axes swapped: it is (F, C, k, k), the shape of W -- "
+             "dW[f, c] pairs output channel f of dout with input channel c of x.",
+             [None, dW.transpose(1, 0, 2, 3), None]),
+        ]
+    return found
+
+
+def _maxpool_suspects(case):
+    (x,) = case.args
+    dout = case.dout  # (N, C, Ho, Wo)
+    n, c, height, width = x.shape
+    ho, wo = dout.shape[2:]
+
+    def spread(values):
+        dx = np.zeros_like(x)
+        dx[:, :, :2 * ho, :2 * wo] = np.repeat(np.repeat(values, 2, axis=2), 2, axis=3)
+        return dx
+
+    windows = x[:, :, :2 * ho, :2 * wo].reshape(n, c, ho, 2, wo, 2)
+    win = windows == windows.max(axis=(3, 5), keepdims=True)  # no ties in these inputs
+    swapped = np.zeros_like(x)  # the winner's row and column within its window swapped
+    swapped[:, :, :2 * ho, :2 * wo] = (win.transpose(0, 1, 2, 5, 4, 3) * dout[:, :, :, None, :, None]
+                                       ).reshape(n, c, 2 * ho, 2 * wo)
+    top_left = np.zeros_like(x)
+    top_left[:, :, 0:2 * ho:2, 0:2 * wo:2] = dout
+    return [
+        ("your dx spreads each window's gradient over the whole window: only the entry that "
+         "won the max changed the output, so only it gets the gradient (the whole of it); the "
+         "three others get 0.", [spread(dout)]),
+        ("your dx averages each window's gradient over its four entries (dout / 4 each): that "
+         "is the backward of *average* pooling. The max is the winner's value alone, so the "
+         "winner gets the whole gradient and the three others 0.", [spread(dout / 4)]),
+        ("your dx always sends the gradient to the top-left entry of each window: it belongs "
+         "to the entry that won the max, wherever it is in the window.", [top_left]),
+        ("your dx sends each window's gradient to the right window but to the wrong entry of "
+         "it: the winner's row and column within the window are swapped (a transpose in "
+         "reshaping the windows back?).", [swapped]),
+    ]
+
+
+def _prelu_suspects(case):
+    x, a = case.args
+    dout = case.dout
+    negative = x <= 0
+    da = np.sum(dout * np.minimum(x, 0)).reshape(a.shape)
+    found = [
+        ("your dx is ReLU's backward: on the negative side the PReLU's output is a * x, not 0, "
+         "so the gradient there is a * dout.", [dout * ~negative, None]),
+        ("your dx uses the slope on the wrong side: where x > 0 the output is x itself "
+         "(slope 1), where x <= 0 it is a * x (slope a).", [dout * np.where(negative, 1.0, a), None]),
+        ("your da counts every entry: where x > 0 the output is x, which does not depend on a, "
+         "so only the entries with x <= 0 add to da.",
+         [None, np.sum(dout * x).reshape(a.shape)]),
+        ("your da adds up dout where x <= 0 but forgets x: the derivative of a * x with "
+         "respect to a is x, so each such entry adds dout * x.",
+         [None, np.sum(dout * negative).reshape(a.shape)]),
+        (f"your da is the mean over the {x.size} entries, not their sum: the one slope is used "
+         f"by every entry, and each adds its own share.", [None, da / x.size]),
+    ]
+    if case.n > 1:
+        found.append((f"your da is averaged over the batch (divided by N = {case.n}): every image "
+                      f"uses the same slope, so da is the sum of each image's share.",
+                      [None, da / case.n]))
+    if x.ndim == 4:
+        found.append(("your da is summed over the batch and averaged over the rest (channels "
+                      "and positions): sum over every entry.",
+                      [None, da / int(np.prod(x.shape[1:]))]))
+    return found
+
+
 # --------------------------------------------------------------------------- the pieces
 
 _ABS_SIGN = "the derivative of |c| is sign(c), so rows with a negative cosine need the opposite sign"
@@ -153,6 +306,28 @@ PIECES = (
     Piece("fgsm_loss", "tinyadv.attacks", ("x",), True, inputs.draw_fgsm_loss,
           suspects=_fgsm_suspects,
           solutions=("tinyadv.attacks.fgsm_loss_backward", "tinyadv.mlp.backward")),
+    # The CNN's pieces (exercises 08 and 09).
+    Piece("conv2d", "tinyadv.layers", ("x", "W", "b"), False, inputs.draw_conv2d,
+          {"where": "each pixel x[n, c, p, q] is read by every output position whose k x k patch "
+                    "covers it (fewer near the border), and gets back what each of them sends.",
+           "only dx": "dW and db are right: write dx one output position at a time, as the "
+                      "forward reads x, and add what each position sends back into its patch.",
+           "only dW": "dx and db are right: a weight W[f, c, u, v] meets the pixel at offset "
+                      "(u, v) of every patch, in every image."},
+          suspects=_conv_suspects,
+          solutions=("tinyadv.layers.conv2d_backward", "tinyadv.fast.conv.conv2d_im2col_backward",
+                     "tinyadv.fast.conv.conv2d_fft_backward")),
+    Piece("maxpool2d", "tinyadv.layers", ("x",), False, inputs.draw_maxpool2d,
+          {"mask": "each window's output is its largest entry; moving any other entry a little "
+                   "changes nothing, so the gradient goes to that one entry alone.",
+           "where": "each window's gradient dout[n, c, i, j] belongs to one entry of window "
+                    "(i, j): the one whose value is the output."},
+          suspects=_maxpool_suspects, solutions=("tinyadv.layers.maxpool2d_backward",)),
+    Piece("prelu", "tinyadv.layers", ("x", "a"), False, inputs.draw_prelu,
+          {"mask": "the PReLU is x where x > 0 and a * x elsewhere: both sides pass a gradient.",
+           "only da": "dx is right. a is one number used by every entry with x <= 0: each such "
+                      "entry adds its own share to da."},
+          suspects=_prelu_suspects, solutions=("tinyadv.layers.prelu_backward",)),
 )
 BY_BACKWARD = {piece.backward_name: piece for piece in PIECES}
 BACKWARD_NAMES = tuple(BY_BACKWARD)
