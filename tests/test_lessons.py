@@ -205,3 +205,22 @@ def test_lesson_09_reads_tables_and_sweep_when_present(tmp_path):
     assert name in text
     assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
     assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
+
+
+def test_lesson_10_gives_no_answer_of_exercises_08_09_before_its_marker():
+    """Lesson 10 checks the library's conv, pooling and PReLU backwards before exercises 08
+    and 09 and takes them apart only after its marker: the turned kernel (``::-1``), the
+    pooling's routing (``np.repeat``, ``maxpool2d_backward`` on a tie), the slope's sum
+    (``np.minimum``) appear in its code only after it, and not in its docstring at all."""
+    path = next(p for p in LESSONS if os.path.basename(p).startswith("10_"))
+    with open(path) as f:
+        text = f.read()
+    docstring, code = text.split('"""')[1], text.split('"""', 2)[2]
+    marker = code.index("# %% Exercises 08 and 09 come here")
+    for answer in ("::-1", "np.repeat(", "np.minimum(", "180 degrees"):
+        assert answer not in docstring, answer
+        assert answer not in code[:marker], answer
+        assert answer in code[marker:], answer
+    marker_cell = code[marker:code.index("# %%", marker + 1)]
+    for exercise in ("08_conv2d_backward.py", "09_maxpool_prelu.py"):
+        assert exercise in marker_cell

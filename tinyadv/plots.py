@@ -38,6 +38,7 @@ MODEL_COLOURS = {
     "baseline+mls+mli(oracle)": "tab:purple",
     "fgsm eps 0.3": "tab:brown",            # FGSM training at eps 0.3 (lesson 03)
     "he init": "tab:red",                   # the Baseline with He initialisation (lesson 08)
+    "authors cnn": "tab:cyan",              # the paper's authors' CNN, FGSM-trained (lesson 10)
 }
 # One line style and marker per attack (the images a number is measured on).
 ATTACK_STYLES = {
