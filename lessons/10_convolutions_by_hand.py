@@ -16,18 +16,18 @@ What you will see
 2. im2col: the patch matrix of a 4 x 4 image and a 2 x 2 kernel printed (9 patches, one per
    row), and one matrix product giving the same output. On the CNN's second layer (a batch
    of 32 images of 32 channels, 12 x 12) the patch matrix is 11.1 times the input, 6.6 MB.
-   Times, which depend on the machine (ms, about): the six loops 30 for one image and one
-   filter, so about a minute for the batch (estimated, not run); layers' loop over positions
-   8; im2col and one product 6; tinyadv's fast path 5. The outputs agree to float32's
-   rounding (below 1e-6 of the largest output).
+   Times, which depend on the machine (ms): the six loops 20-30 for one image and one
+   filter, so most of a minute for the batch (estimated, not run); layers' loop over
+   positions 6-8; im2col and one product 4-6; tinyadv's fast path 4-5. The outputs agree to
+   float32's rounding (below 1e-6 of the largest output).
 3. The three backwards (convolution, max pooling, PReLU) checked against centred differences
    in float64, with every input away from a kink: relative errors of about 1e-11 to 1e-9,
    every one a PASS -- without showing what is inside them.
    -> Exercises 08 and 09 come here: write those three backwards yourself before reading on.
 4. (After exercise 08.) The convolution's backward is itself a convolution: tinyadv's
-   ``conv2d_forward`` on the right inputs gives dx and dW equal to the backward's to about
+   ``conv2d_forward`` on the right inputs gives dx and dW equal to the backward's to below
    1e-14; figure 10_backward_as_convolution.png shows why, and dx without the step exercise
-   08 is about fails the check (relative error 0.59).
+   08 is about fails the check (relative error 1.0; 0.59 on --fast's inputs).
 5. (After exercise 09.) Max pooling's gradient: where it goes, and what happens at a tie (a
    window of three equal maxima: tinyadv's choice, which is PyTorch's, against what centred
    differences see there); in a freshly initialised CNN, 42% of the first pooling's windows
@@ -40,13 +40,13 @@ What you will see
    FGSM adversarial training at eps 0.1 (half clean, half FGSM cross-entropy), 12,000
    training images, 2 epochs, seed 0. On 1,000 test images at eps 0.1, clean / FGSM /
    PGD-10 accuracy: CNN 96.1 / 84.4 / 81.8%, MLP 90.7 / 68.2 / 63.1%; a training step of
-   the CNN costs about 25 times the MLP's (0.2 s against 0.008 s). Figure
+   the CNN costs 25-30 times the MLP's (about 0.19 s against 0.007 s). Figure
    10_cnn_vs_mlp.png: the CNN's 32 learned first-layer filters, and FGSM accuracy as eps
    grows for both (at eps 0.3: 12.8% and 4.0%). Far from the paper's numbers (8 epochs on
    all 60,000 images): ``python -m tinyadv.reproduce --preset paper-4d --set arch=cnn``
    trains the CNN the authors' way, for real.
 
-About a minute in the default mode on a 2-core laptop (the CNN's training 40 s of it);
+About 50 s in the default mode on a 2-core machine (the CNN's training 35 s of it);
 ``--fast`` (512 training images, 1 epoch, 100 test images, a batch of 4 for the timings)
 in a few seconds, its section-7 numbers meaningless. NumPy's BLAS runs on one thread unless
 you set OPENBLAS_NUM_THREADS (see Setup).
@@ -150,25 +150,27 @@ print(f"a test digit (label {y_test[0]}), 28 x 28 -> conv 3 x 3 {maps.shape[2:]}
 
 fig, axes = plots.figure(2, 5, figsize=(15, 6.4))
 for row, name in enumerate(("left-right edges", "top-bottom edges")):
-    panels = [(digit[0, 0], f"the input: a test {y_test[0]}", "gray", (0, 1)),
-              (edge_filters[row, 0], f"filter: {name}", "RdBu_r", None),
-              (maps[0, row], "after the convolution", "RdBu_r", None),
-              (activated[0, row], "after the PReLU (a = 0.25)", "RdBu_r", None),
-              (pooled[0, row], "after 2 x 2 max pooling", "RdBu_r", None)]
-    for ax, (image, title, cmap, limits) in zip(axes[row], panels):
-        if limits is None:  # signed maps: white is 0, red positive, blue negative
-            largest = float(np.max(np.abs(image))) or 1.0
-            limits = (-largest, largest)
-        shown = ax.imshow(image, cmap=cmap, vmin=limits[0], vmax=limits[1])
-        fig.colorbar(shown, ax=ax, shrink=0.75)
-        ax.set_title(f"{title}\n{image.shape[0]} x {image.shape[1]}", fontsize=9)
+    # One colour scale per row for the three maps (white 0, red positive, blue negative): the
+    # PReLU and the pooling only shrink and pick the convolution's values.
+    largest = float(np.max(np.abs(maps[0, row])))
+    panels = [(digit[0, 0], f"the input: a test {y_test[0]}\n(black 0, white 1)", "gray", 1.0),
+              (edge_filters[row, 0], f"filter: {name}", "RdBu_r", 0.5),
+              (maps[0, row], "after the convolution", "RdBu_r", largest),
+              (activated[0, row], "after the PReLU (a = 0.25)", "RdBu_r", largest),
+              (pooled[0, row], "after 2 x 2 max pooling", "RdBu_r", largest)]
+    for ax, (image, title, cmap, limit) in zip(axes[row], panels):
+        shown = ax.imshow(image, cmap=cmap, vmin=0 if cmap == "gray" else -limit, vmax=limit)
+        ax.set_title(f"{title}, {image.shape[0]} x {image.shape[1]}", fontsize=9)
         ax.set_xlabel("column (pixel)", fontsize=8)
         ax.set_ylabel("row (pixel)", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for (r, c), value in np.ndenumerate(edge_filters[row, 0]):  # the filter's weights, written
+        axes[row, 1].text(c, r, f"{value:g}", ha="center", va="center", fontsize=9,
+                          color="white" if abs(value) >= 0.4 else "black")
+    fig.colorbar(shown, ax=axes[row, 2:].tolist(), shrink=0.8, label="value (no unit)")
 fig.suptitle("Lesson 10: a test digit through the CNN's first block -- a 3 x 3 convolution "
-             "with two hand-made edge filters (Sobel), the PReLU, 2 x 2 max pooling\n"
-             "(signed maps: red positive, blue negative, white 0)", fontsize=10)
+             "with two hand-made edge filters (Sobel), the PReLU, 2 x 2 max pooling", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "10_feature_maps.png"))
 
 
