@@ -93,7 +93,7 @@ SLIPS = {
     "pooling without the odd row": (
         "maxpool2d_backward", POOL.replace("dx = np.zeros_like(x)\n    dx[:, :, :2 * Ho, :2 * Wo] =",
                                            "dx ="),
-        ["one short along axis 2", "no window covers"]),
+        ["one short along axis 2", "no pooling window covers"]),
     "slope's gradient averaged": (
         "prelu_backward", PRELU.replace("np.sum(", "np.mean("),
         ["da is the mean over the", "not their sum"]),
@@ -249,3 +249,4 @@ def test_shape_hints_for_the_new_shapes():
     assert "one value per entry" in hints.shape_hint((1,), (7, 2, 4, 4), 7)
     assert "one short along axis 3" in hints.shape_hint((7, 2, 4, 5), (7, 2, 4, 4), 7)
     assert hints.shape_hint((3, 2, 5, 5), (3, 2, 5, 5, 1), 7) is not None
+    assert "one short" not in str(hints.shape_hint((4, 3), (3, 3), 7))  # not an image

@@ -262,11 +262,11 @@ def shape_hint(expected, got, n):
         return (f"the expected axes {which}: a gradient has the axes of what it is the "
                 f"gradient of, in the same order.")
     short = [i for i, (e, g) in enumerate(zip(expected, got)) if g == e - 1]
-    if len(got) == len(expected) and short and all(
+    if len(expected) == len(got) == 4 and short and set(short) <= {2, 3} and all(  # (N, C, H, W)
             g == e for i, (e, g) in enumerate(zip(expected, got)) if i not in short):
-        return (f"one short along axis {' and '.join(map(str, short))}: the gradient covers every "
-                f"entry of the input, also those the forward left out (an odd row or column "
-                f"that no window covers), which get 0.")
+        return (f"one short along axis {' and '.join(map(str, short))}: the gradient has the "
+                f"input's shape, every entry included -- the odd row or column that no pooling "
+                f"window covers (its gradient is 0), the border pixels few patches read.")
     if int(np.prod(expected)) == 1 and int(np.prod(got)) > 1:
         return ("one value per entry: the parameter is a single number that every entry uses, "
                 "so its gradient is one number, the sum of every entry's share.")
