@@ -10,9 +10,13 @@ checker's own process, from tinyadv's forward only:
     out     = tinyadv's forward(args)                                   (the right output)
     numeric = d/dx_i sum(forward(args)[0] * dout), centred differences  (the right gradient)
 
+(``numeric`` when a file's backward of the piece is first judged: most runs check a few
+pieces of the eleven.)
+
 A case depends only on the seed and the piece, so every submission sees the same numbers and
 a rerun prints the same report.
 """
+import functools
 import importlib
 from dataclasses import dataclass, field
 
@@ -69,8 +73,18 @@ class Case:
     masks: list  # [(description, bool array)], named sets of entries (see inputs.py)
     dout: object  # float for scalar losses, else an array shaped like the output
     out: np.ndarray  # tinyadv's forward output, float64
-    numeric: list  # per gradient, the centred-difference gradient, float64
     shapes: str  # "x (7, 4), W (4, 3), b (3,), dout (7, 3)", to show with a message
+    gradients: object = field(default=None, repr=False)  # () -> the list ``numeric`` holds
+    _numeric: list = field(default=None, init=False, repr=False)
+
+    @property
+    def numeric(self):
+        """Per gradient, the centred-difference gradient, float64. Computed the first time a
+        file's backward of this piece is judged, then kept: a run that checks two pieces
+        does not pay for the other nine."""
+        if self._numeric is None:
+            self._numeric = self.gradients()
+        return self._numeric
 
 
 # --------------------------------------------------------------------------- known mistakes
@@ -344,14 +358,19 @@ def reference_cases(piece, seed):
         out = np.asarray(forward(*[np.copy(a) if isinstance(a, np.ndarray) else a for a in args])[0],
                          dtype=np.float64)
         dout = float(rng.uniform(1.2, 1.8)) if piece.scalar else rng.standard_normal(out.shape)
-        # Centred differences of tinyadv's forward, on private float64 copies of the inputs.
-        work = [np.array(a, dtype=np.float64) if i < k else a for i, a in enumerate(args)]
-        numeric = [numerical_gradient_array(lambda: forward(*work)[0], work[i], dout)
-                   for i in range(k)]
         shapes = ", ".join(f"{name} {args[i].shape}" for i, name in enumerate(piece.inputs))
         shapes += (f", dloss {dout:.4g}" if piece.scalar else f", dout {np.shape(dout)}")
-        cases.append(Case(n, tuple(args), masks, dout, out, numeric, shapes))
+        snapshot = [np.array(a, dtype=np.float64) if i < k else a for i, a in enumerate(args)]
+        cases.append(Case(n, tuple(args), masks, dout, out, shapes,
+                          functools.partial(_centred_differences, forward, snapshot, k, dout)))
     return cases
+
+
+def _centred_differences(forward, snapshot, k, dout):
+    """d/dx_i sum(forward(*args)[0] * dout) for the first k arguments, on private float64
+    copies of the inputs (each perturbed in place, entry by entry)."""
+    work = [np.copy(a) if i < k else a for i, a in enumerate(snapshot)]
+    return [numerical_gradient_array(lambda: forward(*work)[0], work[i], dout) for i in range(k)]
 
 
 def all_reference_cases(seed):
