@@ -9,7 +9,7 @@ import types
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tinyadv import attacks, authors_code as ac, losses, mlp
@@ -487,7 +487,7 @@ def test_bad_distance_matrix_arguments_are_named():
 
 # ---- their whole loss (objective) and their training step --------------------------------
 
-def objective_case(seed, n=8, dim=6):
+def objective_case(seed, n=6, dim=6):
     """A small float64 MLP (4-unit signed embedding) and a batch with each class twice."""
     rng = np.random.default_rng(seed)
     params = float64_params([dim, 7, 5, 3], rng, embed_dim=4)
@@ -529,7 +529,9 @@ def objective_is_clear(params, x, y, kwargs):
 
 
 @pytest.mark.parametrize("config", list(OBJECTIVE_CONFIGS))
-@settings(max_examples=6, deadline=None)
+# Most random cases put some mining choice or hinge within KINK_GAP of a tie: filtered, on
+# purpose (a gradient check there would test the numerical gradient, not the backward).
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(seed=seeds)
 def test_objective_gradient_matches_numerical(config, seed, assert_grad_ok):
     params, x, y, x_adv, x_inv = objective_case(seed)
