@@ -20,7 +20,12 @@ OTHER = dict(sizes=(784, 32, 10), init="he", embed_dim=4, ce_on="fgsm", optimize
              adversarial=True, inv_eps=0.3, inv_shifts=1, margin=0.5, lambda_sens=0.5,
              lambda_inv=0.5, lambda_norm=1e-3, negatives="random", protocol="oracle",
              train_size=100, seed=1, invariance_generator="authors", input_norm="authors",
-             arch="cnn")
+             arch="cnn", fgsm_clamp="normalised", leak_clean_grad=True, triplet="authors",
+             invariance_input="raw255", lambda_image_norm=0.5)
+# Fields that are valid only beside another changed field: the run with that companion alone
+# is the one each must differ from.
+COMPANIONS = {"fgsm_clamp": dict(input_norm="authors"),
+              "leak_clean_grad": dict(input_norm="authors")}
 
 
 def save(runs_dir, run, evaluation):
@@ -42,13 +47,19 @@ def test_a_saved_run_is_reused_only_when_everything_that_decides_it_matches(tmp_
     save(tmp_path, RUN, EVALUATION)
     assert experiments.load_saved_run(tmp_path, RUN, EVALUATION) is not None
     changed = [dataclasses.replace(RUN, config=RUN.config.replace(**{name: value}))
-               for name, value in OTHER.items() if name != "adversarial"]
+               for name, value in OTHER.items() if name not in ("adversarial", *COMPANIONS)]
     changed.append(dataclasses.replace(RUN, config=RUN.config.replace(adversarial=False)))
     changed.append(dataclasses.replace(RUN, preset="paper-4d"))
     for run in changed:
         assert experiments.load_saved_run(tmp_path, run, EVALUATION) is None, run
-    for name in ("train_images", "test_images", "pgd_steps"):
-        other = dataclasses.replace(EVALUATION, **{name: getattr(EVALUATION, name) + 1})
+    for name, companion in COMPANIONS.items():
+        alone = dataclasses.replace(RUN, config=RUN.config.replace(**companion))
+        both = dataclasses.replace(RUN, config=RUN.config.replace(**companion,
+                                                                   **{name: OTHER[name]}))
+        assert experiments.run_key(alone, EVALUATION) != experiments.run_key(both, EVALUATION)
+    for name, value in (("train_images", 401), ("test_images", 101), ("pgd_steps", 11),
+                        ("pgd_eps", 0.1), ("probes", True)):
+        other = dataclasses.replace(EVALUATION, **{name: value})
         assert experiments.load_saved_run(tmp_path, RUN, other) is None, name
 
 

@@ -31,6 +31,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import losses, network
+from .fast.objective import STACK_FORWARDS
 from .validate import check_array, check_eps, check_labels
 
 __all__ = ["DISTANCE_FLOOR", "MARGIN", "TRIPLET_WEIGHT", "NORM_WEIGHT", "FGSM_EPS", "CLAMPS",
@@ -38,7 +39,7 @@ __all__ = ["DISTANCE_FLOOR", "MARGIN", "TRIPLET_WEIGHT", "NORM_WEIGHT", "FGSM_EP
            "mine_hard_angular", "hard_angular_triplet_reference", "hard_angular_triplet_forward",
            "triplet_mined", "hard_angular_triplet_backward", "embedding_norms_forward",
            "embedding_norms_backward", "block_forward", "block_backward", "fgsm",
-           "fgsm_with_leak"]
+           "fgsm_with_leak", "as_fed_raw", "objective"]
 
 # sampler._pairwise_distances_angular: cos = a.b / (||a|| ||b||).clamp(min=1e-8)
 DISTANCE_FLOOR = 1e-8
@@ -573,3 +574,134 @@ def fgsm_with_leak(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, for
     nll, sign, grads = _clean_nll(params, x, y, net_forward, backward, need_param_grads=True,
                                   anchor_forward=forward)
     return _signed_step(x, sign, eps, mean, std, clamp), nll, grads
+
+
+def as_fed_raw(x_inv, params):
+    """Invariance images in [0, 1], made into what their code fed the network: the saved
+    0..255 values, with no normalisation -- in tinyadv's pixel units, so that they can share
+    a concatenated batch with the other images.
+
+    Their loader gave the network the saved array v (0..255) as is. A tinyadv network that
+    normalises its inputs computes (p - mean) / std first, so the pixel value that reaches it
+    as v is p = v * std + mean (equal up to float32 rounding); without a normalisation, p = v.
+
+    Returns
+    -------
+    (N, D) float32 array of p (not in [0, 1]: up to 255 * std + mean)
+    """
+    v = np.asarray(x_inv, dtype=np.float32) * np.float32(255)
+    if "input_std" in params:
+        return v * params["input_std"] + params["input_mean"]
+    return v
+
+
+def objective(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_inv=0.0,
+              lambda_norm=0.0, margin=MARGIN, ce_on="fgsm", lambda_image_norm=0.0,
+              anchor_forward=None):
+    """Their training loss of one batch (``modeling.construct_loss``) and its gradients.
+
+        L = CE  +  MLI block  +  MLS block  +  lambda_image_norm * ||x_inv||
+
+        CE        = CE(f(x'), y) (``ce_on="fgsm"``, theirs) or 0.5 CE(f(x)) + 0.5 CE(f(x'))
+        MLI block = lambda_inv  * T(h(x), h(x''), y) + lambda_norm * R   (R: all three norms)
+        MLS block = lambda_sens * T(h(x), h(x'), y)  + lambda_norm * R   (R: only ||h(x')_i||
+                    when the MLI block is on too: their second block, ``reg_only_adv``)
+
+    T is their batch-hard triplet (``hard_angular_triplet_forward``): natural embeddings
+    against the perturbed ones of the same batch, positives and negatives from *other*
+    samples; R their norm term (``embedding_norms_forward``), on the indices T mined. With
+    both blocks the invariance block comes first, as in their code. ``||x_inv||`` is the
+    norm of the invariance batch as given (their nll-sensitivity-norm-invar config): it does
+    not depend on the weights, so it changes the loss and no gradient. CE(clean)'s gradient
+    that their loop also trained is not here: ``fgsm_with_leak`` returns it.
+
+    Parameters
+    ----------
+    params : the network's parameters (an MLP's or the CNN's)
+    x : (N, D) natural images; y : (N,) labels
+    x_adv : (N, D) their FGSM images, or None (no adversarial CE, no MLS block)
+    x_inv : (N, D) invariance images as the network is to see them (``as_fed_raw`` for
+        their 0..255), or None (no MLI block)
+    lambda_sens, lambda_inv : the blocks' triplet weights (theirs: 0.5 each)
+    lambda_norm : the norm terms' weight (theirs: 1e-3, not multiplied by a lambda)
+    margin : the triplet margin (theirs: 0.05)
+    ce_on : "fgsm" or "clean+fgsm"
+    anchor_forward : ``network.forward(params, x)`` if the caller has it, or None
+
+    Returns
+    -------
+    loss : float
+    grads : dict shaped like the trainable params
+    terms : dict of floats -- ce, ce_clean, ce_adv, triplet_sens, triplet_inv, active_sens,
+        active_inv, norm, image_norm, total, clean_accuracy
+    """
+    if ce_on not in ("fgsm", "clean+fgsm"):
+        raise ValueError(f"ce_on: expected 'fgsm' or 'clean+fgsm', got {ce_on!r}")
+    if x_adv is None and (lambda_sens or ce_on == "fgsm"):
+        raise ValueError("x_adv: their loss needs the FGSM images (CE on them, the MLS block), "
+                         "got None")
+    if (lambda_inv or lambda_image_norm) and x_inv is None:
+        raise ValueError("x_inv: lambda_inv or lambda_image_norm needs the invariance images, "
+                         "got None")
+    # Which image groups the loss reads: the anchors' embeddings for either block (and their
+    # clean CE), the FGSM images for the CE and the MLS block, the invariance images for MLI.
+    blocks = [name for name, weight in (("inv", lambda_inv), ("adv", lambda_sens)) if weight]
+    groups = ["anchor"] if blocks or ce_on == "clean+fgsm" else []
+    groups += [g for g, image in (("adv", x_adv), ("inv", x_inv))
+               if image is not None and (g == "adv" or lambda_inv)]
+    images = {"anchor": x, "adv": x_adv, "inv": x_inv}
+    n = len(x)
+
+    # 1. One forward pass of every group (the anchors' rows reused when given).
+    rest = [g for g in groups if g != "anchor"]
+    if anchor_forward is not None and groups[:1] == ["anchor"] and rest:
+        rest_forward = network.forward(params, np.concatenate([images[g] for g in rest]))
+        logits, h, cache = _stack_forwards(params, anchor_forward, rest_forward)
+    elif anchor_forward is not None and groups == ["anchor"]:
+        logits, h, cache = anchor_forward
+    else:
+        logits, h, cache = network.forward(params, np.concatenate([images[g] for g in groups]))
+    rows = {g: slice(i * n, (i + 1) * n) for i, g in enumerate(groups)}
+    dlogits, dh = np.zeros_like(logits), np.zeros_like(h)
+
+    # 2. The cross-entropy: NLL of log-softmax, a batch mean, as theirs.
+    terms = dict(ce=0.0, ce_clean=0.0, ce_adv=0.0, triplet_sens=0.0, triplet_inv=0.0,
+                 active_sens=0.0, active_inv=0.0, norm=0.0, image_norm=0.0)
+    weights = {"adv": 1.0} if ce_on == "fgsm" else {"anchor": 0.5, "adv": 0.5}
+    for g, weight in weights.items():
+        value, ce_cache = losses.softmax_cross_entropy_forward(logits[rows[g]], y)
+        dlogits[rows[g]] += losses.softmax_cross_entropy_backward(weight, ce_cache)
+        terms["ce_clean" if g == "anchor" else "ce_adv"] = value
+        terms["ce"] += weight * value
+
+    # 3. Their triplet blocks, invariance first; the second block's norm reads only ||h(x')||.
+    for i, g in enumerate(blocks):
+        weight = lambda_inv if g == "inv" else lambda_sens
+        value, b_cache, b_terms = block_forward(
+            h[rows["anchor"]], h[rows[g]], y, margin=margin, triplet_weight=weight,
+            norm_weight=lambda_norm, only_perturbed_norm=i == 1)
+        dnat, dpert = block_backward(1.0, b_cache)
+        dh[rows["anchor"]] += dnat
+        dh[rows[g]] += dpert
+        name = "inv" if g == "inv" else "sens"
+        terms[f"triplet_{name}"], terms[f"active_{name}"] = b_terms["triplet"], b_terms["active"]
+        terms["norm"] += b_terms["norm"]
+
+    # 4. Their constant: the norm of the invariance images themselves (no gradient).
+    if lambda_image_norm:
+        terms["image_norm"] = float(np.linalg.norm(x_inv))
+
+    # 5. One backward pass of every group; the pixels need no gradient.
+    grads, _ = network.backward(dlogits, dh, cache, need_dx=False)
+    total = (terms["ce"] + lambda_inv * terms["triplet_inv"] + lambda_sens * terms["triplet_sens"]
+             + lambda_norm * terms["norm"] + lambda_image_norm * terms["image_norm"])
+    terms["total"] = float(total)
+    clean_logits = logits[rows["anchor"]] if "anchor" in rows else (
+        anchor_forward[0] if anchor_forward is not None else network.forward(params, x)[0])
+    terms["clean_accuracy"] = float((clean_logits.argmax(axis=1) == y).mean())
+    return float(total), grads, terms
+
+
+def _stack_forwards(params, first, second):
+    """The forward of [x_a; x_b] from the forwards of x_a and x_b (fast/: per network)."""
+    return STACK_FORWARDS[network.arch(params)](first, second)

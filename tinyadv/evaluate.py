@@ -31,7 +31,7 @@ import functools
 
 import numpy as np
 
-from . import attacks, data, network
+from . import attacks, authors_code, data, network
 from .validate import check_array, check_eps, check_images, check_labels
 
 __all__ = ["score", "accuracy", "human_agreement", "authors_invariance", "evaluate_model",
@@ -127,7 +127,7 @@ def _resolve_pgd(eps, steps, step_size):
 
 
 def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pgd_steps=10,
-                   pgd_step_size=None, rng=None):
+                   pgd_step_size=None, rng=None, fgsm_clamp="pixels", pgd_eps=None):
     """Every Table-1 column (and more) for one model.
 
     Parameters
@@ -136,16 +136,21 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
     x_test : (N, 784) clean test images, y_test : (N,) their labels
     x_inv_test : (N, 784) invariance examples made from x_test (same row order), so that
         y_test are their source labels; y_flip_test : (N,) their flipped labels
-    fgsm_eps : l-inf budget of both FGSM and PGD
+    fgsm_eps : l-inf budget of both FGSM and PGD, in pixel units
     pgd_steps, pgd_step_size : PGD iterations and step (default 2.5 * eps / steps)
     rng : np.random.Generator for PGD's random start (default: seed 0, so that evaluating
         the same model twice gives the same numbers)
+    fgsm_clamp : "pixels", or "normalised": the fgsm column is the authors' FGSM instead
+        (authors_code.fgsm: their clamp in normalised units; needs their normalisation)
+    pgd_eps : PGD's budget when it is not fgsm_eps (None: fgsm_eps); then tinyadv's FGSM at
+        pgd_eps is scored too (fgsm_at_pgd_eps), and the FGSM - PGD gap compares those two
 
     Returns
     -------
     dict with keys clean, fgsm, pgd, invariance_source, invariance_flipped,
     human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0, each
-    dict(percent, correct, total); and fgsm_pgd_gap, dict(points) = fgsm - pgd percent
+    dict(percent, correct, total); fgsm_at_pgd_eps when it differs from fgsm; and
+    fgsm_pgd_gap, dict(points) = FGSM - PGD percent at PGD's budget
     """
     dim = network.input_dim(params)
     check_images(x_test, "x_test", dim=dim)
@@ -156,11 +161,16 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
                          f"({len(x_test)}), got {len(x_inv_test)}")
     check_labels(y_flip_test, "y_flip_test", n=len(x_inv_test))
     fgsm_eps = check_eps(fgsm_eps, "fgsm_eps")
-    step_size = _resolve_pgd(fgsm_eps, pgd_steps, pgd_step_size)
+    pgd_eps = fgsm_eps if pgd_eps is None else check_eps(pgd_eps, "pgd_eps")
+    step_size = _resolve_pgd(pgd_eps, pgd_steps, pgd_step_size)
     rng = np.random.default_rng(0) if rng is None else rng
 
-    x_fgsm = attacks.fgsm(params, x_test, y_test, fgsm_eps)
-    x_pgd = attacks.pgd(params, x_test, y_test, fgsm_eps, pgd_steps, step_size, rng)
+    if fgsm_clamp == "pixels":
+        x_fgsm = attacks.fgsm(params, x_test, y_test, fgsm_eps)
+    else:  # theirs: eps and the clamp in normalised units
+        x_fgsm = authors_code.fgsm(params, x_test, y_test, eps=fgsm_eps / params["input_std"],
+                                   clamp=fgsm_clamp)
+    x_pgd = attacks.pgd(params, x_test, y_test, pgd_eps, pgd_steps, step_size, rng)
     pred_inv = network.predict(params, x_inv_test)  # scored against two labels below
     result = {
         "clean": score(network.predict(params, x_test), y_test),
@@ -169,18 +179,23 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
         "invariance_source": score(pred_inv, y_test),
         "invariance_flipped": score(pred_inv, y_flip_test),
     }
+    if fgsm_clamp != "pixels" or pgd_eps != fgsm_eps:  # an FGSM PGD can be compared with
+        x_same = attacks.fgsm(params, x_test, y_test, pgd_eps)
+        result["fgsm_at_pgd_eps"] = score(network.predict(params, x_same), y_test)
     result.update(human_agreement(params))
-    result["fgsm_pgd_gap"] = {"points": result["fgsm"]["percent"] - result["pgd"]["percent"]}
+    same_eps = result.get("fgsm_at_pgd_eps", result["fgsm"])
+    result["fgsm_pgd_gap"] = {"points": same_eps["percent"] - result["pgd"]["percent"]}
     return result
 
 
 def overfitting_warning(results, gap=OVERFITTING_GAP):
     """A sentence if PGD accuracy falls more than ``gap`` points below FGSM accuracy, else ''."""
-    points = results["fgsm"]["percent"] - results["pgd"]["percent"]
+    fgsm = results.get("fgsm_at_pgd_eps", results["fgsm"])  # at PGD's budget
+    points = fgsm["percent"] - results["pgd"]["percent"]
     if points <= gap:
         return ""
     return (f"PGD accuracy {results['pgd']['percent']:.1f}% is {points:.1f} points below FGSM "
-            f"accuracy {results['fgsm']['percent']:.1f}%: the model resists the one-step attack "
+            f"accuracy {fgsm['percent']:.1f}%: the model resists the one-step attack "
             f"far better than the perturbation itself -- the mark of catastrophic overfitting "
             f"(or other gradient masking); its FGSM column overstates its robustness")
 

@@ -23,17 +23,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import attacks, mlp, network, objective
+from . import attacks, authors_code, mlp, network, objective
 from .data import iterate_minibatches
 from .fast import objective as fast_objective
 from .optim import make_optimizer
 
-__all__ = ["TrainConfig", "MODELS", "PRESETS", "PRESET_ALIASES", "preset_name", "preset_config",
+__all__ = ["TrainConfig", "MODELS", "AUTHORS_CONFIGS", "PRESET_ROWS", "PRESETS", "PRESET_ALIASES", "preset_name", "preset_config",
            "model_config", "OraclePositives", "Batch", "draw_batch", "learning_rate", "train_step", "train", "epoch_line",
            "INVARIANCE_GENERATORS"]
 
 
 INVARIANCE_GENERATORS = ("nearest", "tramer", "authors")
+TRIPLETS = ("paper", "authors")
+INVARIANCE_INPUTS = ("pixels", "raw255")
+# Fields a TrainConfig gained after runs were saved: left out of to_dict() at their defaults.
+ADDED_LATER = ("arch", "fgsm_clamp", "leak_clean_grad", "triplet", "invariance_input",
+               "lambda_image_norm")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,13 @@ class TrainConfig:
     protocol: str = "source"  # MLI positives: "source" (paper) or "oracle" (see module doc)
     train_size: int = 0  # use the first n training images (0 = all 60,000)
     seed: int = 0  # seeds init, batch order, negatives and oracle positives
+    # What the paper's authors' code did where it differs from their paper (authors_code.py);
+    # each can be switched alone. The first value of each is the paper's (and tinyadv's).
+    fgsm_clamp: str = "pixels"  # FGSM clips to [0, 1] in "pixels", or "normalised" units (theirs)
+    leak_clean_grad: bool = False  # True: CE(clean)'s gradient from the FGSM step is trained too
+    triplet: str = "paper"  # "paper": Eq. 1-2 (objective.py); "authors": their batch-hard blocks
+    invariance_input: str = "pixels"  # MLI positives in [0, 1], or "raw255": 0-255, unnormalised
+    lambda_image_norm: float = 0.0  # + this * ||x_inv||: their "norm-invar" term, a constant
 
     def __post_init__(self):
         checks = [
@@ -99,6 +111,19 @@ class TrainConfig:
             # Without FGSM images there is nothing for ce_on="fgsm" to train on.
             (self.adversarial or self.ce_on == "clean+fgsm", "ce_on",
              "'clean+fgsm' when adversarial is false (there are no FGSM images)"),
+            (self.fgsm_clamp in authors_code.CLAMPS, "fgsm_clamp", f"one of {authors_code.CLAMPS}"),
+            (isinstance(self.leak_clean_grad, bool), "leak_clean_grad", "true or false"),
+            (self.triplet in TRIPLETS, "triplet", f"one of {TRIPLETS}"),
+            (self.invariance_input in INVARIANCE_INPUTS, "invariance_input",
+             f"one of {INVARIANCE_INPUTS}"),
+            (self.lambda_image_norm >= 0, "lambda_image_norm", "a number >= 0"),
+            # Their FGSM steps (and clamps) in normalised units: it needs their normalisation.
+            (self.input_norm == "authors" or (self.fgsm_clamp == "pixels"
+                                              and not self.leak_clean_grad), "input_norm",
+             "'authors' with fgsm_clamp='normalised' or leak_clean_grad (the authors' FGSM "
+             "works on normalised images)"),
+            (self.triplet == "paper" or self.protocol == "source", "protocol",
+             "'source' with triplet='authors' (their triplet pairs each image with its own)"),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -134,12 +159,15 @@ class TrainConfig:
             raise ValueError(f"{name}: expected {expected}, got {text!r}") from err
 
     def to_dict(self):
-        """The fields as a dict -- without ``arch`` when it is "mlp", so that a run saved
-        before the CNN existed keeps its key (experiments.run_key) and is reused."""
+        """The fields as a dict -- without those added since runs were first saved while they
+        hold their default (ADDED_LATER), so that a saved run keeps its key
+        (experiments.run_key) and is reused."""
         d = dataclasses.asdict(self)
         d["sizes"] = list(d["sizes"])
-        if d["arch"] == "mlp":
-            del d["arch"]
+        defaults = TrainConfig()
+        for name in ADDED_LATER:
+            if d[name] == getattr(defaults, name):
+                del d[name]
         return d
 
     def replace(self, **changes):
@@ -148,7 +176,8 @@ class TrainConfig:
 
     @property
     def uses_invariance(self):
-        return self.lambda_inv > 0
+        """Does a step read invariance examples (the MLI triplet, or their constant term)?"""
+        return self.lambda_inv > 0 or self.lambda_image_norm > 0
 
     def terms(self):
         """The terms of paper Eq. 2 a training step with this config computes, each with the
@@ -170,6 +199,19 @@ MODELS = {
 }
 
 
+# The paper's authors' logged configurations (their configs/*.ini), the rows of the
+# authors-code preset, with the Table 1 row each was printed as (data/ovalle2022_logs/).
+AUTHORS_CONFIGS = {
+    "nll-sensitivity": dict(),  # the Baseline: NLL on FGSM images (+ the leaked NLL(clean))
+    "nll-ml-sensitivity": dict(lambda_sens=0.5, lambda_norm=1e-3),  # + MLS
+    "nll-sensitivity-norm-invar": dict(lambda_image_norm=0.5),  # printed as "+ MLS + MLI"
+    "nll-ml-invariance": dict(lambda_inv=0.5, lambda_norm=1e-3),  # the MLI triplet: 9.90
+    "nll-ml-sens-invar": dict(lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3),  # not logged
+}
+# The epochs of the authors-code preset: what this 2-core machine affords (README).
+AUTHORS_CODE_EPOCHS = 10
+
+
 # Presets: named bundles of TrainConfig fields, applied on top of the defaults (flags still
 # override them). "default" is TrainConfig() itself. "paper-4d" is the paper's Eq. 2 with the
 # embedding of the authors' network: a 4-unit linear (signed) embedding before the head, CE
@@ -177,6 +219,16 @@ MODELS = {
 PRESETS = {
     "default": dict(),
     "paper-4d": dict(embed_dim=4, ce_on="fgsm", init="uniform"),
+    # What the authors' code ran (authors_code.py): their CNN on normalised inputs, their FGSM
+    # (0.01 in normalised units = 0.003081 in pixels, clamped in normalised units) whose
+    # CE(clean) gradient their loop also trained, their triplet and norms, the invariance
+    # images of their attack fed as saved (0..255), Adam 1e-4, batch 256. Its rows are their
+    # configurations (AUTHORS_CONFIGS). Their 200 epochs are --epochs 200.
+    "authors-code": dict(arch="cnn", embed_dim=4, input_norm="authors", ce_on="fgsm",
+                         fgsm_eps=0.01 * 0.3081, fgsm_clamp="normalised", leak_clean_grad=True,
+                         triplet="authors", invariance_input="raw255",
+                         invariance_generator="authors", lr=1e-4, lr_schedule="constant",
+                         batch_size=256, epochs=AUTHORS_CODE_EPOCHS),
 }
 # Earlier names that still work, and the preset each now names. "authors" was paper-4d's
 # name, but their code did more than that preset does.
@@ -197,11 +249,15 @@ def preset_config(name, **overrides):
     return TrainConfig().replace(**{**PRESETS[preset_name(name)], **overrides})
 
 
-def model_config(model, base=None):
-    """The TrainConfig of one Table 1 row, on top of ``base`` (epochs, seed, ...)."""
-    if model not in MODELS:
-        raise ValueError(f"model: expected one of {list(MODELS)}, got {model!r}")
-    return (base or TrainConfig()).replace(**MODELS[model])
+# The rows each preset trains: Table 1's, or for authors-code the authors' configurations.
+PRESET_ROWS = {"default": MODELS, "paper-4d": MODELS, "authors-code": AUTHORS_CONFIGS}
+
+
+def model_config(model, base=None, rows=MODELS):
+    """The TrainConfig of one row (of Table 1, or of ``rows``), on top of ``base``."""
+    if model not in rows:
+        raise ValueError(f"model: expected one of {list(rows)}, got {model!r}")
+    return (base or TrainConfig()).replace(**rows[model])
 
 
 class OraclePositives:
@@ -264,21 +320,43 @@ def learning_rate(config, step, total_steps):
 def train_step(params, opt, config, batch, rng):
     """One optimisation step of paper Eq. 2 on a Batch; returns the dict of loss terms.
 
-    ``rng`` draws the negatives when config.negatives is "random".
+    ``rng`` draws the negatives when config.negatives is "random". With the authors' choices
+    (``fgsm_clamp``, ``leak_clean_grad``, ``triplet="authors"``) the step is what their code
+    did instead: their FGSM, their loss (authors_code.py), and CE(clean)'s gradient added.
     """
     # The anchors go through the network once: FGSM and the objective share this forward.
     anchors = network.forward(params, batch.x)  # (logits (N, C), h (N, K), cache)
-    x_adv = (attacks.fgsm(params, batch.x, batch.y, config.fgsm_eps, forward=anchors)
-             if config.adversarial else None)  # (N, 784) x'_p
-    if config.negatives == "hardest":
-        neg_index = "hardest"  # mined inside the objective, from this step's embeddings
+    x_adv, leaked = None, None
+    if config.adversarial and (config.fgsm_clamp == "normalised" or config.leak_clean_grad):
+        # Their FGSM: eps and the clamp in normalised units; its backward of CE(clean) also
+        # gives the parameters' gradient, which their loop never zeroed (leak_clean_grad).
+        std = mlp.INPUT_NORMS[config.input_norm][1]
+        x_adv, _, clean_grads = authors_code.fgsm_with_leak(
+            params, batch.x, batch.y, eps=config.fgsm_eps / std, clamp=config.fgsm_clamp,
+            forward=anchors)
+        leaked = clean_grads if config.leak_clean_grad else None
+    elif config.adversarial:
+        x_adv = attacks.fgsm(params, batch.x, batch.y, config.fgsm_eps, forward=anchors)  # x'_p
+    lambda_sens = config.lambda_sens if x_adv is not None else 0.0
+    if config.triplet == "authors":
+        _, grads, terms = authors_code.objective(
+            params, batch.x, batch.y, x_adv=x_adv, x_inv=batch.x_inv, lambda_sens=lambda_sens,
+            lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
+            ce_on=config.ce_on, lambda_image_norm=config.lambda_image_norm,
+            anchor_forward=anchors)
     else:
-        neg_index = objective.random_negatives(batch.y, rng)
-    _, grads, terms = fast_objective.objective(  # = objective.objective, with less work
-        params, batch.x, batch.y, x_adv=x_adv, x_inv=batch.x_inv, x_inv_neg=batch.x_inv_neg,
-        neg_index=neg_index, lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
-        lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
-        ce_on=config.ce_on, anchor_forward=anchors)
+        if config.negatives == "hardest":
+            neg_index = "hardest"  # mined inside the objective, from this step's embeddings
+        else:
+            neg_index = objective.random_negatives(batch.y, rng)
+        _, grads, terms = fast_objective.objective(  # = objective.objective, with less work
+            params, batch.x, batch.y, x_adv=x_adv, x_inv=batch.x_inv,
+            x_inv_neg=batch.x_inv_neg, neg_index=neg_index, lambda_sens=lambda_sens,
+            lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm, margin=config.margin,
+            ce_on=config.ce_on, anchor_forward=anchors)
+    if leaked is not None:  # their loop: CE(clean)'s gradient is still in every .grad
+        for key, grad in leaked.items():
+            grads[key] = grads[key] + grad
     opt.step(params, grads)
     return terms
 
@@ -313,6 +391,8 @@ def train(config, X, y, x_inv=None, y_flip=None, log=print, on_step=None, on_epo
         raise ValueError("x_inv, y_flip: lambda_inv > 0 needs the training invariance examples")
     rng = np.random.default_rng(config.seed)
     params = network.init_params(config, rng)  # the MLP or the CNN, as config.arch says
+    if config.uses_invariance and config.invariance_input == "raw255":
+        x_inv = authors_code.as_fed_raw(x_inv, params)  # their 0..255, unnormalised
     opt = make_optimizer(config.optimizer, params, config.lr)
     oracle = OraclePositives(y_flip) if config.uses_invariance and config.protocol == "oracle" else None
     total_steps = config.epochs * (len(X) // config.batch_size)

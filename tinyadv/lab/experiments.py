@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import data, evaluate, objective
+from .. import data, evaluate, network, objective
 from ..fast import nearest
 from ..fast.memory import keep_freed_memory
 from ..fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
@@ -42,9 +42,11 @@ from . import invariance_cache
 from .runner import WorkerError, run_in_workers
 
 __all__ = ["Evaluation", "Run", "run_many", "obtain_records", "saved_records", "shard_of",
-           "MissingRuns", "parse_shard", "run_command", "run_key", "check_saved_run", "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
+           "MissingRuns", "parse_shard", "run_command", "run_key", "check_saved_run",
+           "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
            "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "estimated_cost",
-           "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST", "RECORD_FORMAT"]
+           "epoch_probe", "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST",
+           "RECORD_FORMAT"]
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
 # Workers run BLAS on one thread each: two runs at once use both cores, and a run's numbers
@@ -79,10 +81,20 @@ class Evaluation:
     train_images: int = FULL_TRAIN  # the first N training images
     test_images: int = FULL_TEST  # the first N test images
     pgd_steps: int = 10  # PGD iterations (step 2.5 * eps / steps, one random start)
+    pgd_eps: float = None  # PGD's budget in pixel units; None: the run's fgsm_eps
+    # After every epoch, measure the run on the first PROBE_IMAGES of the paper's authors'
+    # test examples (epoch_probe): how the invariance column and the 0..255 embeddings move.
+    probes: bool = False
 
     def to_dict(self):
-        return {"train_images": self.train_images, "test_images": self.test_images,
-                "pgd_steps": self.pgd_steps}
+        """The settings as a dict (the newer ones only when set: saved runs keep their keys)."""
+        d = {"train_images": self.train_images, "test_images": self.test_images,
+             "pgd_steps": self.pgd_steps}
+        if self.pgd_eps is not None:
+            d["pgd_eps"] = self.pgd_eps
+        if self.probes:
+            d["probes"] = True
+        return d
 
 
 @dataclass(frozen=True)
@@ -209,6 +221,34 @@ def authors_test_set(evaluation, log):
     return x_inv_255, y_test[:evaluation.test_images].copy()
 
 
+PROBE_IMAGES = 2000  # test images an epoch's probe reads (a second or two on the CNN)
+
+
+def epoch_probe(params, x_inv_255, y_source, x_test, y_test, n=PROBE_IMAGES):
+    """Where a network stands after an epoch, on the paper's authors' invariance examples of
+    the first ``n`` test images: accuracy against the source label fed as the authors' code
+    fed them (0..255, unnormalised: ``raw``) and scaled to pixels (``scaled``); the clean
+    accuracy; and the embeddings of the raw images -- their mean norm beside the natural
+    images', how much they point one way (the norm of the mean of their unit vectors: 1 when
+    all are parallel, near 0 when spread), and the share of them the head gives its most
+    frequent class."""
+    x_raw, y, x_clean = x_inv_255[:n], y_source[:n], x_test[:n]
+    raw_params = network.without_input_norm(params)
+    logits_raw, h_raw, _ = network.forward(raw_params, x_raw)
+    h_clean = network.embed(params, x_clean)
+    units = h_raw / np.maximum(np.linalg.norm(h_raw, axis=1, keepdims=True), 1e-12)
+    counts = np.bincount(logits_raw.argmax(axis=1), minlength=logits_raw.shape[1])
+    return {
+        "raw": 100.0 * float(np.mean(logits_raw.argmax(axis=1) == y)),
+        "scaled": 100.0 * float(np.mean(network.predict(params, x_raw / np.float32(255)) == y)),
+        "clean": 100.0 * float(np.mean(network.predict(params, x_clean) == y_test[:n])),
+        "raw_norm": float(np.linalg.norm(h_raw, axis=1).mean()),
+        "clean_norm": float(np.linalg.norm(h_clean, axis=1).mean()),
+        "raw_direction": float(np.linalg.norm(units.mean(axis=0))),
+        "raw_top_class": int(counts.argmax()), "raw_top_share": float(counts.max() / len(y)),
+    }
+
+
 def prepare_data(evaluation, inv_eps, inv_shifts, log, generator="nearest"):
     """Training/test images, their invariance examples and flipped labels.
 
@@ -262,11 +302,19 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
     X_train, y_train, xi_train, yf_train, X_test, y_test, xi_test, yf_test = datasets
     config = run.config
     t0 = time.perf_counter()
-    params, history = train(config, X_train, y_train, xi_train, yf_train, log=log)
+    probe_set = authors_test_set(evaluation, log=lambda msg: None) if evaluation.probes else None
+
+    def probe(epoch, params, record):  # into the epoch's history, and its log line
+        record["probe"] = found = epoch_probe(params, *probe_set, X_test, y_test)
+        return (f"probe: invariance raw {found['raw']:.1f}% scaled {found['scaled']:.1f}%, "
+                f"raw |h| {found['raw_norm']:.3g}, one way {found['raw_direction']:.2f}")
+    params, history = train(config, X_train, y_train, xi_train, yf_train, log=log,
+                            on_epoch=probe if evaluation.probes else None)
     train_s = time.perf_counter() - t0
     results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
                                       fgsm_eps=config.fgsm_eps, pgd_steps=evaluation.pgd_steps,
-                                      rng=np.random.default_rng(config.seed))
+                                      rng=np.random.default_rng(config.seed),
+                                      fgsm_clamp=config.fgsm_clamp, pgd_eps=evaluation.pgd_eps)
     record = {"name": run.name, **run.labels, "key": run_key(run, evaluation),
               "results": results, "history": history, "train_seconds": train_s,
               "eval_seconds": time.perf_counter() - t0 - train_s}

@@ -40,11 +40,11 @@ import os
 import sys
 import time
 
-from .. import data, evaluate, network, plots
+from .. import authors_code, data, evaluate, network, plots
 from ..attacks import fgsm
 from ..evaluate import AUTHORS_KEYS
 from ..fileio import write_text_atomic
-from ..train import MODELS, PRESETS, TrainConfig, model_config, preset_config
+from ..train import MODELS, PRESET_ROWS, PRESETS, TrainConfig, model_config, preset_config
 from . import experiments, paper
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
 
@@ -52,8 +52,15 @@ __all__ = ["main", "reproduce", "parse_args", "run_name", "table1_runs", "summar
            "with_authors_attack", "QUICK"]
 
 QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
-# Fields each Table 1 row sets itself; --set may not change them (python -m tinyadv.sweep can).
-ROW_FIELDS = sorted({name for row in MODELS.values() for name in row})
+# Fields a row sets itself; --set may not change them (python -m tinyadv.sweep can).
+ROW_FIELDS = sorted({name for rows in PRESET_ROWS.values() for row in rows.values()
+                     for name in row})
+# Evaluation settings of a preset beyond the defaults: the authors' code's FGSM is not an
+# attack of 0.1 (README), so its PGD column keeps tinyadv's budget; and every epoch is probed.
+PRESET_EVALUATION = {"authors-code": dict(pgd_eps=0.1, probes=True)}
+# Figure 1's two models -- without and with the invariance term -- among a preset's rows.
+FIGURE1_ROWS = {"authors-code": ("nll-ml-sensitivity", "nll-ml-sens-invar")}
+DEFAULT_FIGURE1_ROWS = ("baseline+mls", "baseline+mls+mli")
 # Fields with flags of their own.
 FLAG_FIELDS = {"seed": "--seeds", "epochs": "--epochs", "train_size": "--train-size"}
 
@@ -74,6 +81,8 @@ def parse_args(argv):
                         default=[], help="override one TrainConfig field of the preset, e.g. "
                                          "--set init=he (repeatable)")
     parser.add_argument("--out", default=None, help="output folder (default results/<preset>)")
+    parser.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                        help="train and print only these rows of the preset (default: all)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
     experiments.check_run_arguments(parser, args)
     for name, lo, hi in (("train_size", 200, FULL_TRAIN), ("test_size", 10, FULL_TEST)):
@@ -99,6 +108,12 @@ def parse_args(argv):
         preset_config(args.preset, **args.fields)
     except ValueError as err:
         parser.error(f"--set: {err}")
+    rows = PRESET_ROWS[args.preset]
+    unknown = [row for row in args.rows or [] if row not in rows]
+    if unknown:
+        parser.error(f"--rows: {unknown} are not rows of preset {args.preset}; expected some of "
+                     f"{list(rows)}")
+    args.rows = {row: rows[row] for row in rows if args.rows is None or row in args.rows}
     return args
 
 
@@ -107,12 +122,14 @@ def run_name(model, seed, generator="nearest"):
     return f"{model}__seed{seed}" if generator == "nearest" else f"{model}__{generator}__seed{seed}"
 
 
-def table1_runs(base, seeds, preset):
-    """One Run per (Table 1 row, seed). A row without the invariance term cannot use the MLI
-    generator: it keeps "nearest", so its run is the same whichever generator is asked for."""
+def table1_runs(base, seeds, preset, rows=None):
+    """One Run per (row, seed); the rows are the preset's (PRESET_ROWS) unless given. A row
+    without the invariance term cannot use the MLI generator: it keeps "nearest", so its run
+    is the same whichever generator is asked for."""
+    rows = PRESET_ROWS[preset] if rows is None else rows
     runs = []
-    for model in MODELS:
-        config = model_config(model, base)
+    for model in rows:
+        config = model_config(model, base, rows)
         if not config.uses_invariance:
             config = config.replace(invariance_generator="nearest")
         for seed in seeds:
@@ -128,20 +145,22 @@ def shown_columns(preset):
     return COLUMNS + list(AUTHORS_KEYS if preset != "default" else AUTHORS_KEYS[:1])
 
 
-def summarise(records, seeds, names=None):
+def summarise(records, seeds, names=None, rows=MODELS):
     """table[model][column] = {mean, std, per_seed, total}, in %, for every column the records
-    have (COLUMNS, and the authors' attack's when evaluated); and
-    table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points. ``names``: {(model,
-    seed): run name}, default run_name(model, seed)."""
+    have (COLUMNS, and the authors' attack's and tinyadv's FGSM at PGD's budget when
+    evaluated); and table[model]["fgsm_pgd_gap"] = {mean, std, per_seed} in points.
+    ``names``: {(model, seed): run name}, default run_name(model, seed)."""
     table = {}
-    for model in MODELS:
+    for model in rows:
         results = [records[names[model, s] if names else run_name(model, s)]["results"]
                    for s in seeds]
-        columns = COLUMNS + [c for c in AUTHORS_KEYS if all(c in r for r in results)]
+        columns = COLUMNS + [c for c in AUTHORS_KEYS + ("fgsm_at_pgd_eps",)
+                             if all(c in r for r in results)]
         table[model] = {col: {**mean_std([r[col]["percent"] for r in results]),
                               "total": results[0][col]["total"]} for col in columns}
-        table[model]["fgsm_pgd_gap"] = mean_std([r["fgsm"]["percent"] - r["pgd"]["percent"]
-                                                 for r in results])
+        table[model]["fgsm_pgd_gap"] = mean_std(  # FGSM at PGD's budget, less PGD
+            [r.get("fgsm_at_pgd_eps", r["fgsm"])["percent"] - r["pgd"]["percent"]
+             for r in results])
     return table
 
 
@@ -169,6 +188,9 @@ def format_side_by_side(table, audit, preset, seeds):
     for model in paper.PAPER_TABLE1:
         printed = paper.PAPER_TABLE1[model]
         entry = audit["paper_rows"][model]
+        ours = ours_for_paper_row(table, model, entry)
+        if ours is None:
+            continue
         lines.append(f"| {model} | paper, as printed | "
                      + " | ".join(f"{printed[c]:.2f}" for c in paper.PAPER_COLUMNS) + " |")
         if "config" in entry:
@@ -178,9 +200,19 @@ def format_side_by_side(table, audit, preset, seeds):
                          f"{entry['printed_run']}{note}) | "
                          + " | ".join(f"{entry['mean'][c]:.2f} ± {entry['std'][c]:.2f}"
                                       for c in paper.PAPER_COLUMNS) + " |")
-        lines.append(f"| | tinyadv `{preset}` | "
-                     + " | ".join(cell_text(table[model][c]) for c in paper.PAPER_COLUMNS) + " |")
+        label = f"tinyadv `{preset}`" + (f": {ours}" if ours != model else "")
+        lines.append(f"| | {label} | "
+                     + " | ".join(cell_text(table[ours][c]) for c in paper.PAPER_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
+
+
+def ours_for_paper_row(table, model, entry):
+    """The row of tinyadv's table that stands for a printed row of the paper: the row of the
+    same name, or (the authors-code preset) the logged configuration it was printed from;
+    None when that row was not trained."""
+    if model in table:
+        return model
+    return entry.get("config") if entry.get("config") in table else None
 
 
 def format_authors_attack(table, audit, preset, seeds):
@@ -194,30 +226,41 @@ def format_authors_attack(table, audit, preset, seeds):
              "|---|---|---|---|" + ("---|" if raw else "")]
     for model in paper.PAPER_TABLE1:
         entry = audit["paper_rows"][model]
+        ours = ours_for_paper_row(table, model, entry)
+        if ours is None:
+            continue
         logs = (f"{entry['mean']['invariance_source']:.2f} ± {entry['std']['invariance_source']:.2f}"
                 if "config" in entry else "--")
         cells = [f"{paper.PAPER_TABLE1[model]['invariance_source']:.2f}", logs,
-                 cell_text(table[model]["invariance_authors"])]
+                 cell_text(table[ours]["invariance_authors"])]
         if raw:
-            cells.append(cell_text(table[model]["invariance_authors_raw"]))
+            cells.append(cell_text(table[ours]["invariance_authors_raw"]))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None):
+def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None,
+            rows=DEFAULT_FIGURE1_ROWS):
     """Paper Figure 1 for the first seed, and the scatter ratio of every seed.
 
-    Each model's embeddings of its own FGSM test images; (a) without the invariance term
-    (baseline+mls), (b) with it (baseline+mls+mli).
+    Each model's embeddings of its own FGSM test images (the config's FGSM: the authors'
+    in the authors-code preset); (a) without the invariance term (``rows[0]``, by default
+    baseline+mls), (b) with it (``rows[1]``, baseline+mls+mli).
     """
     ratios = {"without_mli": [], "with_mli": []}
     panels = []
-    for key, model, title in (("without_mli", "baseline+mls", "(a) baseline+mls: no invariance term"),
-                              ("with_mli", "baseline+mls+mli", "(b) baseline+mls+mli: with invariance term")):
+    for key, model, title in (("without_mli", rows[0], f"(a) {rows[0]}: no invariance term"),
+                              ("with_mli", rows[1], f"(b) {rows[1]}: with invariance term")):
         for seed in seeds:
             params = experiments.load_params(
                 runs_dir, names[model, seed] if names else run_name(model, seed))
-            h = network.embed(params, fgsm(params, X_test, y_test, base.fgsm_eps))
+            if base.fgsm_clamp == "pixels":
+                x_adv = fgsm(params, X_test, y_test, base.fgsm_eps)
+            else:  # the authors' FGSM: eps and clamp in normalised units
+                x_adv = authors_code.fgsm(params, X_test, y_test,
+                                          eps=base.fgsm_eps / params["input_std"],
+                                          clamp=base.fgsm_clamp)
+            h = network.embed(params, x_adv)
             ratios[key].append(plots.scatter_ratio(h, y_test))
             if seed == seeds[0]:
                 panels.append((title, h, y_test))
@@ -225,6 +268,41 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None):
                                                   f"(eps={base.fgsm_eps}), preset {preset}, "
                                                   f"seed {seeds[0]}")
     return ratios
+
+
+def figure1_text(ratios, seeds):
+    """The sentence under Figure 1: the scatter ratio over seeds, without and with MLI."""
+    text = {k: "{mean:.3f} ± {std:.3f}".format(**mean_std(v)) for k, v in ratios.items()}
+    return (f"Figure 1 (`figure1.png`, seed {seeds[0]}): within/between-class scatter ratio of "
+            f"the embeddings of FGSM test images over seeds {seeds}: {text['without_mli']} "
+            f"without the invariance term, {text['with_mli']} with it (smaller = tighter).\n")
+
+
+AUTHORS_CODE_COLUMNS = (  # (column, heading) of the authors-code table
+    ("clean", "clean"), ("fgsm", "their FGSM"),
+    ("invariance_authors_raw", "invariance, their scoring (0..255)"),
+    ("invariance_authors", "invariance, scaled to [0, 1]"),
+    ("fgsm_at_pgd_eps", "FGSM eps 0.1"), ("pgd", "PGD-10 eps 0.1"))
+
+
+def format_authors_code(table, audit, seeds):
+    """Markdown: each of the authors' configurations -- the Table 1 row it was printed as, its
+    logged runs (mean ± std), and tinyadv running their code, every column."""
+    printed_as = {entry["config"]: row for row, entry in audit["paper_rows"].items()
+                  if "config" in entry}
+    columns = [(c, h) for c, h in AUTHORS_CODE_COLUMNS if c in next(iter(table.values()))]
+    lines = ["The authors' code, their configurations as rows: their logs (mean ± std of their "
+             "runs: clean / FGSM / invariance, their scoring) and tinyadv's `authors-code` "
+             f"(mean ± std over seeds {seeds}):", "",
+             "| configuration | printed in Table 1 as | their logs | "
+             + " | ".join(h for _, h in columns) + " |", "|---|---|---|" + "---|" * len(columns)]
+    for config, row in table.items():
+        logged = audit["logged_configs"].get(config)
+        logs = ("not logged" if logged is None else " / ".join(
+            f"{logged['mean'][c]:.2f} ± {logged['std'][c]:.2f}" for c in paper.PAPER_COLUMNS))
+        lines.append(f"| {config} | {printed_as.get(config, '--')} | {logs} | "
+                     + " | ".join(cell_text(row[c]) for c, _ in columns) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def with_authors_attack(records, runs, runs_dir, evaluation, log):
@@ -252,13 +330,14 @@ def main(argv=None, command_line=False):
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     train_size = args.train_size or (QUICK["train_size"] if args.quick else FULL_TRAIN)
     test_size = args.test_size or (QUICK["test_size"] if args.quick else FULL_TEST)
-    epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
+    epochs = args.epochs or (QUICK["epochs"] if args.quick else preset_config(args.preset).epochs)
     # train_size stays 0 ("all") in the config: the data handed to train() is already cut.
     base = preset_config(args.preset, epochs=epochs, **args.fields)
     out = args.out or os.path.join("results", args.preset)
     runs_dir = os.path.join(out, "runs")
-    evaluation = Evaluation(train_images=train_size, test_images=test_size)
-    runs = table1_runs(base, seeds, args.preset)
+    evaluation = Evaluation(train_images=train_size, test_images=test_size,
+                            **PRESET_EVALUATION.get(args.preset, {}))
+    runs = table1_runs(base, seeds, args.preset, args.rows)
     # Ctrl-C at any instant: the workers are stopped, finished runs stay saved, no temporary
     # file is left, and the exit status is 130 (experiments.run_command).
     return experiments.run_command(
@@ -271,7 +350,7 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     config_record = {"preset": args.preset, "preset_fields": PRESETS[args.preset],
                      "overrides": args.fields, "base_config": base.to_dict(),
-                     "models": MODELS, "seeds": seeds, "evaluation": evaluation.to_dict(),
+                     "models": args.rows, "seeds": seeds, "evaluation": evaluation.to_dict(),
                      "paper": paper.PAPER}
     write_text_atomic(os.path.join(out, "config.json"), json.dumps(config_record, indent=1))
     log(f"preset {args.preset}: " + ", ".join(f"{k}={v}" for k, v in base.to_dict().items()))
@@ -281,18 +360,22 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     records = with_authors_attack(records, runs, runs_dir, evaluation, log)
 
     names = {(run.labels["model"], run.labels["seed"]): run.name for run in runs}
-    table = summarise(records, seeds, names)
+    table = summarise(records, seeds, names, args.rows)
     audit = paper.audit(paper.load_author_logs())
     X_test, y_test = data.load_mnist("test")
     X_test, y_test = X_test[:evaluation.test_images], y_test[:evaluation.test_images]
-    ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
-                     os.path.join(out, "figure1.png"), names)
+    figure_rows = FIGURE1_ROWS.get(args.preset, DEFAULT_FIGURE1_ROWS)
+    ratios = {"without_mli": [], "with_mli": []}
+    if all(row in args.rows for row in figure_rows):
+        ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
+                         os.path.join(out, "figure1.png"), names, figure_rows)
     warnings = {name: evaluate.overfitting_warning(r["results"]) for name, r in records.items()}
     warnings = {name: w for name, w in warnings.items() if w}
     wall = time.perf_counter() - started
     compute = sum(records[run.name]["train_seconds"] + records[run.name]["eval_seconds"]
                   for run in runs)
-    ratio_text = {k: "{mean:.3f} ± {std:.3f}".format(**mean_std(v)) for k, v in ratios.items()}
+    figure_text = (f"Figure 1: not drawn (it needs the rows {list(figure_rows)}).\n"
+                   if not ratios["with_mli"] else figure1_text(ratios, seeds))
     result = {
         "preset": args.preset, "table": table,
         "paper": {"table1": paper.PAPER_TABLE1, "citation": paper.PAPER},
@@ -307,10 +390,9 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
         format_side_by_side(table, audit, args.preset, seeds),
         format_table(table, seeds, args.preset),
         format_authors_attack(table, audit, args.preset, seeds),
+        *([format_authors_code(table, audit, seeds)] if args.preset == "authors-code" else []),
         paper.format_audit(audit),
-        f"Figure 1 (`figure1.png`, seed {seeds[0]}): within/between-class scatter ratio of the "
-        f"embeddings of FGSM test images over seeds {seeds}: {ratio_text['without_mli']} "
-        f"without the invariance term, {ratio_text['with_mli']} with it (smaller = tighter).\n",
+        figure_text,
         ("No run's PGD accuracy is more than "
          f"{evaluate.OVERFITTING_GAP:.0f} points below its FGSM accuracy.\n" if not warnings else
          "**Warning -- catastrophic overfitting:**\n\n"
