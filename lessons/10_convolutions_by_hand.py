@@ -40,13 +40,13 @@ What you will see
    FGSM adversarial training at eps 0.1 (half clean, half FGSM cross-entropy), 12,000
    training images, 2 epochs, seed 0. On 1,000 test images at eps 0.1, clean / FGSM /
    PGD-10 accuracy: CNN 96.1 / 84.4 / 81.8%, MLP 90.7 / 68.2 / 63.1%; a training step of
-   the CNN costs 25-30 times the MLP's (about 0.19 s against 0.007 s). Figure
+   the CNN costs 20-30 times the MLP's (about 0.2 s against 0.006-0.010 s). Figure
    10_cnn_vs_mlp.png: the CNN's 32 learned first-layer filters, and FGSM accuracy as eps
    grows for both (at eps 0.3: 12.8% and 4.0%). Far from the paper's numbers (8 epochs on
    all 60,000 images): ``python -m tinyadv.reproduce --preset paper-4d --set arch=cnn``
    trains the CNN the authors' way, for real.
 
-About 50 s in the default mode on a 2-core machine (the CNN's training 35 s of it);
+About 50-60 s in the default mode on a 2-core machine (the CNN's training 35 s of it);
 ``--fast`` (512 training images, 1 epoch, 100 test images, a batch of 4 for the timings)
 in a few seconds, its section-7 numbers meaningless. NumPy's BLAS runs on one thread unless
 you set OPENBLAS_NUM_THREADS (see Setup).
