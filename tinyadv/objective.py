@@ -7,8 +7,9 @@
 
 Batch means replace the paper's sums. With adversarial images x' given, the cross-entropy is
 FGSM adversarial training's 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x'), y) (Goodfellow et al. 2015,
-``ce_on="clean+fgsm"``) or, as in the paper's authors' code, CE(f(x'), y) alone
-(``ce_on="fgsm"``); all lambdas zero therefore give the Baseline row of Table 1.
+``ce_on="clean+fgsm"``) or, as the paper's authors configured it, CE(f(x'), y) alone
+(``ce_on="fgsm"``; their code trained CE(f(x_a), y) too, by accident: authors_code.py); all
+lambdas zero therefore give the Baseline row of Table 1.
 
 ``objective`` computes it term by term: one forward pass, each term from ``losses``, the
 negatives' gather and scatter-add from ``layers``, one backward pass. Training calls

@@ -132,8 +132,8 @@ def objective_groups(config):
     """How many groups of N rows the objective pushes through the network for a step with this
     config: the image groups that carry a gradient (objective.eq2_terms says which) --
     [x; x'; x''] for the full step; [x; x'] for the baseline, or only [x'] when the
-    cross-entropy is on FGSM images alone and no triplet needs the anchors (the authors'
-    baseline)."""
+    cross-entropy is on FGSM images alone and no triplet needs the anchors (the paper-4d
+    preset's baseline)."""
     return len(fast_objective.trained_groups(config.terms()))
 
 
@@ -343,7 +343,7 @@ def run(sizes=(784, 256, 256, 10), batch=128, steps=100, warmup=10, inv_queries=
     with OtherLoad() as load:
         gemm = gemm_gflops(gemm_size)
     other = [load.cores]
-    # Count what the timed steps' config does: the authors' preset inserts a linear
+    # Count what the timed steps' config does: the paper-4d preset inserts a linear
     # embed_dim-unit layer before the head, and its baseline trains CE on FGSM images only.
     base = preset_config(preset, sizes=tuple(sizes), arch=arch)
     embed_dim = base.embed_dim

@@ -1,9 +1,10 @@
 """python -m tinyadv.reproduce -- the paper's Table 1 and Figure 1 in one command, audited.
 
-Trains every Table 1 row (train.MODELS) for each seed under one preset (train.PRESETS:
-``default``, or ``authors`` -- the authors' 4-d signed embedding, CE on FGSM images, uniform
-init), evaluates it under every attack and protocol (evaluate.py), and writes into --out
-(default results/<preset>/):
+Trains every row of one preset (train.PRESETS, train.PRESET_ROWS) for each seed: Table 1's
+rows (train.MODELS) under ``default`` or ``paper-4d`` (the paper's equations on a 4-d signed
+embedding, CE on FGSM images, uniform init), or the authors' logged configurations under
+``authors-code`` (what their code did: authors_code.py); evaluates it under every attack and
+protocol (evaluate.py), and writes into --out (default results/<preset>/):
 
   table1.md, table1.json   three things side by side, each labelled: the paper's Table 1 as
                            printed; the authors' own logged runs behind each printed row
