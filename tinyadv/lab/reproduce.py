@@ -46,7 +46,7 @@ from ..evaluate import AUTHORS_KEYS
 from ..fileio import write_text_atomic
 from ..train import MODELS, PRESETS, TrainConfig, model_config, preset_config
 from . import experiments, paper
-from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
+from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std, seeds_text
 
 __all__ = ["main", "reproduce", "parse_args", "run_name", "table1_runs", "summarise", "figure1",
            "with_authors_attack", "QUICK"]
@@ -148,7 +148,8 @@ def summarise(records, seeds, names=None):
 def format_table(table, seeds, preset):
     """Markdown: tinyadv's rows (mean ± std over seeds), every column."""
     columns = [c for c in shown_columns(preset) if c in next(iter(table.values()))]
-    lines = [f"tinyadv, preset `{preset}` (accuracy in %, mean ± sample std over seeds {seeds}):",
+    cells = seeds_text(seeds, f"mean ± sample std over seeds {seeds}")
+    lines = [f"tinyadv, preset `{preset}` (accuracy in %, {cells}):",
              "", "| model | " + " | ".join(columns) + " | FGSM − PGD (points) |",
              "|" + "---|" * (len(columns) + 2)]
     for model, row in table.items():
@@ -164,7 +165,8 @@ def format_side_by_side(table, audit, preset, seeds):
     """Markdown: the paper's three columns, three ways, each labelled."""
     lines = ["The paper's columns three ways: as printed; the authors' logged configuration "
              "behind each printed row (mean ± std of its 3 runs); tinyadv "
-             f"(preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "",
+             f"(preset `{preset}`, {seeds_text(seeds, f'mean ± std over {len(seeds)} seed(s)')}):",
+             "",
              "| row | source | clean | FGSM | invariance (source label) |", "|---|---|---|---|---|"]
     for model in paper.PAPER_TABLE1:
         printed = paper.PAPER_TABLE1[model]
@@ -190,7 +192,8 @@ def format_authors_attack(table, audit, preset, seeds):
     head += " tinyadv, fed as the authors' code fed it (0..255, not normalised) |" if raw else ""
     lines = ["The paper's invariance column on the paper's own attack (the authors' variant of "
              "Tramèr et al.'s search on the test images, scored against the source label; "
-             f"tinyadv preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "", head,
+             f"tinyadv preset `{preset}`, "
+             f"{seeds_text(seeds, f'mean ± std over {len(seeds)} seed(s)')}):", "", head,
              "|---|---|---|---|" + ("---|" if raw else "")]
     for model in paper.PAPER_TABLE1:
         entry = audit["paper_rows"][model]
@@ -290,7 +293,8 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     wall = time.perf_counter() - started
     compute = sum(records[run.name]["train_seconds"] + records[run.name]["eval_seconds"]
                   for run in runs)
-    ratio_text = {k: "{mean:.3f} ± {std:.3f}".format(**mean_std(v)) for k, v in ratios.items()}
+    ratio_text = {k: ("{mean:.3f} ± {std:.3f}" if len(v) > 1 else "{mean:.3f} (1 seed)").format(
+        **mean_std(v)) for k, v in ratios.items()}
     result = {
         "preset": args.preset, "table": table,
         "paper": {"table1": paper.PAPER_TABLE1, "citation": paper.PAPER},
