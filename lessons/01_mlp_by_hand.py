@@ -79,10 +79,13 @@ print(f"cross-entropy of the untrained network: {loss:.3f}   (log 10 = {np.log(1
 
 # %% Backward pass, one layer at a time, in reverse order
 # Each backward undoes one forward line. Reading top to bottom here is reading the forward
-# pass bottom to top. The cross-entropy's gradient is (softmax(z) - onehot(y)) / N.
-dlogits = losses.softmax_cross_entropy_backward(1.0, loss_cache)  # (8, 10)
-dh, dW3, db3 = layers.linear_backward(dlogits, cache3)   # dh = dlogits @ W3.T, dW3 = h.T @ dlogits
-dz2 = layers.relu_backward(dh, relu2)                     # zero where the ReLU was off
+# pass bottom to top. What happens inside each backward is yours to write: exercise 01
+# (linear_backward, relu_backward) and exercise 02 (the cross-entropy's backward), in
+# lessons/exercises/, come right after this lesson. Each gradient has the shape of the thing
+# it is the gradient of, which is all this cell needs.
+dlogits = losses.softmax_cross_entropy_backward(1.0, loss_cache)  # (8, 10), like logits
+dh, dW3, db3 = layers.linear_backward(dlogits, cache3)   # (8, 128), (128, 10), (10,)
+dz2 = layers.relu_backward(dh, relu2)                     # (8, 128)
 da1, dW2, db2 = layers.linear_backward(dz2, cache2)
 dz1 = layers.relu_backward(da1, relu1)
 dx, dW1, db1 = layers.linear_backward(dz1, cache1)        # dx: gradient w.r.t. the pixels

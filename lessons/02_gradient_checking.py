@@ -26,7 +26,8 @@ What you will see
    float32 inputs for that reason.
 
 Runs in a few seconds (no training). Figures: 02_step_size.png, 02_rel_errors.png.
-The gradient-check exercises are in lessons/exercises/ (see lessons/README.md).
+Exercises 01 and 02 (lessons/exercises/) come before this lesson: section 5 shows two
+mistakes their checker catches, so write yours first.
 
 Run:  python lessons/02_gradient_checking.py [--fast] [--out DIR]   (or open it as a notebook)
 """

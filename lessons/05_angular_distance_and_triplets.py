@@ -72,7 +72,7 @@ print("-> D ignores length and sign; it lies in [0, 1]; only the line through th
 
 # %% 2. The gradient: what it must look like, before any formula
 # Deriving dD/da is exercise 04 (lessons/exercises/04_angular_distance.py): do it first, and
-# check it with  python -m tinyadv.gradcheck lessons/exercises/04_angular_distance.py.
+# check it by running that file (python lessons/exercises/04_angular_distance.py).
 # Two facts need no formula at all, only what D ignores. D(t a, b) = D(a, b) for every t > 0
 # (D sees directions, not lengths). So
 #   * moving a along itself changes nothing: the derivative of D(t a, b) in t is 0, and by
@@ -103,8 +103,9 @@ print("-> D cannot control the length of h, and long embeddings get weak angular
 
 # %% 3. The triplet loss and its gradient
 # Lt = mean_i max(0, D(a_i, p_i) - D(a_i, n_i) + m). Only "active" triplets (hinge > 0)
-# contribute; each gets 1/N. The anchor receives the pull from p and the push from n:
-#     dLt/da_i = [active_i] / N * (dD(a_i,p_i)/da_i - dD(a_i,n_i)/da_i)
+# contribute: a triplet whose negative is already far enough away exerts no force at all.
+# The gradient itself is exercise 05 (lessons/exercises/05_triplet_loss.py); below, the
+# library's losses.triplet_loss_backward is checked against centred differences.
 P = A + 0.4 * rng.standard_normal(A.shape)  # positives: near the anchors
 Nn = A + 0.4 * rng.standard_normal(A.shape)  # negatives: the first three about as near ...
 Nn[3:] = rng.standard_normal((rows - 3, 8))  # ... the last two unrelated (far)

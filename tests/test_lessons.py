@@ -205,3 +205,20 @@ def test_lesson_09_reads_tables_and_sweep_when_present(tmp_path):
     assert name in text
     assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
     assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
+
+
+EXERCISE_DIR = os.path.join(LESSON_DIR, "exercises")
+
+
+@pytest.mark.parametrize("cwd, how", [("exercises", "05_triplet_loss.py"),
+                                      ("elsewhere", os.path.join(EXERCISE_DIR, "05_triplet_loss.py"))])
+def test_an_exercise_run_as_a_script_checks_itself_from_any_folder(tmp_path, cwd, how):
+    """`cd lessons/exercises && python 05_triplet_loss.py` checks that file, with tinyadv not
+    installed and no PYTHONPATH: the file hands itself to the grader."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, how], cwd=EXERCISE_DIR if cwd == "exercises" else
+                            str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    assert "ModuleNotFoundError" not in result.stdout + result.stderr, result.stderr[-2000:]
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]  # a blank
+    assert f"== {how}" in result.stdout
+    assert "TODO triplet_loss_backward: not implemented yet" in result.stdout
