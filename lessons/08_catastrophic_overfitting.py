@@ -70,10 +70,9 @@ import sys
 import time
 
 # One BLAS thread, unless you ask for more. This lesson multiplies small matrices (batches of
-# 128-1,000 rows) thousands of times; on a machine shared with other jobs a second OpenBLAS
-# thread spends its time spinning while it waits for a core. Measured here at load 11-17:
-# 38 s with one thread, 342 s with two; again at load 12-19: 58 s and 397 s. Set before NumPy
-# is imported, or it has no effect.
+# 128-1,000 rows) thousands of times; whenever the other core is busy, a second OpenBLAS
+# thread spends its time spinning while it waits for it, and the lesson takes several times
+# longer. Set before NumPy is imported, or it has no effect.
 # (Results are rounded differently with another thread count, so the numbers can differ a
 # little from those quoted above.)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -5,8 +5,8 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (5 s at load average 3, 12 s at 13: sections 1-6 read the committed logs, so their numbers are
-fixed; the simulations use seeded generators)
+What you will see (TIME09; sections 1-6 read the committed logs, so their numbers are fixed;
+the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
    points (85.67 -> 87.80), and + MLS is lowest (82.49).
@@ -39,8 +39,8 @@ fixed; the simulations use seeded generators)
    10.5-point difference (5.5, 3.5, 2.5). False alarms at no difference: 4.8-5.8%.
 7. tinyadv's own table, from --results DIR (default: the repository's results/), every
    DIR/<preset>/table1.json. With none, it says which command makes one. Measured here with
-   ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 3 min
-   on the quiet 2-core machine, 16 min at a load average of 4-11): invariance spreads over
+   ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 4 min
+   on a 2-core machine, the README's timing table): invariance spreads over
    seeds 0.14-0.40 (the authors': 0.69-4.54); each triplet row moves the paper's metric by
    -0.76, -0.52, -0.47 (Welch p 0.069, 0.17, 0.2) and human agreement (350 images, sampling
    error up to ±2.7 points) by +0.10 to +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14
