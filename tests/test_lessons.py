@@ -21,14 +21,15 @@ LESSONS = sorted(glob.glob(os.path.join(LESSON_DIR, "[0-9][0-9]_*.py")))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run_lesson(path, out_dir, *extra, env_extra=None):
+def run_lesson(path, out_dir, *extra, env_extra=None, cwd=None):
     # One BLAS thread: on a busy 2-core machine a multithreaded OpenBLAS spins against the
     # test runner and small products (a 200x128 SVD) take ~50x longer. Results are unaffected.
     env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
     env.pop("TINYADV_FAST", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, path, "--out", str(out_dir), *extra], cwd=str(out_dir),
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, path, "--out", str(out_dir), *extra],
+                          cwd=str(cwd or out_dir), env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def promised_figures(path):
@@ -77,9 +78,11 @@ def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
 
 
 def test_fast_mode_also_follows_the_environment_variable(tmp_path):
-    """TINYADV_FAST=1 is the same as --fast: lesson 05 then looks at 300 MNIST images, not 1000."""
+    """TINYADV_FAST=1 is the same as --fast: lesson 05 then looks at 300 MNIST images, not 1000.
+    Run as `cd lessons && python 05_....py` (the other tests run lessons from elsewhere)."""
     path = next(p for p in LESSONS if os.path.basename(p).startswith("05_"))
-    fast = run_lesson(path, tmp_path, env_extra={"TINYADV_FAST": "1"})
+    fast = run_lesson(os.path.basename(path), tmp_path, env_extra={"TINYADV_FAST": "1"},
+                      cwd=LESSON_DIR)
     assert fast.returncode == 0, fast.stderr[-3000:]
     pairs_300 = 300 * 299 // 2
     assert f"among {pairs_300} pairs" in fast.stdout, fast.stdout[-2000:]
