@@ -1,4 +1,6 @@
-"""Every numbered lesson runs top to bottom, headless, in its fast mode, and writes its figures.
+"""Every numbered lesson runs top to bottom, headless, in its fast mode, and writes its figures,
+each titled; every lesson's notebook matches its script and runs as a notebook; every
+exercise checks itself when run.
 
 Each lesson is run as a student would run it -- a subprocess, ``python lessons/NN_x.py`` --
 with ``--fast`` (tiny data, one epoch) and ``--out`` pointing at a temporary folder, from a
