@@ -25,7 +25,7 @@ What you will see
    and gradients (largest difference about 3e-17).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
-   (784-128-128-10, one seed), 7-22 s each at load average 3-4, 14-34 s at 12-17; evaluated
+   (784-128-128-10, one seed; the lesson prints how long each took) and evaluated
    on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 62-63%, PGD about 58-60%,
    invariance against the source label about 62-63% (against the flipped label about 35%),
    agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
@@ -37,7 +37,7 @@ What you will see
    authors' FGSM eps was 0.01 on normalised inputs, 0.0031 in pixel units, 32 times smaller
    than our 0.1 (the figure's caption says what every column is).
 
-Default mode: 64 s on the shared 2-core machine at load average 3-4, 124 s at 12-17. ``--fast``
+Default mode: about 8 s on a 2-core machine. ``--fast``
 (500 images, 1 epoch, 100 test images) runs the same code in seconds; its numbers mean nothing.
 Figure: 06_small_table1.png (our four rows, and the paper's three beside them where it
 reports a column).

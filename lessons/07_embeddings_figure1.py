@@ -6,8 +6,8 @@ Figure 1 shows a 2-D PCA of the embeddings of FGSM test images for a model train
 (a) and with (b) the invariance term, and says the classes are grouped more tightly in (b).
 
 What you will see (default: three 784-128-128-10 MLPs -- Baseline, + MLS, + MLS + MLI -- on
-8,000 training images for 3 epochs, one seed; 1,000 test images; on the shared 2-core machine
-14 s at load average 3.5-4, 94 s at 15-17)
+8,000 training images for 3 epochs, one seed; 1,000 test images; about 6 s on a 2-core
+machine)
 -----------------------------------------------------------------------------------------
 1. PCA by the SVD, written out: centre, decompose, project; it matches plots.pca_2d exactly,
    and the first two components keep only about 50% of the (Baseline) embedding's variance

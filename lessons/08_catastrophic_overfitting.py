@@ -18,8 +18,8 @@ watches.
 What you will see (default mode: two 784-256-256-10 MLPs -- the library's default network --
 FGSM-trained at eps 0.1 on all 60,000 training images for 2 epochs (936 steps), identical but
 for init="he" / init="uniform", seed 0; FGSM and PGD-10 accuracy on 500 test images every 10
-steps early on and every 50 later, then on 1,000 test images at the end; 29 s on the
-shared 2-core machine at load average 3-3.5, 57 s at 13-15. Numbers below are seed 0; seeds 1 and 2 in brackets.)
+steps early on and every 50 later, then on 1,000 test images at the end; about 23 s on a
+2-core machine. Numbers below are seed 0; seeds 1 and 2 in brackets.)
 -----------------------------------------------------------------------------------------
 1. The two runs side by side (08_training_curves.png). Early on, both gain on both attacks.
    Then, with He init, PGD accuracy stalls at 48% around step 100 [45% at step 350; 45% at

@@ -5,7 +5,7 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (TIME09; sections 1-6 read the committed logs, so their numbers are fixed;
+What you will see (about 4 s on a 2-core machine; sections 1-6 read the committed logs, so their numbers are fixed;
 the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
