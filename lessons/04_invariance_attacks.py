@@ -42,8 +42,8 @@ training images, 3 epochs each; 1,000 test images; about 10 s on a 2-core machin
    invariance column.
 8. The two models scored on the authors' test examples against the source label (the paper's
    invariance column), scaled to [0, 1] and fed as saved (0..255), as the authors' code fed
-   them. These are small, briefly trained models: compare the two ways of feeding, and the
-   README's Table 1 for the full-size runs beside the paper's 85.67 / 82.49 / 87.80.
+   them. These are small, briefly trained models: compare the two ways of feeding; the
+   full-size runs are in data/results.md's Table 1, beside the paper's 85.67 / 82.49 / 87.80.
 
 ``--fast`` (1,000 training images, 1 epoch, 200 test images, 5,000 reference images for the
 generator) runs the same code in seconds.
@@ -277,4 +277,4 @@ for name, params in models.items():
     print(f"{name}: keeps the source label on {scaled:.1f}% of the authors' first {N_TEST} test "
           f"examples scaled to [0, 1], {as_saved:.1f}% fed as saved (0..255)")
 print("The paper printed 85.67 / 82.49 / 87.80 for its three rows on its version of these examples; "
-      "tinyadv's full Table 1 on them is in the README (python -m tinyadv.reproduce).")
+      "tinyadv's full Table 1 on them is in data/results.md (python -m tinyadv.reproduce).")
