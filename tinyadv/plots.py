@@ -214,11 +214,11 @@ def png_title(path):
     return None
 
 
-def embedding_figure(panels, path, suptitle=None):
+def embedding_figure(panels, path, suptitle):
     """Side-by-side PCA scatter plots of embeddings coloured by class (paper Figure 1).
 
     panels : list of (title, h (N, K), y (N,)); each gets its own PCA, so the variance shares
-    on its axes are those of its own embeddings.
+    on its axes are those of its own embeddings. suptitle : what the whole figure shows.
     Returns the scatter ratio of each panel (computed in the full embedding space).
     """
     fig, axes = figure(1, len(panels), figsize=(5.2 * len(panels) + 1.0, 4.8), squeeze=False)
@@ -233,8 +233,7 @@ def embedding_figure(panels, path, suptitle=None):
         ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of this panel's variance)")
         ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of this panel's variance)")
     fig.colorbar(points, ax=axes[0].tolist(), ticks=range(10), label="class")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
+    fig.suptitle(suptitle, fontsize=11)
     save_figure(fig, path)
     return ratios
 
