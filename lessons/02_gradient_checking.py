@@ -12,21 +12,28 @@ What you will see
    about -0.2: in float64 the centred difference is off by about 6e-11 at h = 1e-6 (the
    one-sided one by about 9e-9); in float32 the best it can do is about 1e-6 (at h = 1e-2),
    at h = 1e-6 it is off by about 8e-3, and below that z + h == z and it returns 0.
-2. ``rel_error`` -- max|a - b| / max(|a| + |b|) -- and the rule of thumb: <= 1e-7 good, around
-   1e-4 only near a kink, > 1e-2 wrong.
+2. ``rel_error`` -- max|a - b| / max(|a| + |b|) -- and CS231n's rule of thumb: <= 1e-7 good;
+   up to about 1e-4 acceptable only for a function with kinks (ReLU, a hinge), too high for a
+   smooth one; 1e-4 to 1e-2 suspect; > 1e-2 wrong.
 3. A whole MLP checked in float64: every parameter and the input gradient PASS with relative
    errors of about 3e-10 to 1e-9.
 4. Kinks: a ReLU sitting exactly on 0 (zero biases and a black image, the classic trap) gives a
-   relative error of about 8e-2 although the backward is correct; random non-zero biases
-   bring it back to about 7e-10. A triplet hinge within h of 0 fails the same way (about 0.3).
+   relative error of about 8e-2 although the backward is correct -- in the "wrong" band, as
+   large as a bug's: a kink *under the test point* is not the "near a kink" of the rule of
+   thumb, and the cure is to move the point. Random non-zero biases bring it back to about
+   7e-10. A triplet hinge within h of 0 fails the same way (about 0.3).
 5. Two student bugs (a forgotten 1/N, a forgotten ReLU mask) caught: relative errors of about
    0.7 and 0.5, with the worst entry printed so the bug can be found.
 6. The same correct MLP checked in float32 (even with its best step, h = 1e-3): relative error
-   about 3e-4 -- far above 1e-7, it would look like a bug. ``numerical_gradient`` refuses
-   float32 inputs for that reason.
+   about 3e-4 -- in the "suspect" band, with no kink anywhere near: float32's rounding alone
+   makes a correct gradient look like a bug. ``numerical_gradient`` refuses float32 inputs
+   for that reason.
+7. All of these in one picture (02_rel_errors.png): each case at its measured relative
+   error, correct code and buggy code marked apart, over the four bands of the rule.
 
 Runs in a few seconds (no training). Figures: 02_step_size.png, 02_rel_errors.png.
-The gradient-check exercises are in lessons/exercises/ (see lessons/README.md).
+Exercises 01 and 02 (lessons/exercises/) come before this lesson: section 5 shows two
+mistakes their checker catches, so write yours first.
 
 Run:  python lessons/02_gradient_checking.py [--fast] [--out DIR]   (or open it as a notebook)
 """
@@ -83,12 +90,13 @@ for label, err in errors.items():
     formula, dtype = label.split(", ")
     ax.loglog(steps, np.maximum(err, 1e-17), marker=".", label=label, color=DTYPE_COLOURS[dtype],
               ls="-" if formula == "centred" else "--")
-ax.set_xlabel("step h (shrinking to the right)")
+ax.set_xlabel("step h (in the units of the logit z[0, 3]; shrinking to the right)")
 ax.set_ylabel("|finite difference - exact derivative|")
 ax.invert_xaxis()
 ax.grid(alpha=0.3, which="both")
 plots.legend_beside(ax)
-ax.set_title("Finite-difference error: truncation (left, large h) vs rounding (right, small h)",
+ax.set_title(f"Lesson 02: error of a finite difference of dL/dz[0, 3] (exact {exact:.3f}) against "
+             f"the step h\ntruncation on the left (large h), rounding on the right (small h)",
              fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "02_step_size.png"))
 
@@ -106,7 +114,8 @@ print("-> centred differences in float64 with h around 1e-6 are the referee; flo
 print(f"rel_error([100.0], [100.001]) = {rel_error([100.0], [100.001]):.1e}  (fine)")
 print(f"rel_error([1e-4], [1.001e-4]) = {rel_error([1e-4], [1.001e-4]):.1e}  (same ratio: same verdict)")
 print(f"rel_error([1e-4], [2e-4])    = {rel_error([1e-4], [2e-4]):.1e}  (a factor of 2: wrong)")
-print("rule of thumb: <= 1e-7 good; ~1e-4 only acceptable near a kink; > 1e-2 the gradient is wrong")
+print("rule of thumb (CS231n): <= 1e-7 good; up to ~1e-4 acceptable only for a function with "
+      "kinks; 1e-4 to 1e-2 suspect; > 1e-2 the gradient is wrong")
 
 # %% 3. Check a whole MLP in float64
 # A small net (20 -> 16 -> 12 -> 5) on 6 random inputs, so the numerical gradient (two forward
@@ -137,7 +146,7 @@ reports = [compare(k, grads[k], numerical_gradient(mlp_loss, params[k])) for k i
 reports.append(compare("x", dx, numerical_gradient(mlp_loss, x)))
 for report in reports:
     print(report)
-summary = {"MLP, float64": [r.rel_error for r in reports]}
+summary = {"correct MLP, float64 (7 arrays)": [r.rel_error for r in reports]}
 
 # %% 4. Kinks: where a correct backward "fails"
 # ReLU has no derivative at 0. The backward uses the subgradient 0 there, but the centred
@@ -237,32 +246,47 @@ for i, j in entries:
 report_32 = compare("W2 in float32 (correct code!)", grads32["W2"], numeric32)
 print(report_32)
 print("-> a correct gradient that would be flagged as buggy: check in float64, train in float32.")
-summary["correct MLP, float32"] = [report_32.rel_error]
+summary["correct MLP, float32, h = 1e-3"] = [report_32.rel_error]
 
 # %% 7. One picture of all the verdicts
-REFERENCE_BAND = "grey"
-fig, ax = plots.figure(figsize=(7.5, 4.0))
+# The rule of thumb as four bands, each case at the relative error it measured. The bands are
+# the rule's verdict; the markers say what the code really was (correct or buggy), so a
+# correct gradient judged "wrong" (a kink under the test point) or "suspect" (float32) shows.
+BANDS = [(1e-7, "good", "tab:green"),
+         (1e-4, "acceptable only with kinks", "tab:olive"),
+         (1e-2, "suspect", "tab:orange"),
+         (np.inf, "wrong", "tab:red")]
+buggy = {"bug: 1/N forgotten", "bug: ReLU mask forgotten"}
+fig, ax = plots.figure(figsize=(8.5, 4.2))
 names = list(summary)
 for row, name in enumerate(names):
     values = np.maximum(summary[name], 1e-16)
-    ax.scatter(values, [row] * len(values), s=25, zorder=3,
-               color="tab:red" if max(values) > 1e-7 else "tab:green")
+    ax.scatter(values, [row] * len(values), s=40, zorder=3, color="black",
+               marker="X" if name in buggy else "o",
+               facecolor="black" if name in buggy else "white")
 ax.set_xscale("log")
+ax.set_xlim(1e-11, 3.0)
 ax.set_yticks(range(len(names)))
 ax.set_yticklabels(names)
 ax.set_ylim(len(names) - 0.4, -0.6)  # first row at the top
-# The three verdicts as shaded bands, each labelled above the axes -- no line through a label.
-low, high = ax.get_xlim()
-bands = ((low, 1e-7, "tab:green", "good: <= 1e-7"), (1e-7, 1e-2, REFERENCE_BAND, "near a kink only"),
-         (1e-2, high, "tab:red", "wrong: > 1e-2"))
-for left, right, colour, text in bands:
-    ax.axvspan(left, right, color=colour, alpha=0.08, lw=0)
+left = ax.get_xlim()[0]
+for right, text, colour in BANDS:  # each band shaded and labelled above the axes
+    right = min(right, ax.get_xlim()[1])
+    ax.axvspan(left, right, color=colour, alpha=0.12, lw=0)
     ax.text(np.sqrt(left * right), 1.01, text, transform=ax.get_xaxis_transform(), ha="center",
-            va="bottom", fontsize=8, color=colour if colour != REFERENCE_BAND else "black")
-for threshold in (1e-7, 1e-2):
-    ax.axvline(threshold, color=plots.REFERENCE_COLOUR, ls="--", lw=0.8)
-ax.set_xlim(low, high)
-ax.set_xlabel("relative error between analytic and numerical gradient (green: passes, red: fails)")
+            va="bottom", fontsize=8, color=colour)
+    if right < ax.get_xlim()[1]:
+        ax.axvline(right, color=plots.REFERENCE_COLOUR, ls="--", lw=0.8)
+    left = right
+ax.set_xlabel("relative error between the analytic and the numerical gradient "
+              "(rel_error, no unit)")
 ax.grid(alpha=0.3, axis="x")
+from matplotlib.lines import Line2D  # noqa: E402
+
+plots.legend_beside(ax, handles=[
+    Line2D([], [], ls="", marker="o", color="black", mfc="white", label="correct code"),
+    Line2D([], [], ls="", marker="X", color="black", label="buggy code")])
+ax.set_title("Lesson 02: where each gradient check lands, against CS231n's thresholds\n"
+             "(float64 and h = 1e-6 unless the row says otherwise)", fontsize=10, pad=16)
 plots.save_figure(fig, os.path.join(OUT, "02_rel_errors.png"))
 print(f"figures written to {OUT}")

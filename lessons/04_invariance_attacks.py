@@ -10,8 +10,7 @@ the nearest training image of another class t and *assumes* the result is a t. T
 (2020) made such images with a more careful attack and then asked people to label them.
 
 What you will see (default: a 784-128-128-10 MLP trained normally and one FGSM-trained, 8,000
-training images, 3 epochs each; 1,000 test images; on the shared 2-core machine 35 s at load
-average 2-3, 83 s at 10-12)
+training images, 3 epochs each; 1,000 test images; about 10 s on a 2-core machine)
 -----------------------------------------------------------------------------------------------
 1. The generator at work (04_generator.png): source digit, the nearest training digit of
    another class, and the images at eps = 0.1 ... 0.4. At 0.1-0.2 the source still shows; at
@@ -37,18 +36,19 @@ average 2-3, 83 s at 10-12)
 7. The paper's own attack (04_paper_attack.png): Tramer et al.'s automated search (775
    rotated and shifted copies of the digit, the nearest training image of each plausible
    class, an eps = 0.3 step towards it), rerun by tinyadv/lab/tramer.py on published sources:
-   tinyadv's image and the published one are identical, pixel for pixel. Below them, the
-   variant the paper's authors ran (neighbours from the test set itself, every class a
-   candidate), which made the paper's invariance column.
+   tinyadv's image and the published one are identical, pixel for pixel. Then
+   (04_authors_attack.png) the variant the paper's authors ran, also at eps = 0.3
+   (neighbours from the test set itself, every class a candidate), which made the paper's
+   invariance column.
 8. The two models scored on the authors' test examples against the source label (the paper's
    invariance column), scaled to [0, 1] and fed as saved (0..255), as the authors' code fed
-   them. These are small, briefly trained models: compare the two ways of feeding, and the
-   README's Table 1 for the full-size runs beside the paper's 85.67 / 82.49 / 87.80.
+   them. These are small, briefly trained models: compare the two ways of feeding; the
+   full-size runs are in data/results.md's Table 1, beside the paper's 85.67 / 82.49 / 87.80.
 
 ``--fast`` (1,000 training images, 1 epoch, 200 test images, 5,000 reference images for the
 generator) runs the same code in seconds.
 Figures: 04_generator.png, 04_predictions_vs_eps.png, 04_tramer_vs_generator.png,
-04_paper_attack.png.
+04_paper_attack.png, 04_authors_attack.png.
 
 Run:  python lessons/04_invariance_attacks.py [--fast] [--out DIR]
 """
@@ -76,10 +76,6 @@ EPS_LIST = [0.1, 0.2, 0.3, 0.4]
 X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
 
 # %% 1. The generator, step by step
 # Step 1: for each test image, the nearest training image of every *other* class. The search
@@ -106,6 +102,9 @@ show = np.arange(N_SHOW)
 plots.image_grid(
     [X_test[show], nearest[show]] + [flipped[eps][0][show] for eps in EPS_LIST],
     os.path.join(OUT, "04_generator.png"),
+    title=f"Lesson 04: tinyadv's label-flipping generator on {N_SHOW} test digits, each pixel "
+          f"moved at most eps (pixel values 0 to 1) towards the nearest training image of "
+          f"another class",
     row_titles=["source", "nearest other class"] + [f"eps {eps}" for eps in EPS_LIST],
     col_titles=[[f"label {c}" for c in y_test[show]], [f"a {t}" for t in y_flip[show]]]
     + [[f"assumed {t}" for t in y_flip[show]]] * len(EPS_LIST))
@@ -143,12 +142,14 @@ for (name, params), colour in zip(models.items(), (plots.model_colour("standard"
             **plots.attack_style("invariance"))
     ax.plot(EPS_LIST, says_flipped, color=colour, mfc="white", label=f"{name}: says flipped label",
             **plots.attack_style("invariance"))
-ax.set_xlabel("eps of the label-flipping generator")
-ax.set_ylabel("% of test images")
+ax.set_xlabel("eps of the label-flipping generator (l-inf, pixels in [0, 1])")
+ax.set_ylabel(f"% of the {N_TEST} test images")
 ax.set_ylim(0, 100)
 ax.grid(alpha=0.3)
 plots.legend_beside(ax)
-ax.set_title("Predictions on label-flipped test images", fontsize=10)
+ax.set_title(f"Lesson 04: what two 784-128-128-10 MLPs ({N_TRAIN} training images, {EPOCHS} "
+             f"epoch(s), seed 0) say\non the generator's images: the source label or the "
+             f"flipped one", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "04_predictions_vs_eps.png"))
 
 # %% 4. Tramer et al.'s human-labelled invariance examples
@@ -179,6 +180,8 @@ shown = slice(0, N_SHOW)
 plots.image_grid(
     [sources[shown], X_h[changed][shown], ours[shown]],
     os.path.join(OUT, "04_tramer_vs_generator.png"),
+    title=f"Lesson 04: {N_SHOW} test digits that people relabelled after Tramer et al.'s l-inf "
+          f"attack at eps 0.4, beside tinyadv's generator at eps 0.4 from the same source",
     row_titles=["MNIST source", "Tramer et al.\n(human label)", "our generator\n(assumed label)"],
     col_titles=[[f"label {c}" for c in y_source[changed][shown]],
                 [f"people: {c}" for c in y_human[changed][shown]],
@@ -238,17 +241,27 @@ print(f"Tramer et al.'s eps=0.3 examples rerun by tinyadv: {sum(same)} of {len(s
 people_eps03 = tramer["linf_eps03"][1]  # the human labels of section 4
 authors_u8, authors_target, authors_source = paper_attack.load_attack_set(
     "authors", "test", limit=N_SHOW, log=lambda line: None)
+# Two figures, one per attack: each row says what it is, each figure its eps.
 plots.image_grid(
     [test_u8[published_index[to_eight]] / 255.0, published[to_eight].reshape(-1, 784) / 255.0,
-     ours_u8 / 255.0, test_u8[:N_SHOW] / 255.0, authors_u8 / 255.0],
+     ours_u8 / 255.0],
     os.path.join(OUT, "04_paper_attack.png"),
-    row_titles=["MNIST source", "Tramer et al.\n(published)", "tinyadv\n(same search)",
-                "MNIST source", "authors'\nvariant"],
+    title="Lesson 04: Tramer et al.'s automated l-inf attack at eps 0.3 (76.5 grey levels), "
+          "published, and rerun by tinyadv",
+    row_titles=["MNIST test\nsource", "Tramer et al.\n(published;\nhuman label)",
+                "tinyadv's rerun\n(same search)"],
     col_titles=[[f"label {c}" for c in test_labels[published_index[to_eight]]],
                 [f"people: {people_eps03[p]}" for p in to_eight],
-                ["identical" if s else "DIFFERENT" for s in same],
-                [f"label {c}" for c in authors_source],
-                [f"towards {t}" for t in authors_target]])
+                ["identical" if s else "DIFFERENT" for s in same]])
+plots.image_grid(
+    [test_u8[:N_SHOW] / 255.0, authors_u8 / 255.0],
+    os.path.join(OUT, "04_authors_attack.png"),
+    title="Lesson 04: the paper's authors' variant of that attack at eps 0.3 (76.5 grey "
+          "levels), on the first test images: what the paper's invariance column scored",
+    row_titles=["MNIST test\nsource", "authors' variant\n(target class)"],
+    col_titles=[[f"label {c}" for c in authors_source],
+                [f"towards {t}" for t in authors_target]],
+    note="The paper counted a model right on these images when it kept the SOURCE label.")
 print(f"authors' variant on the first {N_SHOW} test images: moved towards {authors_target.tolist()} "
       f"from {authors_source.tolist()}; the paper scored its models against the SOURCE label.")
 
@@ -264,4 +277,4 @@ for name, params in models.items():
     print(f"{name}: keeps the source label on {scaled:.1f}% of the authors' first {N_TEST} test "
           f"examples scaled to [0, 1], {as_saved:.1f}% fed as saved (0..255)")
 print("The paper printed 85.67 / 82.49 / 87.80 for its three rows on its version of these examples; "
-      "tinyadv's full Table 1 on them is in the README (python -m tinyadv.reproduce).")
+      "tinyadv's full Table 1 on them is in data/results.md (python -m tinyadv.reproduce).")

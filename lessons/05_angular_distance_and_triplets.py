@@ -55,11 +55,6 @@ OUT, FAST = lesson_options("Lesson 05: angular distance and the triplet loss",
                            default_out=os.path.join(HERE, "out"))
 rng = np.random.default_rng(0)
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
-
 # %% 1. Angular distance on vectors we can reason about
 a = np.array([[3.0, 1.0, -2.0]])
 b_orthogonal = np.array([[1.0, -1.0, 1.0]])  # 3 - 1 - 2 = 0
@@ -72,7 +67,7 @@ print("-> D ignores length and sign; it lies in [0, 1]; only the line through th
 
 # %% 2. The gradient: what it must look like, before any formula
 # Deriving dD/da is exercise 04 (lessons/exercises/04_angular_distance.py): do it first, and
-# check it with  python -m tinyadv.gradcheck lessons/exercises/04_angular_distance.py.
+# check it by running that file (python lessons/exercises/04_angular_distance.py).
 # Two facts need no formula at all, only what D ignores. D(t a, b) = D(a, b) for every t > 0
 # (D sees directions, not lengths). So
 #   * moving a along itself changes nothing: the derivative of D(t a, b) in t is 0, and by
@@ -103,8 +98,9 @@ print("-> D cannot control the length of h, and long embeddings get weak angular
 
 # %% 3. The triplet loss and its gradient
 # Lt = mean_i max(0, D(a_i, p_i) - D(a_i, n_i) + m). Only "active" triplets (hinge > 0)
-# contribute; each gets 1/N. The anchor receives the pull from p and the push from n:
-#     dLt/da_i = [active_i] / N * (dD(a_i,p_i)/da_i - dD(a_i,n_i)/da_i)
+# contribute: a triplet whose negative is already far enough away exerts no force at all.
+# The gradient itself is exercise 05 (lessons/exercises/05_triplet_loss.py); below, the
+# library's losses.triplet_loss_backward is checked against centred differences.
 P = A + 0.4 * rng.standard_normal(A.shape)  # positives: near the anchors
 Nn = A + 0.4 * rng.standard_normal(A.shape)  # negatives: the first three about as near ...
 Nn[3:] = rng.standard_normal((rows - 3, 8))  # ... the last two unrelated (far)
@@ -184,24 +180,29 @@ for c in range(classes):
 print("-> a straggler sits on the far side of another class's line: the hinge pushes it away "
       "from that line, and the way home crosses it. Triplet losses have local minima.")
 
-fig, axes = plots.figure(1, 3, figsize=(13, 4.4))  # constrained layout: no label touches a panel
+from matplotlib.patches import Circle  # noqa: E402
+
+fig, axes = plots.figure(1, 3, figsize=(13, 4.6))  # constrained layout: no label touches a panel
 for ax, (title, points) in zip(axes[:2], [("before", V_start), (f"after {TOY_STEPS} steps", V)]):
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
-    ax.add_patch(plt.Circle((0, 0), 1, fill=False, color="lightgrey"))
+    ax.add_patch(Circle((0, 0), 1, fill=False, color="lightgrey"))
     for c in range(classes):
         ax.scatter(unit[toy_y == c, 0], unit[toy_y == c, 1], s=18, label=f"class {c}",
                    color=plots.class_colour(c))  # class c: the colour of digit c in Figure 1
     ax.set_aspect("equal")
     ax.set_xlim(-1.25, 1.25)
     ax.set_ylim(-1.25, 1.25)
-    ax.set_title(f"directions {title}")
+    ax.set_xlabel("first coordinate of v / ||v||")
+    ax.set_ylabel("second coordinate of v / ||v||")
+    ax.set_title(f"directions {title} (each vector scaled to length 1)", fontsize=10)
 axes[0].legend(fontsize=8)
 axes[2].plot(toy_losses, marker=".", color="black")
-axes[2].set_xlabel("gradient step")
-axes[2].set_ylabel("triplet loss (margin 0.05)")
-axes[2].set_title("the loss")
-fig.suptitle("Triplet loss on angular distance: each class gathers on a line through 0 "
-             "(both rays: |cos| cannot tell them apart)", fontsize=10)
+axes[2].set_xlabel("gradient step (all 60 vectors, step size 5)")
+axes[2].set_ylabel(f"triplet loss (margin {margin}; D has no unit)")
+axes[2].set_title("the loss", fontsize=10)
+fig.suptitle(f"Lesson 05: gradient descent on the triplet loss of {n_toy} signed 2-D vectors in "
+             f"{classes} classes, hardest negatives, seed 0\neach class gathers on a line through "
+             f"0, on both of its rays: |cos| cannot tell them apart", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "05_toy_triplets.png"))
 
 # %% 6. Angular distances between MNIST images, in pixel space
@@ -225,9 +226,10 @@ bins = np.linspace(0, 1, 51)
 ax.hist(D_all[same], bins=bins, density=True, color="tab:cyan", alpha=0.7, label="same class")
 ax.hist(D_all[other], bins=bins, density=True, histtype="step", color="black", lw=1.2,
         label="other classes")
-ax.set_xlabel("angular distance D between two MNIST images (pixels)")
-ax.set_ylabel("density")
+ax.set_xlabel("angular distance D between two MNIST images' pixel vectors (no unit, 0 to 1)")
+ax.set_ylabel("density (per unit of D)")
 ax.legend()
-ax.set_title(f"{n_images} MNIST test images: pixel-space angular distances")
+ax.set_title(f"Lesson 05: angular distances between the pixels of {n_images} MNIST test "
+             f"images,\npairs of the same class and of other classes", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "05_pixel_distances.png"))
 print(f"figures written to {OUT}")

@@ -6,8 +6,8 @@ Figure 1 shows a 2-D PCA of the embeddings of FGSM test images for a model train
 (a) and with (b) the invariance term, and says the classes are grouped more tightly in (b).
 
 What you will see (default: three 784-128-128-10 MLPs -- Baseline, + MLS, + MLS + MLI -- on
-8,000 training images for 3 epochs, one seed; 1,000 test images; on the shared 2-core machine
-14 s at load average 3.5-4, 94 s at 15-17)
+8,000 training images for 3 epochs, one seed; 1,000 test images; about 6 s on a 2-core
+machine)
 -----------------------------------------------------------------------------------------
 1. PCA by the SVD, written out: centre, decompose, project; it matches plots.pca_2d exactly,
    and the first two components keep only about 50% of the (Baseline) embedding's variance
@@ -116,7 +116,8 @@ fig, (ax_d, ax_v) = plots.figure(1, 2, figsize=(12.5, 4.0))
 width = 0.38
 positions = np.arange(len(models))
 colours = [plots.model_colour(name) for name in distances]
-for ax, (k_fgsm, k_inv), ylabel in ((ax_d, (0, 1), "mean angular distance D(h(x), h(x attacked))"),
+for ax, (k_fgsm, k_inv), ylabel in ((ax_d, (0, 1), "mean angular distance D(h(x), h(x attacked))"
+                                               " (no unit)"),
                                     (ax_v, (2, 3), "% of test triplets violating the margin")):
     ax.bar(positions - width / 2, [d[k_fgsm] for d in distances.values()], width, color=colours,
            hatch=plots.ATTACK_HATCHES["FGSM"], edgecolor="black", lw=0.5)
@@ -135,6 +136,11 @@ plots.legend_beside(ax_v, handles=[
           label="positive = its invariance image")])
 ax_d.set_title("How far an embedding moves under each attack", fontsize=10)
 ax_v.set_title(f"Triplets (image, attacked image, hardest negative), margin {base.margin}", fontsize=10)
+ax_v.set_ylim(0, 100)
+fig.suptitle(f"Lesson 07: what the triplet terms did to the embeddings of {N_TEST} test images "
+             f"(three 784-128-128-10 MLPs, {N_TRAIN} training images, {EPOCHS} epoch(s), seed 0;"
+             f"\nFGSM at eps {base.fgsm_eps}, invariance images at eps {base.inv_eps}, pixels in "
+             f"[0, 1])", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "07_distances.png"))
 
 # %% 3. Figure 1: PCA of the embeddings of FGSM test images
@@ -146,8 +152,10 @@ for name, title in zip(MODEL_NAMES, ["Baseline: FGSM adversarial training",
     x_adv = attacks.fgsm(params, X_test, y_test, base.fgsm_eps)
     panels.append((title, mlp.embed(params, x_adv), y_test))
 ratios = plots.embedding_figure(panels, os.path.join(OUT, "07_figure1.png"),
-                                suptitle=f"PCA of penultimate embeddings of each model's own FGSM "
-                                         f"test images (eps {base.fgsm_eps}), {N_TEST} images, one seed")
+                                suptitle=f"Lesson 07, the paper's Figure 1 in small: PCA of the "
+                                         f"embeddings h of each model's own FGSM test images (eps "
+                                         f"{base.fgsm_eps}), {N_TEST} images, {N_TRAIN} training "
+                                         f"images, seed 0")
 for name, ratio in zip(MODEL_NAMES, ratios):
     print(f"{name:<17}: within/between-class scatter ratio {ratio:.3f} (smaller = tighter classes)")
 print("-> compare the ratios, not the pictures: two PCA components keep only part of the variance, "

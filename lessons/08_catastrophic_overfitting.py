@@ -18,8 +18,8 @@ watches.
 What you will see (default mode: two 784-256-256-10 MLPs -- the library's default network --
 FGSM-trained at eps 0.1 on all 60,000 training images for 2 epochs (936 steps), identical but
 for init="he" / init="uniform", seed 0; FGSM and PGD-10 accuracy on 500 test images every 10
-steps early on and every 50 later, then on 1,000 test images at the end; 29 s on the
-shared 2-core machine at load average 3-3.5, 57 s at 13-15. Numbers below are seed 0; seeds 1 and 2 in brackets.)
+steps early on and every 50 later, then on 1,000 test images at the end; about 23 s on a
+2-core machine. Numbers below are seed 0; seeds 1 and 2 in brackets.)
 -----------------------------------------------------------------------------------------
 1. The two runs side by side (08_training_curves.png). Early on, both gain on both attacks.
    Then, with He init, PGD accuracy stalls at 48% around step 100 [45% at step 350; 45% at
@@ -70,10 +70,9 @@ import sys
 import time
 
 # One BLAS thread, unless you ask for more. This lesson multiplies small matrices (batches of
-# 128-1,000 rows) thousands of times; on a machine shared with other jobs a second OpenBLAS
-# thread spends its time spinning while it waits for a core. Measured here at load 11-17:
-# 38 s with one thread, 342 s with two; again at load 12-19: 58 s and 397 s. Set before NumPy
-# is imported, or it has no effect.
+# 128-1,000 rows) thousands of times; whenever the other core is busy, a second OpenBLAS
+# thread spends its time spinning while it waits for it, and the lesson takes several times
+# longer. Set before NumPy is imported, or it has no effect.
 # (Results are rounded differently with another thread count, so the numbers can differ a
 # little from those quoted above.)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -160,11 +159,6 @@ for step in SHOWN:
                 f"{c['FGSM'][i] - c['PGD-10'][i]:4.0f}")
     print(f"   {step:4d}" + row)
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
-
 # The shared style of every lesson: colour = the model (He init red; the uniform default is
 # the Baseline recipe, blue), line style = the attack (clean dotted, FGSM solid, PGD dashed).
 MODEL_OF = {"he": "he init", "uniform": "baseline"}
@@ -187,8 +181,10 @@ plots.legend_beside(axes[1], handles=[
     Line2D([], [], color="black", label=key, **plots.attack_style(key))
     for key in ("clean", "FGSM", "PGD-10")] + [
     Line2D([], [], color=plots.REFERENCE_COLOUR, lw=0.8, label="PGD's best checkpoint")])
-fig.suptitle(f"FGSM adversarial training at eps {EPS}, seed {base.seed}: accuracy on clean, FGSM "
-             f"and PGD-10 test images while training", fontsize=10)
+fig.suptitle(f"Lesson 08: accuracy on clean, FGSM and PGD-10 test images while two "
+             f"784-256-256-10 MLPs are FGSM-trained at eps {EPS} (l-inf, pixels in [0, 1]),\n"
+             f"He vs uniform initialisation, {N_TRAIN} training images, seed {base.seed}",
+             fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "08_training_curves.png"))
 
 # %% 2. The moment PGD stops following FGSM
@@ -305,12 +301,13 @@ for ax, init in zip(axes, INITS):
     ax.set_title(f'init="{init}"', fontsize=10, color=colour)
     ax.set_xlabel("distance from the test image (l-inf, pixel units)")
     ax.grid(alpha=0.3)
-axes[0].set_ylabel(f"mean cross-entropy over {N_TEST} test images")
+axes[0].set_ylabel(f"mean cross-entropy over {N_TEST} test images (nats)")
 plots.legend_beside(axes[1], handles=[
     Line2D([], [], color=plots.REFERENCE_COLOUR if label == FGSM_PREDICTED else "black",
            label=label, **styles[label]) for label in lines[INITS[0]]])
-fig.suptitle("The loss along FGSM's straight line, the slope's prediction of it, and along the "
-             "line to PGD's point", fontsize=10)
+fig.suptitle(f"Lesson 08: the loss along FGSM's straight line, the slope's prediction of it, "
+             f"and along the line to PGD-10's point,\nfor the two models after training "
+             f"(eps {EPS}, seed {base.seed})", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "08_loss_along_directions.png"))
 
 
@@ -349,7 +346,9 @@ for init in INITS:
         accuracies = eps_curves[f'init="{init}", {attack}'][1]
         print(f"     {attack:<8} " + "".join(f"{a:>6.1f}%" for a in accuracies))
 plots.accuracy_curves(figure_curves, os.path.join(OUT, "08_accuracy_vs_eps.png"),
-                      title=f"after FGSM training at eps {EPS} ({N_TEST} test images)")
+                      title=f"Lesson 08: test accuracy under FGSM and PGD-10 as eps grows, for "
+                            f"the two models FGSM-trained at eps {EPS} (seed {base.seed}, "
+                            f"{N_TEST} test images)")
 
 uniform_pgd10 = final["uniform"]["pgd"]["percent"]
 uniform_pgd_largest_eps = eps_curves['init="uniform", PGD'][1][-1]

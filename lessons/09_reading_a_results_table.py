@@ -5,8 +5,8 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (5 s at load average 3, 12 s at 13: sections 1-6 read the committed logs, so their numbers are
-fixed; the simulations use seeded generators)
+What you will see (about 4 s on a 2-core machine; sections 1-6 read the committed logs, so their numbers are fixed;
+the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
    points (85.67 -> 87.80), and + MLS is lowest (82.49).
@@ -39,8 +39,8 @@ fixed; the simulations use seeded generators)
    10.5-point difference (5.5, 3.5, 2.5). False alarms at no difference: 4.8-5.8%.
 7. tinyadv's own table, from --results DIR (default: the repository's results/), every
    DIR/<preset>/table1.json. With none, it says which command makes one. Measured here with
-   ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 3 min
-   on the quiet 2-core machine, 16 min at a load average of 4-11): invariance spreads over
+   ``python -m tinyadv.reproduce`` (preset default, seeds 0-2, 10,000 test images; about 4 min
+   on a 2-core machine, the README's timing table): invariance spreads over
    seeds 0.14-0.40 (the authors': 0.69-4.54); each triplet row moves the paper's metric by
    -0.76, -0.52, -0.47 (Welch p 0.069, 0.17, 0.2) and human agreement (350 images, sampling
    error up to ±2.7 points) by +0.10 to +0.29 (p >= 0.63), but PGD accuracy by +2.77 to +3.14
@@ -222,9 +222,7 @@ print("   Averaged, as the caption says, the invariance column FALLS from Baseli
       f"to + MLS + MLI ({np.mean(choices['baseline+mls+mli']):.2f}).")
 
 import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # headless: figures go to files
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 # Colour = the paper's row a configuration was printed as (the colours of those rows in every
 # lesson), dark grey for the others; filled: a triplet was computed, hollow: none was.
@@ -251,6 +249,7 @@ for ax, c in zip(axes, COLS):
     for label, cfg in zip(ax.get_xticklabels(), configs):
         label.set_color(config_colour[cfg])
     ax.set_title(f"{COL_NAMES[c]} accuracy (%)", fontsize=10)
+    ax.set_ylabel("final test accuracy of a run (%, 10,000 images)", fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     if c == "invariance_source":
         low = 70  # nll-ml-invariance (~10%) is far below: say so instead of squashing the rest
@@ -259,9 +258,20 @@ for ax, c in zip(axes, COLS):
         ax.annotate("%s:\n%.2f ± %.2f\n(below the axis)" % ((ml_inv,) + mean_sd(runs[ml_inv][c])),
                     (i, low), xytext=(i, low + 6), ha="center", fontsize=7,
                     arrowprops=dict(arrowstyle="->"))
-fig.suptitle("The authors' logs: three runs per configuration (filled: triplet computed, hollow: "
-             "none; coloured: printed as that paper row), mean ± sample std in grey; star: the "
-             "run the paper printed", fontsize=10)
+fig.suptitle("Lesson 09: the paper's authors' logs, three runs of each of their eight "
+             "configurations, and the run behind each row of the paper's Table 1 (accuracy in %)",
+             fontsize=10)
+key = [Line2D([], [], ls="", marker="o", color=plots.model_colour(row), label=f"printed as the "
+              f"paper's {row}") for row in paper.PAPER_TABLE1]
+key += [Line2D([], [], ls="", marker="o", color=plots.model_colour("standard"),
+               label="not printed in the paper"),
+        Line2D([], [], ls="", marker="o", color="black", label="a run that computed a triplet"),
+        Line2D([], [], ls="", marker="o", color="black", mfc="white", label="a run that did not"),
+        Line2D([], [], ls="", marker="*", ms=14, color="black", mfc="none",
+               label="the run the paper printed"),
+        Line2D([], [], color=plots.REFERENCE_COLOUR, marker="_", ms=14,
+               label="mean ± sample std of the 3 runs")]
+plots.legend_beside(axes[-1], handles=key)
 plots.save_figure(fig, os.path.join(OUT, "09_runs_behind_table1.png"))
 
 # %% 4. What a mean ± sample std over three runs can and cannot tell
@@ -392,7 +402,7 @@ ax = axes[1]
 # The number of runs on one colour scale (viridis: more runs, from purple to yellow-green) --
 # no model's colour, since no model is drawn here. Guides are grey; the printed gain, the one
 # number here taken from the paper, is black.
-run_colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(N_RUNS)))
+run_colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, len(N_RUNS)))
 for k, colour in zip(N_RUNS, run_colours):
     ax.plot(DIFFS, 100 * power[k], marker=".", color=colour, label=f"{k} runs per side")
 ax.axhline(100 * ALPHA, color=plots.REFERENCE_COLOUR, ls=":", lw=0.8,
@@ -405,8 +415,8 @@ ax.set_ylabel(f"experiments with Welch p < {ALPHA} (%)")
 ax.set_title(f"(b) power of Welch's test, run spreads {SD_A:.2f} and {SD_B:.2f}", fontsize=10)
 plots.legend_beside(ax)
 ax.grid(alpha=0.3)
-fig.suptitle(f"Three runs are few (simulated, {N_SIM} experiments per point, seeded)",
-             fontsize=10)
+fig.suptitle(f"Lesson 09: three runs are few (simulated normal runs, {N_SIM} experiments per "
+             f"point, seeded)", fontsize=10)
 plots.save_figure(fig, os.path.join(OUT, "09_three_runs_are_few.png"))
 
 

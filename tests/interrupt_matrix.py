@@ -5,7 +5,14 @@
 
 ``at`` is when to send: seconds after the start (a float), or ``(text, seconds)``: that long
 after the first output line containing ``text`` -- a moment of the program rather than of
-the clock, so a busy machine moves nothing. ``at=None`` runs the command to its end.
+the clock. ``at=None`` runs the command to its end.
+
+A program keeps running while the test reads its line and sends the signal; on a busy
+machine it can get far past the moment aimed at, or finish. With ``gate=FOLDER`` and
+``hold=(texts...)``, a program that prints through tests/gate.py's announce() stops at each
+line containing one of those texts until the signals have been sent: the signal then finds
+it at that very line. Hold the aimed line itself, and a line near the program's end so it
+cannot finish first.
 
 The command runs in a session of its own (``start_new_session=True``), as a program started
 from a terminal does: it leads a process group, which is what a terminal's Ctrl-C (and GNU
@@ -20,6 +27,8 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import gate as gates
 
 
 @dataclasses.dataclass
@@ -76,11 +85,19 @@ def kill_session(sid):
 
 
 def signal_run(cmd, cwd, at=None, *, target="group", times=1, gap=0.05, signum=signal.SIGINT,
-               env=None, timeout=60.0, settle=3.0):
+               env=None, timeout=60.0, settle=3.0, gate=None, hold=()):
     """Run ``cmd`` in ``cwd``, send ``times`` signals to the ``target`` at ``at``, wait for
-    the exit (at most ``timeout`` s), then up to ``settle`` s for its session to empty."""
+    the exit (at most ``timeout`` s), then up to ``settle`` s for its session to empty.
+    ``gate``, ``hold``: a folder for tests/gate.py, and the texts whose lines the program
+    waits at until the signals are out (module docstring)."""
     if target not in ("parent", "group"):
         raise ValueError(f"target: expected 'parent' or 'group', got {target!r}")
+    if hold and gate is None:
+        raise ValueError("hold: needs gate=FOLDER")
+    if gate is not None:
+        env = {**(os.environ if env is None else env), **gates.arm(gate, hold)}
+    text_at = at[0] if isinstance(at, tuple) else None
+    held_elsewhere = [text for text in hold if text != text_at]  # stops before the aimed line
     start = time.monotonic()
     lines, seen = [], threading.Condition()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -102,10 +119,12 @@ def signal_run(cmd, cwd, at=None, *, target="group", times=1, gap=0.05, signum=s
     try:
         if at is not None:
             text, delay = (None, at) if isinstance(at, (int, float)) else at
-            with seen:  # wait for the line (or the end of the output, or the timeout)
-                seen.wait_for(lambda: text is None or any(text in line or not line
-                                                          for _, line in lines),
-                              timeout=timeout)
+            # wait for the line -- or the end of the output, or the program held at another
+            # line (it would never print this one), or the timeout
+            with seen:
+                seen.wait_for(lambda: text is None or any(
+                    text in line or not line or any(other in line for other in held_elsewhere)
+                    for _, line in lines), timeout=timeout)
                 base = start if text is None else next(
                     (t for t, line in lines if text in line), None)
             if base is not None:
@@ -119,6 +138,8 @@ def signal_run(cmd, cwd, at=None, *, target="group", times=1, gap=0.05, signum=s
                             (os.kill if target == "parent" else os.killpg)(proc.pid, signum)
                         except ProcessLookupError:  # all gone already
                             break
+        if gate is not None:
+            gates.release(gate)  # the signals are out: whatever is held may go on
         try:
             proc.wait(timeout=max(0.1, start + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -131,6 +152,8 @@ def signal_run(cmd, cwd, at=None, *, target="group", times=1, gap=0.05, signum=s
             left = session_processes(proc.pid)
         cleared = None if left else time.monotonic() - start - exited
     finally:
+        if gate is not None:
+            gates.release(gate)
         kill_session(proc.pid)
         proc.kill()  # no-op if it has exited
         proc.wait()

@@ -4,8 +4,11 @@
 
 Runs every task i whose OUT/result_<i>.json is missing (tests/runner_toy.py: slow_result),
 in the way tinyadv.reproduce does: a rerun after Ctrl-C does only what is left. Prints
-"started: N to run", "got <i> (k of N)" as results arrive, then "finished" (exit 0);
-"interrupted" (exit 130) on Ctrl-C; the error (exit 1) if a task fails.
+"started: N to run", "worker <pid>: ready" from each worker, "got <i> (k of N)" as results
+arrive, "worker <pid>: stopping" as the runner stops each worker, "all done" once the
+workers are gone, then "finished" (exit 0); "interrupted" (exit 130) on Ctrl-C; the error
+(exit 1) if a task fails. A test can hold the program at any of these lines until its
+signal is sent (tests/gate.py).
 Needs the repository root on PYTHONPATH (for tinyadv).
 """
 import argparse
@@ -15,6 +18,7 @@ import sys
 import time
 
 import runner_toy
+from gate import announce
 from tinyadv.lab.runner import WorkerError, run_in_workers
 
 
@@ -33,12 +37,14 @@ def main(argv=None):
              if not os.path.exists(runner_toy.result_path(args.out, i))]
     try:
         print(f"started: {len(tasks)} to run", flush=True)
-        with run_in_workers(tasks, runner_toy.slow_result, jobs=args.jobs) as results:
+        with run_in_workers(tasks, runner_toy.slow_result, jobs=args.jobs,
+                            initializer=runner_toy.announce_start_and_stop) as results:
             for k, (task, result) in enumerate(results, 1):
                 if result != runner_toy.expected_result(task[0]):
                     raise AssertionError(f"wrong result for task {task[0]}")
-                print(f"got {task[0]} ({k} of {len(tasks)})", flush=True)
+                announce(f"got {task[0]} ({k} of {len(tasks)})")
                 time.sleep(args.handling)
+        announce("all done")  # still inside the try: a Ctrl-C here is an interruption too
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # our last words: no Ctrl-C may cut them
         print("interrupted", flush=True)

@@ -9,6 +9,8 @@ import signal
 import threading
 import time
 
+from gate import announce, announce_in_handler
+
 _INIT = {"calls": 0, "tag": None}
 
 
@@ -79,9 +81,10 @@ def expected_file(i):
 def slow_result(task):
     """Task (i, seconds, pause, out): compute for `seconds`, then write result_<i>.json
     atomically -- temporary name, `pause` seconds half written, rename -- as tinyadv's real
-    work does, and announce each stage on stdout so that tests can aim signals at them."""
+    work does, and announce each stage on stdout (tests/gate.py) so that tests can aim
+    signals at them."""
     i, seconds, pause, out = task
-    print(f"task {i}: started", flush=True)
+    announce(f"task {i}: started")
     time.sleep(seconds)
     path = result_path(out, i)
     tmp = path + f".{os.getpid()}.tmp"
@@ -90,13 +93,26 @@ def slow_result(task):
         with open(tmp, "w") as f:
             f.write(text[:len(text) // 2])
             f.flush()
-            print(f"task {i}: writing", flush=True)
+            announce(f"task {i}: writing")
             time.sleep(pause)
             f.write(text[len(text) // 2:])
+        announce(f"task {i}: renaming")
         os.replace(tmp, path)
     except BaseException:  # SIGTERM from the runner arrives here as SystemExit
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    print(f"task {i}: written", flush=True)
+    announce(f"task {i}: written")
     return expected_result(i)
+
+
+def announce_start_and_stop():
+    """An initializer: say that this worker is ready, and, when the runner stops it (SIGTERM),
+    say so before exiting as the runner's own handler does -- two instants to aim at."""
+    signal.signal(signal.SIGTERM, _announce_stop)
+    announce(f"worker {os.getpid()}: ready")
+
+
+def _announce_stop(signum, frame):
+    announce_in_handler(f"worker {os.getpid()}: stopping")
+    raise SystemExit(128 + signum)

@@ -217,3 +217,24 @@ def test_an_attack_set_out_of_step_with_mnist_is_refused(monkeypatch):
                         lambda *a, **k: tuple(v[:50] for v in fake_tramer.load_attack_set(*a, **k)))
     with pytest.raises(ValueError, match="expected 100 examples"):
         experiments.authors_test_set(Evaluation(test_images=100), log=None)
+
+
+def test_a_one_seed_table_says_1_seed_and_prints_no_zero_spread():
+    """One seed has no spread: its cells show the run's number and the heading says "1 seed";
+    two seeds or more keep "mean ± std"."""
+    from tinyadv.lab import reproduce
+
+    one = experiments.mean_std([90.45])
+    three = experiments.mean_std([98.6, 98.7, 98.75])
+    assert experiments.cell_text(one) == "90.45"
+    assert experiments.cell_text(three) == "98.68 ± 0.08"
+    cell = {**one, "total": 100}
+    table = {model: {c: cell for c in reproduce.COLUMNS} | {"fgsm_pgd_gap": one}
+             for model in ("baseline", "baseline+mls")}
+    text = reproduce.format_table(table, [0], "default")
+    assert "1 seed (seed 0): one run per cell, no spread" in text and "±" not in text
+    three_cell = {**three, "total": 100}
+    table = {model: {c: three_cell for c in reproduce.COLUMNS} | {"fgsm_pgd_gap": three}
+             for model in ("baseline", "baseline+mls")}
+    assert "mean ± sample std over seeds [0, 1, 2]" in reproduce.format_table(table, [0, 1, 2],
+                                                                            "default")

@@ -1,10 +1,13 @@
-"""Every numbered lesson runs top to bottom, headless, in its fast mode, and writes its figures.
+"""Every numbered lesson runs top to bottom, headless, in its fast mode, and writes its figures,
+each titled; every lesson's notebook matches its script and runs as a notebook; every
+exercise checks itself when run.
 
 Each lesson is run as a student would run it -- a subprocess, ``python lessons/NN_x.py`` --
 with ``--fast`` (tiny data, one epoch) and ``--out`` pointing at a temporary folder, from a
 different working directory, and with a Jupyter-style extra flag it must ignore.
 """
 import glob
+import json
 import os
 import re
 import subprocess
@@ -12,20 +15,23 @@ import sys
 
 import pytest
 
+from tinyadv import plots
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LESSON_DIR = os.path.join(ROOT, "lessons")
 LESSONS = sorted(glob.glob(os.path.join(LESSON_DIR, "[0-9][0-9]_*.py")))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run_lesson(path, out_dir, *extra, env_extra=None):
+def run_lesson(path, out_dir, *extra, env_extra=None, cwd=None):
     # One BLAS thread: on a busy 2-core machine a multithreaded OpenBLAS spins against the
     # test runner and small products (a 200x128 SVD) take ~50x longer. Results are unaffected.
     env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
     env.pop("TINYADV_FAST", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, path, "--out", str(out_dir), *extra], cwd=str(out_dir),
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, path, "--out", str(out_dir), *extra],
+                          cwd=str(cwd or out_dir), env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def promised_figures(path):
@@ -67,13 +73,18 @@ def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
             head = f.read(8)
         assert head == PNG_SIGNATURE, f"{name} is not a PNG"
         assert os.path.getsize(tmp_path / name) > 2000, f"{name} is suspiciously small"
+        # plots.save_figure refuses an untitled figure and writes the title into the PNG
+        title = plots.png_title(str(tmp_path / name))
+        assert title and title.startswith(f"Lesson {name[:2]}"), (name, title)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")], "a half-written file was left"
 
 
 def test_fast_mode_also_follows_the_environment_variable(tmp_path):
-    """TINYADV_FAST=1 is the same as --fast: lesson 05 then looks at 300 MNIST images, not 1000."""
+    """TINYADV_FAST=1 is the same as --fast: lesson 05 then looks at 300 MNIST images, not 1000.
+    Run as `cd lessons && python 05_....py` (the other tests run lessons from elsewhere)."""
     path = next(p for p in LESSONS if os.path.basename(p).startswith("05_"))
-    fast = run_lesson(path, tmp_path, env_extra={"TINYADV_FAST": "1"})
+    fast = run_lesson(os.path.basename(path), tmp_path, env_extra={"TINYADV_FAST": "1"},
+                      cwd=LESSON_DIR)
     assert fast.returncode == 0, fast.stderr[-3000:]
     pairs_300 = 300 * 299 // 2
     assert f"among {pairs_300} pairs" in fast.stdout, fast.stdout[-2000:]
@@ -224,3 +235,106 @@ def test_lesson_10_gives_no_answer_of_exercises_08_09_before_its_marker():
     marker_cell = code[marker:code.index("# %%", marker + 1)]
     for exercise in ("08_conv2d_backward.py", "09_maxpool_prelu.py"):
         assert exercise in marker_cell
+
+
+EXERCISE_DIR = os.path.join(LESSON_DIR, "exercises")
+
+
+@pytest.mark.parametrize("cwd, how", [("exercises", "05_triplet_loss.py"),
+                                      ("elsewhere", os.path.join(EXERCISE_DIR, "05_triplet_loss.py"))])
+def test_an_exercise_run_as_a_script_checks_itself_from_any_folder(tmp_path, cwd, how):
+    """`cd lessons/exercises && python 05_triplet_loss.py` checks that file, with tinyadv not
+    installed and no PYTHONPATH: the file hands itself to the grader."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, how], cwd=EXERCISE_DIR if cwd == "exercises" else
+                            str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    assert "ModuleNotFoundError" not in result.stdout + result.stderr, result.stderr[-2000:]
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]  # a blank
+    assert f"== {how}" in result.stdout
+    assert "TODO triplet_loss_backward: not implemented yet" in result.stdout
+
+
+# -- the notebooks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", LESSONS, ids=os.path.basename)
+def test_each_lesson_has_its_notebook_and_it_matches_the_script(path):
+    """lessons/NN_x.ipynb is what `python -m tinyadv.lab.notebooks` makes of NN_x.py: run it
+    after editing a lesson, and commit both."""
+    from tinyadv.lab import notebooks
+
+    with open(path, encoding="utf-8") as f:
+        script = f.read()
+    target = os.path.splitext(path)[0] + ".ipynb"
+    assert os.path.exists(target), f"no notebook for {os.path.basename(path)}: run " \
+                                   f"python -m tinyadv.lab.notebooks"
+    with open(target, encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == notebooks.notebook_text(script, path), (
+        f"{os.path.basename(target)} differs from its script: run python -m tinyadv.lab.notebooks")
+    nb = json.loads(committed)
+    assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [line for cell in nb["cells"] if cell["cell_type"] == "code"
+            for line in "".join(cell["source"]).splitlines()]
+    body = script.split('"""', 2)[2].splitlines()
+    kept = [line for line in body if line.strip() and not line.startswith("# %%")]
+    assert [line for line in code if line.strip()] == kept  # every line of code, in order
+    assert "".join(nb["cells"][0]["source"]).startswith(f"# Lesson {os.path.basename(path)[:2]}")
+
+
+def test_the_notebook_command_checks_and_writes(tmp_path):
+    from tinyadv.lab import notebooks
+
+    lesson = tmp_path / "01_x.py"
+    lesson.write_text('"""Lesson 01 -- x.\n\nWhat you will see\n"""\n\n# %% Setup\nimport os\n\n\n'
+                      '# %% 1. Two\nx = 1  # (a comment stays)\n\ny = 2\n# %%\nprint(x + y)\n')
+    assert notebooks.main(["--check", "--lessons", str(tmp_path)]) == 1  # missing
+    assert notebooks.main(["--lessons", str(tmp_path)]) == 0
+    assert notebooks.main(["--check", "--lessons", str(tmp_path)]) == 0
+    cells = [(c["cell_type"], "".join(c["source"])) for c in
+             json.loads((tmp_path / "01_x.ipynb").read_text())["cells"]]
+    assert cells == [("markdown", "# Lesson 01 -- x.\n\nWhat you will see"),
+                     ("markdown", "## Setup"), ("code", "import os"), ("markdown", "## 1. Two"),
+                     ("code", "x = 1  # (a comment stays)\n\ny = 2"), ("code", "print(x + y)")]
+    lesson.write_text(lesson.read_text().replace("y = 2", "y = 3"))
+    assert notebooks.main(["--check", "--lessons", str(tmp_path)]) == 1  # stale
+
+
+# A notebook kernel as far as tinyadv.plots can tell: IPython.get_ipython() has a kernel, and
+# IPython.display.display records what it is shown. Run a notebook's code cells in order, in
+# one namespace and without __file__, from lessons/ -- as Jupyter and VS Code do.
+NOTEBOOK_RUNNER = """
+import json, sys, types
+import matplotlib.pyplot as plt
+plt.close(plt.figure())  # the backend chosen before the fake kernel appears (MPLBACKEND=agg)
+shown = []
+ipython = types.ModuleType("IPython")
+kernel = types.SimpleNamespace(kernel=object(), events=types.SimpleNamespace(
+    register=lambda *args: None))  # pyplot registers a hook with a real one
+ipython.get_ipython = lambda: kernel
+display = types.ModuleType("IPython.display")
+display.display = lambda fig: shown.append(fig.get_suptitle() or fig.axes[0].get_title())
+ipython.display = display
+sys.modules.update({"IPython": ipython, "IPython.display": display})
+notebook, out = sys.argv[1], sys.argv[2]
+sys.argv = ["ipykernel_launcher.py", "-f", "/tmp/kernel-x.json", "--out", out]
+namespace = {"__name__": "__main__"}
+for cell in json.load(open(notebook))["cells"]:
+    if cell["cell_type"] == "code":
+        exec(compile("".join(cell["source"]), notebook, "exec"), namespace)
+import matplotlib
+print("backend", matplotlib.get_backend())
+print("shown", len(shown))
+"""
+
+
+def test_a_notebook_runs_from_the_lessons_folder_and_shows_its_figures_inline(tmp_path):
+    path = next(p for p in LESSONS if os.path.basename(p).startswith("02_"))
+    notebook = os.path.splitext(path)[0] + ".ipynb"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MPLBACKEND")}
+    env.update(TINYADV_FAST="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="agg")
+    result = subprocess.run([sys.executable, "-c", NOTEBOOK_RUNNER, notebook, str(tmp_path)],
+                            cwd=LESSON_DIR, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(n for n in os.listdir(tmp_path) if n.endswith(".png"))
+    assert written == sorted(promised_figures(path))
+    assert f"shown {len(written)}" in result.stdout  # each figure displayed before it closed

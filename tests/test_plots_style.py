@@ -5,6 +5,8 @@ plots.attack_style; these tests hold the two tables to that promise (a Table 1 r
 train.MODELS without a colour, or two models given one colour, fails here, not in a figure).
 """
 import matplotlib
+import numpy as np
+import pytest
 
 matplotlib.use("Agg")
 from matplotlib.colors import to_rgba  # noqa: E402
@@ -34,8 +36,30 @@ def test_accuracy_curves_colours_by_model_and_styles_by_attack(tmp_path, monkeyp
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig))
     plots.accuracy_curves({("baseline", "FGSM", "a"): ([0, 0.1], [90, 60]),
                            ("baseline", "PGD", "b"): ([0, 0.1], [90, 50]),
-                           ("he init", "PGD", "c"): ([0, 0.1], [90, 40])}, tmp_path / "x.png")
+                           ("he init", "PGD", "c"): ([0, 0.1], [90, 40])}, tmp_path / "x.png",
+                          title="t")
     lines = {line.get_label(): line for line in drawn[0].axes[0].get_lines()}
     assert to_rgba(lines["a"].get_color()) == to_rgba(lines["b"].get_color())
     assert to_rgba(lines["b"].get_color()) != to_rgba(lines["c"].get_color())
     assert lines["b"].get_linestyle() == lines["c"].get_linestyle() != lines["a"].get_linestyle()
+
+
+def test_save_figure_refuses_an_untitled_figure_and_writes_the_title_into_the_png(tmp_path):
+    fig, axes = plots.figure(1, 2)
+    with pytest.raises(ValueError, match="save_figure: expected a figure with a title"):
+        plots.save_figure(fig, str(tmp_path / "untitled.png"))
+    assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
+    fig, ax = plots.figure()
+    ax.set_title("one axes: its title is the figure's")
+    plots.save_figure(fig, str(tmp_path / "one.png"))
+    assert plots.png_title(str(tmp_path / "one.png")) == "one axes: its title is the figure's"
+    fig, axes = plots.figure(1, 2)
+    axes[0].set_title("a panel's title is not the figure's")
+    axes[1].set_title("nor is another's")
+    with pytest.raises(ValueError):
+        plots.save_figure(fig, str(tmp_path / "panels.png"))
+    fig.suptitle("Lesson 00: ε = 0.1,\n two lines")
+    plots.save_figure(fig, str(tmp_path / "panels.png"))
+    assert plots.png_title(str(tmp_path / "panels.png")) == "Lesson 00: ε = 0.1, two lines"
+    plots.image_grid([np.zeros((2, 784), np.float32)], str(tmp_path / "grid.png"), title="a grid")
+    assert plots.png_title(str(tmp_path / "grid.png")) == "a grid"

@@ -140,30 +140,32 @@ def uninterrupted(tmp_path_factory):
     return json.loads((out / "table1.json").read_text())["table"]
 
 
-# (instant, mode): the first line of a worker, the first and a later finished run, the
-# tables being written after the last one; SIGINT once or twice, to the parent or the group.
-CASES = [(("epoch 1/1", 0.0), ("group", 2)), (("1/4 runs done", 0.0), ("parent", 1)),
-         (("2/4 runs done", 0.0), ("group", 1)), (("4/4 runs done", 0.0), ("parent", 2))]
+# (line, mode): a worker's first epoch, the first and a later finished run, the last one
+# (then the tables would be written); SIGINT once or twice, to the parent or the group. The
+# command stops at the line until the signal is out (tests/gate.py), and at its last line
+# ("wrote ...") in every case, so it can never finish first: every case must end in 130.
+CASES = [("epoch 1/1", ("group", 2)), ("1/4 runs done", ("parent", 1)),
+         ("2/4 runs done", ("group", 1)), ("4/4 runs done", ("parent", 2))]
+LAST_LINE = "wrote "
 
 
 def test_ctrl_c_at_several_instants_stops_cleanly_and_a_rerun_resumes(tmp_path, uninterrupted):
-    cases = [(at, target, times, tmp_path / f"case{i}")
-             for i, (at, (target, times)) in enumerate(CASES)]
+    cases = [(text, target, times, tmp_path / f"case{i}")
+             for i, (text, (target, times)) in enumerate(CASES)]
     # The reproduce command with the stand-in attack set the in-process runs above use.
     command = [sys.executable, os.path.join("tests", "reproduce_with_stand_in.py"),
                *INTERRUPTIBLE, "--out"]
     outcomes = run_parallel([
-        (lambda at=at, target=target, times=times, out=out:
-         signal_run(command + [str(out)], ROOT, at=at, target=target, times=times, gap=0.01,
-                    timeout=120)) for at, target, times, out in cases], parallel=2)
-    for (at, target, times, out), outcome in zip(cases, outcomes):
+        (lambda text=text, target=target, times=times, out=out:
+         signal_run(command + [str(out)], ROOT, at=(text, 0.0), target=target, times=times,
+                    gap=0.01, timeout=120, gate=out.parent / f"{out.name}-gate",
+                    hold=(text, LAST_LINE))) for text, target, times, out in cases], parallel=2)
+    for (text, target, times, out), outcome in zip(cases, outcomes):
         finished = outcome.output.count("runs done")
-        # after the last run finished, the tables may already be written: 0 is fine there
-        codes = (130, 0) if at[0] == "4/4 runs done" else (130,)
-        assert not problems(outcome, codes=codes), describe(outcome)
+        assert not problems(outcome, codes=(130,)), describe(outcome)
         assert not temporary_files(str(out)), describe(outcome)
-        if outcome.returncode == 130:
-            assert "run the same command again to resume" in outcome.output
+        assert "run the same command again to resume" in outcome.output, describe(outcome)
+        assert text in outcome.output and LAST_LINE not in outcome.output, describe(outcome)
         for record in (out / "runs").glob("*.json"):  # every saved run is whole
             assert json.loads(record.read_text())["results"]
             with np.load(record.with_suffix(".npz"), allow_pickle=False) as weights:

@@ -1,8 +1,12 @@
 """Figures: PCA of embeddings (paper Figure 1), image grids, accuracy-vs-eps curves, and the
 one style every lesson's figures share.
 
-matplotlib is imported lazily inside each function with the headless Agg backend, so importing
-tinyadv never needs a display. Every figure is written atomically (temporary name, then rename).
+matplotlib is imported lazily inside each function, so importing tinyadv never needs a display.
+A script draws with the headless Agg backend (figures go to files, no window opens); inside a
+notebook (Jupyter, VS Code, Colab) the notebook's own backend is kept and each figure is shown
+in the notebook before it is closed. Every figure has a title, written into the PNG too
+(``save_figure`` refuses a figure without one; ``png_title`` reads it back), and every figure
+is written atomically (temporary name, then rename).
 
 The shared style, so that a colour or a line means the same thing in every figure:
 
@@ -16,14 +20,18 @@ The shared style, so that a colour or a line means the same thing in every figur
   the axes (``legend_beside``), where they cannot cover a data point.
 """
 import os
+import struct
+import sys
 import textwrap
+import zlib
 
 import numpy as np
 
 from .fileio import atomic_path
 
 __all__ = ["scatter_ratio", "pca_2d", "embedding_figure", "image_grid", "accuracy_curves",
-           "figure", "save_figure", "caption", "legend_beside", "model_colour", "attack_style",
+           "figure", "save_figure", "figure_title", "png_title", "in_notebook", "caption",
+           "legend_beside", "model_colour", "attack_style",
            "class_colour", "MODEL_COLOURS", "ATTACK_STYLES", "ATTACK_HATCHES", "PAPER_HATCH",
            "REFERENCE_COLOUR"]
 
@@ -105,9 +113,18 @@ def scatter_ratio(h, y):
     return float(within / max(between, 1e-12))
 
 
+def in_notebook():
+    """True inside a Jupyter kernel (a notebook in Jupyter, VS Code or Colab), where figures
+    can be shown inline; False in a script, even one run from IPython's terminal."""
+    ipython = sys.modules.get("IPython")  # imported only if a kernel is running us
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
 def _pyplot():
     import matplotlib
-    matplotlib.use("Agg")
+    if not in_notebook():
+        matplotlib.use("Agg")  # a script: files only, never a window
     import matplotlib.pyplot as plt
     return plt
 
@@ -138,19 +155,71 @@ def caption(fig, text, width=110, y=0.0):
     fig.text(0.5, y, wrapped, ha="center", va="top", fontsize=8)
 
 
+def figure_title(fig):
+    """What a figure says it shows: its suptitle, else the title of its only axes ('' if none)."""
+    if hasattr(fig, "get_suptitle"):  # matplotlib 3.8 and later
+        suptitle = fig.get_suptitle().strip()
+    else:
+        suptitle = fig._suptitle.get_text().strip() if fig._suptitle is not None else ""
+    if suptitle:
+        return suptitle
+    titled = [ax.get_title().strip() for ax in fig.axes if ax.get_visible() and ax.axison]
+    return titled[0] if len(titled) == 1 else ""
+
+
 def save_figure(fig, path):
-    """Write a figure atomically: a half-written PNG never appears under ``path``."""
+    """Write a figure atomically (a half-written PNG never appears under ``path``), with its
+    title in the PNG's metadata; in a notebook, show it there first. Then close it.
+
+    Raises ValueError for a figure without a title (``fig.suptitle``, or ``ax.set_title`` on
+    a figure of one axes): a reader must be told what a figure shows.
+    """
+    title = figure_title(fig)
+    if not title:
+        _pyplot().close(fig)
+        raise ValueError(f"save_figure: expected a figure with a title (fig.suptitle(...)), "
+                         f"got an untitled figure for {path}")
+    fmt = os.path.splitext(path)[1].lstrip(".") or "png"
+    metadata = {"Title": " ".join(title.split())} if fmt == "png" else None
+    if in_notebook():
+        from IPython.display import display  # present whenever a notebook kernel is
+        display(fig)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=120,
-                    bbox_inches="tight")
+        fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
     _pyplot().close(fig)
 
 
-def embedding_figure(panels, path, suptitle=None):
+def png_title(path):
+    """The Title a PNG carries in its metadata (a tEXt, zTXt or iTXt chunk), or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"png_title: expected a PNG file, got {path}")
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        at += 12 + length  # length, type, body, CRC
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        key, _, rest = body.partition(b"\0")
+        if key != b"Title":
+            continue
+        if kind == b"tEXt":
+            return rest.decode("latin-1")
+        if kind == b"zTXt":  # compression method byte, then zlib data
+            return zlib.decompress(rest[1:]).decode("latin-1")
+        compressed, rest = rest[0], rest[2:]  # iTXt: flag, method, language, key, text
+        text = rest.split(b"\0", 2)[2]
+        return (zlib.decompress(text) if compressed else text).decode("utf-8")
+    return None
+
+
+def embedding_figure(panels, path, suptitle):
     """Side-by-side PCA scatter plots of embeddings coloured by class (paper Figure 1).
 
     panels : list of (title, h (N, K), y (N,)); each gets its own PCA, so the variance shares
-    on its axes are those of its own embeddings.
+    on its axes are those of its own embeddings. suptitle : what the whole figure shows.
     Returns the scatter ratio of each panel (computed in the full embedding space).
     """
     fig, axes = figure(1, len(panels), figsize=(5.2 * len(panels) + 1.0, 4.8), squeeze=False)
@@ -165,21 +234,22 @@ def embedding_figure(panels, path, suptitle=None):
         ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of this panel's variance)")
         ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}% of this panel's variance)")
     fig.colorbar(points, ax=axes[0].tolist(), ticks=range(10), label="class")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
+    fig.suptitle(suptitle, fontsize=11)
     save_figure(fig, path)
     return ratios
 
 
-def image_grid(rows, path, row_titles=None, col_titles=None, highlight=None, note=None):
+def image_grid(rows, path, title, row_titles=None, col_titles=None, highlight=None, note=None):
     """A grid of 28x28 images: ``rows`` is a list of (M, 784) arrays, one per grid row.
 
+    title : what the grid shows (above it, and in the PNG's metadata).
     highlight : like col_titles, booleans: a True cell's title is drawn in red and bold (a
     wrong prediction, say). note : a caption under the grid (what the grey levels mean).
     """
     plt = _pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.45 * n_rows), squeeze=False)
+    height = 1.45 * n_rows
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, height), squeeze=False)
     for i, images in enumerate(rows):
         for j in range(n_cols):
             ax = axes[i][j]
@@ -196,11 +266,15 @@ def image_grid(rows, path, row_titles=None, col_titles=None, highlight=None, not
     if note:  # just under the last row of images
         bottom = min(ax.get_position().y0 for ax in axes.flat)
         caption(fig, note, width=max(60, int(14 * n_cols)), y=bottom - 0.02)
+    top = max(ax.get_position().y1 for ax in axes.flat)  # above the first row's titles
+    fig.suptitle(textwrap.fill(title, max(50, int(15 * n_cols)), break_on_hyphens=False),
+                 y=top + 0.3 / height,
+                 va="bottom", fontsize=10)
     save_figure(fig, path)
 
 
-def accuracy_curves(curves, path, title="accuracy vs eps"):
-    """Line plot of accuracy (%) against eps.
+def accuracy_curves(curves, path, title):
+    """Line plot of accuracy (%) against eps, titled ``title`` (what models, which images).
 
     curves : {(model, attack, label): (eps_list, percent_list)} -- colour from
     ``model_colour``, line style from ``attack_style``, so a model keeps its colour and an
@@ -220,5 +294,5 @@ def accuracy_curves(curves, path, title="accuracy vs eps"):
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     legend_beside(ax)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 75, break_on_hyphens=False), fontsize=10)
     save_figure(fig, path)

@@ -1,14 +1,25 @@
 # Exercise 01 -- the backward of a linear layer and of ReLU.
-# check with: python -m tinyadv.gradcheck lessons/exercises/01_linear_relu.py
+# Check it: python 01_linear_relu.py  (here, or from any folder with its path)
 """Write ``linear_backward`` and ``relu_backward``; the forwards are given.
 
-Replace each ``raise NotImplementedError(...)`` with your code, then run the check above from
-the repository root. It prints PASS or FAIL per function; a FAIL shows your gradient next to a
+Replace each ``raise NotImplementedError(...)`` with your code, then run this file
+(the command above). It prints PASS or FAIL per function; a FAIL shows your gradient next to a
 numerical one at the worst element, and a hint.
 
 Rules of the game: whole arrays at once (no Python loop over the batch), and every gradient
 has the shape of the thing it is the gradient of.
 """
+
+if __name__ == "__main__":  # `python 01_linear_relu.py`, from any folder, checks this file
+    # Here, before the imports: run from this folder, Python would not find tinyadv yet.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyadv.gradcheck", sys.argv[0]], env=env))
+
 import numpy as np
 
 

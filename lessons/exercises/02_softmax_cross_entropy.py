@@ -1,10 +1,21 @@
 # Exercise 02 -- the backward of the softmax cross-entropy loss.
-# check with: python -m tinyadv.gradcheck lessons/exercises/02_softmax_cross_entropy.py
+# Check it: python 02_softmax_cross_entropy.py  (here, or from any folder with its path)
 """Write ``softmax_cross_entropy_backward``; the forward is given.
 
-Replace the ``raise NotImplementedError(...)`` with your code, then run the check above from
-the repository root. No Python loop over the batch.
+Replace the ``raise NotImplementedError(...)`` with your code, then run this file
+(the command above). No Python loop over the batch.
 """
+
+if __name__ == "__main__":  # `python 02_softmax_cross_entropy.py`, from any folder, checks this file
+    # Here, before the imports: run from this folder, Python would not find tinyadv yet.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyadv.gradcheck", sys.argv[0]], env=env))
+
 import numpy as np
 
 

@@ -1,11 +1,22 @@
 # Exercise 03 -- the backward of the feature-norm penalty (the paper's L_norm).
-# check with: python -m tinyadv.gradcheck lessons/exercises/03_feature_norm.py
+# Check it: python 03_feature_norm.py  (here, or from any folder with its path)
 """Write ``feature_norm_backward``; the forward is given.
 
 The paper adds the mean length of the embeddings to its loss, so that the metric-learning
 terms cannot be satisfied by making embeddings huge. Its gradient -- the derivative of a
 Euclidean norm -- is also the first step of exercise 04.
 """
+
+if __name__ == "__main__":  # `python 03_feature_norm.py`, from any folder, checks this file
+    # Here, before the imports: run from this folder, Python would not find tinyadv yet.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyadv.gradcheck", sys.argv[0]], env=env))
+
 import numpy as np
 
 

@@ -1,10 +1,21 @@
 # Exercise 04 -- the backward of the angular distance (the paper's Eq. 1).
-# check with: python -m tinyadv.gradcheck lessons/exercises/04_angular_distance.py
+# Check it: python 04_angular_distance.py  (here, or from any folder with its path)
 """Write ``angular_distance_backward``; the forward is given.
 
 The paper measures how far apart two embeddings are by the angle between them, ignoring their
 lengths; with the absolute value, a vector and its negation count as the same direction.
 """
+
+if __name__ == "__main__":  # `python 04_angular_distance.py`, from any folder, checks this file
+    # Here, before the imports: run from this folder, Python would not find tinyadv yet.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyadv.gradcheck", sys.argv[0]], env=env))
+
 import numpy as np
 
 
@@ -47,7 +58,8 @@ def angular_distance_backward(dd, cache):
     1. D = 1 - |c|: what is dD/dc? (|c| has a kink at c = 0; the checker keeps |c| >= 0.1.
        Mind the rows where c < 0.)
     2. c = (a . b) / (||a|| ||b||): what is dc/da? Use the quotient (or product) rule, with
-       d(a . b)/da = b and d||a||/da = a / ||a|| from exercise 03. Simplify using c itself.
+       d(a . b)/da = b and d||a||/da, the derivative you worked out in exercise 03. Simplify
+       using c itself.
     3. Multiply by dd. b plays the same role as a, so db is da with a and b swapped.
 
     Every per-row factor is (N,); ``factor[:, None]`` makes it (N, 1) to scale whole rows.

@@ -1,5 +1,5 @@
 # Exercise 05 -- the backward of the angular triplet loss.
-# check with: python -m tinyadv.gradcheck lessons/exercises/05_triplet_loss.py
+# Check it: python 05_triplet_loss.py  (here, or from any folder with its path)
 """Write ``triplet_loss_backward``; the forward is given.
 
 The triplet loss pulls each anchor a_i towards its positive p_i (same class) and pushes it
@@ -7,6 +7,17 @@ away from its negative n_i (another class), in angular distance, until the negat
 least ``margin`` further away than the positive. It is built from exercise 04's angular
 distance; to keep this exercise self-contained, that distance comes from tinyadv itself.
 """
+
+if __name__ == "__main__":  # `python 05_triplet_loss.py`, from any folder, checks this file
+    # Here, before the imports: run from this folder, Python would not find tinyadv yet.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyadv.gradcheck", sys.argv[0]], env=env))
+
 import numpy as np
 
 from tinyadv import losses  # losses.angular_distance_forward / losses.angular_distance_backward

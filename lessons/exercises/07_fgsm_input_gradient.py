@@ -1,5 +1,5 @@
 # Exercise 07 -- FGSM's input gradient: grad_x of the cross-entropy through a two-layer MLP.
-# check with: python -m tinyadv.gradcheck lessons/exercises/07_fgsm_input_gradient.py
+# Check it: python 07_fgsm_input_gradient.py  (here, or from any folder with its path)
 """Write ``fgsm_loss_backward``; the forward is given.
 
 FGSM (the paper's sensitivity attack, Def. 1) moves every pixel of an image by eps in the
@@ -8,6 +8,17 @@ exercise computes grad_x L for a small network: a hidden ReLU layer and a linear
 chains exercises 01 and 02, backwards, but asks for the gradient of the *input* -- the
 weights stay fixed.
 """
+
+if __name__ == "__main__":  # `python 07_fgsm_input_gradient.py`, from any folder, checks this file
+    # Here, before the imports: run from this folder, Python would not find tinyadv yet.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+    sys.exit(subprocess.call([sys.executable, "-m", "tinyadv.gradcheck", sys.argv[0]], env=env))
+
 import numpy as np
 
 
@@ -54,7 +65,8 @@ def fgsm_loss_backward(dloss, cache):
     How to derive it: undo the forward one line at a time, from the loss down, keeping each
     gradient the shape of the thing it belongs to:
 
-    1. dscores (N, C): exercise 02 -- (probs - onehot(y)) / N, times dloss.
+    1. dscores (N, C): the mean cross-entropy's gradient, exactly as in your exercise 02
+       (this cache holds probs and y too).
     2. da (N, H): scores = a @ W2 + b2 is exercise 01's linear layer, seen from its input.
     3. dz (N, H): a = max(0, z) is exercise 01's ReLU. (The checker keeps every z at least
        0.1 away from 0.)

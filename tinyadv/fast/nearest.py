@@ -22,8 +22,8 @@ How it is made fast (all exact, float32 BLAS):
 
 Cost, for all 70,000 MNIST images against the 60,000 training images: 1.6e9 training pairs
 (symmetric) + 0.54e9 test pairs, times ~720 pixels, is ~3.1e12 floating-point operations.
-On the project's 2-core machine that took 48 s from scratch with the CPU to itself (and up
-to ~95 s while sharing it with other jobs); hence the cache. ``shifts=1`` is 9 times the
+On the project's 2-core machine that took 48 s from scratch with the CPU to itself; hence
+the cache. ``shifts=1`` is 9 times the
 work and cannot use the symmetric shortcut: 95 s for the 10,000 test images alone, about
 ten minutes for both sets -- once, then cached.
 """

@@ -8,4 +8,5 @@
     tramer           the paper's own invariance attack (python -m tinyadv.invariance)
     invariance_cache the label-flipping generator's neighbours for all of MNIST, cached
     bench            python -m tinyadv.bench: one training step's speed
+    notebooks        python -m tinyadv.lab.notebooks: each lesson as a Jupyter notebook
 """

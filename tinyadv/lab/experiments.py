@@ -44,8 +44,8 @@ from .runner import WorkerError, run_in_workers
 __all__ = ["Evaluation", "Run", "run_many", "obtain_records", "saved_records", "shard_of",
            "MissingRuns", "parse_shard", "run_command", "run_key", "check_saved_run",
            "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
-           "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "estimated_cost",
-           "epoch_probe", "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST",
+           "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "seeds_text",
+           "estimated_cost", "epoch_probe", "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST",
            "RECORD_FORMAT"]
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
@@ -70,8 +70,19 @@ def mean_std(values):
 
 
 def cell_text(cell):
-    """'98.66 ± 0.07' for a mean_std cell."""
+    """'98.66 ± 0.07' for a mean_std cell over several seeds; '90.45' for a single seed,
+    which has no spread to print (the table's heading says "1 seed": see seeds_text)."""
+    if len(cell["per_seed"]) == 1:
+        return f"{cell['mean']:.2f}"
     return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+
+
+def seeds_text(seeds, several):
+    """What a table's cells are: ``several`` (e.g. "mean ± sample std over seeds [0, 1, 2]")
+    for two seeds or more; for one, "1 seed (seed 0): one run per cell, no spread"."""
+    if len(seeds) == 1:
+        return f"1 seed (seed {seeds[0]}): one run per cell, no spread"
+    return several
 
 
 @dataclass(frozen=True)

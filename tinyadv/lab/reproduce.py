@@ -47,7 +47,8 @@ from ..evaluate import AUTHORS_KEYS
 from ..fileio import write_text_atomic
 from ..train import MODELS, PRESET_ROWS, PRESETS, TrainConfig, model_config, preset_config
 from . import experiments, paper
-from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
+from .experiments import (COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text,
+                          mean_std, seeds_text)
 
 __all__ = ["main", "reproduce", "parse_args", "run_name", "table1_runs", "summarise", "figure1",
            "with_authors_attack", "QUICK"]
@@ -168,7 +169,8 @@ def summarise(records, seeds, names=None, rows=MODELS):
 def format_table(table, seeds, preset):
     """Markdown: tinyadv's rows (mean ± std over seeds), every column."""
     columns = [c for c in shown_columns(preset) if c in next(iter(table.values()))]
-    lines = [f"tinyadv, preset `{preset}` (accuracy in %, mean ± sample std over seeds {seeds}):",
+    cells = seeds_text(seeds, f"mean ± sample std over seeds {seeds}")
+    lines = [f"tinyadv, preset `{preset}` (accuracy in %, {cells}):",
              "", "| model | " + " | ".join(columns) + " | FGSM − PGD (points) |",
              "|" + "---|" * (len(columns) + 2)]
     for model, row in table.items():
@@ -184,7 +186,8 @@ def format_side_by_side(table, audit, preset, seeds):
     """Markdown: the paper's three columns, three ways, each labelled."""
     lines = ["The paper's columns three ways: as printed; the authors' logged configuration "
              "behind each printed row (mean ± std of its 3 runs); tinyadv "
-             f"(preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "",
+             f"(preset `{preset}`, {seeds_text(seeds, f'mean ± std over {len(seeds)} seed(s)')}):",
+             "",
              "| row | source | clean | FGSM | invariance (source label) |", "|---|---|---|---|---|"]
     for model in paper.PAPER_TABLE1:
         printed = paper.PAPER_TABLE1[model]
@@ -223,7 +226,8 @@ def format_authors_attack(table, audit, preset, seeds):
     head += " tinyadv, fed as the authors' code fed it (0..255, not normalised) |" if raw else ""
     lines = ["The paper's invariance column on the paper's own attack (the authors' variant of "
              "Tramèr et al.'s search on the test images, scored against the source label; "
-             f"tinyadv preset `{preset}`, mean ± std over {len(seeds)} seed(s)):", "", head,
+             f"tinyadv preset `{preset}`, "
+             f"{seeds_text(seeds, f'mean ± std over {len(seeds)} seed(s)')}):", "", head,
              "|---|---|---|---|" + ("---|" if raw else "")]
     for model in paper.PAPER_TABLE1:
         entry = audit["paper_rows"][model]
@@ -273,7 +277,8 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None,
 
 def figure1_text(ratios, seeds):
     """The sentence under Figure 1: the scatter ratio over seeds, without and with MLI."""
-    text = {k: "{mean:.3f} ± {std:.3f}".format(**mean_std(v)) for k, v in ratios.items()}
+    text = {k: ("{mean:.3f} ± {std:.3f}" if len(v) > 1 else "{mean:.3f} (1 seed)").format(
+        **mean_std(v)) for k, v in ratios.items()}
     return (f"Figure 1 (`figure1.png`, seed {seeds[0]}): within/between-class scatter ratio of "
             f"the embeddings of FGSM test images over seeds {seeds}: {text['without_mli']} "
             f"without the invariance term, {text['with_mli']} with it (smaller = tighter).\n")
@@ -294,7 +299,7 @@ def format_authors_code(table, audit, seeds):
     columns = [(c, h) for c, h in AUTHORS_CODE_COLUMNS if c in next(iter(table.values()))]
     lines = ["The authors' code, their configurations as rows: their logs (mean ± std of their "
              "runs: clean / FGSM / invariance, their scoring) and tinyadv's `authors-code` "
-             f"(mean ± std over seeds {seeds}):", "",
+             f"({seeds_text(seeds, f'mean ± std over seeds {seeds}')}):", "",
              "| configuration | printed in Table 1 as | their logs | "
              + " | ".join(h for _, h in columns) + " |", "|---|---|---|" + "---|" * len(columns)]
     for config, row in table.items():

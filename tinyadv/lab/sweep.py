@@ -39,7 +39,7 @@ from .. import evaluate, plots
 from ..fileio import write_text_atomic
 from ..train import MODELS, TrainConfig, preset_config
 from . import experiments
-from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std
+from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std, seeds_text
 
 __all__ = ["main", "run_sweep", "parse_args", "parse_grid", "grid_settings", "run_values",
            "change", "summarise", "DEFAULT_AXES", "QUICK_AXES", "QUICK", "SETTING_COLUMNS"]
@@ -206,7 +206,8 @@ def _fmt_change(ch):
 def format_markdown(summary, seeds, preset):
     shown = ["clean", "fgsm", "pgd", PAPER_METRIC, "invariance_flipped", "human_linf_eps04",
              "human_linf_manual_eps04", HUMAN, *ACTIVE]
-    lines = [f"Sweep, preset `{preset}`, seeds {seeds}: mean ± sample std over seeds; accuracies "
+    cells = seeds_text(seeds, "mean ± sample std over seeds")
+    lines = [f"Sweep, preset `{preset}`, seeds {seeds}: {cells}; accuracies "
              f"in %, {HUMAN} = agreement with the human labels of all four Tramèr et al. sets "
              f"(350 images), active_* = % of triplets with an active hinge in the last epoch.",
              "", "| setting | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
@@ -286,8 +287,10 @@ def sweep_figure(summary, path):
     fig.legend(handles, labels, loc="lower center", fontsize=8, ncol=min(4, max(1, len(labels))),
                title="lines; dotted line and band: the baseline of the same colour (mean ± std)",
                title_fontsize=8)
-    fig.suptitle("Where does the invariance term act? Every column against λ2; error bars: "
-                 "sample std over seeds", fontsize=12)
+    one_seed = all(len(e["columns"][PAPER_METRIC]["per_seed"]) == 1 for e in summary.values())
+    fig.suptitle("Where does the invariance term act? Every column against λ2; "
+                 + ("1 seed: one run per point, no error bars" if one_seed else
+                    "error bars: sample std over seeds"), fontsize=12)
     fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     plots.save_figure(fig, path)
 
