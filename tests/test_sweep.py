@@ -149,16 +149,33 @@ def test_quick_rerun_reuses_every_run_and_gives_the_same_numbers(quick, capsys):
     assert json.loads((quick / "sweep.json").read_text())["settings"] == before
 
 
-def test_three_shards_then_a_merge_give_the_unsharded_sweep(quick, tmp_path, capsys):
-    args = ["--quick", "--out", str(tmp_path)]
-    for k in range(3):
-        assert sweep.main(args + ["--shard", f"{k}/3"]) == 0
-        assert not (tmp_path / "sweep.json").exists()  # a shard writes no table
-    assert "shard 2/3: 2 of 6 runs" in capsys.readouterr().out
+def test_a_shard_trains_its_share_and_a_merge_gives_the_unsharded_sweep(quick, tmp_path, capsys):
+    """The unsharded --quick sweep's folder with shard 1 of 3's runs and every output removed:
+    the shard trains exactly those runs and writes no output; the merge gives the same sweep."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(quick, copy)
+    for name in ("sweep.json", "sweep.md", "sweep.png"):
+        (copy / name).unlink()
+    runs = sorted(json.loads((quick / "sweep.json").read_text())["runs"])
+    args = ["--quick", "--out", str(copy)]
+    settings = sweep.grid_settings(sweep.QUICK_AXES, ["source"], BASE)
+    mine = [s.stem(0) for s, _ in settings][1::3]  # shard 1 of 3: runs 1 and 4
+    for stem in mine:
+        for suffix in (".json", ".npz"):
+            (copy / "runs" / (stem + suffix)).unlink()
+    assert sweep.main(args + ["--merge"]) == 1 and not (copy / "sweep.json").exists()
+    assert sweep.main(args + ["--shard", "1/3"]) == 0
+    out = capsys.readouterr().out
+    assert "shard 1/3: 2 of 6 runs" in out and "reusing 0" not in out
+    assert sorted(line.split()[2] for line in out.splitlines()
+                  if line.startswith("to train:")) == sorted(mine)
+    assert not (copy / "sweep.json").exists()  # a shard writes no table
     assert sweep.main(args + ["--merge"]) == 0
-    assert "to train" not in capsys.readouterr().out
-    merged = json.loads((tmp_path / "sweep.json").read_text())["settings"]
-    assert merged == json.loads((quick / "sweep.json").read_text())["settings"]
+    merged = json.loads((copy / "sweep.json").read_text())
+    assert merged["settings"] == json.loads((quick / "sweep.json").read_text())["settings"]
+    assert sorted(merged["runs"]) == runs
 
 
 def test_quick_rerun_trains_a_damaged_run_again_and_says_why(quick, tmp_path, capsys):

@@ -592,10 +592,15 @@ COMMITTED = {("authors", "test"): ("ovalle2022_attack/authors_test_neighbours.np
 TABLE_KEYS = ("index", "copy", "dist2")
 
 
+@functools.lru_cache(maxsize=2)  # read, checksummed and converted once per process
 def mnist_uint8(split):
-    """An MNIST split as the attack sees it: uint8 (N, 784) on 0..255 and int64 labels."""
+    """An MNIST split as the attack sees it: uint8 (N, 784) on 0..255 and int64 labels, both
+    read-only (they are shared by every caller)."""
     X, y = data.load_mnist(split)
-    return np.rint(X * np.float32(255)).astype(np.uint8), y
+    X = np.rint(X * np.float32(255)).astype(np.uint8)
+    for array in (X, y):
+        array.setflags(write=False)
+    return X, y
 
 
 def search_key(variant, split):
