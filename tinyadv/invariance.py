@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from .validate import NUM_CLASSES, check_eps, check_images, check_labels  # noqa: E402
 
-__all__ = ["Neighbours", "shift_grid", "shift_images", "check_search_arguments",
+__all__ = ["Neighbours", "shift_grid", "shift_images", "check_shifts", "check_search_arguments",
            "nearest_by_class", "move_towards", "flip_from_neighbours", "label_flip"]
 
 SIDE = 28  # MNIST images are 28 x 28
@@ -84,19 +84,25 @@ def shift_images(x, dy, dx):
     return out.reshape(x.shape)
 
 
+def check_shifts(shifts):
+    """``shifts`` as an int, or a ValueError unless it is an integer in 0..MAX_SHIFTS."""
+    if (isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer))
+            or not 0 <= shifts <= MAX_SHIFTS):
+        raise ValueError(f"shifts: expected an integer in 0..{MAX_SHIFTS}, got {shifts!r}")
+    return int(shifts)
+
+
 def check_search_arguments(x, y, ref_x, ref_y, shifts, exclude_self, num_classes=NUM_CLASSES):
     """Check a neighbour search's arguments (clear errors for bad input); return ``shifts``."""
     check_images(x, "x")
     check_images(ref_x, "ref_x")
     check_labels(y, "y", n=len(x), num_classes=num_classes)
     check_labels(ref_y, "ref_y", n=len(ref_x), num_classes=num_classes)
-    if (isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer))
-            or not 0 <= shifts <= MAX_SHIFTS):
-        raise ValueError(f"shifts: expected an integer in 0..{MAX_SHIFTS}, got {shifts!r}")
+    shifts = check_shifts(shifts)
     if exclude_self and not (x.shape == ref_x.shape and np.array_equal(x, ref_x)):
         raise ValueError(f"exclude_self: means x is the reference set itself, but x {x.shape} "
                          f"differs from ref_x {ref_x.shape}")
-    return int(shifts)
+    return shifts
 
 
 def nearest_by_class(x, y, ref_x, ref_y, shifts=0, exclude_self=False, num_classes=NUM_CLASSES):

@@ -203,17 +203,7 @@ def nearest_by_class(x, y, ref_x, ref_y, shifts=0, exclude_self=False, chunk_siz
     """``tinyadv.invariance.nearest_by_class``, fast: the same neighbours, for all of MNIST.
 
     The speed-ups are the module docstring's; the arguments and the result are the
-    reference's (dist2 in float32), plus ``chunk_size``.
-
-    Parameters
-    ----------
-    x : (N, 784) float images in [0, 1] (the queries), y : (N,) their labels
-    ref_x : (M, 784) reference images, ref_y : (M,) their labels
-    shifts : also search the references translated by up to this many pixels in each
-        direction, zero-filled: (2 * shifts + 1)^2 times the work
-    exclude_self : x *is* the reference set (row i of x is reference i); reference i is then
-        never the neighbour of query i. Checked: x must equal ref_x.
-    chunk_size : query rows per matrix product
+    reference's (dist2 in float32), plus ``chunk_size``: query rows per matrix product.
 
     Returns
     -------

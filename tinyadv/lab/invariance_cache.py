@@ -17,7 +17,7 @@ import numpy as np
 from .. import data
 from ..fast.nearest import nearest_by_class
 from ..fileio import save_npz_atomic
-from ..invariance import MAX_SHIFTS, Neighbours, flip_from_neighbours, shift_grid
+from ..invariance import Neighbours, check_shifts, flip_from_neighbours, shift_grid
 from ..validate import NUM_CLASSES, check_eps
 
 __all__ = ["invariance_neighbours", "invariance_sets", "cache_key", "cache_path",
@@ -25,13 +25,6 @@ __all__ = ["invariance_neighbours", "invariance_sets", "cache_key", "cache_path"
 
 CACHE_VERSION = 1  # bump when the search or the file layout changes: old caches go stale
 DEFAULT_CACHE_DIR = os.path.join(data.DATA_DIR, "cache")
-
-
-def _check_shifts(shifts):
-    if (isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer))
-            or not 0 <= shifts <= MAX_SHIFTS):
-        raise ValueError(f"shifts: expected an integer in 0..{MAX_SHIFTS}, got {shifts!r}")
-    return int(shifts)
 
 
 def _fingerprint(*arrays):
@@ -96,7 +89,7 @@ def invariance_neighbours(shifts=0, cache_dir=None, log=print):
     {"train": Neighbours, "test": Neighbours}
     """
     mnist = data.load_mnist("train") + data.load_mnist("test")
-    return _cached_neighbours(*mnist, _check_shifts(shifts), cache_dir, log)
+    return _cached_neighbours(*mnist, check_shifts(shifts), cache_dir, log)
 
 
 def _cached_neighbours(X_train, y_train, X_test, y_test, shifts, cache_dir, log):
@@ -138,7 +131,7 @@ def invariance_sets(eps, shifts=0, cache_dir=None, log=print, mnist=None):
      "test":  (x_inv (10000, 784) float32, y_flip (10000,) int64)}
     """
     check_eps(eps)
-    shifts = _check_shifts(shifts)
+    shifts = check_shifts(shifts)
     if mnist is None:
         mnist = data.load_mnist("train") + data.load_mnist("test")
     X_train, y_train, X_test, y_test = mnist
