@@ -326,3 +326,15 @@ def test_the_old_preset_name_still_works_and_says_its_new_name(capsys):
     args = reproduce.parse_args(TINY + ["--preset", "authors"])
     assert args.preset == "paper-4d"
     assert "--preset authors is now called paper-4d" in capsys.readouterr().err
+
+
+def test_a_row_field_can_be_set_in_the_rows_named(tmp_path, capsys):
+    args = reproduce.parse_args(TINY + ["--preset", "authors-code", "--rows", "nll-ml-invariance",
+                                        "--set", "lambda_norm=0", "--set", "arch=mlp"])
+    assert args.rows == {"nll-ml-invariance": dict(lambda_inv=0.5, lambda_norm=0.0)}
+    runs = reproduce.table1_runs(preset_config("authors-code", arch="mlp"), [0], args.preset,
+                                 args.rows)
+    assert [(r.config.lambda_inv, r.config.lambda_norm) for r in runs] == [(0.5, 0.0)]
+    with pytest.raises(SystemExit):  # a value the config refuses
+        reproduce.parse_args(TINY + ["--rows", "baseline+mls", "--set", "lambda_sens=-1"])
+    assert "lambda_*" in capsys.readouterr().err

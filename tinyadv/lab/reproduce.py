@@ -54,7 +54,8 @@ __all__ = ["main", "reproduce", "parse_args", "run_name", "table1_runs", "summar
            "with_authors_attack", "QUICK"]
 
 QUICK = dict(train_size=10000, test_size=2000, epochs=3)  # --quick: every row and column, fast
-# Fields a row sets itself; --set may not change them (python -m tinyadv.sweep can).
+# Fields a row sets itself; --set changes them only in rows named with --rows (python -m
+# tinyadv.sweep varies them over a grid).
 ROW_FIELDS = sorted({name for rows in PRESET_ROWS.values() for row in rows.values()
                      for name in row})
 # Evaluation settings of a preset beyond the defaults: the authors' code's FGSM is not an
@@ -92,20 +93,22 @@ def parse_args(argv):
         if value is not None and not lo <= value <= hi:
             parser.error(f"--{name.replace('_', '-')}: expected an integer in [{lo}, {hi}], "
                          f"got {value}")
-    args.fields = {}
+    args.fields, row_fields = {}, {}
     for item in args.overrides:
         name, sep, text = item.partition("=")
         if not sep:
             parser.error(f"--set: expected FIELD=VALUE, got {item!r}")
-        if name in ROW_FIELDS:
-            parser.error(f"--set {name}: each Table 1 row sets {name} itself; to vary it, use "
-                         f"python -m tinyadv.sweep --grid {name}=...")
+        if name in ROW_FIELDS and args.rows is None:
+            parser.error(f"--set {name}: each row sets {name} itself; to change it in some rows, "
+                         f"name them with --rows; to vary it, use python -m tinyadv.sweep "
+                         f"--grid {name}=...")
         if name in FLAG_FIELDS:
             parser.error(f"--set {name}: use {FLAG_FIELDS[name]} instead")
         try:
-            args.fields[name] = TrainConfig.parse_field(name, text)
+            value = TrainConfig.parse_field(name, text)
         except ValueError as err:
             parser.error(f"--set: {err}")
+        (row_fields if name in ROW_FIELDS else args.fields)[name] = value
     try:  # a value of the right type can still be out of range (init=xavier, lr=-1)
         preset_config(args.preset, **args.fields)
     except ValueError as err:
@@ -115,7 +118,13 @@ def parse_args(argv):
     if unknown:
         parser.error(f"--rows: {unknown} are not rows of preset {args.preset}; expected some of "
                      f"{list(rows)}")
-    args.rows = {row: rows[row] for row in rows if args.rows is None or row in args.rows}
+    args.rows = {row: {**rows[row], **row_fields} for row in rows
+                 if args.rows is None or row in args.rows}
+    try:  # the rows' own fields, and those --set changed in them, with the preset's
+        for row in args.rows:
+            model_config(row, preset_config(args.preset, **args.fields), args.rows)
+    except ValueError as err:
+        parser.error(f"--set: {err}")
     return args
 
 
