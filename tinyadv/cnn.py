@@ -26,8 +26,8 @@ import numpy as np
 
 from .fast import conv as fast_conv
 from .layers import linear_backward, linear_forward, prelu_backward, prelu_forward
-from .mlp import (INPUT_NORMS, NORM_KEYS, has_input_norm, input_norm_backward,  # noqa: F401
-                  input_norm_forward, trainable_keys, without_input_norm)
+from .mlp import (INPUT_NORMS, NORM_KEYS, has_input_norm, in_chunks,  # noqa: F401
+                  input_norm_backward, input_norm_forward, trainable_keys, without_input_norm)
 from .validate import check_array
 
 __all__ = ["LAYERS", "PRELU_LAYERS", "CONV_METHOD", "init_params", "is_cnn", "num_classes",
@@ -222,13 +222,10 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
 
 
 def predict(params, x, batch_size=1024):
-    """Predicted class of each row of x, in chunks so memory stays small."""
-    preds = [forward(params, x[i:i + batch_size])[0].argmax(axis=1)
-             for i in range(0, len(x), batch_size)]
-    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    """Predicted class of each row of x, in chunks (mlp.in_chunks with the CNN's forward)."""
+    return in_chunks(forward, params, x, batch_size, "classes")
 
 
 def embed(params, x, batch_size=1024):
     """Embeddings h of each row of x, in chunks."""
-    hs = [forward(params, x[i:i + batch_size])[1] for i in range(0, len(x), batch_size)]
-    return np.concatenate(hs) if hs else np.zeros((0, embedding_width(params)), dtype=x.dtype)
+    return in_chunks(forward, params, x, batch_size, "h", width=embedding_width(params))

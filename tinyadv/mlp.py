@@ -26,9 +26,10 @@ import numpy as np
 
 from .layers import linear_backward, linear_forward, relu_backward, relu_forward
 
-__all__ = ["init_params", "forward", "backward", "predict", "embed", "input_norm_forward",
-           "input_norm_backward", "num_layers", "num_classes", "embedding_width", "has_input_norm",
-           "has_embedding_layer", "trainable_keys", "without_input_norm", "INITS", "INPUT_NORMS"]
+__all__ = ["init_params", "forward", "backward", "predict", "embed", "in_chunks",
+           "input_norm_forward", "input_norm_backward", "num_layers", "num_classes",
+           "embedding_width", "has_input_norm", "has_embedding_layer", "trainable_keys",
+           "without_input_norm", "INITS", "INPUT_NORMS"]
 
 
 INITS = ("uniform", "he")
@@ -276,14 +277,25 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     return grads, dout
 
 
+def in_chunks(net_forward, params, x, batch_size, what, width=None):
+    """Run ``net_forward`` on ``batch_size`` rows of x at a time, so memory stays small, and
+    join the answers: what="classes", each row's predicted class; what="h", its embedding
+    (``width`` columns, needed only to shape the answer for an empty x). The CNN's predict
+    and embed use it with the CNN's forward."""
+    pieces = []
+    for start in range(0, len(x), batch_size):
+        logits, h, _ = net_forward(params, x[start:start + batch_size])
+        pieces.append(logits.argmax(axis=1) if what == "classes" else h)
+    if pieces:
+        return np.concatenate(pieces)
+    return np.zeros(0, dtype=np.int64) if what == "classes" else np.zeros((0, width), x.dtype)
+
+
 def predict(params, x, batch_size=4096):
     """Predicted class of each row of x, in chunks so memory stays small."""
-    preds = [forward(params, x[i:i + batch_size])[0].argmax(axis=1)
-             for i in range(0, len(x), batch_size)]
-    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    return in_chunks(forward, params, x, batch_size, "classes")
 
 
 def embed(params, x, batch_size=4096):
     """Embeddings h of each row of x, in chunks."""
-    hs = [forward(params, x[i:i + batch_size])[1] for i in range(0, len(x), batch_size)]
-    return np.concatenate(hs) if hs else np.zeros((0, embedding_width(params)), dtype=x.dtype)
+    return in_chunks(forward, params, x, batch_size, "h", width=embedding_width(params))

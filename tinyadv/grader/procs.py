@@ -14,7 +14,8 @@ import signal
 import time
 
 __all__ = ["block_watched_signals", "every_thread_blocks", "die_with_parent", "set_dumpable",
-           "set_subreaper", "process_table", "is_stopped", "session_of", "kill_group_and_session",
+           "set_subreaper", "process_table", "process_state", "is_stopped", "session_of",
+           "kill_group_and_session",
            "kill_leftovers", "descendants", "is_alive", "drop_capabilities",
            "effective_capabilities", "signal_name", "WATCHED_SIGNALS",
            "STOPPING_SIGNALS", "HANDLED_SIGNALS", "PR_SET_PDEATHSIG"]
@@ -147,14 +148,21 @@ def process_table():
     return table
 
 
-def is_stopped(pid):
-    """True if ``pid`` is stopped (SIGSTOP and the like) or traced."""
+def process_state(pid):
+    """The state letter of ``pid`` from /proc/PID/stat (b"R", b"S", b"T", b"Z", ...), or None
+    if it is gone. The name in brackets may hold anything, so the state is read after its last
+    closing bracket."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] in (b"T", b"t")
+        return None
+    return stat[stat.rfind(b")") + 2:][:1]
+
+
+def is_stopped(pid):
+    """True if ``pid`` is stopped (SIGSTOP and the like) or traced."""
+    return process_state(pid) in (b"T", b"t")
 
 
 def session_of(pid):
@@ -219,12 +227,7 @@ def kill_leftovers(keep, seconds=SWEEP_SECONDS):
 
 def is_alive(pid):
     """True if ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+    return process_state(pid) not in (None, b"Z", b"X")
 
 
 def _kill(pid):
