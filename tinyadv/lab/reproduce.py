@@ -214,8 +214,13 @@ def format_side_by_side(table, audit, preset, seeds):
                          + " | ".join(f"{entry['mean'][c]:.2f} ± {entry['std'][c]:.2f}"
                                       for c in paper.PAPER_COLUMNS) + " |")
         label = f"tinyadv `{preset}`" + (f": {ours}" if ours != model else "")
+        columns = list(paper.PAPER_COLUMNS)
+        if preset == "authors-code" and "invariance_authors_raw" in table[ours]:
+            # The paper's column as their code scored it: their attack's test set, fed 0..255.
+            columns[columns.index("invariance_source")] = "invariance_authors_raw"
+            label += " (invariance: their attack, fed as their code fed it)"
         lines.append(f"| | {label} | "
-                     + " | ".join(cell_text(table[ours][c]) for c in paper.PAPER_COLUMNS) + " |")
+                     + " | ".join(cell_text(table[ours][c]) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
