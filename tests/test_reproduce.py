@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinyadv.lab import experiments, reproduce
+from tinyadv.lab import experiments, paper, reproduce
 from tinyadv.evaluate import AUTHORS_KEYS
 from tinyadv.train import preset_config
 
@@ -338,3 +338,21 @@ def test_a_row_field_can_be_set_in_the_rows_named(tmp_path, capsys):
     with pytest.raises(SystemExit):  # a value the config refuses
         reproduce.parse_args(TINY + ["--rows", "baseline+mls", "--set", "lambda_sens=-1"])
     assert "lambda_*" in capsys.readouterr().err
+
+
+def test_authors_code_side_by_side_scores_the_paper_column_as_their_code_did():
+    # The paper's invariance column is their attack's test set fed 0..255; under authors-code
+    # tinyadv's line beside it must show that column, not tinyadv's own generator's.
+    def cell(value):
+        return {"mean": value, "std": 0.5, "per_seed": [value - 0.5, value + 0.5]}
+    table = {"nll-sensitivity": {"clean": cell(97.0), "fgsm": cell(96.0),
+                                 "invariance_source": cell(70.0),
+                                 "invariance_authors_raw": cell(84.0)}}
+    audit = paper.audit(paper.load_author_logs())
+    text = reproduce.format_side_by_side(table, audit, "authors-code", [0, 1])
+    line = next(ln for ln in text.splitlines() if "tinyadv `authors-code`: nll-sensitivity" in ln)
+    assert line.endswith("| 97.00 ± 0.50 | 96.00 ± 0.50 | 84.00 ± 0.50 |")
+    assert "their attack, fed as their code fed it" in line
+    default = reproduce.format_side_by_side({"baseline": table["nll-sensitivity"]}, audit,
+                                            "default", [0, 1])
+    assert "| 97.00 ± 0.50 | 96.00 ± 0.50 | 70.00 ± 0.50 |" in default
