@@ -26,7 +26,7 @@ import numpy as np
 
 from .fast import conv as fast_conv
 from .layers import linear_backward, linear_forward, prelu_backward, prelu_forward
-from .mlp import (INPUT_NORMS, NORM_KEYS, has_input_norm, in_chunks,  # noqa: F401
+from .mlp import (INPUT_NORMS, NORM_KEYS, check_input_norm, has_input_norm, in_chunks,  # noqa: F401
                   input_norm_backward, input_norm_forward, trainable_keys, without_input_norm)
 from .validate import check_array
 
@@ -75,12 +75,7 @@ def init_params(rng, dtype=np.float32, input_norm=None):
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    if input_norm is not None:
-        if (not isinstance(input_norm, (tuple, list)) or len(input_norm) != 2
-                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in input_norm)
-                or input_norm[1] <= 0):
-            raise ValueError(f"input_norm: expected None or (mean, std) with std > 0, "
-                             f"got {input_norm!r}")
+    check_input_norm(input_norm)
     params = {}
     for name, shape, fan_in in LAYERS:
         bound = 1.0 / np.sqrt(fan_in)

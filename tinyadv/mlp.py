@@ -26,8 +26,8 @@ import numpy as np
 
 from .layers import linear_backward, linear_forward, relu_backward, relu_forward
 
-__all__ = ["init_params", "forward", "backward", "predict", "embed", "in_chunks",
-           "input_norm_forward", "input_norm_backward", "num_layers", "num_classes",
+__all__ = ["init_params", "check_input_norm", "forward", "backward", "predict", "embed",
+           "in_chunks", "input_norm_forward", "input_norm_backward", "num_layers", "num_classes",
            "embedding_width", "has_input_norm", "has_embedding_layer", "trainable_keys",
            "without_input_norm", "INITS", "INPUT_NORMS"]
 
@@ -39,6 +39,17 @@ NORM_KEYS = ("input_mean", "input_std")  # the optional input normalisation's co
 # Normalize((0.1307,), (0.3081,)) that the paper's authors applied to every clean image
 # (their trainer.py), the mean and std of MNIST's training pixels on [0, 1].
 INPUT_NORMS = {"none": None, "authors": (0.1307, 0.3081)}
+
+
+def check_input_norm(input_norm):
+    """None, or (mean, std) with finite numbers and std > 0; else a ValueError naming it.
+    Both networks' init_params take it."""
+    if input_norm is not None:
+        if (not isinstance(input_norm, (tuple, list)) or len(input_norm) != 2
+                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in input_norm)
+                or input_norm[1] <= 0):
+            raise ValueError(f"input_norm: expected None or (mean, std) with std > 0, "
+                             f"got {input_norm!r}")
 
 
 def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input_norm=None):
@@ -80,12 +91,7 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input
         raise ValueError(f"init: expected one of {INITS}, got {init!r}")
     if isinstance(embed_dim, bool) or int(embed_dim) != embed_dim or embed_dim < 0:
         raise ValueError(f"embed_dim: expected an integer >= 0, got {embed_dim!r}")
-    if input_norm is not None:
-        if (not isinstance(input_norm, (tuple, list)) or len(input_norm) != 2
-                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in input_norm)
-                or input_norm[1] <= 0):
-            raise ValueError(f"input_norm: expected None or (mean, std) with std > 0, "
-                             f"got {input_norm!r}")
+    check_input_norm(input_norm)
     shapes = [(f"{k}", fan_in, fan_out)
               for k, (fan_in, fan_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1)]
     if embed_dim:
