@@ -63,6 +63,10 @@ ROW_FIELDS = sorted({name for rows in PRESET_ROWS.values() for row in rows.value
 PRESET_EVALUATION = {"authors-code": dict(pgd_eps=0.1, probes=True)}
 # Figure 1's two models -- without and with the invariance term -- among a preset's rows.
 FIGURE1_ROWS = {"authors-code": ("nll-ml-sensitivity", "nll-ml-sens-invar")}
+# tinyadv's column set beside the paper's invariance column, when not its own generator's
+# (invariance_source): under authors-code, the paper's attack fed 0..255, as their code scored it.
+PAPER_INVARIANCE_COLUMN = {"authors-code": ("invariance_authors_raw",
+                                            "invariance: their attack, fed as their code fed it")}
 DEFAULT_FIGURE1_ROWS = ("baseline+mls", "baseline+mls+mli")
 # Fields with flags of their own.
 FLAG_FIELDS = {"seed": "--seeds", "epochs": "--epochs", "train_size": "--train-size"}
@@ -215,10 +219,10 @@ def format_side_by_side(table, audit, preset, seeds):
                                       for c in paper.PAPER_COLUMNS) + " |")
         label = f"tinyadv `{preset}`" + (f": {ours}" if ours != model else "")
         columns = list(paper.PAPER_COLUMNS)
-        if preset == "authors-code" and "invariance_authors_raw" in table[ours]:
-            # The paper's column as their code scored it: their attack's test set, fed 0..255.
-            columns[columns.index("invariance_source")] = "invariance_authors_raw"
-            label += " (invariance: their attack, fed as their code fed it)"
+        column, note = PAPER_INVARIANCE_COLUMN.get(preset, ("invariance_source", None))
+        if column in table[ours] and note:
+            columns[columns.index("invariance_source")] = column
+            label += f" ({note})"
         lines.append(f"| | {label} | "
                      + " | ".join(cell_text(table[ours][c]) for c in columns) + " |")
     return "\n".join(lines) + "\n"
