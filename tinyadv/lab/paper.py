@@ -7,6 +7,13 @@ public repository logged every run (data/ovalle2022_logs/, loaded by
 run whose three accuracies equal the printed ones -- by searching, not by a hand-made
 mapping -- and sets the printed number beside the mean and sample standard deviation of that
 configuration's runs.
+
+It also reads the logs to the epoch (logs.py): the configurations the paper does not print,
+grouped by what they actually train (``trained_groups``: three configs train exactly the
+Baseline, because their extra term has no gradient), each run's end of training as the mean
+of its last END_EPOCHS epochs (``end_of_training``: a run's invariance score moves by
+several points from one epoch to the next), and every group against the Baseline's nine
+runs (``logs_evidence``, one Holm-corrected family; ``format_logs_audit``).
 """
 import csv
 import io
@@ -15,9 +22,13 @@ import os
 import numpy as np
 
 from .. import data
+from . import evidence as evidence_module
+from . import logs as logs_module
+from . import stats
 
-__all__ = ["load_author_logs", "audit", "format_audit", "find_printed_runs", "summarise_logged_configs", "PAPER",
-           "PAPER_TABLE1", "PAPER_COLUMNS", "LOGGED_CONFIG_CONTENTS"]
+__all__ = ["load_author_logs", "audit", "format_audit", "find_printed_runs", "summarise_logged_configs",
+           "logs_evidence", "format_logs_audit", "trained_groups", "end_of_training", "PAPER",
+           "PAPER_TABLE1", "PAPER_COLUMNS", "LOGGED_CONFIG_CONTENTS", "END_EPOCHS"]
 
 PAPER = "Ovalle, Czyzycki, Hsieh, AAAI-23 student abstract, arXiv 2211.02468"
 
@@ -50,7 +61,7 @@ MATCH_TOLERANCE = 0.005  # the paper prints two decimals; so do the logs
 
 
 AUTHOR_LOGS_FILE = os.path.join(data.DATA_DIR, "ovalle2022_logs", "runs.csv")
-AUTHOR_LOGS_SHA256 = "124e989ec37e737d80682fa229fa935847ae06f30c7c6c47f0592a9328df9f7e"
+AUTHOR_LOGS_SHA256 = "5f0b325094397856fbdbb5b044d63191a4c29b142e52a9426bc440869c3e2d7d"
 # column -> how to read it (runs.csv's columns are described in data/ovalle2022_logs/README.md)
 AUTHOR_LOG_COLUMNS = {
     "config": str, "run": int, "clean": float, "fgsm": float, "invariance_source": float,
@@ -175,4 +186,117 @@ def format_audit(block):
         lines.append(f"| {config} | {summary['trains']} | "
                      f"{'yes' if summary['triplet_computed'] else 'no'} | "
                      + " | ".join(_mean_std(summary, c) for c in PAPER_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the logs read to the epoch ------------------------------------------------------------
+
+END_EPOCHS = 10  # a run's end of training: the mean of its last 10 of 200 epochs
+BASELINE = "Baseline"
+# What each group of logged configs trains, and the name the audit gives it.
+GROUP_NAMES = {"CE on FGSM images": BASELINE,
+               "CE on FGSM images + triplet with FGSM positives": "MLS",
+               "CE on FGSM images + triplet with invariance positives": "MLI",
+               "CE on invariance images": "CE on the attack (nll-invariance)",
+               "CE on clean images": "no adversarial training (clean-nll)"}
+
+
+def end_of_training(log, column, last=END_EPOCHS):
+    """The mean of a log's last ``last`` epochs of one column (accuracy in %)."""
+    scored = [float(e[column]) for e in log["epochs"] if e[column]]
+    if len(scored) < last:
+        raise ValueError(f"{log['file']}: {len(scored)} epochs scored, fewer than {last}")
+    return float(np.mean(scored[-last:]))
+
+
+def trained_groups(logs):
+    """{group name: [final logs]}: the 24 final logs grouped by what their loss has a gradient
+    from (logs.what_it_trains without the no-gradient norm term)."""
+    groups = {}
+    for log in logs:
+        if log["commit"] != logs_module.FINAL_COMMIT:
+            continue
+        trains = log["trains"].split(" (+")[0]
+        groups.setdefault(GROUP_NAMES.get(trains, trains), []).append(log)
+    return groups
+
+
+def logs_evidence(logs):
+    """The logs as an evidence dict (evidence.py): per group, per run, the final epoch and the
+    mean of the last END_EPOCHS epochs of each column; one family, every group against the
+    Baseline's runs on the end-of-training means, Holm-corrected."""
+    groups = trained_groups(logs)
+    values = {}
+    for group, members in groups.items():
+        values[group] = {}
+        for column in PAPER_COLUMNS:
+            values[group][column] = [end_of_training(log, column) for log in members]
+            values[group][f"{column}_final"] = [float(log["epochs"][-1][column])
+                                                for log in members]
+        values[group]["configs"] = sorted({log["name"] for log in members})
+    def family(name, question, groups_compared):
+        return {"name": name, "corrected": True, "question": question,
+                "comparisons": [{"a": g, "b": BASELINE, "column": c, "paired": None}
+                                for g in groups_compared for c in PAPER_COLUMNS]}
+    end = f"at the end of training (mean of the last {END_EPOCHS} of 200 epochs)"
+    others = [g for g in groups if g not in (BASELINE, "MLS")]
+    families = [
+        family("logs: the paper's rows", "Does + MLS, the one printed row whose config "
+               "computes a triplet, change clean, FGSM or invariance accuracy (their scoring) "
+               f"against the Baseline, {end}?", ["MLS"]),
+        family("logs: the configs the paper does not print", "Does a configuration the paper "
+               "does not print change clean, FGSM or invariance accuracy (their scoring) "
+               f"against the Baseline, {end}?", others)]
+    return {"name": "authors-logs", "command": "python -m tinyadv.lab.logs", "seeds": [1, 2, 3],
+            "totals": {}, "correct": {}, "values": values, "families": families,
+            "notes": ["runs, not seeds: the authors seeded nothing"]}
+
+
+def _spread(values):
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
+def format_logs_audit(logs):
+    """Markdown: the logs read to the epoch -- what each config trained, the groups, the
+    comparisons against the Baseline, the one-class collapse of the MLI runs."""
+    lines = ["Every log: the config its first line names, and what it trained (a log is "
+             "named after its config's `model_name`; at 4f4bced two config files carried "
+             "each other's contents):", "",
+             "| commit | log | epochs | first line names | trained (the cdfe2d1 file with its "
+             "settings) | what that trains |", "|---|---|---|---|---|---|"]
+    for log in logs:
+        lines.append(f"| {log['commit']} | {log['file']} | {len(log['epochs'])} | "
+                     f"{log['config_named']} | {log['config_trained']} | {log['trains']} |")
+    ev = logs_evidence(logs)
+    lines += ["", f"The logged configurations grouped by what they train; mean ± sample std "
+                  f"over runs of the last epoch (as printed) and of each run's mean over its "
+                  f"last {END_EPOCHS} epochs (end of training):", "",
+              "| group | configs | runs | last epoch: clean / FGSM / invariance | last "
+              f"{END_EPOCHS} epochs: clean / FGSM / invariance | invariance, run range |",
+              "|---|---|---|---|---|---|"]
+    for group, v in ev["values"].items():
+        final = " / ".join(_spread(v[f"{c}_final"]) for c in PAPER_COLUMNS)
+        end = " / ".join(_spread(v[c]) for c in PAPER_COLUMNS)
+        inv = v["invariance_source"]
+        lines.append(f"| {group} | {', '.join(v['configs'])} | {len(inv)} | {final} | {end} | "
+                     f"{min(inv):.2f}-{max(inv):.2f} |")
+    for fam in ev["families"]:
+        lines += ["", evidence_module.format_family(ev, fam["name"])]
+    shares = logs_module.class_share_evidence(logs)
+    lines += ["The invariance-triplet runs' one-class collapse: epochs whose invariance score "
+              "is exactly one digit's share of the 10,000 test images (a network that gives "
+              "every invariance image one class d scores n_d / 100 %); collapsed = the first "
+              f"epoch inside the shares' range {logs_module.SHARE_RANGE[0]:.2f}-"
+              f"{logs_module.SHARE_RANGE[1]:.2f}:", "",
+              "| log | epochs scored | exactly a digit's share | digits (epochs) | collapsed at "
+              "epoch | highest after | last epoch |", "|---|---|---|---|---|---|---|"]
+    for where, e in shares["per_log"].items():
+        digits = ", ".join(f"{d} ({n})" for d, n in e["by_digit"].items())
+        last = f"{e['last_score']:.2f}" + (f" (digit {e['last_share_digit']})"
+                                           if e["last_share_digit"] is not None else "")
+        lines.append(f"| {where} | {e['epochs_scored']} | {e['share_epochs']} | {digits} | "
+                     f"{e['collapse_epoch']} | {e['max_after_collapse']:.2f} | {last} |")
+    c = shares["control"]
+    lines += ["", f"Control: {c['shares']} of the {c['epochs']} epochs of every other log "
+                  f"score exactly a digit's share."]
     return "\n".join(lines) + "\n"
