@@ -91,14 +91,20 @@ def test_bad_flags_exit_2_naming_them(argv, words, capsys):
     assert "usage: python -m tinyadv.sweep" in err and words in err
 
 
-def test_change_flags_differences_within_the_seed_spread():
+def test_change_is_welch_with_its_interval_and_the_seed_spread():
+    from scipy import stats as scipy_stats
     within = sweep.change([70.0, 72.0, 74.0], [70.5, 71.0, 71.5])
     assert within["diff"] == pytest.approx(1.0) and within["spread"] == pytest.approx(2.0)
     assert within["within_spread"] is True and 0 < within["welch_p"] < 1
+    ref = scipy_stats.ttest_ind([70.0, 72.0, 74.0], [70.5, 71.0, 71.5], equal_var=False)
+    assert within["welch_p"] == pytest.approx(ref.pvalue)
+    assert within["ci"] == pytest.approx(tuple(ref.confidence_interval(0.95)))
     beyond = sweep.change([80.0, 80.5, 81.0], [70.0, 70.5, 71.0])
     assert beyond["within_spread"] is False and beyond["welch_p"] < 1e-3
     one_seed = sweep.change([80.0], [70.0])
-    assert one_seed == {"diff": 10.0, "spread": None, "within_spread": None, "welch_p": None}
+    assert one_seed == {"diff": 10.0, "spread": None, "within_spread": None, "welch_p": None,
+                        "ci": None}
+    assert "one seed: no test" in sweep._fmt_change(one_seed)
 
 
 def test_run_values_pool_the_human_sets_by_count():
@@ -111,39 +117,46 @@ def test_run_values_pool_the_human_sets_by_count():
     assert values["fgsm_pgd_gap"] == 0.0
 
 
+QUICK = ["--quick", "--seeds", "0", "1", "--grid", "embed_dim=4"]  # 3 settings x 2 seeds
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
-    assert sweep.main(["--quick", "--out", str(out)]) == 0
+    assert sweep.main(QUICK + ["--out", str(out)]) == 0
     return out
 
 
 def test_quick_writes_every_column_both_plots_and_the_changes(quick):
-    for name in ("sweep.json", "sweep.md", "sweep.png", "config.json"):
+    for name in ("sweep.json", "sweep.md", "sweep.png", "config.json", "evidence.json"):
         assert (quick / name).stat().st_size > 0
     result = json.loads((quick / "sweep.json").read_text())
     settings = result["settings"]
-    assert list(settings) == ["baseline embed_dim=0", "mls embed_dim=0 margin=0.5",
-                              "mli embed_dim=0 margin=0.5 lambda_inv=2", "baseline embed_dim=4",
-                              "mls embed_dim=4 margin=0.5", "mli embed_dim=4 margin=0.5 lambda_inv=2"]
+    assert list(settings) == ["baseline embed_dim=4", "mls embed_dim=4 margin=0.5",
+                              "mli embed_dim=4 margin=0.5 lambda_inv=2"]
     for entry in settings.values():
         assert set(entry["columns"]) == set(sweep.SETTING_COLUMNS)
-        assert all(len(cell["per_seed"]) == 1 for cell in entry["columns"].values())
+        assert all(len(cell["per_seed"]) == 2 for cell in entry["columns"].values())
     mli = settings["mli embed_dim=4 margin=0.5 lambda_inv=2"]
     assert mli["baseline"] == "baseline embed_dim=4"
     assert mli["columns"]["active_inv"]["mean"] > 0  # the term acted
     assert settings["baseline embed_dim=4"]["columns"]["active_sens"]["mean"] == 0
     base = settings["baseline embed_dim=4"]["columns"]["invariance_source"]["mean"]
-    assert mli["change"]["invariance_source"]["diff"] == pytest.approx(
-        mli["columns"]["invariance_source"]["mean"] - base)
+    ch = mli["change"]["invariance_source"]
+    assert ch["diff"] == pytest.approx(mli["columns"]["invariance_source"]["mean"] - base)
+    # the paired per-image test sees the same difference of means, on the same 1000 images
+    assert ch["paired"]["diff"] == pytest.approx(ch["diff"]) and ch["paired"]["n"] == 1000
+    human = mli["change"]["human_pooled"]
+    assert human["paired"]["n"] == 350 and human["paired"]["diff"] == pytest.approx(human["diff"])
     assert len(result["runs"]) == 6
     md = (quick / "sweep.md").read_text()
-    assert "Δ invariance_source" in md and "one seed: no spread" in md
+    assert "Δ invariance_source" in md and "**exploratory**" in md and "95% CI" in md
+    assert "within spread" not in md
 
 
 def test_quick_rerun_reuses_every_run_and_gives_the_same_numbers(quick, capsys):
     before = json.loads((quick / "sweep.json").read_text())["settings"]
-    assert sweep.main(["--quick", "--out", str(quick)]) == 0
+    assert sweep.main(QUICK + ["--out", str(quick)]) == 0
     out = capsys.readouterr().out
     assert "reusing 6 saved run(s)" in out and "to train" not in out
     assert json.loads((quick / "sweep.json").read_text())["settings"] == before
@@ -156,12 +169,12 @@ def test_a_shard_trains_its_share_and_a_merge_gives_the_unsharded_sweep(quick, t
 
     copy = tmp_path / "copy"
     shutil.copytree(quick, copy)
-    for name in ("sweep.json", "sweep.md", "sweep.png"):
+    for name in ("sweep.json", "sweep.md", "sweep.png", "evidence.json"):
         (copy / name).unlink()
-    runs = sorted(json.loads((quick / "sweep.json").read_text())["runs"])
-    args = ["--quick", "--out", str(copy)]
-    settings = sweep.grid_settings(sweep.QUICK_AXES, ["source"], BASE)
-    mine = [s.stem(0) for s, _ in settings][1::3]  # shard 1 of 3: runs 1 and 4
+    args = QUICK + ["--out", str(copy)]
+    settings = sweep.grid_settings({**sweep.QUICK_AXES, "embed_dim": [4]}, ["source"], BASE)
+    stems = [s.stem(seed) for s, _ in settings for seed in (0, 1)]
+    mine = stems[1::3]  # shard 1 of 3: runs 1 and 4
     for stem in mine:
         for suffix in (".json", ".npz"):
             (copy / "runs" / (stem + suffix)).unlink()
@@ -175,7 +188,8 @@ def test_a_shard_trains_its_share_and_a_merge_gives_the_unsharded_sweep(quick, t
     assert sweep.main(args + ["--merge"]) == 0
     merged = json.loads((copy / "sweep.json").read_text())
     assert merged["settings"] == json.loads((quick / "sweep.json").read_text())["settings"]
-    assert sorted(merged["runs"]) == runs
+    assert (copy / "evidence.json").read_text() == (quick / "evidence.json").read_text()
+    assert sorted(merged["runs"]) == sorted(json.loads((quick / "sweep.json").read_text())["runs"])
 
 
 def test_quick_rerun_trains_a_damaged_run_again_and_says_why(quick, tmp_path, capsys):
@@ -186,7 +200,7 @@ def test_quick_rerun_trains_a_damaged_run_again_and_says_why(quick, tmp_path, ca
     before = json.loads((copy / "sweep.json").read_text())["settings"]
     npz = sorted((copy / "runs").glob("*.npz"))[0]
     npz.write_bytes(npz.read_bytes()[:-64])  # truncated beside a valid record
-    assert sweep.main(["--quick", "--out", str(copy)]) == 0
+    assert sweep.main(QUICK + ["--out", str(copy)]) == 0
     out = capsys.readouterr().out
     assert f"to train: {npz.stem} (checksum mismatch in {npz.name}" in out
     assert "reusing 5 saved run(s)" in out

@@ -46,7 +46,7 @@ from ..attacks import fgsm
 from ..evaluate import AUTHORS_KEYS
 from ..fileio import write_text_atomic
 from ..train import MODELS, PRESET_ROWS, PRESETS, TrainConfig, model_config, preset_config
-from . import experiments, paper
+from . import evidence, experiments, logs, paper
 from .experiments import (COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text,
                           mean_std, seeds_text)
 
@@ -91,6 +91,7 @@ def parse_args(argv):
     parser.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                         help="train and print only these rows of the preset (default: all)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
+    args.command = evidence.command_text("python -m tinyadv.reproduce", argv)
     experiments.check_run_arguments(parser, args)
     for name, lo, hi in (("train_size", 200, FULL_TRAIN), ("test_size", 10, FULL_TEST)):
         value = getattr(args, name)
@@ -393,6 +394,16 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     if all(row in args.rows for row in figure_rows):
         ratios = figure1(runs_dir, seeds, args.preset, base, X_test, y_test,
                          os.path.join(out, "figure1.png"), names, figure_rows)
+    # The comparisons of Table 1's rows against the Baseline, with intervals and paired
+    # per-image tests (evidence.py); their per-seed numbers go to evidence.json.
+    families = [] if args.preset == "authors-code" else evidence.table1_families(args.rows)
+    found = None
+    if families and len(seeds) > 1:
+        found = evidence.collect(runs, records, runs_dir, evaluation, args.preset, args.command,
+                                 families, log=log)
+        found["values"] = {row: {"scatter_ratio": ratios[key]} for row, key in
+                           zip(figure_rows, ("without_mli", "with_mli")) if ratios[key]}
+        evidence.save(found, os.path.join(out, "evidence.json"))
     warnings = {name: evaluate.overfitting_warning(r["results"]) for name, r in records.items()}
     warnings = {name: w for name, w in warnings.items() if w}
     wall = time.perf_counter() - started
@@ -415,7 +426,10 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
         format_table(table, seeds, args.preset),
         format_authors_attack(table, audit, args.preset, seeds),
         *([format_authors_code(table, audit, seeds)] if args.preset == "authors-code" else []),
+        *([evidence.format_family(found, f["name"]) for f in found["families"]]
+          if found else ["No comparisons: they need two seeds or more and the Baseline row.\n"]),
         paper.format_audit(audit),
+        paper.format_logs_audit(logs.load_raw()),
         figure_text,
         ("No run's PGD accuracy is more than "
          f"{evaluate.OVERFITTING_GAP:.0f} points below its FGSM accuracy.\n" if not warnings else
@@ -426,7 +440,8 @@ def reproduce(args, seeds, base, out, runs_dir, evaluation, runs, started):
     write_text_atomic(os.path.join(out, "table1.json"), json.dumps(result, indent=1))
     write_text_atomic(os.path.join(out, "table1.md"), markdown)
     log("\n" + markdown)
-    log(f"wrote {out}/table1.md, table1.json, figure1.png, config.json")
+    log(f"wrote {out}/table1.md, table1.json, figure1.png, config.json"
+        + (", evidence.json" if found else ""))
 
 
 if __name__ == "__main__":

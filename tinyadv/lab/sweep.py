@@ -38,7 +38,8 @@ from scipy import stats
 from .. import evaluate, plots
 from ..fileio import write_text_atomic
 from ..train import MODELS, TrainConfig, preset_config
-from . import experiments
+from . import evidence, experiments, perimage
+from . import stats as lab_stats
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std, seeds_text
 
 __all__ = ["main", "run_sweep", "parse_args", "parse_grid", "grid_settings", "run_values",
@@ -162,23 +163,58 @@ def run_values(record):
 
 
 def change(values, baseline_values):
-    """Difference of means against the baseline, the seed spread (the larger sample std of
-    the two), whether the difference is within it, and Welch's t-test p-value. With a single
-    seed there is no spread: those three are None."""
+    """Difference of means against the baseline: Welch's test over the seeds (its 95% CI and
+    p: stats.welch), and the seed spread (the larger sample std of the two, for the
+    figure's bars and lesson 09; ``within_spread`` is kept for it, and means no more than
+    |diff| <= spread -- not a test: stats.beyond_noise is the one that says "beyond the
+    noise"). With a single seed there is no spread and no test: those are None."""
     diff = float(np.mean(values) - np.mean(baseline_values))
     if len(values) < 2 or len(baseline_values) < 2:
-        return {"diff": diff, "spread": None, "within_spread": None, "welch_p": None}
+        return {"diff": diff, "spread": None, "within_spread": None, "welch_p": None,
+                "ci": None}
     spread = max(float(np.std(values, ddof=1)), float(np.std(baseline_values, ddof=1)))
-    p_value = None
-    if spread > 0:
-        p_value = float(stats.ttest_ind(values, baseline_values, equal_var=False).pvalue)
+    test = lab_stats.welch(values, baseline_values)
     return {"diff": diff, "spread": spread, "within_spread": abs(diff) <= spread,
-            "welch_p": p_value}
+            "welch_p": test["p"], "ci": test["ci"]}
 
 
-def summarise(settings, records, seeds):
+# The changes the sweep tests, and the per-image column each is paired on.
+CHANGE_COLUMNS = {PAPER_METRIC: PAPER_METRIC, HUMAN: "human",
+                  "human_linf_eps04": "human_linf_eps04", "pgd": "pgd", "clean": "clean"}
+FAMILY = "sweep"
+
+
+def sweep_evidence(settings, records, seeds, runs_dir, evaluation, command, log=print):
+    """The sweep's evidence (evidence.py): every run's per-image correctness recomputed from
+    its weights, and one **exploratory** family -- every setting against the baseline of its
+    context, on CHANGE_COLUMNS -- uncorrected: the sweep looks for where an effect is."""
+    by_run, runs_of_row, sets = {}, {}, {}
+    columns = list(dict.fromkeys(CHANGE_COLUMNS.values()))
+    for setting, config in settings:
+        key = (config.inv_eps, config.inv_shifts)
+        if key not in sets:
+            sets[key] = perimage.test_sets(evaluation, *key, authors=False)
+        for seed in seeds:
+            name = setting.stem(seed)
+            params = experiments.load_params(runs_dir, name)
+            by_run[name] = perimage.correctness(params, config.replace(seed=seed), evaluation,
+                                                sets[key], records[name]["results"], columns)
+        runs_of_row[setting.name] = [setting.stem(seed) for seed in seeds]
+    log(f"per-image correctness of {len(by_run)} runs recomputed; every count matches its record")
+    baselines = {s.context: s.name for s, _ in settings if s.kind == "baseline"}
+    pairs = [(s.name, baselines[s.context]) for s, _ in settings if s.kind != "baseline"]
+    family = evidence.Family(FAMILY, "Does a setting change the paper's metric, agreement with "
+                             "people, PGD or clean accuracy against the baseline of its "
+                             "context?", pairs, columns, corrected=False)
+    totals = {c: int(len(next(iter(by_run.values()))[c])) for c in columns}
+    return evidence.build(FAMILY, command, seeds, by_run, totals, [family], runs_of_row)
+
+
+def summarise(settings, records, seeds, found=None):
     """Per setting: mean ± std of every column and, except for baselines, the change of the
-    paper's metric, human agreement, PGD and clean accuracy against its baseline."""
+    paper's metric, human agreement, PGD and clean accuracy against its baseline; with the
+    sweep's evidence (``found``), each change also gets its paired per-image test
+    (``paired``: diff, ci, p) and ``beyond_noise`` (stats.beyond_noise, uncorrected)."""
     per_setting = {}
     for setting, _ in settings:
         values = [run_values(records[setting.stem(s)]) for s in seeds]
@@ -193,14 +229,25 @@ def summarise(settings, records, seeds):
         base_columns = per_setting[baselines[setting.context]]["columns"]
         entry["baseline"] = baselines[setting.context]
         entry["change"] = {c: change(entry["columns"][c]["per_seed"], base_columns[c]["per_seed"])
-                           for c in (PAPER_METRIC, HUMAN, "human_linf_eps04", "pgd", "clean")}
+                           for c in CHANGE_COLUMNS}
+    if found is not None and len(seeds) > 1:
+        pooled = {v: k for k, v in CHANGE_COLUMNS.items()}
+        for c in evidence.evaluate(found, FAMILY):
+            ch = per_setting[c["a"]]["change"][pooled[c["column"]]]
+            ch["paired"] = {k: c["images"][k] for k in ("diff", "ci", "p", "n")}
+            ch["beyond_noise"] = lab_stats.beyond_noise(c["seeds"], c["images"])
     return per_setting
 
 
 def _fmt_change(ch):
-    note = {True: " (within spread)", False: "", None: " (one seed: no spread)"}[ch["within_spread"]]
-    p = f", p={ch['welch_p']:.2g}" if ch["welch_p"] is not None else ""
-    return f"{ch['diff']:+.2f}{note}{p}"
+    """"+1.47 [+0.60, +2.34] p=0.011 | paired p<0.001", bold when beyond the noise."""
+    if ch["welch_p"] is None:
+        return f"{ch['diff']:+.2f} (one seed: no test)"
+    text = (f"{lab_stats.format_diff(ch['diff'])} {lab_stats.format_ci(ch['ci'])}, "
+            f"p={lab_stats.format_p(ch['welch_p'])}")
+    if "paired" in ch:
+        text += f"; images p={lab_stats.format_p(ch['paired']['p'])}"
+    return f"**{text}**" if ch.get("beyond_noise") else text
 
 
 def format_markdown(summary, seeds, preset):
@@ -213,17 +260,24 @@ def format_markdown(summary, seeds, preset):
              "", "| setting | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
     for name, entry in summary.items():
         lines.append(f"| {name} | " + " | ".join(cell_text(entry["columns"][c]) for c in shown) + " |")
-    lines += ["", "Change against the baseline of the same context (difference of means; "
-                  "'within spread' = smaller than the larger seed std of the two; p = Welch's "
-                  "t-test over seeds):", "",
+    lines += ["", "Change against the baseline of the same context, **exploratory** (every "
+                  "setting and column, no correction for the number of comparisons): the "
+                  "difference of means in points, its 95% CI and p over the seeds (Welch), and "
+                  "p of the paired per-image test on the same images; **bold** where beyond "
+                  "the noise (both p < 0.05, uncorrected: lab/stats.py):", "",
               f"| setting | Δ {PAPER_METRIC} (paper's metric) | Δ {HUMAN} | Δ human_linf_eps04 "
               f"| Δ pgd | Δ clean |", "|---|---|---|---|---|---|"]
     for name, entry in summary.items():
         if "change" in entry:
             ch = entry["change"]
-            lines.append(f"| {name} | " + " | ".join(_fmt_change(ch[c]) for c in (
-                PAPER_METRIC, HUMAN, "human_linf_eps04", "pgd", "clean")) + " |")
+            lines.append(f"| {name} | " + " | ".join(_fmt_change(ch[c]) for c in CHANGE_COLUMNS)
+                         + " |")
     return "\n".join(lines) + "\n"
+
+
+def _half_ci(ch):
+    """Half the width of a change's 95% CI (0 when there is none: one seed)."""
+    return 0.0 if ch.get("ci") is None else (ch["ci"][1] - ch["ci"][0]) / 2
 
 
 def sweep_figure(summary, path):
@@ -273,14 +327,15 @@ def sweep_figure(summary, path):
         context = tuple(entry["context"].items())
         marker = {"mls": "s", "mli": "o"}[entry["kind"]]
         ax.errorbar(ch[PAPER_METRIC]["diff"], ch[HUMAN]["diff"],
-                    xerr=ch[PAPER_METRIC]["spread"] or 0, yerr=ch[HUMAN]["spread"] or 0, color=colours(contexts.index(context) % 10),
+                    xerr=_half_ci(ch[PAPER_METRIC]), yerr=_half_ci(ch[HUMAN]),
+                    color=colours(contexts.index(context) % 10),
                     marker=marker, ms=4, capsize=2, alpha=0.8, ls="none")
     ax.axhline(0, color="grey", lw=0.6)
     ax.axvline(0, color="grey", lw=0.6)
     ax.set_xlabel(f"Δ {PAPER_METRIC} vs baseline (paper's metric, points)", fontsize=8)
     ax.set_ylabel(f"Δ {HUMAN} vs baseline (points)", fontsize=8)
     ax.set_title("moving the paper's metric vs agreeing with people\n"
-                 "(squares: + MLS alone; circles: + MLI; bars: larger seed std)", fontsize=9)
+                 "(squares: + MLS alone; circles: + MLI; bars: 95% CI over seeds)", fontsize=9)
     for ax in axes[len(panels) + 1:]:
         ax.axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -314,6 +369,7 @@ def parse_args(argv):
     parser.add_argument("--out", default=os.path.join("results", "sweep"),
                         help="output folder (default results/sweep)")
     args = parser.parse_args(argv)  # unknown flags: usage + exit 2 (argparse)
+    args.command = evidence.command_text("python -m tinyadv.sweep", argv)
     experiments.check_run_arguments(parser, args)
     grid = parse_grid(args.grid, parser)
     fixed = parse_grid(args.overrides, parser, "--set")  # FIELD=VALUE: the same checks, one value
@@ -370,7 +426,11 @@ def run_sweep(args, seeds, base, settings, runs, runs_dir, evaluation, started):
     records = experiments.obtain_records(runs, evaluation, runs_dir, args, log)
     if records is None:  # --shard: this shard's runs are trained; no table
         return
-    summary = summarise(settings, records, seeds)
+    found = None
+    if len(seeds) > 1:
+        found = sweep_evidence(settings, records, seeds, runs_dir, evaluation, args.command, log)
+        evidence.save(found, os.path.join(args.out, "evidence.json"))
+    summary = summarise(settings, records, seeds, found)
     sweep_figure(summary, os.path.join(args.out, "sweep.png"))
     wall = time.perf_counter() - started
     compute = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values())

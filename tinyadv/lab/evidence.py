@@ -1,0 +1,279 @@
+"""Per-seed evidence: the numbers behind a table's comparisons, small enough to commit.
+
+An *evidence* file (data/runs/<name>.json) holds, for one command's runs,
+
+- ``correct``: per row, per column, the number of images each seed got right (``totals``
+  gives the images of each column), so every per-seed accuracy is 100 * correct / total;
+- ``values``: per row, other per-seed numbers (e.g. Figure 1's scatter ratio);
+- ``families``: the comparisons the table makes, grouped by the question they answer, each
+  with the summary of its paired per-image test (stats.difference_counts: how many images
+  have each per-image difference) when both rows were scored on the same images;
+
+and the command that made it. ``evaluate`` turns a family into comparisons (Welch over the
+seeds, the paired per-image test, Holm inside a corrected family: stats.py), the same way
+for a table printed by a command and for a test recomputing data/results.md.
+
+    python -m tinyadv.lab.evidence RESULTS_DIR --name NAME [--rows ...] [--columns ...]
+
+builds one from a reproduce folder's saved runs (its config.json says which), recomputing
+each run's per-image correctness from its weights (perimage.py).
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from ..fileio import write_text_atomic
+from . import perimage, stats
+
+__all__ = ["Family", "build", "command_text", "evaluate", "format_family", "load", "per_seed_percent",
+           "collect_reproduce", "main", "EVIDENCE_DIR", "TABLE1_FAMILIES"]
+
+EVIDENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "data", "runs")
+
+
+class Family:
+    """A question, the comparisons that answer it, and whether Holm corrects them."""
+
+    def __init__(self, name, question, pairs, columns, corrected=True):
+        self.name, self.question = name, question
+        self.pairs, self.columns = list(pairs), list(columns)  # pairs: [(row a, row b)]
+        self.corrected = corrected
+
+    def comparisons(self):
+        return [(a, b, c) for a, b in self.pairs for c in self.columns]
+
+
+# Table 1's rows against the Baseline, in reproduce's presets: two questions, two families.
+TABLE1_ROWS = ("baseline+mls", "baseline+mls+mli", "baseline+mls+mli(oracle)")
+TABLE1_FAMILIES = (
+    ("invariance", "Does a row change the invariance columns -- the paper's metric on "
+                   "tinyadv's and on the paper's attack, and agreement with people -- "
+                   "against the Baseline?",
+     ("invariance_source", "invariance_authors", "human")),
+    ("accuracy", "Does a row change clean, FGSM or PGD accuracy against the Baseline?",
+     ("clean", "fgsm", "pgd")))
+
+
+# Flags that change where or how runs are trained, never their numbers: left out of the
+# command an evidence file names.
+PLACE_FLAGS = {"--out": 1, "--jobs": 1, "--shard": 1, "--merge": 0}
+
+
+def command_text(program, argv):
+    """The command that makes a table's numbers: ``program`` and ``argv`` without the flags
+    that only say where or how to train (PLACE_FLAGS)."""
+    kept, skip = [], 0
+    for item in argv:
+        if skip:
+            skip -= 1
+            continue
+        flag = item.split("=", 1)[0]
+        if flag in PLACE_FLAGS:
+            skip = PLACE_FLAGS[flag] if "=" not in item else 0
+            continue
+        kept.append(item)
+    return " ".join([program, *kept])
+
+
+def table1_families(rows):
+    """TABLE1_FAMILIES for the rows a reproduction trained (each against the Baseline)."""
+    pairs = [(row, "baseline") for row in TABLE1_ROWS if row in rows]
+    if "baseline" not in rows or not pairs:
+        return []
+    return [Family(name, question, pairs, columns) for name, question, columns in TABLE1_FAMILIES]
+
+
+def build(name, command, seeds, correct_by_run, totals, families, runs_of_row,
+          values=None, notes=None):
+    """An evidence dict (module docstring) from per-image correctness.
+
+    Parameters
+    ----------
+    correct_by_run : {run name: {column: (N,) bool}} (perimage.correctness)
+    totals : {column: N}
+    runs_of_row : {row: [run name per seed, in the order of ``seeds``]}
+    families : [Family]; each comparison gets its paired summary here
+    values : {row: {name: [per-seed float]}} of other per-seed numbers
+    """
+    correct = {row: {c: [int(correct_by_run[run][c].sum()) for run in names] for c in totals}
+               for row, names in runs_of_row.items()}
+    stacked = lambda row, c: np.stack([correct_by_run[run][c] for run in runs_of_row[row]])  # noqa: E731
+    fams = []
+    for family in families:
+        comps = [{"a": a, "b": b, "column": c,
+                  "paired": stats.difference_counts(stacked(a, c), stacked(b, c))}
+                 for a, b, c in family.comparisons()]
+        fams.append({"name": family.name, "question": family.question,
+                     "corrected": family.corrected, "comparisons": comps})
+    return {"name": name, "command": command, "seeds": list(seeds), "totals": dict(totals),
+            "correct": correct, "values": values or {}, "families": fams,
+            "notes": notes or []}
+
+
+def per_seed_percent(evidence, row, column):
+    """Per-seed accuracies in % (or the per-seed values of a non-count column)."""
+    if column in evidence["correct"].get(row, {}):
+        total = evidence["totals"][column]
+        return [100.0 * k / total for k in evidence["correct"][row][column]]
+    return list(evidence["values"][row][column])
+
+
+def evaluate(evidence, family_name):
+    """The family's comparisons, each: a, b, column, mean_a, mean_b, seeds (Welch, with
+    p_family) and images (the paired test, with its own p_family; None when not paired)."""
+    family = next(f for f in evidence["families"] if f["name"] == family_name)
+    out = []
+    for comp in family["comparisons"]:
+        a = per_seed_percent(evidence, comp["a"], comp["column"])
+        b = per_seed_percent(evidence, comp["b"], comp["column"])
+        out.append({"a": comp["a"], "b": comp["b"], "column": comp["column"],
+                    "mean_a": float(np.mean(a)), "mean_b": float(np.mean(b)),
+                    "seeds": stats.welch(a, b),
+                    "images": (stats.paired_from_counts(comp["paired"])
+                               if comp.get("paired") else None)})
+    stats.correct_family([c["seeds"] for c in out], family["corrected"])
+    paired = [c["images"] for c in out if c["images"] is not None]
+    if paired:
+        stats.correct_family(paired, family["corrected"])
+    return out
+
+
+def format_family(evidence, family_name, labels=None):
+    """Markdown: one line per comparison -- the two rows' means and sizes, the difference, its
+    95% CI and p over the seeds (Welch) and, where both rows were scored on the same images,
+    over the images (paired), and whether it is beyond the noise (stats.beyond_noise)."""
+    family = next(f for f in evidence["families"] if f["name"] == family_name)
+    labels = labels or {}
+    correction = ("Holm-corrected inside the family" if family["corrected"] else
+                  "**exploratory**: no correction for the number of comparisons")
+    p_name = "p (Holm)" if family["corrected"] else "p"
+    results = evaluate(evidence, family_name)
+    paired = any(c["images"] is not None for c in results)
+    text = (f"Family `{family['name']}` ({len(results)} comparisons; {correction}). "
+            f"{family['question']} Seeds: Welch's t-test over the runs of each row (n). ")
+    text += ("Images: paired t-test over the images both rows were scored on. " if paired else "")
+    text += "Differences in points, 95% CIs per comparison."
+    head = ["comparison", "column", "n", "means", "Δ", "seeds: 95% CI", f"seeds: {p_name}"]
+    if paired:
+        head += ["images: 95% CI", f"images: {p_name}"]
+    head.append("beyond the noise")
+    lines = [text, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in results:
+        s, i = c["seeds"], c["images"]
+        cells = [f"{labels.get(c['a'], c['a'])} − {labels.get(c['b'], c['b'])}", c["column"],
+                 f"{s['n'][0]}, {s['n'][1]}", f"{c['mean_a']:.2f} vs {c['mean_b']:.2f}",
+                 stats.format_diff(s["diff"]), stats.format_ci(s["ci"]),
+                 stats.format_p(s["p_family"])]
+        if paired:
+            cells += ([stats.format_ci(i["ci"]), stats.format_p(i["p_family"])] if i
+                      else ["--", "--"])
+        cells.append("**yes**" if stats.beyond_noise(s, i) else "no")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load(name, folder=EVIDENCE_DIR):
+    """The committed evidence file data/runs/<name>.json."""
+    with open(os.path.join(folder, f"{name}.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def save(evidence, path):
+    """Write an evidence dict as JSON, atomically (one line per row keeps diffs readable)."""
+    write_text_atomic(path, json.dumps(evidence, indent=1, sort_keys=False) + "\n")
+
+
+DEFAULT_COLUMNS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
+                   "invariance_authors", "invariance_authors_raw", *perimage.HUMAN_POOLED)
+
+
+def collect(runs, records, runs_dir, evaluation, name, command, families,
+            columns=DEFAULT_COLUMNS, sets=None, log=print):
+    """Evidence for saved runs: each run's per-image correctness recomputed from its weights
+    and checked against ``records`` (perimage.correctness), then ``build``.
+
+    runs : experiments.Run, labelled with "model" and "seed"; records : {run name: record},
+    with the authors' columns in its results where they were scored (else scored here).
+    """
+    from .. import evaluate as evaluate_module
+
+    base = runs[0].config
+    if sets is None:
+        sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts,
+                                  authors=any(c.startswith("invariance_authors") for c in columns))
+    by_run, runs_of_row, seeds = {}, {}, []
+    for run in runs:
+        params = _experiments().load_params(runs_dir, run.name)
+        results = dict(records[run.name]["results"])
+        if "authors" in sets and "invariance_authors" not in results:
+            results.update(evaluate_module.authors_invariance(params, *sets["authors"]))
+        by_run[run.name] = perimage.correctness(params, run.config, evaluation, sets, results,
+                                                columns)
+        runs_of_row.setdefault(run.labels["model"], []).append(run.name)
+        if run.labels["seed"] not in seeds:
+            seeds.append(run.labels["seed"])
+    log(f"per-image correctness of {len(runs)} runs recomputed from their weights; every "
+        f"count matches its record")
+    totals = {c: int(len(next(iter(by_run.values()))[c])) for c in columns}
+    evidence = build(name, command, seeds, by_run, totals, families, runs_of_row)
+    evidence["run_seconds"] = {row: [records[n]["train_seconds"] + records[n]["eval_seconds"]
+                                     for n in names] for row, names in runs_of_row.items()}
+    return evidence
+
+
+def _experiments():
+    from . import experiments  # imported late: experiments imports the training machinery
+    return experiments
+
+
+def collect_reproduce(results_dir, name, command, rows=None, columns=DEFAULT_COLUMNS,
+                      families=None, log=print):
+    """Evidence for a reproduce folder's saved runs (its config.json says which runs)."""
+    from ..train import TrainConfig
+    from . import reproduce
+
+    experiments = _experiments()
+    with open(os.path.join(results_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    base = TrainConfig.from_dict(config["base_config"])
+    evaluation = experiments.Evaluation(**config["evaluation"])
+    all_rows = config["models"]
+    rows = list(all_rows) if rows is None else rows
+    runs = reproduce.table1_runs(base, config["seeds"], config["preset"],
+                                 {r: all_rows[r] for r in rows})
+    runs_dir = os.path.join(results_dir, "runs")
+    records = experiments.saved_records(runs, evaluation, runs_dir)
+    families = table1_families(rows) if families is None else families
+    return collect(runs, records, runs_dir, evaluation, name, command, families, columns,
+                   log=log)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyadv.lab.evidence",
+        description="Write the per-seed evidence (data/runs/<name>.json) of a reproduce "
+                    "folder's saved runs, per-image correctness recomputed from the weights.")
+    parser.add_argument("results_dir", help="a folder written by python -m tinyadv.reproduce")
+    parser.add_argument("--name", required=True, help="the evidence's name (its file stem)")
+    parser.add_argument("--command", required=True, help="the command that trained the runs")
+    parser.add_argument("--rows", nargs="+", default=None, help="rows to include (default all)")
+    parser.add_argument("--columns", nargs="+", default=list(DEFAULT_COLUMNS),
+                        help="per-image columns to recompute (default: all)")
+    parser.add_argument("--out", default=None, help="default data/runs/<name>.json")
+    args = parser.parse_args(argv)
+    evidence = collect_reproduce(args.results_dir, args.name, args.command, args.rows,
+                                 args.columns)
+    path = args.out or os.path.join(EVIDENCE_DIR, f"{args.name}.json")
+    save(evidence, path)
+    print(f"wrote {path}")
+    for family in evidence["families"]:
+        print(format_family(evidence, family["name"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Which images each saved run gets right: the per-image correctness the paired tests need.
+
+A run's record (experiments.py) keeps counts, not predictions, and its format is fixed. So
+the tables recompute, from the saved weights, whether each test image is classified right
+(``correctness``), with the same attacks and random starts the evaluation used, and check
+every recomputed count against the record's: a table never pairs numbers that are not the
+run's own.
+
+Columns: every column of the record (clean, fgsm, pgd, invariance_source,
+invariance_flipped, the four human sets), the authors' attack both ways when its set is
+given, and three over the 350 human-labelled images of Tramer et al. together:
+``human`` (all), ``human_kept`` (the 193 whose human label is still the source label) and
+``human_changed`` (the 157 people gave another label).
+"""
+import numpy as np
+
+from .. import attacks, authors_code, data, evaluate, network
+
+__all__ = ["correctness", "human_sets", "test_sets", "HUMAN_POOLED", "RECORD_COLUMNS",
+           "CountMismatch"]
+
+HUMAN_POOLED = ("human", "human_kept", "human_changed")
+RECORD_COLUMNS = evaluate.KEYS  # the columns a record counts
+
+
+class CountMismatch(RuntimeError):
+    """A recomputed per-image count differs from the count the run's record holds."""
+
+
+def human_sets():
+    """The four human-labelled sets stacked: (X (350, 784), y_human, y_source, set names)."""
+    parts = [data.load_tramer(name) for name in evaluate.HUMAN_SETS]
+    names = np.concatenate([[name] * len(p[0]) for name, p in zip(evaluate.HUMAN_SETS, parts)])
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), names)
+
+
+def test_sets(evaluation, inv_eps, inv_shifts, log=lambda msg: None, authors=True):
+    """Everything ``correctness`` scores on, for runs evaluated with ``evaluation``:
+    the first test images and their label-flip invariance examples (made exactly as
+    experiments.prepare_data makes them, without the training set's), the authors' attack
+    of them (when ``authors``) and the human sets."""
+    from ..fast import nearest
+    from . import experiments, invariance_cache  # the lab's data preparation
+
+    X_train, y_train = data.load_mnist("train")
+    X_test, y_test = data.load_mnist("test")
+    n_train, n_test = evaluation.train_images, evaluation.test_images
+    if n_train == experiments.FULL_TRAIN and n_test == experiments.FULL_TEST:
+        x_inv, y_flip = invariance_cache.invariance_sets(
+            inv_eps, shifts=inv_shifts, log=log, mnist=(X_train, y_train, X_test, y_test))["test"]
+    else:
+        X_test, y_test = X_test[:n_test].copy(), y_test[:n_test].copy()
+        x_inv, y_flip = nearest.label_flip(X_test, y_test, X_train[:n_train], y_train[:n_train],
+                                           inv_eps, shifts=inv_shifts)
+    sets = {"x": X_test, "y": y_test, "x_inv": x_inv, "y_flip": y_flip, "human": human_sets()}
+    if authors:
+        sets["authors"] = experiments.authors_test_set(evaluation, log)
+    return sets
+
+
+def _fgsm_images(params, config, x, y):
+    """The FGSM column's images, as evaluate_model makes them for this config."""
+    if config.fgsm_clamp == "pixels":
+        return attacks.fgsm(params, x, y, config.fgsm_eps)
+    return authors_code.fgsm(params, x, y, eps=config.fgsm_eps / params["input_std"],
+                             clamp=config.fgsm_clamp)
+
+
+def correctness(params, config, evaluation, sets, results, columns):
+    """Per-image correctness of one run, checked against its recorded counts.
+
+    Parameters
+    ----------
+    params : the run's saved weights
+    config : its TrainConfig (seed, fgsm_eps, fgsm_clamp decide the attacks)
+    evaluation : its experiments.Evaluation (PGD's steps and budget)
+    sets : test_sets(...)
+    results : its results (the record's, with the authors' columns where scored): every
+        column recomputed here that it counts must come out the same, else CountMismatch
+    columns : which columns to compute (names above)
+
+    Returns
+    -------
+    {column: (N,) bool}, True where the run is right on that image
+    """
+    x, y = sets["x"], sets["y"]
+    out = {}
+    for column in columns:
+        if column == "clean":
+            right = network.predict(params, x) == y
+        elif column == "fgsm":
+            right = network.predict(params, _fgsm_images(params, config, x, y)) == y
+        elif column == "pgd":
+            eps = config.fgsm_eps if evaluation.pgd_eps is None else evaluation.pgd_eps
+            x_pgd = attacks.pgd(params, x, y, eps, evaluation.pgd_steps,
+                                attacks.default_pgd_step_size(eps, evaluation.pgd_steps),
+                                np.random.default_rng(config.seed))  # evaluate_model's start
+            right = network.predict(params, x_pgd) == y
+        elif column in ("invariance_source", "invariance_flipped"):
+            labels = y if column == "invariance_source" else sets["y_flip"]
+            right = network.predict(params, sets["x_inv"]) == labels
+        elif column in ("invariance_authors", "invariance_authors_raw"):
+            x_255, y_source = sets["authors"]
+            if column == "invariance_authors":
+                right = network.predict(params, x_255 / x_255.dtype.type(255)) == y_source
+            else:
+                right = network.predict(network.without_input_norm(params), x_255) == y_source
+        elif column.startswith("human"):
+            X, y_human, y_source, names = sets["human"]
+            right = network.predict(params, X) == y_human
+            if column == "human_kept":
+                right = right[y_human == y_source]
+            elif column == "human_changed":
+                right = right[y_human != y_source]
+            elif column != "human":
+                right = right[names == column[len("human_"):]]
+        else:
+            raise ValueError(f"columns: unknown column {column!r}")
+        if column in results and int(right.sum()) != results[column]["correct"]:
+            raise CountMismatch(f"{column}: {int(right.sum())} images right when recomputed "
+                                f"from the weights, {results[column]['correct']} in the record")
+        out[column] = right
+    return out
