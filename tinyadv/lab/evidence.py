@@ -28,23 +28,25 @@ import numpy as np
 from ..fileio import write_text_atomic
 from . import perimage, stats
 
-__all__ = ["Family", "build", "command_text", "evaluate", "format_family", "load", "per_seed_percent",
-           "collect_reproduce", "main", "EVIDENCE_DIR", "TABLE1_FAMILIES"]
+__all__ = ["Family", "build", "command_text", "evaluate", "format_family", "load", "save",
+           "per_seed_percent", "scored_runs", "collect", "collect_folders", "main",
+           "EVIDENCE_DIR", "TABLE1_FAMILIES", "PROBE_KEYS"]
 
 EVIDENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "data", "runs")
 
 
 class Family:
-    """A question, the comparisons that answer it, and whether Holm corrects them."""
+    """A question, the comparisons that answer it, and whether Holm corrects them: every
+    (row a, row b) pair on every column, or an explicit list of (a, b, column)."""
 
-    def __init__(self, name, question, pairs, columns, corrected=True):
-        self.name, self.question = name, question
-        self.pairs, self.columns = list(pairs), list(columns)  # pairs: [(row a, row b)]
-        self.corrected = corrected
+    def __init__(self, name, question, pairs=(), columns=(), corrected=True, comparisons=None):
+        self.name, self.question, self.corrected = name, question, corrected
+        self._comparisons = (list(comparisons) if comparisons is not None else
+                             [(a, b, c) for a, b in pairs for c in columns])
 
     def comparisons(self):
-        return [(a, b, c) for a, b in self.pairs for c in self.columns]
+        return list(self._comparisons)
 
 
 # Table 1's rows against the Baseline, in reproduce's presets: two questions, two families.
@@ -188,41 +190,12 @@ def save(evidence, path):
 
 
 DEFAULT_COLUMNS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped",
-                   "invariance_authors", "invariance_authors_raw", *perimage.HUMAN_POOLED)
+                   "invariance_authors", "invariance_authors_raw", *perimage.HUMAN_POOLED,
+                   *perimage.HUMAN_SET_COLUMNS)
 
 
-def collect(runs, records, runs_dir, evaluation, name, command, families,
-            columns=DEFAULT_COLUMNS, sets=None, log=print):
-    """Evidence for saved runs: each run's per-image correctness recomputed from its weights
-    and checked against ``records`` (perimage.correctness), then ``build``.
-
-    runs : experiments.Run, labelled with "model" and "seed"; records : {run name: record},
-    with the authors' columns in its results where they were scored (else scored here).
-    """
-    from .. import evaluate as evaluate_module
-
-    base = runs[0].config
-    if sets is None:
-        sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts,
-                                  authors=any(c.startswith("invariance_authors") for c in columns))
-    by_run, runs_of_row, seeds = {}, {}, []
-    for run in runs:
-        params = _experiments().load_params(runs_dir, run.name)
-        results = dict(records[run.name]["results"])
-        if "authors" in sets and "invariance_authors" not in results:
-            results.update(evaluate_module.authors_invariance(params, *sets["authors"]))
-        by_run[run.name] = perimage.correctness(params, run.config, evaluation, sets, results,
-                                                columns)
-        runs_of_row.setdefault(run.labels["model"], []).append(run.name)
-        if run.labels["seed"] not in seeds:
-            seeds.append(run.labels["seed"])
-    log(f"per-image correctness of {len(runs)} runs recomputed from their weights; every "
-        f"count matches its record")
-    totals = {c: int(len(next(iter(by_run.values()))[c])) for c in columns}
-    evidence = build(name, command, seeds, by_run, totals, families, runs_of_row)
-    evidence["run_seconds"] = {row: [records[n]["train_seconds"] + records[n]["eval_seconds"]
-                                     for n in names] for row, names in runs_of_row.items()}
-    return evidence
+# What an epoch's probe (experiments.epoch_probe) says, kept per epoch in the evidence.
+PROBE_KEYS = ("raw", "scaled", "clean", "raw_direction", "raw_top_share")
 
 
 def _experiments():
@@ -230,9 +203,72 @@ def _experiments():
     return experiments
 
 
-def collect_reproduce(results_dir, name, command, rows=None, columns=DEFAULT_COLUMNS,
-                      families=None, log=print):
-    """Evidence for a reproduce folder's saved runs (its config.json says which runs)."""
+def scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix="", log=print,
+                values=None):
+    """Each run's per-image correctness recomputed from its weights and checked against
+    ``records`` (perimage.correctness); rows named ``prefix`` + the run's "model" label.
+
+    Returns
+    -------
+    dict(by_run={key: {column: (N,) bool}}, runs_of_row={row: [key per seed]}, seeds,
+    seconds={row: [per seed]}, history={row: {probe key: [per seed: [per epoch]]}} for runs
+    probed after every epoch, values={row: {name: [per seed]}} of ``values(params, config,
+    sets)`` -> {name: float} when given)
+    """
+    from .. import evaluate as evaluate_module
+
+    out = {"by_run": {}, "runs_of_row": {}, "seeds": [], "seconds": {}, "history": {},
+           "values": {}}
+    for run in runs:
+        params = _experiments().load_params(runs_dir, run.name)
+        record = records[run.name]
+        results = dict(record["results"])
+        if "authors" in sets and "invariance_authors" not in results:
+            results.update(evaluate_module.authors_invariance(params, *sets["authors"]))
+        row, seed = prefix + run.labels["model"], run.labels["seed"]
+        key = f"{row}__seed{seed}"
+        out["by_run"][key] = perimage.correctness(params, run.config, evaluation, sets,
+                                                  results, columns)
+        out["runs_of_row"].setdefault(row, []).append(key)
+        out["seconds"].setdefault(row, []).append(record["train_seconds"]
+                                                  + record["eval_seconds"])
+        if seed not in out["seeds"]:
+            out["seeds"].append(seed)
+        for name, value in (values(params, run.config, sets) if values else {}).items():
+            out["values"].setdefault(row, {}).setdefault(name, []).append(float(value))
+        probes = [epoch.get("probe") for epoch in record["history"]]
+        if probes and all(probes):
+            for k in PROBE_KEYS:
+                out["history"].setdefault(row, {}).setdefault(k, []).append(
+                    [p[k] for p in probes])
+    log(f"per-image correctness of {len(runs)} runs recomputed from their weights; every "
+        f"count matches its record")
+    return out
+
+
+def _evidence(scored, name, command, families, columns):
+    totals = {c: int(len(next(iter(scored["by_run"].values()))[c])) for c in columns}
+    evidence = build(name, command, scored["seeds"], scored["by_run"], totals, families,
+                     scored["runs_of_row"], values=scored["values"])
+    evidence["run_seconds"] = scored["seconds"]
+    if scored["history"]:
+        evidence["history"] = scored["history"]
+    return evidence
+
+
+def collect(runs, records, runs_dir, evaluation, name, command, families,
+            columns=DEFAULT_COLUMNS, sets=None, log=print):
+    """Evidence for saved runs (scored_runs, then build); ``sets``: perimage.test_sets."""
+    base = runs[0].config
+    if sets is None:
+        sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts,
+                                  authors=any(c.startswith("invariance_authors") for c in columns))
+    scored = scored_runs(runs, records, runs_dir, evaluation, sets, columns, log=log)
+    return _evidence(scored, name, command, families, columns)
+
+
+def _folder_runs(results_dir, rows):
+    """(runs, records, runs_dir, evaluation, base) of a reproduce folder's saved runs."""
     from ..train import TrainConfig
     from . import reproduce
 
@@ -246,10 +282,41 @@ def collect_reproduce(results_dir, name, command, rows=None, columns=DEFAULT_COL
     runs = reproduce.table1_runs(base, config["seeds"], config["preset"],
                                  {r: all_rows[r] for r in rows})
     runs_dir = os.path.join(results_dir, "runs")
-    records = experiments.saved_records(runs, evaluation, runs_dir)
-    families = table1_families(rows) if families is None else families
-    return collect(runs, records, runs_dir, evaluation, name, command, families, columns,
-                   log=log)
+    return runs, experiments.saved_records(runs, evaluation, runs_dir), runs_dir, evaluation, base
+
+
+def collect_folders(parts, name, command, families=None, columns=DEFAULT_COLUMNS, log=print,
+                    values=None):
+    """Evidence from one or more reproduce folders whose runs were scored on the same images.
+
+    parts : [(results_dir, rows or None, prefix)]: each folder's rows (default all), named
+        prefix + row
+    families : [Family] over those names (default: table1_families of the rows)
+    """
+    merged, sets, scored_on = None, None, None
+    for results_dir, rows, prefix in parts:
+        runs, records, runs_dir, evaluation, base = _folder_runs(results_dir, rows)
+        images = (evaluation.test_images, base.inv_eps, base.inv_shifts)
+        if sets is None:
+            scored_on = images
+            sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts, authors=any(
+                c.startswith("invariance_authors") for c in columns))
+        elif images != scored_on:
+            raise ValueError(f"parts: {results_dir} was scored on other images {images} than "
+                             f"the first folder {scored_on}")
+        scored = scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix, log,
+                             values)
+        if merged is None:
+            merged = scored
+        elif scored["seeds"] != merged["seeds"]:
+            raise ValueError(f"parts: {results_dir} has seeds {scored['seeds']}, the first "
+                             f"folder {merged['seeds']}")
+        else:
+            for key in ("by_run", "runs_of_row", "seconds", "history", "values"):
+                merged[key].update(scored[key])
+    if families is None:
+        families = table1_families(list(merged["runs_of_row"]))
+    return _evidence(merged, name, command, families, columns)
 
 
 def main(argv=None):
@@ -265,8 +332,8 @@ def main(argv=None):
                         help="per-image columns to recompute (default: all)")
     parser.add_argument("--out", default=None, help="default data/runs/<name>.json")
     args = parser.parse_args(argv)
-    evidence = collect_reproduce(args.results_dir, args.name, args.command, args.rows,
-                                 args.columns)
+    evidence = collect_folders([(args.results_dir, args.rows, "")], args.name, args.command,
+                               columns=args.columns)
     path = args.out or os.path.join(EVIDENCE_DIR, f"{args.name}.json")
     save(evidence, path)
     print(f"wrote {path}")

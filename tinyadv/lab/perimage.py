@@ -16,10 +16,11 @@ import numpy as np
 
 from .. import attacks, authors_code, data, evaluate, network
 
-__all__ = ["correctness", "human_sets", "test_sets", "HUMAN_POOLED", "RECORD_COLUMNS",
-           "CountMismatch"]
+__all__ = ["correctness", "human_sets", "test_sets", "fgsm_scatter_ratio", "HUMAN_POOLED",
+           "HUMAN_SET_COLUMNS", "RECORD_COLUMNS", "CountMismatch"]
 
 HUMAN_POOLED = ("human", "human_kept", "human_changed")
+HUMAN_SET_COLUMNS = tuple(f"human_{name}" for name in evaluate.HUMAN_SETS)
 RECORD_COLUMNS = evaluate.KEYS  # the columns a record counts
 
 
@@ -65,6 +66,15 @@ def _fgsm_images(params, config, x, y):
         return attacks.fgsm(params, x, y, config.fgsm_eps)
     return authors_code.fgsm(params, x, y, eps=config.fgsm_eps / params["input_std"],
                              clamp=config.fgsm_clamp)
+
+
+def fgsm_scatter_ratio(params, config, sets):
+    """{"scatter_ratio": Figure 1's within/between-class scatter ratio of the embeddings of
+    the run's own FGSM test images (plots.scatter_ratio; reproduce.figure1 draws them)}."""
+    from .. import plots
+
+    x_adv = _fgsm_images(params, config, sets["x"], sets["y"])
+    return {"scatter_ratio": plots.scatter_ratio(network.embed(params, x_adv), sets["y"])}
 
 
 def correctness(params, config, evaluation, sets, results, columns):

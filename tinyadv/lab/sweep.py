@@ -189,7 +189,8 @@ def sweep_evidence(settings, records, seeds, runs_dir, evaluation, command, log=
     its weights, and one **exploratory** family -- every setting against the baseline of its
     context, on CHANGE_COLUMNS -- uncorrected: the sweep looks for where an effect is."""
     by_run, runs_of_row, sets = {}, {}, {}
-    columns = list(dict.fromkeys(CHANGE_COLUMNS.values()))
+    compared = list(dict.fromkeys(CHANGE_COLUMNS.values()))
+    columns = compared + ["fgsm"]  # FGSM for the tables (FGSM - PGD), not compared
     for setting, config in settings:
         key = (config.inv_eps, config.inv_shifts)
         if key not in sets:
@@ -205,9 +206,12 @@ def sweep_evidence(settings, records, seeds, runs_dir, evaluation, command, log=
     pairs = [(s.name, baselines[s.context]) for s, _ in settings if s.kind != "baseline"]
     family = evidence.Family(FAMILY, "Does a setting change the paper's metric, agreement with "
                              "people, PGD or clean accuracy against the baseline of its "
-                             "context?", pairs, columns, corrected=False)
+                             "context?", pairs, compared, corrected=False)
     totals = {c: int(len(next(iter(by_run.values()))[c])) for c in columns}
-    return evidence.build(FAMILY, command, seeds, by_run, totals, [family], runs_of_row)
+    values = {setting.name: {key: [run_values(records[setting.stem(seed)])[key] for seed in seeds]
+                             for key in ACTIVE} for setting, _ in settings}
+    return evidence.build(FAMILY, command, seeds, by_run, totals, [family], runs_of_row,
+                          values=values)
 
 
 def summarise(settings, records, seeds, found=None):
