@@ -13,7 +13,7 @@ grouped by what they actually train (``trained_groups``: three configs train exa
 Baseline, because their extra term has no gradient), each run's end of training as the mean
 of its last END_EPOCHS epochs (``end_of_training``: a run's invariance score moves by
 several points from one epoch to the next), and every group against the Baseline's nine
-runs (``logs_evidence``, one Holm-corrected family; ``format_logs_audit``).
+runs (``logs_evidence``: two Holm-corrected families, the printed rows and the rest; ``format_logs_audit``).
 """
 import csv
 import io
@@ -24,7 +24,7 @@ import numpy as np
 from .. import data
 from . import evidence as evidence_module
 from . import logs as logs_module
-from . import stats
+
 
 __all__ = ["load_author_logs", "audit", "format_audit", "find_printed_runs", "summarise_logged_configs",
            "logs_evidence", "format_logs_audit", "trained_groups", "end_of_training", "PAPER",

@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .. import evaluate, plots
 from ..fileio import write_text_atomic

@@ -1,0 +1,152 @@
+"""Where each of data/runs/*.json comes from: the command, the saved runs' folders, the rows,
+the comparisons (evidence.py) -- and how to rebuild it.
+
+    python -m tinyadv.lab.claims collect NAME [--results DIR]
+
+reads the saved runs of NAME's command under DIR (default results/: each command's --out
+folder, named in RECIPES) and writes data/runs/NAME.json. Evidence that a command writes
+itself (the sweeps' and pgdcheck's evidence.json) is copied: OWN_EVIDENCE names those.
+``load`` reads a committed evidence file, or the authors' logs' (computed from the raw logs).
+"""
+import os
+
+from . import evidence, logs, paper
+from .evidence import Family
+
+__all__ = ["RECIPES", "OWN_EVIDENCE", "collect", "load", "raw_logs", "THEIR_CODE", "CE_INV",
+           "CHOICES"]
+
+
+def _mlp_values(params, config, sets):
+    from . import perimage
+    return perimage.fgsm_scatter_ratio(params, config, sets)
+
+
+AUTHORS_CODE_COLUMNS = ("clean", "fgsm", "pgd", "invariance_authors_raw", "invariance_authors",
+                        "human")
+CNN_COLUMNS = ("clean", "fgsm", "invariance_source", "invariance_flipped", "invariance_authors",
+               "human", "human_kept", "human_changed", *("human_" + s for s in (
+                   "linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")))
+CHOICES = {"fgsm_clamp=pixels": ("nll-sensitivity", "nll-ml-invariance"),
+           "leak_clean_grad=false": ("nll-sensitivity", "nll-ml-invariance"),
+           "triplet=paper": ("nll-ml-invariance",),
+           "invariance_input=pixels": ("nll-ml-invariance",),
+           "lambda_norm=0": ("nll-ml-invariance",)}
+THEIR_CODE = "their code: "
+
+
+def _choices_family():
+    comparisons = []
+    for switch, rows in CHOICES.items():
+        for row in rows:
+            for column in ("clean", "fgsm", "invariance_authors_raw", "invariance_authors"):
+                if switch == "fgsm_clamp=pixels" and column == "fgsm":
+                    continue  # with the pixel clamp, "their FGSM" is another attack
+                comparisons.append((f"{switch}: {row}", THEIR_CODE + row, column))
+    return [Family("choices", "Does switching one of the authors' choices to the paper's way "
+                   "change a column against their code's run of the same row?",
+                   comparisons=comparisons)]
+
+
+def _cnn_families():
+    pair = [("baseline+mls+mli", "baseline")]
+    return [Family("cnn: invariance", "On the authors' CNN, does + MLS + MLI change the paper's "
+                   "metric (on tinyadv's and on the paper's attack) or agreement with people "
+                   "-- all 350 images, those whose label people kept, those they changed -- "
+                   "against the Baseline?", pair,
+                   ("invariance_source", "invariance_authors", "human", "human_kept",
+                    "human_changed")),
+            Family("cnn: accuracy", "On the authors' CNN, does + MLS + MLI change clean or "
+                   "FGSM accuracy against the Baseline?", pair, ("clean", "fgsm"))]
+
+
+CE_INV = "cross-entropy on the attack: "
+
+
+def _ce_invariance_family():
+    pair = [(CE_INV + "baseline", "baseline")]
+    return [Family("training on the attack", "Does cross-entropy on the invariance examples "
+                   "with their source label, instead of on the FGSM images, change the paper's "
+                   "metric, agreement with people or accuracy against the Baseline?", pair,
+                   ("invariance_source", "invariance_authors", "human", "human_kept",
+                    "human_changed", "clean", "fgsm", "pgd"))]
+
+
+AC = "python -m tinyadv.reproduce --preset authors-code --set arch=mlp --epochs 30"
+RECIPES = {
+    "default": dict(parts=[("default-6seeds", None, "")], values=_mlp_values,
+                    command="python -m tinyadv.reproduce --seeds 0 1 2 3 4 5"),
+    "paper-4d": dict(parts=[("paper-4d", None, "")], values=_mlp_values,
+                     command="python -m tinyadv.reproduce --preset paper-4d"),
+    "paper-4d-eps0031": dict(parts=[("paper-4d-eps0031", None, "")], values=_mlp_values,
+                             command="python -m tinyadv.reproduce --preset paper-4d --set "
+                                     "fgsm_eps=0.0031 --seeds 0 1 2 3 4 5"),
+    "paper-4d-authorsgen": dict(parts=[("paper-4d-authorsgen", None, "")],
+                                command="python -m tinyadv.reproduce --preset paper-4d --set "
+                                        "invariance_generator=authors"),
+    "paper-4d-inputnorm": dict(parts=[("paper-4d-inputnorm", None, "")],
+                               command="python -m tinyadv.reproduce --preset paper-4d --set "
+                                       "input_norm=authors"),
+    "authors-code-mlp": dict(parts=[("authors-code-mlp", None, "")], families=[],
+                             columns=AUTHORS_CODE_COLUMNS, command=AC),
+    "choices": dict(parts=[("authors-code-mlp", ["nll-sensitivity", "nll-ml-invariance"],
+                            THEIR_CODE)]
+                    + [(f"choice-{switch.split('=')[0]}", list(rows), f"{switch}: ")
+                       for switch, rows in CHOICES.items()],
+                    families=_choices_family(), columns=("clean", "fgsm",
+                                                          "invariance_authors_raw",
+                                                          "invariance_authors"),
+                    command=f"{AC} --set FIELD=VALUE --rows ROW ..."),
+    "authors-code": dict(parts=[("authors-code", None, "")], families=[],
+                         columns=AUTHORS_CODE_COLUMNS,
+                         command="python -m tinyadv.reproduce --preset authors-code --rows "
+                                 "nll-sensitivity nll-ml-sensitivity nll-ml-invariance"),
+    "ce-invariance": dict(parts=[("paper-4d", ["baseline"], ""),
+                                 ("paper-4d-ce-invariance", ["baseline"], CE_INV)],
+                          families=_ce_invariance_family(),
+                          command="python -m tinyadv.reproduce --preset paper-4d --rows baseline "
+                                  "--set ce_on=invariance"),
+    "cnn10": dict(parts=[("cnn10", None, "")], families=_cnn_families(), columns=CNN_COLUMNS,
+                  values=_mlp_values,
+                  command="python -m tinyadv.reproduce --preset paper-4d --set arch=cnn --rows "
+                          "baseline baseline+mls+mli --seeds 0 1 2 3 4 5 6 7 8 9"),
+}
+# Made by their own commands (evidence.json beside their tables): copied, not collected.
+OWN_EVIDENCE = {"sweep": "python -m tinyadv.sweep",
+                "sweep-init": "python -m tinyadv.sweep --grid init=he,uniform "
+                              "ce_on=clean+fgsm,fgsm embed_dim=0,4 lambda_sens=0 lambda_inv=0",
+                "sweep-norm": "python -m tinyadv.sweep --grid embed_dim=0,4 margin=0.05 "
+                              "lambda_norm=0,0.001 lambda_inv=0",
+                "pgd-check": "python -m tinyadv.lab.pgdcheck results/default-6seeds --rows "
+                             "baseline baseline+mls --images 5000 --attacks 10x1 50x3 100x1 "
+                             "--evidence pgd-check"}
+
+
+def collect(name, results_root):
+    """Rebuild data/runs/NAME.json from the saved runs RECIPES[name] names."""
+    recipe = RECIPES[name]
+    parts = [(os.path.join(results_root, folder), rows, prefix)
+             for folder, rows, prefix in recipe["parts"]]
+    found = evidence.collect_folders(parts, name, recipe["command"], recipe.get("families"),
+                                     recipe.get("columns", evidence.DEFAULT_COLUMNS),
+                                     values=recipe.get("values"))
+    path = os.path.join(evidence.EVIDENCE_DIR, f"{name}.json")
+    evidence.save(found, path)
+    return path
+
+
+def load(name):
+    """The committed evidence NAME, or None when it has not been collected yet."""
+    if name == "authors-logs":
+        return paper.logs_evidence(raw_logs())
+    path = os.path.join(evidence.EVIDENCE_DIR, f"{name}.json")
+    return evidence.load(name) if os.path.exists(path) else None
+
+
+_RAW = {}
+
+
+def raw_logs():
+    if "logs" not in _RAW:
+        _RAW["logs"] = logs.load_raw()
+    return _RAW["logs"]
