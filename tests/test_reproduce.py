@@ -356,3 +356,61 @@ def test_authors_code_side_by_side_scores_the_paper_column_as_their_code_did():
     default = reproduce.format_side_by_side({"baseline": table["nll-sensitivity"]}, audit,
                                             "default", [0, 1])
     assert "| 97.00 ± 0.50 | 96.00 ± 0.50 | 70.00 ± 0.50 |" in default
+
+
+def test_the_comparisons_rest_on_the_runs_own_per_image_counts(tiny_run):
+    """evidence.json: each row's per-seed counts are the table's per-seed accuracies; the
+    printed families give Welch's interval and p over the seeds, recomputed here."""
+    from scipy import stats as scipy_stats
+
+    from tinyadv.lab import evidence, stats
+
+    found = json.loads((tiny_run / "evidence.json").read_text())
+    table = json.loads((tiny_run / "table1.json").read_text())["table"]
+    for row, columns in found["correct"].items():
+        for column in ("clean", "fgsm", "pgd", "invariance_source", "human_linf_eps04"):
+            assert evidence.per_seed_percent(found, row, column) == pytest.approx(
+                table[row][column]["per_seed"])
+    assert [f["name"] for f in found["families"]] == ["invariance", "accuracy"]
+    c = next(c for c in evidence.evaluate(found, "accuracy")
+             if (c["a"], c["column"]) == ("baseline+mls", "clean"))
+    ref = scipy_stats.ttest_ind(table["baseline+mls"]["clean"]["per_seed"],
+                                table["baseline"]["clean"]["per_seed"], equal_var=False)
+    if ref.pvalue == ref.pvalue:  # defined (the seeds differ)
+        assert c["seeds"]["p"] == pytest.approx(ref.pvalue)
+    md = (tiny_run / "table1.md").read_text()
+    assert "Family `invariance` (9 comparisons; Holm-corrected inside the family)" in md
+    assert "| baseline+mls − baseline | clean | 2, 2 | " in md
+    assert stats.format_ci(c["seeds"]["ci"]) in md
+
+
+def test_a_per_image_count_that_is_not_the_records_is_refused(tiny_run):
+    from tinyadv.lab import evidence, perimage
+
+    runs, records, runs_dir, evaluation, base = evidence._folder_runs(str(tiny_run), ["baseline"])
+    sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts, authors=False)
+    record = records[runs[0].name]
+    params = evidence._experiments().load_params(runs_dir, runs[0].name)
+    got = perimage.correctness(params, runs[0].config, evaluation, sets, record["results"],
+                               ("clean", "pgd", "human_linf_eps04"))
+    assert int(got["pgd"].sum()) == record["results"]["pgd"]["correct"]  # the same random start
+    wrong = json.loads(json.dumps(record["results"]))
+    wrong["pgd"]["correct"] += 1
+    with pytest.raises(perimage.CountMismatch, match="pgd"):
+        perimage.correctness(params, runs[0].config, evaluation, sets, wrong, ("pgd",))
+
+
+def test_pgdcheck_more_starts_never_find_more_robust_images(tiny_run, tmp_path, capsys):
+    from tinyadv.lab import pgdcheck
+
+    assert pgdcheck.main([str(tiny_run), "--rows", "baseline", "baseline+mls", "--images", "60",
+                          "--attacks", "3x1", "3x3", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "pgdcheck.md").read_text()
+    assert "| baseline | " in text and "Family `pgd check`" in text
+    runs, _, runs_dir, _, _ = pgdcheck.evidence._folder_runs(str(tiny_run), ["baseline"])
+    params = pgdcheck.evidence._experiments().load_params(runs_dir, runs[0].name)
+    from tinyadv import data
+    X, y = data.load_mnist("test")
+    one = pgdcheck.worst_case_correct(params, X[:60], y[:60], 0.1, 3, 1, seed=0)
+    three = pgdcheck.worst_case_correct(params, X[:60], y[:60], 0.1, 3, 3, seed=0)
+    assert not np.any(three & ~one)  # the first start is the same; more can only remove
