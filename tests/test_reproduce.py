@@ -414,3 +414,30 @@ def test_pgdcheck_more_starts_never_find_more_robust_images(tiny_run, tmp_path, 
     one = pgdcheck.worst_case_correct(params, X[:60], y[:60], 0.1, 3, 1, seed=0)
     three = pgdcheck.worst_case_correct(params, X[:60], y[:60], 0.1, 3, 3, seed=0)
     assert not np.any(three & ~one)  # the first start is the same; more can only remove
+
+
+def test_the_probes_of_every_epoch_reach_the_matched_epoch_table(tmp_path, monkeypatch):
+    """An authors-code run (the MLP, tiny) keeps each epoch's probe; the evidence carries them
+    per seed and epoch, and the matched-epoch table sets them beside the logs' same epochs."""
+    from tinyadv.lab import evidence, recipes, tables
+
+    out = tmp_path / "ac"
+    assert reproduce.main(TINY + ["--epochs", "2", "--preset", "authors-code", "--set",
+                                  "arch=mlp", "--rows", "nll-ml-invariance", "--seeds", "0", "1",
+                                  "--out", str(out)]) == 0
+    found = evidence.collect_folders([(str(out), None, "")], "authors-code-mlp", "test", [],
+                                     columns=recipes.AUTHORS_CODE_COLUMNS)
+    history = found["history"]["nll-ml-invariance"]
+    record = json.loads(next((out / "runs").glob("nll-ml-invariance*seed1.json")).read_text())
+    assert history["raw"][1] == [e["probe"]["raw"] for e in record["history"]]
+    assert len(history["clean"]) == 2 and len(history["clean"][0]) == 2  # seeds x epochs
+    monkeypatch.setattr(recipes, "load", lambda name: found if name == "authors-code-mlp" else None)
+    text = tables.block_matched_epochs()
+    line = next(ln for ln in text.splitlines() if ln.startswith("| | tinyadv MLP"))
+    clean = [s[0] for s in history["clean"]]
+    raw = [s[0] for s in history["raw"]]
+    assert line.split(" | ")[2] == f"{np.mean(clean):.2f} ± {np.std(clean, ddof=1):.2f} / " \
+                                   f"{np.mean(raw):.2f} ± {np.std(raw, ddof=1):.2f}"
+    assert "their logs | 80.36 ± 6.17 / 57.30 ± 5.97" in text  # nll-sensitivity, epoch 1
+    ends = tables.block_authors_code()
+    assert f"last {tables.END_PROBES} epochs" in ends
