@@ -25,6 +25,7 @@ invariance-triplet run's epochs score exactly one digit's share of the test set)
 import argparse
 import configparser
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -145,15 +146,15 @@ def what_it_trains(config):
     return phrase
 
 
-def _verified_raw_files():
+def _verified_raw_files(raw_dir):
     """{relative path: bytes} of every raw file, each checked against raw/SHA256SUMS, whose
     own SHA-256 is RAW_MANIFEST_SHA256."""
-    manifest_path = os.path.join(RAW_DIR, "SHA256SUMS")
+    manifest_path = os.path.join(raw_dir, "SHA256SUMS")
     manifest = data.read_verified(manifest_path, RAW_MANIFEST_SHA256, decompress=False)
     files = {}
     for line in manifest.decode("ascii").splitlines():
         digest, _, relpath = line.partition("  ")
-        files[relpath] = data.read_verified(os.path.join(RAW_DIR, relpath), digest,
+        files[relpath] = data.read_verified(os.path.join(raw_dir, relpath), digest,
                                             decompress=False)
     return files
 
@@ -187,7 +188,8 @@ def trained_config(log_name, config_named, configs):
 
 
 def load_raw():
-    """Every log at both commits, parsed, with the config it names and the one it trained.
+    """Every log at both commits, parsed, with the config it names and the one it trained
+    (read and verified once per process and folder: the result is shared, do not change it).
 
     Returns
     -------
@@ -196,7 +198,12 @@ def load_raw():
     config_version (the commit whose version of config_named it ran), trains
     (what_it_trains), triplet_computed, epochs (parse_log)
     """
-    files = _verified_raw_files()
+    return _load_raw(RAW_DIR)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_raw(raw_dir):
+    files = _verified_raw_files(raw_dir)
     configs = {}
     for relpath, payload in files.items():
         commit, folder, name = relpath.split("/")
