@@ -317,11 +317,11 @@ PIECES = (
                     "for an anchor picked by several others, none for an anchor never picked.",
            "mask": "a row of h picked by no anchor does not reach the loss: its gradient is 0."},
           suspects=_gather_suspects, solutions=("tinyadv.layers.gather_rows_backward",)),
-    Piece("fgsm_loss", "tinyadv.attacks", ("x",), True, inputs.draw_fgsm_loss,
+    Piece("fgsm_loss", "tinyadv.grader.answers", ("x",), True, inputs.draw_fgsm_loss,
           suspects=_fgsm_suspects,
-          solutions=("tinyadv.attacks.fgsm_loss_backward", "tinyadv.mlp.backward")),
+          solutions=("tinyadv.grader.answers.fgsm_loss_backward", "tinyadv.mlp.backward")),
     # The CNN's pieces (exercises 08 and 09).
-    Piece("conv2d", "tinyadv.layers", ("x", "W", "b"), False, inputs.draw_conv2d,
+    Piece("conv2d", "tinyadv.cnn_layers", ("x", "W", "b"), False, inputs.draw_conv2d,
           {"where": "each pixel x[n, c, p, q] is read by every output position whose k x k patch "
                     "covers it (fewer near the border), and gets back what each of them sends.",
            "only dx": "dW and db are right: write dx one output position at a time, as the "
@@ -329,19 +329,22 @@ PIECES = (
            "only dW": "dx and db are right: a weight W[f, c, u, v] meets the pixel at offset "
                       "(u, v) of every patch, in every image."},
           suspects=_conv_suspects,
-          solutions=("tinyadv.layers.conv2d_backward", "tinyadv.fast.conv.conv2d_im2col_backward",
+          solutions=("tinyadv.cnn_layers.conv2d_backward", "tinyadv.layers.conv2d_backward",
+                     "tinyadv.fast.conv.conv2d_im2col_backward",
                      "tinyadv.fast.conv.conv2d_fft_backward")),
-    Piece("maxpool2d", "tinyadv.layers", ("x",), False, inputs.draw_maxpool2d,
+    Piece("maxpool2d", "tinyadv.cnn_layers", ("x",), False, inputs.draw_maxpool2d,
           {"mask": "each window's output is its largest entry; moving any other entry a little "
                    "changes nothing, so the gradient goes to that one entry alone.",
            "where": "each window's gradient dout[n, c, i, j] belongs to one entry of window "
                     "(i, j): the one whose value is the output."},
-          suspects=_maxpool_suspects, solutions=("tinyadv.layers.maxpool2d_backward",)),
-    Piece("prelu", "tinyadv.layers", ("x", "a"), False, inputs.draw_prelu,
+          suspects=_maxpool_suspects,
+          solutions=("tinyadv.cnn_layers.maxpool2d_backward", "tinyadv.layers.maxpool2d_backward")),
+    Piece("prelu", "tinyadv.cnn_layers", ("x", "a"), False, inputs.draw_prelu,
           {"mask": "the PReLU is x where x > 0 and a * x elsewhere: both sides pass a gradient.",
            "only da": "dx is right. a is one number used by every entry with x <= 0: each such "
                       "entry adds its own share to da."},
-          suspects=_prelu_suspects, solutions=("tinyadv.layers.prelu_backward",)),
+          suspects=_prelu_suspects,
+          solutions=("tinyadv.cnn_layers.prelu_backward", "tinyadv.layers.prelu_backward")),
 )
 BY_BACKWARD = {piece.backward_name: piece for piece in PIECES}
 BACKWARD_NAMES = tuple(BY_BACKWARD)
