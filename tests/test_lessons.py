@@ -155,7 +155,8 @@ def _synthetic_results(folder):
     import numpy as np
 
     from tinyadv.lab import reproduce, sweep
-    from tinyadv.train import MODELS, preset_config
+    from tinyadv.lab.configs import preset_config
+    from tinyadv.train import MODELS
 
     rng = np.random.default_rng(0)
     totals = {c: (50 if c == "human_linf_manual_eps04" else 100) if c.startswith("human_")
