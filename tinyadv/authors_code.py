@@ -642,23 +642,10 @@ def their_loss(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_
     dlogits, dh = np.zeros_like(logits), np.zeros_like(h)
     terms = dict(ce=0.0, ce_clean=0.0, ce_adv=0.0, triplet_sens=0.0, triplet_inv=0.0,
                  active_sens=0.0, active_inv=0.0, norm=0.0, image_norm=0.0)
-    # The cross-entropy: NLL of log-softmax, a batch mean, as theirs.
-    for g, weight in ({"adv": 1.0} if ce_on == "fgsm" else {"anchor": 0.5, "adv": 0.5}).items():
-        value, ce_cache = losses.softmax_cross_entropy_forward(logits[rows[g]], y)
-        dlogits[rows[g]] += losses.softmax_cross_entropy_backward(weight, ce_cache)
-        terms["ce_clean" if g == "anchor" else "ce_adv"] = value
-        terms["ce"] += weight * value
+    _add_cross_entropy(logits, y, rows, ce_on, dlogits, terms)
     for i, g in enumerate(blocks):  # the second block's norm reads only ||h(x')||
-        value, b_cache, b_terms = block_forward(
-            h[rows["anchor"]], h[rows[g]], y, margin=margin,
-            triplet_weight=lambda_inv if g == "inv" else lambda_sens, norm_weight=lambda_norm,
-            only_perturbed_norm=i == 1)
-        dnat, dpert = block_backward(1.0, b_cache)
-        dh[rows["anchor"]] += dnat
-        dh[rows[g]] += dpert
-        name = "inv" if g == "inv" else "sens"
-        terms[f"triplet_{name}"], terms[f"active_{name}"] = b_terms["triplet"], b_terms["active"]
-        terms["norm"] += b_terms["norm"]
+        _add_block(h, y, rows, g, lambda_inv if g == "inv" else lambda_sens, lambda_norm,
+                   margin, i == 1, dh, terms)
     if lambda_image_norm:  # their constant: the norm of the invariance images (no gradient)
         terms["image_norm"] = float(np.linalg.norm(x_inv))
     grads, _ = FAST.backward(dlogits, dh, cache, need_dx=False)
@@ -669,6 +656,31 @@ def their_loss(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_
         anchor_forward[0] if anchor_forward is not None else FAST.forward(params, x)[0])
     terms["clean_accuracy"] = float((clean_logits.argmax(axis=1) == y).mean())
     return terms["total"], grads, terms
+
+
+def _add_cross_entropy(logits, y, rows, ce_on, dlogits, terms):
+    """Their cross-entropy, NLL of log-softmax, a batch mean: its value into ``terms``, its
+    gradient into ``dlogits``."""
+    for g, weight in ({"adv": 1.0} if ce_on == "fgsm" else {"anchor": 0.5, "adv": 0.5}).items():
+        value, ce_cache = losses.softmax_cross_entropy_forward(logits[rows[g]], y)
+        dlogits[rows[g]] += losses.softmax_cross_entropy_backward(weight, ce_cache)
+        terms["ce_clean" if g == "anchor" else "ce_adv"] = value
+        terms["ce"] += weight * value
+
+
+def _add_block(h, y, rows, g, triplet_weight, norm_weight, margin, only_perturbed_norm, dh,
+               terms):
+    """One triplet block on the anchors' and group ``g``'s embeddings: its values into
+    ``terms``, its gradients into ``dh``."""
+    value, b_cache, b_terms = block_forward(
+        h[rows["anchor"]], h[rows[g]], y, margin=margin, triplet_weight=triplet_weight,
+        norm_weight=norm_weight, only_perturbed_norm=only_perturbed_norm)
+    dnat, dpert = block_backward(1.0, b_cache)
+    dh[rows["anchor"]] += dnat
+    dh[rows[g]] += dpert
+    name = "inv" if g == "inv" else "sens"
+    terms[f"triplet_{name}"], terms[f"active_{name}"] = b_terms["triplet"], b_terms["active"]
+    terms["norm"] += b_terms["norm"]
 
 
 def _check_loss_arguments(x_adv, x_inv, lambda_sens, lambda_inv, lambda_image_norm, ce_on):

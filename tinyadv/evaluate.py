@@ -41,8 +41,8 @@ __all__ = ["score", "accuracy", "human_agreement", "authors_invariance", "evalua
            "OVERFITTING_GAP"]
 
 HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
-# A gap this large (in points) is flagged. Measured on this project's baselines: 37-50 points
-# for the runs that overfit catastrophically, 2-6 for those that did not (README, "Results").
+# A gap this large (in points) is flagged: it lies between the gaps of runs that overfit
+# catastrophically and of those that did not (data/results.md, "Full tables").
 OVERFITTING_GAP = 20.0
 KEYS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped") + tuple(
     f"human_{name}" for name in HUMAN_SETS)
@@ -135,14 +135,13 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
 
     Parameters
     ----------
-    params : MLP parameters
+    params : the network's parameters (an MLP's or the CNN's); net : the network that runs them
     x_test : (N, 784) clean test images, y_test : (N,) their labels
     x_inv_test : (N, 784) invariance examples made from x_test (same row order), so that
         y_test are their source labels; y_flip_test : (N,) their flipped labels
     fgsm_eps : l-inf budget of both FGSM and PGD, in pixel units
     pgd_steps, pgd_step_size : PGD iterations and step (default 2.5 * eps / steps)
-    rng : np.random.Generator for PGD's random start (default: seed 0, so that evaluating
-        the same model twice gives the same numbers)
+    rng : np.random.Generator for PGD's random start (default: seed 0: the same numbers twice)
     fgsm_clamp : "pixels", or "normalised": the fgsm column is the authors' FGSM instead
         (authors_code.fgsm: their clamp in normalised units; needs their normalisation)
     pgd_eps : PGD's budget when it is not fgsm_eps (None: fgsm_eps); then tinyadv's FGSM at
@@ -150,10 +149,8 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
 
     Returns
     -------
-    dict with keys clean, fgsm, pgd, invariance_source, invariance_flipped,
-    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0, each
-    dict(percent, correct, total); fgsm_at_pgd_eps when it differs from fgsm; and
-    fgsm_pgd_gap, dict(points) = FGSM - PGD percent at PGD's budget
+    dict: KEYS, each dict(percent, correct, total); fgsm_at_pgd_eps when it differs from
+    fgsm; and fgsm_pgd_gap, dict(points) = FGSM - PGD percent at PGD's budget
     """
     dim = network.input_dim(params)
     check_images(x_test, "x_test", dim=dim)

@@ -149,17 +149,14 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
 
     Parameters
     ----------
-    dlogits : (N, C) gradient of the loss w.r.t. the logits, or None
-    dh : (N, K) gradient w.r.t. the embedding h from losses that act on it directly, or None
-        (it is *added* to what flows back from the head)
-    cache : from ``forward``
-    need_dx : compute the input gradient (FGSM needs it; training does not)
-    need_param_grads : compute weight gradients (FGSM does not need them)
+    dlogits : (N, C) or None, the gradient w.r.t. the logits; dh : (N, K) or None, the gradient
+    w.r.t. h from the losses that act on it directly (*added* to what flows back from the
+    head); cache : from ``forward``; need_dx : compute dx (FGSM needs it, training does not);
+    need_param_grads : compute the weights' gradients (FGSM does not need them)
 
     Returns
     -------
-    grads : dict of the weights' gradients, keyed like params (empty if need_param_grads
-        is False)
+    grads : dict of the weights' gradients, keyed like params ({} without need_param_grads)
     dx : (N, D) gradient w.r.t. the input, or None
     """
     if dlogits is None and dh is None:
@@ -176,9 +173,8 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     else:
         dout = dh
         if need_param_grads:  # the head received no gradient
-            _, W_head = cache["head"]
-            grads[f"W{head}"] = np.zeros_like(W_head)
-            grads[f"b{head}"] = np.zeros(W_head.shape[1], dtype=W_head.dtype)
+            W_head = cache["head"][1]
+            grads[f"W{head}"], grads[f"b{head}"] = np.zeros_like(W_head), np.zeros_like(W_head[0])
     if cache["embed"] is not None:  # undo h = out @ W_emb + b_emb: no ReLU to undo here
         dout, dW, db = linear_backward(dout, cache["embed"], need_dW=need_param_grads)
         if need_param_grads:
@@ -186,10 +182,8 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     for k in range(len(hidden), 0, -1):
         linear_cache, relu_cache = hidden[k - 1]
         dout = relu_backward(dout, relu_cache)
-        first_layer = k == 1
-        dout, dW, db = linear_backward(dout, linear_cache,
-                                       need_dx=(need_dx or not first_layer),
-                                       need_dW=need_param_grads)
+        dout, dW, db = linear_backward(dout, linear_cache, need_dx=need_dx or k > 1,
+                                       need_dW=need_param_grads)  # dx of layer 1 is the input's
         if need_param_grads:
             grads[f"W{k}"], grads[f"b{k}"] = dW, db
     return grads, dout

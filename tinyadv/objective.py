@@ -161,61 +161,46 @@ def _require_two_classes(y):
 
 def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
               lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05, ce_on="clean+fgsm"):
-    """Loss, gradients and the value of each term of paper Eq. 2, written to be read.
+    """Loss, gradients and the value of each term of paper Eq. 2 (the module docstring),
+    written to be read: with f the logits and h the embedding of ``network.forward``,
 
-    Term by term, with batch means for the paper's sums (N anchors; h = the embedding, f =
-    the logits, both from ``network.forward``; D = the angular distance of Eq. 1):
-
-        CE   = w_clean * CE(f(x_a), y) + w_adv * CE(f(x'_p), y)
-               w = (0.5, 0.5) for "clean+fgsm", (0, 1) for "fgsm", (1, -) without x'_p;
-               "clean+invariance": 0.5 * CE(f(x_a), y) + 0.5 * CE(f(x''_p), y)
-        MLS  = Lt(h(x_a), h(x'_p), h(x_n))       sensitivity: the FGSM image is a positive
-        MLI  = Lt(h(x_a), h(x''_p), h(x''_n))    invariance: so is the invariance image;
-               x''_n is x_n (source protocol) or the given ``x_inv_neg`` (oracle protocol)
-        Lt(a, p, n) = mean_i max(0, D(a_i, p_i) - D(a_i, n_i) + margin)
-        norm = sum over the embedding groups the triplets read of mean_i ||h_i||
-        L    = CE + lambda_sens * MLS + lambda_inv * MLI + lambda_norm * norm
-
-    The negative x_n of anchor i is anchor ``neg_index[i]`` of another class (``"hardest"``:
-    the closest one, chosen after the forward pass and treated as a constant).
+        L = CE + lambda_sens * Lt(h(x_a), h(x'_p), h(x_n)) + lambda_inv * Lt(h(x_a), h(x''_p),
+            h(x''_n)) + lambda_norm * norm,   Lt(a, p, n) = mean_i max(0, D(a_i, p_i) - D(a_i, n_i) + m)
 
     Parameters
     ----------
     params : the network's parameters (an MLP's or the CNN's); x : (N, D) anchors x_a;
     y : (N,) their labels; x_adv : (N, D) FGSM images x'_p, or None (no adversarial CE, no
     MLS); x_inv : (N, D) invariance positives x''_p, or None; x_inv_neg : (N, D) negatives of
-    the MLI triplet, or None to use the anchors at neg_index; neg_index : (N,) int index of
-    each anchor's negative among the anchors, or "hardest"; lambda_sens, lambda_inv,
-    lambda_norm : the paper's lambda1, lambda2, lambda3; margin : m; ce_on : see CE above
+    the MLI triplet (oracle protocol), or None to use the anchors at neg_index; neg_index : (N,)
+    int index of each anchor's negative among the anchors, or "hardest" (the closest one of
+    another class, mined after the forward pass and held constant); lambda_sens, lambda_inv,
+    lambda_norm : the paper's lambda1, lambda2, lambda3; margin : m; ce_on : which images the
+    cross-entropy reads, "clean+fgsm" (0.5 each), "fgsm" or "clean+invariance" (0.5 each)
 
     Returns
     -------
-    loss : float
-    grads : dict shaped like params
-    terms : dict of floats -- ce and each cross-entropy (ce_clean, ce_adv, ce_inv) computed,
-        triplet_sens, triplet_inv, norm, total; active_sens and active_inv (the fraction of
-        triplets whose hinge is > 0); clean_accuracy (of the anchors, before the step)
+    loss : float; grads : dict shaped like params; terms : dict of floats -- ce and each
+    cross-entropy computed (ce_clean, ce_adv, ce_inv), triplet_sens, triplet_inv, norm, total,
+    active_sens and active_inv (the fraction of hinges > 0), clean_accuracy (before the step)
     """
     terms = check_arguments(x_adv, x_inv, x_inv_neg, neg_index, lambda_sens, lambda_inv,
                             lambda_norm, ce_on)
     images = {"anchor": x, "adv": x_adv, "inv": x_inv, "inv_neg": x_inv_neg}
     groups = stacked_groups(terms)  # e.g. ["anchor", "adv", "inv"]
     n = x.shape[0]
-
     # 1. One forward pass of every image, then each group's rows: f(x_a), h(x_a), f(x'_p), ...
     logits, h_all, cache = network.forward(params, np.concatenate([images[g] for g in groups]))
     f = {g: logits[i * n:(i + 1) * n] for i, g in enumerate(groups)}  # (N, C) each
     h = {g: h_all[i * n:(i + 1) * n] for i, g in enumerate(groups)}  # (N, K) each
     df = {g: np.zeros_like(f[g]) for g in groups}  # dL/df, filled in term by term
     dh = {g: np.zeros_like(h[g]) for g in groups}  # dL/dh
-
     # 2. The negatives x_n: other anchors' embeddings, a gather of rows of h(x_a).
     if any("neg" in term.groups for term in terms):
         if isinstance(neg_index, str):  # "hardest": the closest anchor of another class
             neg_index = hardest_negatives(h["anchor"], y)
         h["neg"], gather_cache = layers.gather_rows_forward(h["anchor"], neg_index)
         dh["neg"] = np.zeros_like(h["neg"])
-
     # 3. Each term from ``losses``, forward then backward, scaled by its weight.
     values = {"ce": 0.0, "triplet_sens": 0.0, "active_sens": 0.0, "triplet_inv": 0.0,
               "active_inv": 0.0, "norm": 0.0}
@@ -223,11 +208,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         values.update(term_forward_backward(term, f, h, df, dh, y, margin))
         if term.kind == "ce":
             values["ce"] += term.weight * values[term.name]
-
     # 4. The gather's backward: each negative's gradient goes to the anchor it copied.
     if "neg" in dh:
         dh["anchor"] += layers.gather_rows_backward(dh.pop("neg"), gather_cache)
-
     # 5. One backward pass of every image at once; the pixels need no gradient.
     grads, _ = network.backward(np.concatenate([df[g] for g in groups]),
                                 np.concatenate([dh[g] for g in groups]), cache, need_dx=False)

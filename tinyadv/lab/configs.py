@@ -140,6 +140,10 @@ class RunConfig:
         constant image norm)?"""
         return self.train.uses_invariance or self.authors.lambda_image_norm > 0
 
+    def terms(self):
+        """The terms of Eq. 2 the paper's step computes with these fields (TrainConfig.terms)."""
+        return self.train.terms()
+
     def training_step(self):
         """The step ``train.train`` runs: the lab's fast one (fast/step.py), or the authors'
         variant (authors_code.authors_step) when any of their options is set."""
