@@ -16,7 +16,8 @@ What you will see
    digits, relative error about 5e-10 (lesson 02 does this properly).
 5. Plain SGD written in a few lines. Default mode (12,000 images, 3 epochs): test accuracy
    about 90% after the first epoch and about 93.5% after the third. The whole lesson takes
-   about 2 s on a 2-core machine. ``--fast`` (2,000 images, 1 epoch) reaches only about 66%.
+   about 2 s on an idle 2-core machine (about 4 s when other work keeps both cores busy).
+   ``--fast`` (2,000 images, 1 epoch) reaches only about 66%.
 6. The gradient with respect to the *input image* -- the thing FGSM (lesson 03) uses.
 
 Figures (in lessons/out/, or the folder given by --out):

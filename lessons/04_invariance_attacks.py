@@ -10,7 +10,8 @@ the nearest training image of another class t and *assumes* the result is a t. T
 (2020) made such images with a more careful attack and then asked people to label them.
 
 What you will see (default: a 784-128-128-10 MLP trained normally and one FGSM-trained, 8,000
-training images, 3 epochs each; 1,000 test images; about 10 s on a 2-core machine)
+training images, 3 epochs each; 1,000 test images; about 10 s on an idle 2-core machine,
+20-40 s on a busy one)
 -----------------------------------------------------------------------------------------------
 1. The generator at work (04_generator.png): source digit, the nearest training digit of
    another class, and the images at eps = 0.1 ... 0.4. At 0.1-0.2 the source still shows; at

@@ -5,8 +5,8 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (about 4 s on a 2-core machine; sections 1-6 read the committed logs, so their numbers are fixed;
-the simulations use seeded generators)
+What you will see (about 4 s on an idle 2-core machine, 7 s on a busy one; sections 1-6 read
+the committed logs, so their numbers are fixed; the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
    points (85.67 -> 87.80), and + MLS is lowest (82.49).

@@ -18,12 +18,14 @@ What you will see
    of 32 images of 32 channels, 12 x 12) the patch matrix is 11.1 times the input, 6.6 MB.
    Times, which depend on the machine (ms): the six loops 20-30 for one image and one
    filter, so most of a minute for the batch (estimated, not run); layers' loop over
-   positions 6-8; im2col and one product 4-6; tinyadv's fast path 4-5. The outputs agree to
+   positions 6-11; im2col and one product 4-6; tinyadv's fast path 3-5. The outputs agree to
    float32's rounding (below 1e-6 of the largest output).
 3. The three backwards (convolution, max pooling, PReLU) checked against centred differences
    in float64, with every input away from a kink: relative errors of about 1e-11 to 1e-9,
    every one a PASS -- without showing what is inside them.
-   -> Exercises 08 and 09 come here: write those three backwards yourself before reading on.
+   -> Exercises 08 and 09 come here: write those three backwards yourself. The lesson stops
+   at this marker (a script ends there, a notebook's Run All stops at its cell) until you ask
+   for the rest: ``--after-exercises``, or in a notebook the cells below the marker.
 4. (After exercise 08.) The convolution's backward is itself a convolution: tinyadv's
    ``conv2d_forward`` on the right inputs gives dx and dW equal to the backward's to below
    1e-14; figure 10_backward_as_convolution.png shows why, and dx without the step exercise
@@ -39,20 +41,24 @@ What you will see
 7. The authors' CNN trained briefly beside the library's default MLP, both the same way --
    FGSM adversarial training at eps 0.1 (half clean, half FGSM cross-entropy), 12,000
    training images, 2 epochs, seed 0. On 1,000 test images at eps 0.1, clean / FGSM /
-   PGD-10 accuracy: CNN 96.1 / 84.4 / 81.8%, MLP 90.7 / 68.2 / 63.1%; a training step of
-   the CNN costs 20-30 times the MLP's (about 0.2 s against 0.006-0.010 s). Figure
-   10_cnn_vs_mlp.png: the CNN's 32 learned first-layer filters, and FGSM accuracy as eps
-   grows for both (at eps 0.3: 12.8% and 4.0%). Far from the paper's numbers (8 epochs on
+   PGD-10 accuracy: CNN 96.1 / 84.4 / 81.8%, MLP 90.7 / about 68-69 / about 63% (the
+   MLP's last digits move with the CPU's BLAS kernels: 68.2 / 63.1 with AVX-512 ones, 68.8 /
+   63.4 with AVX2 ones); a training step of the CNN costs about 20-30 times the MLP's (about
+   0.11-0.16 s of one core against 0.005-0.006 s). Figure 10_cnn_vs_mlp.png: the CNN's 32
+   learned first-layer filters, and FGSM accuracy as eps grows for both (at eps 0.3: 12.8%
+   and about 4%). Far from the paper's numbers (8 epochs on
    all 60,000 images): ``python -m tinyadv.reproduce --preset paper-4d --set arch=cnn``
    trains the CNN the authors' way, for real.
 
-About 50-60 s in the default mode on a 2-core machine (the CNN's training 35 s of it);
-``--fast`` (512 training images, 1 epoch, 100 test images, a batch of 4 for the timings)
-in a few seconds, its section-7 numbers meaningless. NumPy's BLAS runs on one thread unless
-you set OPENBLAS_NUM_THREADS (see Setup).
+Up to the marker: a few seconds. With ``--after-exercises``: about 35-40 s in the default
+mode on an idle 2-core machine (training the CNN about 25 s of it), 70-80 s when other work
+keeps both cores busy; ``--fast`` (512 training images, 1 epoch, 100 test images, a batch of
+4 for the timings) in a few seconds, its section-7 numbers meaningless. NumPy's BLAS runs on
+one thread unless you set OPENBLAS_NUM_THREADS (see Setup).
 Figures: 10_feature_maps.png, 10_backward_as_convolution.png, 10_cnn_vs_mlp.png.
 
-Run:  python lessons/10_convolutions_by_hand.py [--fast] [--out DIR]   (or open it as a notebook)
+Run:  python lessons/10_convolutions_by_hand.py [--after-exercises] [--fast] [--out DIR]
+      (or open it as a notebook)
 """
 
 # %% Setup
