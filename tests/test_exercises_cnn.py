@@ -74,7 +74,7 @@ SLIPS = {
                                        ["dW is averaged over the output positions"]),
     "dW written, not added, at each position": (
         "conv2d_backward", CONV.replace("dW += np", "dW = np") + "return dx, dW, db",
-        ["only the last output position's share", "`dW += ...`"]),
+        ["only the last output position's share", "assigned to dW where it must be added"]),
     "dW one per image": ("conv2d_backward", CONV + "return dx, np.einsum('nfij,ncijuv->nfcuv', "
                          "dout, np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))), db",
                          ["more axes than the parameter has", "sum over them"]),

@@ -107,6 +107,14 @@ def test_a_figure_is_described_in_words_in_the_png_and_as_alt_text_in_a_notebook
         assert base64.b64decode(bundle["image/png"]) == f.read()
     assert bundle["text/plain"] == described
 
+    fig, ax = plots.figure()  # one axes: its title is the figure's, said once
+    ax.set_title("one panel")
+    ax.plot([0, 1], [1, 0], color=plots.model_colour("standard"), label="a net", ls="--")
+    ax.legend()
+    assert plots.figure_description(fig) == "one panel. lines: a net: dark grey, dashed line."
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
 
 def test_the_authors_cnn_and_the_baseline_mlp_differ_in_lightness_not_only_in_hue():
     """Lesson 10 draws these two models side by side: their colours must stay apart for a

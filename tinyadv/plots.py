@@ -180,10 +180,27 @@ _LINE_WORDS = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}
 DPI = 120  # the PNG files'; shown at 100 pixels an inch in a notebook (sharp on a fine screen)
 
 
+def _colour_words(colour):
+    """A colour as a reader would say it: 'olive' for tab:olive, 'dark grey' for #444444."""
+    from matplotlib.colors import CSS4_COLORS, to_hex
+
+    if isinstance(colour, str) and not colour.startswith("#"):
+        if colour[:1] == "C" and colour[1:].isdigit():  # matplotlib's colour cycle
+            return f"colour {colour[1:]} of the cycle"
+        return colour.replace("tab:", "")
+    code = to_hex(colour)
+    named = [name for name, value in CSS4_COLORS.items() if value.lower() == code]
+    if named:
+        return named[0]
+    red, green, blue = (int(code[i:i + 2], 16) for i in (1, 3, 5))
+    if red == green == blue:
+        return "dark grey" if red < 0x60 else "light grey" if red > 0xb0 else "grey"
+    return code
+
+
 def _words_for_line(line):
     """'CNN, FGSM: olive, solid line, circles' for a labelled line of a plot."""
-    colour = line.get_color()
-    colour = colour.replace("tab:", "") if isinstance(colour, str) else "coloured"
+    colour = _colour_words(line.get_color())
     style = _LINE_WORDS.get(line.get_linestyle(), "")
     look = [colour, f"{style} line" if style else "no line"]
     marker = _MARKER_WORDS.get(str(line.get_marker()))
@@ -199,11 +216,13 @@ def figure_description(fig):
     Shown as the alt text of the figure in a notebook and written into the PNG
     (``Description``); measured from the figure, so it says what is drawn.
     """
-    parts = [" ".join(figure_title(fig).split())]
+    title = " ".join(figure_title(fig).split())
+    parts = [title]
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison
               and ax.get_label() != "<colorbar>"]
     for number, ax in enumerate(panels, 1):
-        words = [" ".join(ax.get_title().split())] if ax.get_title().strip() else []
+        panel_title = " ".join(ax.get_title().split())
+        words = [panel_title] if panel_title and panel_title != title else []
         if ax.get_xlabel():
             words.append(f"x: {ax.get_xlabel()}")
         if ax.get_ylabel():
@@ -221,9 +240,9 @@ def figure_description(fig):
             parts.append("; ".join(words))
     grid = [ax for ax in fig.axes if not ax.axison and ax.get_images()]  # image_grid's cells
     if grid:
-        titles = [" ".join(ax.get_title().split()) for ax in grid]
+        titles = [" ".join(ax.get_title().split()) for ax in grid if ax.get_title().strip()]
         parts.append(f"{len(grid)} images in a grid" + (
-            ", titled: " + "; ".join(titles) if any(titles) else ""))
+            f", {len(titles)} of them titled: " + "; ".join(titles) if titles else ""))
     return ". ".join(part.rstrip(".") for part in parts if part) + "."
 
 

@@ -165,7 +165,7 @@ def _gather_suspects(case):
     overwritten[index] = case.dout  # what ``dh[index] = dout`` or ``dh[index] += dout`` give
     return [
         ("a repeated index is written, not added: `dh[index] += dout` (like `dh[index] = dout`) "
-         "keeps only one of the rows sent to it; np.add.at(dh, index, dout) adds every one.",
+         "keeps only one of the rows sent to it; np.add.at adds every one.",
          [overwritten]),
         ("your dh is dout[index]: the forward's gather again. Its backward is a scatter: row i "
          "of dout is added into row index[i] of dh.", [case.dout[index]]),
@@ -267,8 +267,9 @@ def _conv_suspects(case):
          "product of the patches' transpose with dout gives them -- and reshaped to (F, C, k, "
          "k) as they lie. A reshape keeps the order in which the entries lie: the filters' "
          "axis has to come first before it.", [None, dW.reshape(f, -1).T.reshape(W.shape), None]),
-        ("your dW holds only the last output position's share: `dW = ...` inside the loop over "
-         "positions where it must add up (`dW += ...`): every weight is used at every position.",
+        ("your dW holds only the last output position's share: in a loop over positions, "
+         "each position's share is assigned to dW where it must be added to it -- every weight "
+         "is used at every position.",
          [None, np.einsum("nf,ncuv->fcuv", dout[:, :, -1, -1], patches[:, :, -1, -1]), None]),
         ("your dW is averaged over the output positions (divided by Ho * Wo = "
          f"{ho * wo}): a weight used at every position gets the sum of their gradients.",
