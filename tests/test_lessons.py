@@ -78,9 +78,10 @@ def test_lesson_is_a_cell_script_that_says_what_to_expect(path):
 def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
     # --f=...: Jupyter/VS Code pass such a flag to the kernel; the lesson must ignore it (and
     # not take it for an abbreviation of --fast). Lesson 10 is asked to go past its marker.
-    lesson_10 = os.path.basename(path).startswith("10_")
-    result = run_lesson(path, tmp_path, "--fast", "--f=/tmp/kernel-test.json",
-                        *(["--after-exercises"] if lesson_10 else []))
+    lesson_09, lesson_10 = (os.path.basename(path).startswith(n) for n in ("09_", "10_"))
+    extra = (["--after-exercises"] if lesson_10 else
+             ["--results", str(tmp_path / "no-results")] if lesson_09 else [])
+    result = run_lesson(path, tmp_path, "--fast", "--f=/tmp/kernel-test.json", *extra)
     assert result.returncode == 0, (f"{os.path.basename(path)} exited {result.returncode}\n"
                                     f"stderr (last 3000 chars):\n{result.stderr[-3000:]}")
     written = {name for name in os.listdir(tmp_path) if name.endswith(".png")}
@@ -95,6 +96,14 @@ def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
         title = plots.png_title(str(tmp_path / name))
         assert title and title.startswith(f"Lesson {name[:2]}"), (name, title)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")], "a half-written file was left"
+    if lesson_09:  # a fresh clone has no results/: the authors' logs, and the commands
+        text = result.stdout
+        # the authors' logs, recomputed: the printed rows are third runs, means ± sample std
+        assert "86.06 ± 0.69" in text and "85.09 ± 3.25" in text and "9.90 ± 1.28" in text
+        assert "run 3 / 3 / 3" in text
+        assert "p = 0.66" in text  # Welch's test, Baseline vs the printed + MLS + MLI config
+        assert "No tinyadv table" in text and "python -m tinyadv.reproduce" in text
+        assert "No sweep" in text and "python -m tinyadv.sweep" in text
     if lesson_10:  # what the marker keeps back is there once asked for, after the marker
         after = result.stdout.split(LESSON_10_MARKER, 1)[1]
         for answer in LESSON_10_ANSWERS:
@@ -198,34 +207,6 @@ def _synthetic_results(folder):
     (folder / "broken").mkdir()
     (folder / "broken" / "table1.json").write_text("{not json")
     return json.loads((folder / "default" / "table1.json").read_text()), summary
-
-
-def test_lesson_09_reads_tables_and_sweep_when_present(tmp_path):
-    import numpy as np
-    from scipy import stats
-
-    results_dir = tmp_path / "results"
-    table, summary = _synthetic_results(results_dir)
-    out = tmp_path / "out"
-    out.mkdir()
-    result = run_lesson(lesson_09(), out, "--fast", "--results", str(results_dir))
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = result.stdout
-    assert "No tinyadv table" not in text and "No sweep" not in text
-    assert "cannot read" in text and "broken" in text  # a bad file is named and skipped
-    # three seeds: the row's difference and Welch's p from the per-seed numbers
-    a = table["table"]["baseline+mls"]["invariance_source"]["per_seed"]
-    b = table["table"]["baseline"]["invariance_source"]["per_seed"]
-    p = stats.ttest_ind(a, b, equal_var=False).pvalue
-    assert f"invariance {np.mean(a) - np.mean(b):+.2f} (p={p:.2g})" in text
-    # one seed: said, and no test
-    assert "preset 'paper-4d', seeds [0]" in text and "ONE seed: no spread, no test" in text
-    assert "(one seed: no test)" in text
-    # the sweep: its changes, and the library's p checked by hand
-    name, entry = next((n, e) for n, e in summary.items() if "change" in e)
-    assert name in text
-    assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
-    assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
 
 
 LESSON_10_MARKER = "--- exercises 08 and 09 come here"
@@ -409,23 +390,35 @@ def test_lesson_10_as_a_notebook_stops_run_all_at_its_marker_and_shows_its_figur
 
 
 def test_lesson_09_as_a_notebook_from_the_root_writes_lessons_out_and_reads_results(tmp_path):
-    """A notebook whose kernel starts at a repository's root (no __file__, no --out): lesson
-    09 writes its figures under that repository's lessons/out/ and looks for results/ in the
-    repository itself -- a fresh one has none, so it reads the authors' logs and names the
-    commands that make the results."""
-    name = os.path.basename(lesson_09())
-    root = repository_root(tmp_path, os.path.splitext(name)[0] + ".ipynb")
-    result = run_notebook(root / "lessons" / (os.path.splitext(name)[0] + ".ipynb"), root)
+    """A notebook whose kernel starts at a repository's root (no __file__, no --out, no
+    --results): lesson 09 writes its figures under that repository's lessons/out/ and reads
+    the repository's results/ -- here made-up ones (three seeds, one seed, a sweep, a broken
+    file): a bad file is named and skipped, and every number is the one the files give."""
+    import numpy as np
+    from scipy import stats
+
+    name = os.path.splitext(os.path.basename(lesson_09()))[0] + ".ipynb"
+    root = repository_root(tmp_path, name)
+    table, summary = _synthetic_results(root / "results")
+    result = run_notebook(root / "lessons" / name, root)
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     assert "stopped at" not in text, text[-3000:]
-    # the authors' logs, recomputed: the printed rows are third runs, means ± sample std
-    assert "86.06 ± 0.69" in text and "85.09 ± 3.25" in text and "9.90 ± 1.28" in text
-    assert "run 3 / 3 / 3" in text
-    assert "p = 0.66" in text  # Welch's test, Baseline vs the printed + MLS + MLI config
     assert f"(looking in {root / 'results'})" in text
-    assert "No tinyadv table" in text and "python -m tinyadv.reproduce" in text
-    assert "No sweep" in text and "python -m tinyadv.sweep" in text
+    assert "No tinyadv table" not in text and "No sweep" not in text
+    assert "cannot read" in text and "broken" in text  # a bad file is named and skipped
+    # three seeds: the row's difference and Welch's p from the per-seed numbers
+    a = table["table"]["baseline+mls"]["invariance_source"]["per_seed"]
+    b = table["table"]["baseline"]["invariance_source"]["per_seed"]
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert f"invariance {np.mean(a) - np.mean(b):+.2f} (p={p:.2g})" in text
+    # one seed: said, and no test
+    assert "preset 'paper-4d', seeds [0]" in text and "ONE seed: no spread, no test" in text
+    assert "(one seed: no test)" in text
+    # the sweep: its changes, and the library's p checked by hand
+    name, entry = next((n, e) for n, e in summary.items() if "change" in e)
+    assert name in text
+    assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
     written = {n for n in os.listdir(root / "lessons" / "out") if n.endswith(".png")}
     assert written == promised_figures(lesson_09()) and f"shown {len(written)}" in text
-    assert not (root / "out").exists() and not (tmp_path / "results").exists()
+    assert not (root / "out").exists()
