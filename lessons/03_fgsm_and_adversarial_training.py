@@ -9,7 +9,7 @@ al. 2015) makes one with a single gradient step:
 and FGSM *adversarial training* (the paper's Baseline) trains on clean and FGSM images alike.
 
 What you will see (default mode: three 784-128-128-10 MLPs, 8,000 training images, 3 epochs,
-1,000 test images; about 4 s on a 2-core machine)
+1,000 test images; about 4 s on an idle 2-core machine, about 8 s on a busy one)
 -----------------
 1. FGSM written out with mlp.forward/backward gives exactly the images of attacks.fgsm.
 2. A normally trained model (about 89% clean accuracy) falls to about 61% at eps = 0.05,
@@ -23,8 +23,8 @@ What you will see (default mode: three 784-128-128-10 MLPs, 8,000 training image
 4. Label leaking (Kurakin et al. 2017) -- an adversarially trained model scoring *higher* on
    FGSM images than on clean ones, because the perturbation made from the true label carries
    the label -- is *not* visible at this small scale: about 62% on FGSM images vs about 88%
-   clean. Crafting FGSM from the model's own predictions gives about 68%, i.e. *more*: the
-   two attacks differ only on the ~12% of images the model already gets wrong, and there
+   clean. Crafting FGSM from the model's own predictions gives about 67-68%, i.e. *more*: the
+   two attacks differ only on the ~11% of images the model already gets wrong, and there
    attacking the wrong prediction pushes the image away from the mistake.
 5. Why PGD: a model FGSM-trained at eps = 0.3 scores about 35% on FGSM images at eps = 0.1,
    but about 38% at eps = 0.2 and 36% at eps = 0.3: accuracy that does not fall as the budget
@@ -47,9 +47,17 @@ import os
 import sys
 import time
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, losses, mlp, plots  # noqa: E402

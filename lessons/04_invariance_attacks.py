@@ -10,7 +10,8 @@ the nearest training image of another class t and *assumes* the result is a t. T
 (2020) made such images with a more careful attack and then asked people to label them.
 
 What you will see (default: a 784-128-128-10 MLP trained normally and one FGSM-trained, 8,000
-training images, 3 epochs each; 1,000 test images; about 10 s on a 2-core machine)
+training images, 3 epochs each; 1,000 test images; about 10 s on an idle 2-core machine,
+20-40 s on a busy one)
 -----------------------------------------------------------------------------------------------
 1. The generator at work (04_generator.png): source digit, the nearest training digit of
    another class, and the images at eps = 0.1 ... 0.4. At 0.1-0.2 the source still shows; at
@@ -57,9 +58,17 @@ Run:  python lessons/04_invariance_attacks.py [--fast] [--out DIR]
 import os
 import sys
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, evaluate, invariance, mlp, plots  # noqa: E402

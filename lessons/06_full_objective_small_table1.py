@@ -26,10 +26,10 @@ What you will see
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
    (784-128-128-10, one seed; the lesson prints how long each took) and evaluated
-   on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 62-63%, PGD about 58-60%,
+   on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 61-63%, PGD about 58-61%,
    invariance against the source label about 62-63% (against the flipped label about 35%),
    agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
-   16% (manual), 44-47% (l0). The rows differ by about 1 point on clean and FGSM, 2 on PGD,
+   16% (manual), 44-47% (l0). The rows differ by about 1-2 points on clean and FGSM, 2 on PGD,
    less than 1 on invariance, and 0-3 on the human sets (0-3 images of 50-100). That is NOT
    the paper's Table 1 (99% clean, 99% FGSM, 82-88% invariance): tiny data, a few epochs, one
    seed; differences this small say nothing about the method. ``python -m tinyadv.reproduce``
@@ -37,7 +37,7 @@ What you will see
    authors' FGSM eps was 0.01 on normalised inputs, 0.0031 in pixel units, 32 times smaller
    than our 0.1 (the figure's caption says what every column is).
 
-Default mode: about 8 s on a 2-core machine. ``--fast``
+Default mode: about 8 s on an idle 2-core machine (15-35 s on a busy one). ``--fast``
 (500 images, 1 epoch, 100 test images) runs the same code in seconds; its numbers mean nothing.
 Figure: 06_small_table1.png (our four rows, and the paper's three beside them where it
 reports a column).
@@ -50,9 +50,17 @@ import os
 import sys
 import time
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import attacks, data, evaluate, invariance, mlp, objective, plots  # noqa: E402
