@@ -71,10 +71,11 @@ EPS_LIST = [0.0, 0.1, 0.3] if FAST else [0.0, 0.05, 0.1, 0.2, 0.3]
 N_SHOW = 4 if FAST else 8
 X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
+X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
 # A smaller network than the default (784-256-256-10) so that three models train in time.
 # lr and batch size are pinned so this lesson's numbers stay put if the library's defaults move.
-base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128, train_size=N_TRAIN,
+base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128,
                    epochs=EPOCHS, seed=0)
 print(f"{N_TRAIN} training images, {EPOCHS} epoch(s), {N_TEST} test images; "
       f"network {base.sizes}, {base.optimizer} lr {base.lr}")

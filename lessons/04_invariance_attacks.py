@@ -84,6 +84,7 @@ N_SHOW = 4 if FAST else 8  # digits per figure (matplotlib grids are slow to dra
 EPS_LIST = [0.1, 0.2, 0.3, 0.4]
 X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
+X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
 
 # %% 1. The generator, step by step
@@ -120,7 +121,7 @@ plots.image_grid(
 
 # %% 2. Two models: normal training, and FGSM adversarial training (lesson 03)
 # lr and batch size are pinned so this lesson's numbers stay put if the library's defaults move.
-base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128, train_size=N_TRAIN,
+base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128,
                    epochs=EPOCHS, seed=0)
 models = {
     "normal": train(base.replace(adversarial=False), X_train, y_train, log=None)[0],

@@ -21,8 +21,8 @@ What you will see
 2. The gradient of the *whole* objective -- one concatenated forward pass over anchors, FGSM
    images and invariance images, and one backward -- checked against centred differences in
    float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 2.3e-9). The
-   fast objective that training calls (tinyadv/fast/objective.py) gives the same loss, terms
-   and gradients (largest difference about 3e-17).
+   faster objective the lab's reproduction trains with (tinyadv/fast/objective.py) gives the
+   same loss, terms and gradients (largest difference about 3e-17).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
    (784-128-128-10, one seed; the lesson prints how long each took) and evaluated
@@ -63,9 +63,9 @@ if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the re
     HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
-from tinyadv import attacks, data, evaluate, invariance, mlp, objective, plots  # noqa: E402
+from tinyadv import attacks, data, evaluate, invariance, mlp, network, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient  # noqa: E402
-from tinyadv.fast import objective as fast_objective  # noqa: E402
+from tinyadv.fast.objective import fast_objective  # noqa: E402
 from tinyadv.lab.paper import PAPER_TABLE1  # noqa: E402
 from tinyadv.train import MODELS, TrainConfig, model_config, train  # noqa: E402
 
@@ -77,18 +77,19 @@ X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
 X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
+INV_EPS = 0.4  # the invariance examples' budget (the lab's default, lab/configs.py)
 # lr and batch size are pinned so this lesson's numbers stay put if the library's defaults move.
-base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128, train_size=N_TRAIN,
+base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128,
                    epochs=EPOCHS, seed=0)
 print(f"{N_TRAIN} training images, {EPOCHS} epoch(s), {N_TEST} test images; network {base.sizes}; "
-      f"FGSM eps {base.fgsm_eps}, invariance eps {base.inv_eps}, margin {base.margin}")
+      f"FGSM eps {base.fgsm_eps}, invariance eps {INV_EPS}, margin {base.margin}")
 
 # Invariance examples for the training images (their neighbours come from the same subset,
 # never the image itself) and for the test images (neighbours from the training subset).
 start = time.perf_counter()
-x_inv_train, y_flip_train = invariance.label_flip(X_train, y_train, X_train, y_train, base.inv_eps,
+x_inv_train, y_flip_train = invariance.label_flip(X_train, y_train, X_train, y_train, INV_EPS,
                                                   exclude_self=True)
-x_inv_test, y_flip_test = invariance.label_flip(X_test, y_test, X_train, y_train, base.inv_eps)
+x_inv_test, y_flip_test = invariance.label_flip(X_test, y_test, X_train, y_train, INV_EPS)
 print(f"invariance examples built in {time.perf_counter() - start:.1f}s")
 
 # %% 1. Eq. 2 on one batch, term by term
@@ -135,9 +136,10 @@ print(f"small check network: MLS {small_terms['triplet_sens']:.3f}, MLI {small_t
 for k in sorted(small):
     numeric = numerical_gradient(lambda: objective.objective(small, xs, ys, **settings)[0], small[k])
     print(compare(f"dL/d{k} of Eq. 2", small_grads[k], numeric))
-# The fast objective, the one training calls, against the readable one: the same numbers.
-_, fast_grads, fast_terms = fast_objective.objective(small, xs, ys, **settings)
-print("fast_objective.objective vs objective.objective, largest difference: terms "
+# The lab's faster objective (what `python -m tinyadv.reproduce` trains with) against the
+# readable one: the same numbers.
+_, fast_grads, fast_terms = fast_objective(small, xs, ys, **settings)
+print("fast_objective vs objective.objective, largest difference: terms "
       f"{max(abs(fast_terms[k] - small_terms[k]) for k in small_terms):.0e}, gradients "
       f"{max(np.max(np.abs(fast_grads[k] - small_grads[k])) for k in small):.0e}")
 
@@ -168,7 +170,7 @@ print(f"(counts: {N_TEST} test images per column except the human sets: "
 print("inv(src) is the paper's invariance column: agreement with the SOURCE label. inv(flip): with "
       "the generator's flipped label. hum.*: with the labels PEOPLE gave Tramer et al.'s images.")
 print(f"FGSM: ours at eps {base.fgsm_eps}; the paper's at its authors' eps 0.01 on normalised inputs, "
-      f"{0.01 * mlp.INPUT_NORMS['authors'][1]:.4f} in pixel units (why its FGSM column is ~99%).")
+      f"{0.01 * network.INPUT_NORMS['authors'][1]:.4f} in pixel units (why its FGSM column is ~99%).")
 spread = {c: max(r[c]["percent"] for r in results.values()) - min(r[c]["percent"] for r in results.values())
           for c in columns}
 print("largest difference between rows, per column: " + ", ".join(
@@ -219,14 +221,14 @@ fig.suptitle(f"Lesson 06: a small Table 1 -- four 784-128-128-10 MLPs, {N_TRAIN}
 # Every column name, and the two eps that differ: the paper's FGSM column is measured at its
 # authors' eps, 0.01 on inputs normalised by the std 0.3081 (their trainer.py), which is
 # 0.01 * 0.3081 = 0.0031 in pixel units -- under one grey level, 32 times smaller than ours.
-PAPER_FGSM_EPS = 0.01 * mlp.INPUT_NORMS["authors"][1]
+PAPER_FGSM_EPS = 0.01 * network.INPUT_NORMS["authors"][1]
 plots.caption(fig, (
     f"clean: accuracy on the test images.  FGSM: on their FGSM images -- ours at eps "
     f"{base.fgsm_eps}, the paper's at its authors' eps {PAPER_FGSM_EPS:.4f} (0.01 on normalised "
     f"inputs), {base.fgsm_eps / PAPER_FGSM_EPS:.0f} times smaller: why its FGSM bars stand as "
     f"high as its clean ones.  PGD: on 10-step PGD images at eps {base.fgsm_eps}.  "
     f"inv(src): the paper's invariance column, agreement with the SOURCE label of invariance "
-    f"images (ours: tinyadv's generator at eps {base.inv_eps}; the paper's: its authors' attack "
+    f"images (ours: tinyadv's generator at eps {INV_EPS}; the paper's: its authors' attack "
     f"at eps 0.3).  inv(flip): agreement with the generator's flipped label.  hum.03, hum.04: "
     f"agreement with the labels PEOPLE gave Tramer et al.'s automated l-inf images at eps 0.3, "
     f"0.4; hum.man: their manual images at eps 0.4; hum.l0: their l0 images.  Eps in pixel "

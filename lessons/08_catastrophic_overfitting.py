@@ -110,7 +110,7 @@ X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
 # lesson's numbers stay put if the defaults move. Only `init` will differ between the runs.
 base = TrainConfig(sizes=(784, 256, 256, 10), optimizer="adam", lr=2e-3, lr_schedule="cosine",
                    batch_size=128, epochs=EPOCHS, adversarial=True, fgsm_eps=EPS,
-                   ce_on="clean+fgsm", train_size=N_TRAIN, seed=0)
+                   ce_on="clean+fgsm", seed=0)
 STEPS = EPOCHS * (N_TRAIN // base.batch_size)
 if FAST:
     CHECKPOINTS = list(range(1, STEPS + 1))  # a handful of steps: look after each one
