@@ -83,7 +83,7 @@ from tinyadv.lesson import lesson_options, stop_for_exercises  # noqa: E402
 from tinyadv import attacks, cnn_layers, data, evaluate, network, plots  # noqa: E402
 from tinyadv.fast import conv as fast_conv  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient_array  # noqa: E402
-from tinyadv.fast.network import FAST  # noqa: E402
+from tinyadv.fast.network import FAST as LAB_NETWORK  # noqa: E402
 from tinyadv.fast.step import fast_train_step  # noqa: E402
 from tinyadv.train import TrainConfig, train  # noqa: E402
 
@@ -492,10 +492,10 @@ for arch in ("cnn", "mlp"):
 steps = EPOCHS * (N_TRAIN // base.batch_size)
 results = {}
 for arch, params in models.items():
-    x_fgsm = attacks.fgsm(params, X_eval, y_eval, EPS, net=FAST)
+    x_fgsm = attacks.fgsm(params, X_eval, y_eval, EPS, net=LAB_NETWORK)
     x_pgd = attacks.pgd(params, X_eval, y_eval, EPS, 10, attacks.default_pgd_step_size(EPS, 10),
-                        np.random.default_rng(0), net=FAST)
-    results[arch] = [evaluate.accuracy(params, x, y_eval, net=FAST)["percent"]
+                        np.random.default_rng(0), net=LAB_NETWORK)
+    results[arch] = [evaluate.accuracy(params, x, y_eval, net=LAB_NETWORK)["percent"]
                      for x in (X_eval, x_fgsm, x_pgd)]
 print(f"\non the first {N_TEST} test images, eps {EPS}:    clean    FGSM   PGD-10   "
       f"seconds per step")

@@ -42,7 +42,8 @@ class TrainConfig:
     arch: str = "mlp"
     sizes: tuple = (784, 256, 256, 10)  # MLP layer widths: input, hidden..., classes
     init: str = "uniform"  # +-1/sqrt(fan_in) (PyTorch's nn.Linear); "he": N(0, 2/fan_in), lesson 08
-    embed_dim: int = 0  # 0: h = last hidden ReLU layer; k > 0: a linear (signed) k-unit layer
+    embed_dim: int = 0  # width of a linear (signed) embedding layer before the head; 0: none,
+    # h is then the last hidden ReLU layer (mlp.embedding_width gives h's width either way)
     input_norm: str = "none"  # "authors": (x - 0.1307) / 0.3081 first (network.py)
     # The loss (objective.py): cross-entropy on "clean+fgsm" (50/50), "fgsm" images only, or
     # "clean+invariance" (50/50, the invariance examples with the anchors' labels).
