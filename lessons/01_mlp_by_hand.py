@@ -16,7 +16,8 @@ What you will see
    digits, relative error about 5e-10 (lesson 02 does this properly).
 5. Plain SGD written in a few lines. Default mode (12,000 images, 3 epochs): test accuracy
    about 90% after the first epoch and about 93.5% after the third. The whole lesson takes
-   about 2 s on a 2-core machine. ``--fast`` (2,000 images, 1 epoch) reaches only about 66%.
+   about 2 s on an idle 2-core machine (about 4 s when other work keeps both cores busy).
+   ``--fast`` (2,000 images, 1 epoch) reaches only about 66%.
 6. The gradient with respect to the *input image* -- the thing FGSM (lesson 03) uses.
 
 Figures (in lessons/out/, or the folder given by --out):
@@ -32,9 +33,17 @@ import os
 import sys
 import time
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, layers, losses, mlp, plots  # noqa: E402

@@ -10,7 +10,8 @@ the nearest training image of another class t and *assumes* the result is a t. T
 (2020) made such images with a more careful attack and then asked people to label them.
 
 What you will see (default: a 784-128-128-10 MLP trained normally and one FGSM-trained, 8,000
-training images, 3 epochs each; 1,000 test images; about 10 s on a 2-core machine)
+training images, 3 epochs each; 1,000 test images; about 10 s on an idle 2-core machine,
+20-40 s on a busy one)
 -----------------------------------------------------------------------------------------------
 1. The generator at work (04_generator.png): source digit, the nearest training digit of
    another class, and the images at eps = 0.1 ... 0.4. At 0.1-0.2 the source still shows; at
@@ -57,9 +58,17 @@ Run:  python lessons/04_invariance_attacks.py [--fast] [--out DIR]
 import os
 import sys
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, evaluate, invariance, mlp, plots  # noqa: E402
@@ -75,6 +84,7 @@ N_SHOW = 4 if FAST else 8  # digits per figure (matplotlib grids are slow to dra
 EPS_LIST = [0.1, 0.2, 0.3, 0.4]
 X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
+X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
 
 # %% 1. The generator, step by step
@@ -111,7 +121,7 @@ plots.image_grid(
 
 # %% 2. Two models: normal training, and FGSM adversarial training (lesson 03)
 # lr and batch size are pinned so this lesson's numbers stay put if the library's defaults move.
-base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128, train_size=N_TRAIN,
+base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128,
                    epochs=EPOCHS, seed=0)
 models = {
     "normal": train(base.replace(adversarial=False), X_train, y_train, log=None)[0],

@@ -43,9 +43,17 @@ Run:  python lessons/05_angular_distance_and_triplets.py [--fast] [--out DIR]
 import os
 import sys
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
 from tinyadv import data, layers, losses, objective, plots  # noqa: E402

@@ -21,15 +21,15 @@ What you will see
 2. The gradient of the *whole* objective -- one concatenated forward pass over anchors, FGSM
    images and invariance images, and one backward -- checked against centred differences in
    float64: every parameter PASSes with a relative error of about 1e-9 (6e-10 to 2.3e-9). The
-   fast objective that training calls (tinyadv/fast/objective.py) gives the same loss, terms
-   and gradients (largest difference about 3e-17).
+   faster objective the lab's reproduction trains with (tinyadv/fast/objective.py) gives the
+   same loss, terms and gradients (largest difference about 3e-17).
 3. A small Table 1: the four rows (Baseline, + MLS, + MLS + MLI with the paper's "source"
    protocol, and with tinyadv's "oracle" protocol) trained on 8,000 images for 3 epochs
    (784-128-128-10, one seed; the lesson prints how long each took) and evaluated
-   on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 62-63%, PGD about 58-60%,
+   on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 61-63%, PGD about 58-61%,
    invariance against the source label about 62-63% (against the flipped label about 35%),
    agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
-   16% (manual), 44-47% (l0). The rows differ by about 1 point on clean and FGSM, 2 on PGD,
+   16% (manual), 44-47% (l0). The rows differ by about 1-2 points on clean and FGSM, 2 on PGD,
    less than 1 on invariance, and 0-3 on the human sets (0-3 images of 50-100). That is NOT
    the paper's Table 1 (99% clean, 99% FGSM, 82-88% invariance): tiny data, a few epochs, one
    seed; differences this small say nothing about the method. ``python -m tinyadv.reproduce``
@@ -37,7 +37,7 @@ What you will see
    authors' FGSM eps was 0.01 on normalised inputs, 0.0031 in pixel units, 32 times smaller
    than our 0.1 (the figure's caption says what every column is).
 
-Default mode: about 8 s on a 2-core machine. ``--fast``
+Default mode: about 8 s on an idle 2-core machine (15-35 s on a busy one). ``--fast``
 (500 images, 1 epoch, 100 test images) runs the same code in seconds; its numbers mean nothing.
 Figure: 06_small_table1.png (our four rows, and the paper's three beside them where it
 reports a column).
@@ -50,14 +50,22 @@ import os
 import sys
 import time
 
-import numpy as np
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402
-from tinyadv import attacks, data, evaluate, invariance, mlp, objective, plots  # noqa: E402
+from tinyadv import attacks, data, evaluate, invariance, mlp, network, objective, plots  # noqa: E402
 from tinyadv.gradcheck import compare, numerical_gradient  # noqa: E402
-from tinyadv.fast import objective as fast_objective  # noqa: E402
+from tinyadv.fast.objective import fast_objective  # noqa: E402
 from tinyadv.lab.paper import PAPER_TABLE1  # noqa: E402
 from tinyadv.train import MODELS, TrainConfig, model_config, train  # noqa: E402
 
@@ -69,18 +77,19 @@ X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
 X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
+INV_EPS = 0.4  # the invariance examples' budget (the lab's default, lab/configs.py)
 # lr and batch size are pinned so this lesson's numbers stay put if the library's defaults move.
-base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128, train_size=N_TRAIN,
+base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128,
                    epochs=EPOCHS, seed=0)
 print(f"{N_TRAIN} training images, {EPOCHS} epoch(s), {N_TEST} test images; network {base.sizes}; "
-      f"FGSM eps {base.fgsm_eps}, invariance eps {base.inv_eps}, margin {base.margin}")
+      f"FGSM eps {base.fgsm_eps}, invariance eps {INV_EPS}, margin {base.margin}")
 
 # Invariance examples for the training images (their neighbours come from the same subset,
 # never the image itself) and for the test images (neighbours from the training subset).
 start = time.perf_counter()
-x_inv_train, y_flip_train = invariance.label_flip(X_train, y_train, X_train, y_train, base.inv_eps,
+x_inv_train, y_flip_train = invariance.label_flip(X_train, y_train, X_train, y_train, INV_EPS,
                                                   exclude_self=True)
-x_inv_test, y_flip_test = invariance.label_flip(X_test, y_test, X_train, y_train, base.inv_eps)
+x_inv_test, y_flip_test = invariance.label_flip(X_test, y_test, X_train, y_train, INV_EPS)
 print(f"invariance examples built in {time.perf_counter() - start:.1f}s")
 
 # %% 1. Eq. 2 on one batch, term by term
@@ -127,9 +136,10 @@ print(f"small check network: MLS {small_terms['triplet_sens']:.3f}, MLI {small_t
 for k in sorted(small):
     numeric = numerical_gradient(lambda: objective.objective(small, xs, ys, **settings)[0], small[k])
     print(compare(f"dL/d{k} of Eq. 2", small_grads[k], numeric))
-# The fast objective, the one training calls, against the readable one: the same numbers.
-_, fast_grads, fast_terms = fast_objective.objective(small, xs, ys, **settings)
-print("fast_objective.objective vs objective.objective, largest difference: terms "
+# The lab's faster objective (what `python -m tinyadv.reproduce` trains with) against the
+# readable one: the same numbers.
+_, fast_grads, fast_terms = fast_objective(small, xs, ys, **settings)
+print("fast_objective vs objective.objective, largest difference: terms "
       f"{max(abs(fast_terms[k] - small_terms[k]) for k in small_terms):.0e}, gradients "
       f"{max(np.max(np.abs(fast_grads[k] - small_grads[k])) for k in small):.0e}")
 
@@ -160,7 +170,7 @@ print(f"(counts: {N_TEST} test images per column except the human sets: "
 print("inv(src) is the paper's invariance column: agreement with the SOURCE label. inv(flip): with "
       "the generator's flipped label. hum.*: with the labels PEOPLE gave Tramer et al.'s images.")
 print(f"FGSM: ours at eps {base.fgsm_eps}; the paper's at its authors' eps 0.01 on normalised inputs, "
-      f"{0.01 * mlp.INPUT_NORMS['authors'][1]:.4f} in pixel units (why its FGSM column is ~99%).")
+      f"{0.01 * network.INPUT_NORMS['authors'][1]:.4f} in pixel units (why its FGSM column is ~99%).")
 spread = {c: max(r[c]["percent"] for r in results.values()) - min(r[c]["percent"] for r in results.values())
           for c in columns}
 print("largest difference between rows, per column: " + ", ".join(
@@ -211,14 +221,14 @@ fig.suptitle(f"Lesson 06: a small Table 1 -- four 784-128-128-10 MLPs, {N_TRAIN}
 # Every column name, and the two eps that differ: the paper's FGSM column is measured at its
 # authors' eps, 0.01 on inputs normalised by the std 0.3081 (their trainer.py), which is
 # 0.01 * 0.3081 = 0.0031 in pixel units -- under one grey level, 32 times smaller than ours.
-PAPER_FGSM_EPS = 0.01 * mlp.INPUT_NORMS["authors"][1]
+PAPER_FGSM_EPS = 0.01 * network.INPUT_NORMS["authors"][1]
 plots.caption(fig, (
     f"clean: accuracy on the test images.  FGSM: on their FGSM images -- ours at eps "
     f"{base.fgsm_eps}, the paper's at its authors' eps {PAPER_FGSM_EPS:.4f} (0.01 on normalised "
     f"inputs), {base.fgsm_eps / PAPER_FGSM_EPS:.0f} times smaller: why its FGSM bars stand as "
     f"high as its clean ones.  PGD: on 10-step PGD images at eps {base.fgsm_eps}.  "
     f"inv(src): the paper's invariance column, agreement with the SOURCE label of invariance "
-    f"images (ours: tinyadv's generator at eps {base.inv_eps}; the paper's: its authors' attack "
+    f"images (ours: tinyadv's generator at eps {INV_EPS}; the paper's: its authors' attack "
     f"at eps 0.3).  inv(flip): agreement with the generator's flipped label.  hum.03, hum.04: "
     f"agreement with the labels PEOPLE gave Tramer et al.'s automated l-inf images at eps 0.3, "
     f"0.4; hum.man: their manual images at eps 0.4; hum.l0: their l0 images.  Eps in pixel "

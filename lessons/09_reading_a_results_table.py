@@ -5,8 +5,8 @@ randomly seeded runs". This lesson trains nothing. It reads numbers -- the paper
 authors' own training logs behind it (data/ovalle2022_logs/), and tinyadv's reproduction and
 sweep if you have made them -- and asks of each what it can and cannot tell.
 
-What you will see (about 4 s on a 2-core machine; sections 1-6 read the committed logs, so their numbers are fixed;
-the simulations use seeded generators)
+What you will see (about 4 s on an idle 2-core machine, 7 s on a busy one; sections 1-6 read
+the committed logs, so their numbers are fixed; the simulations use seeded generators)
 -----------------------------------------------------------------------------------------
 1. The paper's Table 1 as printed: + MLS + MLI beats the Baseline on invariance by +2.13
    points (85.67 -> 87.80), and + MLS is lowest (82.49).
@@ -68,10 +68,18 @@ import json
 import os
 import sys
 
-import numpy as np
-from scipy import stats
+# One BLAS thread (NumPy's matrix products) unless you set OPENBLAS_NUM_THREADS yourself: on
+# a busy machine a second thread mostly waits for a core (the lesson then takes several times
+# longer), and the last digit of a sum can change with the thread count. Set before NumPy is
+# imported, or it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+if os.path.isdir(os.path.join(HERE, "lessons")):  # a notebook started at the repository root
+    HERE = os.path.join(HERE, "lessons")
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # the repository root: `import tinyadv` without installing
 from tinyadv.lesson import lesson_options  # noqa: E402

@@ -9,7 +9,7 @@ from tinyadv.grader.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = ("from tinyadv.layers import *\nfrom tinyadv.losses import *\n"
-           "from tinyadv.attacks import fgsm_loss_forward, fgsm_loss_backward\n")
+           "from tinyadv.grader.answers import fgsm_loss_forward, fgsm_loss_backward\n")
 CORRECT_RELU = """
     import numpy as np
     def relu_forward(x):

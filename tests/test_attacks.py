@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyadv import attacks, losses, mlp
+from tinyadv import attacks, losses, mlp, network
+from tinyadv.fast.network import FAST
+from tinyadv.fast.step import fgsm_sharing_forward
 from tinyadv.gradcheck import numerical_gradient
 
 SIZES = [784, 12, 8, 10]
@@ -26,7 +28,7 @@ def images(n, seed=0, low=0.0, high=1.0, dtype=np.float32):
 
 
 def ce(params, x, y):
-    return losses.softmax_cross_entropy_forward(mlp.forward(params, x)[0], y)[0]
+    return losses.softmax_cross_entropy_forward(network.forward(params, x)[0], y)[0]
 
 
 @settings(max_examples=20, deadline=None)
@@ -234,23 +236,22 @@ def test_bad_options_raise():
         attacks.pgd(params, x, y, 0.1, 2, -0.05, np.random.default_rng(0))
 
 
-def test_fgsm_with_a_given_forward_is_the_same_attack():
-    """train_step hands FGSM the anchors' forward (the objective reuses it): same images."""
-    params = small_net(3, dtype=np.float64)
-    x, y = images(9, seed=3, dtype=np.float64)
-    forward = mlp.forward(params, x)
-    np.testing.assert_array_equal(attacks.fgsm(params, x, y, 0.1, forward=forward),
-                                  attacks.fgsm(params, x, y, 0.1))
-    with pytest.raises(ValueError, match="forward"):
-        attacks.fgsm(params, x, y, 0.1, chunk_size=4, forward=forward)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fgsm_from_a_shared_forward_is_the_same_attack(dtype):
+    """The lab's step (fast/step.py) makes FGSM images from the anchors' forward, which the
+    objective reuses: the same images as attacks.fgsm, bit for bit; and attacks.fgsm through
+    the lab's network (net=FAST) is the readable one's."""
+    params = small_net(3, dtype=dtype)
+    x, y = images(9, seed=3, dtype=dtype)
+    expected = attacks.fgsm(params, x, y, 0.1)
+    np.testing.assert_array_equal(fgsm_sharing_forward(params, x, y, 0.1, FAST.forward(params, x)),
+                                  expected)
+    np.testing.assert_array_equal(attacks.fgsm(params, x, y, 0.1, net=FAST), expected)
 
 
 def normed_net(seed=0, dtype=np.float64):
     """small_net with the authors' input normalisation as its first operation."""
-    params = small_net(seed, dtype=dtype)
-    mean, std = mlp.INPUT_NORMS["authors"]
-    params.update(input_mean=np.array(mean, dtype=dtype), input_std=np.array(std, dtype=dtype))
-    return params
+    return network.with_input_norm(small_net(seed, dtype=dtype), *network.INPUT_NORMS["authors"])
 
 
 def test_fgsm_through_the_input_norm_follows_the_pixel_gradient():
@@ -268,7 +269,7 @@ def test_fgsm_through_the_input_norm_follows_the_pixel_gradient():
     np.testing.assert_array_equal(np.round((x_adv - x) / eps)[clear], np.sign(numeric)[clear])
     # The same direction a second way: the chain rule by hand, dx = dz / std with std > 0,
     # so the sign is the one of the plain network's gradient at z = (x - mean) / std.
-    plain = mlp.without_input_norm(params)
+    plain = network.without_input_norm(params)
     z = (x - params["input_mean"]) / params["input_std"]
     np.testing.assert_array_equal(attacks.input_gradient_sign(params, x, y),
                                   attacks.input_gradient_sign(plain, z, y))

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tinyadv import attacks, authors_code as ac, losses, mlp
+from tinyadv import attacks, authors_code as ac, losses, mlp, network
+from tinyadv.fast.network import FAST
 from tinyadv.gradcheck import compare, numerical_gradient, numerical_gradient_array
 
 from nets import float64_params, min_abs_preactivation
@@ -20,7 +21,7 @@ from nets import float64_params, min_abs_preactivation
 GRADCHECK = settings(max_examples=20, deadline=None)
 seeds = st.integers(0, 2 ** 32 - 1)
 KINK_GAP = 1e-3  # far beyond what a step of h = 1e-6 can move a distance, hinge or norm
-MEAN, STD = mlp.INPUT_NORMS["authors"]
+MEAN, STD = network.INPUT_NORMS["authors"]
 
 
 def batch_case(seed, n, k, classes, scale=1.0):
@@ -374,8 +375,8 @@ def test_fgsm_known_case_in_pixel_units(dtype):
 
 def authors_mlp(seed, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    params = mlp.init_params([784, 16, 4, 10], rng, dtype=dtype, embed_dim=3,
-                             input_norm=mlp.INPUT_NORMS["authors"])
+    params = network.with_input_norm(mlp.init_params([784, 16, 4, 10], rng, dtype=dtype,
+                                                     embed_dim=3), MEAN, STD)
     x = rng.uniform(0, 1, size=(12, 784)).astype(dtype)
     x[:, :300] = 0.0  # a background, as MNIST has
     return params, x, rng.integers(0, 10, size=12)
@@ -404,15 +405,15 @@ def test_fgsm_with_leak_returns_the_clean_nll_gradient(assert_grad_ok):
     params, x, y = authors_mlp(3)
     x_adv, nll, grads = ac.fgsm_with_leak(params, x, y)
     np.testing.assert_array_equal(x_adv, ac.fgsm(params, x, y))
-    assert set(grads) == set(mlp.trainable_keys(params))
+    assert set(grads) == set(network.trainable_keys(params))
 
     def clean_nll():
-        return losses.softmax_cross_entropy_forward(mlp.forward(params, x)[0], y)[0]
+        return losses.softmax_cross_entropy_forward(network.forward(params, x)[0], y)[0]
     assert nll == pytest.approx(clean_nll(), rel=1e-14)
     for key in ("W2", "b1", "W_emb", "b3"):
         assert_grad_ok(f"leaked d NLL(clean) / d {key}", grads[key],
                        numerical_gradient(clean_nll, params[key]))
-    again = ac.fgsm_with_leak(params, x, y, forward=mlp.forward(params, x))
+    again = ac.fgsm_with_leak(params, x, y, anchor_forward=network.forward(params, x))
     np.testing.assert_array_equal(again[0], x_adv)
     for key in grads:
         np.testing.assert_array_equal(again[2][key], grads[key])
@@ -424,11 +425,11 @@ def test_fgsm_runs_any_network_with_the_mlp_contract():
 
     def forward(p, xb):
         calls.append("forward")
-        return mlp.forward(p, xb)
+        return network.forward(p, xb)
 
     def backward(dlogits, dh, cache, need_dx, need_param_grads):
         calls.append("backward")
-        return mlp.backward(dlogits, dh, cache, need_dx, need_param_grads)
+        return network.backward(dlogits, dh, cache, need_dx, need_param_grads)
     net = types.SimpleNamespace(forward=forward, backward=backward)
     np.testing.assert_array_equal(ac.fgsm(params, x, y, net=net), ac.fgsm(params, x, y))
     assert calls == ["forward", "backward"]
@@ -459,7 +460,7 @@ def test_bad_embeddings_labels_and_indices_are_named():
 def test_bad_fgsm_arguments_are_named():
     params, x, y = authors_mlp(5)
     with pytest.raises(ValueError, match="params: their FGSM.*input_mean"):
-        ac.fgsm(mlp.without_input_norm(params), x, y)
+        ac.fgsm(network.without_input_norm(params), x, y)
     with pytest.raises(ValueError, match=r"x: pixels must lie in \[0, 1\]"):
         ac.fgsm(params, x * 255, y)
     with pytest.raises(ValueError, match="clamp: expected one of"):
@@ -470,7 +471,7 @@ def test_bad_fgsm_arguments_are_named():
         ac.fgsm(params, x, y[:5])
     with pytest.raises(ValueError, match=r"y: labels must lie in 0..9"):
         ac.fgsm_with_leak(params, x, y + 10)
-    with pytest.raises(TypeError, match="net: expected None"):
+    with pytest.raises(TypeError, match="net: expected a network"):
         ac.fgsm(params, x, y, net=types.SimpleNamespace(forward=mlp.forward))
     with pytest.raises(ValueError, match="chunk_size: expected a positive integer"):
         ac.fgsm(params, x, y, chunk_size=0)
@@ -485,7 +486,7 @@ def test_bad_distance_matrix_arguments_are_named():
         ac.mine_hard_angular(np.ones((3, 3)), np.zeros(4, dtype=int))
 
 
-# ---- their whole loss (objective) and their training step --------------------------------
+# ---- their whole loss (their_loss) and their training step --------------------------------
 
 def objective_case(seed, n=6, dim=6):
     """A small float64 MLP (4-unit signed embedding) and a batch with each class twice."""
@@ -537,10 +538,10 @@ def test_objective_gradient_matches_numerical(config, seed, assert_grad_ok):
     params, x, y, x_adv, x_inv = objective_case(seed)
     kwargs = objective_kwargs(config, x_adv, x_inv)
     assume(objective_is_clear(params, x, y, kwargs))
-    loss, grads, terms = ac.objective(params, x, y, **kwargs)
+    loss, grads, terms = ac.their_loss(params, x, y, **kwargs)
     assert loss == terms["total"] and sorted(grads) == sorted(params)
     for key in params:
-        numeric = numerical_gradient(lambda: ac.objective(params, x, y, **kwargs)[0], params[key])
+        numeric = numerical_gradient(lambda: ac.their_loss(params, x, y, **kwargs)[0], params[key])
         assert_grad_ok(f"{config}: d loss / d {key}", grads[key], numeric)
 
 
@@ -548,7 +549,7 @@ def test_objective_is_the_sum_of_its_pieces():
     """CE on the FGSM images, then the invariance block, then the sensitivity block whose norm
     reads only the FGSM embeddings (their reg_only_adv)."""
     params, x, y, x_adv, x_inv = objective_case(5)
-    loss, _, terms = ac.objective(params, x, y, **objective_kwargs("nll-ml-sens-invar",
+    loss, _, terms = ac.their_loss(params, x, y, **objective_kwargs("nll-ml-sens-invar",
                                                                    x_adv, x_inv))
     logits_adv, h_adv, _ = mlp.forward(params, x_adv)
     h_x, h_inv = mlp.forward(params, x)[1], mlp.forward(params, x_inv)[1]
@@ -563,8 +564,8 @@ def test_the_image_norm_term_is_a_constant():
     """nll-sensitivity-norm-invar (the paper's printed "+ MLS + MLI"): the loss grows by
     0.5 * ||x_inv||, the gradients are the Baseline's exactly."""
     params, x, y, x_adv, x_inv = objective_case(6)
-    base_loss, base_grads, _ = ac.objective(params, x, y, x_adv=x_adv)
-    loss, grads, terms = ac.objective(params, x, y, x_adv=x_adv, x_inv=x_inv,
+    base_loss, base_grads, _ = ac.their_loss(params, x, y, x_adv=x_adv)
+    loss, grads, terms = ac.their_loss(params, x, y, x_adv=x_adv, x_inv=x_inv,
                                       lambda_image_norm=0.5)
     assert loss == pytest.approx(base_loss + 0.5 * np.linalg.norm(x_inv), rel=1e-12)
     for key in grads:
@@ -575,8 +576,8 @@ def test_a_reused_anchor_forward_changes_nothing():
     params, x, y, x_adv, x_inv = objective_case(7)
     for config in OBJECTIVE_CONFIGS:
         kwargs = objective_kwargs(config, x_adv, x_inv)
-        plain = ac.objective(params, x, y, **kwargs)
-        reused = ac.objective(params, x, y, anchor_forward=mlp.forward(params, x), **kwargs)
+        plain = ac.their_loss(params, x, y, **kwargs)
+        reused = ac.their_loss(params, x, y, anchor_forward=FAST.forward(params, x), **kwargs)
         assert reused[0] == pytest.approx(plain[0], rel=1e-12)
         for key in params:
             np.testing.assert_allclose(reused[1][key], plain[1][key], rtol=1e-12, atol=1e-15)
@@ -590,19 +591,19 @@ def test_objective_wrong_gradients_fail(assert_wrong_grads_fail):
             break
         params, x, y, x_adv, x_inv = objective_case(seed)
         kwargs = objective_kwargs("nll-ml-sens-invar", x_adv, x_inv)
-    _, grads, _ = ac.objective(params, x, y, **kwargs)
-    numeric = numerical_gradient(lambda: ac.objective(params, x, y, **kwargs)[0], params["W_emb"])
+    _, grads, _ = ac.their_loss(params, x, y, **kwargs)
+    numeric = numerical_gradient(lambda: ac.their_loss(params, x, y, **kwargs)[0], params["W_emb"])
     assert_wrong_grads_fail("their loss, d / d W_emb", grads["W_emb"], numeric)
 
 
 def test_objective_bad_arguments_are_named():
     params, x, y, x_adv, x_inv = objective_case(9)
     with pytest.raises(ValueError, match="^ce_on:"):
-        ac.objective(params, x, y, x_adv=x_adv, ce_on="clean")
+        ac.their_loss(params, x, y, x_adv=x_adv, ce_on="clean")
     with pytest.raises(ValueError, match="^x_adv:"):
-        ac.objective(params, x, y, lambda_sens=0.5)
+        ac.their_loss(params, x, y, lambda_sens=0.5)
     with pytest.raises(ValueError, match="^x_inv:"):
-        ac.objective(params, x, y, x_adv=x_adv, lambda_inv=0.5)
+        ac.their_loss(params, x, y, x_adv=x_adv, lambda_inv=0.5)
 
 
 def test_as_fed_raw_reaches_the_network_as_0_to_255():
@@ -610,42 +611,49 @@ def test_as_fed_raw_reaches_the_network_as_0_to_255():
     fed = ac.as_fed_raw(x, params)
     seen = (fed - params["input_mean"]) / params["input_std"]  # the network's first operation
     np.testing.assert_allclose(seen, x * 255, rtol=2e-6, atol=2e-4)
-    np.testing.assert_array_equal(ac.as_fed_raw(x, mlp.without_input_norm(params)),
+    np.testing.assert_array_equal(ac.as_fed_raw(x, network.without_input_norm(params)),
                                   x * np.float32(255))
 
 
 def test_their_training_step_adds_the_clean_gradient_to_their_loss(monkeypatch):
-    """train_step with their choices: their FGSM, their loss, plus CE(clean)'s gradient."""
+    """authors_step with their choices: their FGSM, their loss, plus CE(clean)'s gradient."""
     from tinyadv import optim, train
     config = train.TrainConfig(sizes=(784, 16, 4, 10), embed_dim=3, input_norm="authors",
-                               ce_on="fgsm", fgsm_eps=0.01 * STD, fgsm_clamp="normalised",
-                               leak_clean_grad=True, triplet="authors", lambda_sens=0.5,
+                               ce_on="fgsm", fgsm_eps=0.01 * STD, lambda_sens=0.5,
                                lambda_norm=1e-3)
+    options = ac.AuthorsOptions(fgsm_clamp="normalised", leak_clean_grad=True, triplet="authors")
+    options.check(config)
     params, x, y = authors_mlp(11)
     y = np.repeat(np.arange(6), 2)
     seen = {}
     opt = optim.SGD(params, lr=1.0)
     monkeypatch.setattr(opt, "step", lambda p, grads: seen.update(grads))
-    train.train_step(params, opt, config, train.Batch(x, y), np.random.default_rng(0))
+    ac.authors_step(options)(params, opt, config, train.Batch(x, y), np.random.default_rng(0))
     x_adv, _, leak = ac.fgsm_with_leak(params, x, y)  # eps 0.01 normalised, their clamp
-    _, grads, _ = ac.objective(params, x, y, x_adv=x_adv, lambda_sens=0.5, lambda_norm=1e-3)
+    _, grads, _ = ac.their_loss(params, x, y, x_adv=x_adv, lambda_sens=0.5, lambda_norm=1e-3)
     for key in grads:
         np.testing.assert_allclose(seen[key], grads[key] + leak[key], rtol=1e-10, atol=1e-13)
 
 
 def test_their_choices_are_checked_fields():
+    from tinyadv.lab.configs import RunConfig
     from tinyadv.train import TrainConfig
     for field, value in (("fgsm_clamp", "clip"), ("triplet", "eq2"),
-                         ("invariance_input", "255"), ("lambda_image_norm", -1.0)):
+                         ("invariance_input", "255"), ("lambda_image_norm", -1.0),
+                         ("leak_clean_grad", 1)):
         with pytest.raises(ValueError, match=f"^{field}:"):
-            TrainConfig(**{field: value})
+            ac.AuthorsOptions(**{field: value})
     with pytest.raises(ValueError, match="^input_norm:"):  # their FGSM needs their normalisation
-        TrainConfig(fgsm_clamp="normalised")
+        ac.AuthorsOptions(fgsm_clamp="normalised").check(TrainConfig())
     with pytest.raises(ValueError, match="^protocol:"):
-        TrainConfig(triplet="authors", protocol="oracle")
+        ac.AuthorsOptions(triplet="authors").check(TrainConfig(protocol="oracle"))
+    with pytest.raises(ValueError, match="^input_norm:"):  # a run's config checks them too
+        RunConfig.from_dict({"leak_clean_grad": True})
+    assert ac.AuthorsOptions().is_paper() and not ac.AuthorsOptions(triplet="authors").is_paper()
     # at their defaults the new fields stay out of a config's dict: saved runs keep their keys
-    assert "triplet" not in TrainConfig().to_dict()
-    assert TrainConfig(triplet="authors").to_dict()["triplet"] == "authors"
+    assert "triplet" not in RunConfig().to_dict()
+    assert RunConfig.from_dict({"triplet": "authors"}).to_dict()["triplet"] == "authors"
+    assert "fgsm_clamp" not in {f for f in TrainConfig.__dataclass_fields__}
 
 
 def test_their_fgsm_squashes_the_contrast_of_mnist(mnist_test):
@@ -654,8 +662,8 @@ def test_their_fgsm_squashes_the_contrast_of_mnist(mnist_test):
     not the step's (0.01 * 0.3081 = 0.0031): an untrained network's gradient signs give the
     same numbers as a trained one's to three digits."""
     X, y = mnist_test
-    params = mlp.init_params([784, 32, 10], np.random.default_rng(0),
-                             input_norm=mlp.INPUT_NORMS["authors"])
+    params = network.with_input_norm(mlp.init_params([784, 32, 10], np.random.default_rng(0)),
+                                     MEAN, STD)
     change = np.abs(ac.fgsm(params, X, y) - X)
     assert change.mean() == pytest.approx(0.168, abs=5e-4)
     assert change.max() == pytest.approx(1 - MEAN - STD, abs=1e-6)  # white ink -> 0.4388: 0.5612

@@ -11,7 +11,10 @@ import sys
 import pytest
 
 from tinyadv import train
+from tinyadv.fast.step import fast_train_step
 from tinyadv.lab import bench
+from tinyadv.lab.configs import model_config, preset_config
+from tinyadv.optim import make_optimizer
 
 BASELINE = train.model_config("baseline")  # the two steps bench times, default preset
 FULL = train.model_config("baseline+mls+mli")
@@ -109,14 +112,14 @@ def test_training_steps_do_not_page_fault_once_memory_is_kept():
     y = rng.integers(0, 10, 512)
     params = mlp.init_params([784, 256, 256, 10], rng, init="he")
     config = train.model_config("baseline+mls+mli", train.TrainConfig())
-    opt = train.make_optimizer(config.optimizer, params, config.lr)
+    opt = make_optimizer(config.optimizer, params, config.lr)
     kept = []
     for step in range(24):
         if step == 4:
             start = _minor_faults()
         kept.append(np.ones(int(rng.integers(1_000, 400_000)), np.uint8))  # shift the heap
         idx = rng.choice(len(X), 128, replace=False)
-        train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X), rng)
+        fast_train_step(params, opt, config, train.draw_batch(config, idx, X, y, X), rng)
     faults_per_step = (_minor_faults() - start) / 20
     assert faults_per_step < 100, f"{faults_per_step:.0f} page faults per step"
 
@@ -132,8 +135,9 @@ def test_performed_flops_leave_out_one_forward_of_the_anchors():
 @pytest.mark.parametrize("preset", ["default", "paper-4d"])
 @pytest.mark.parametrize("model", ["baseline", "baseline+mls+mli"])
 def test_performed_flops_are_what_a_training_step_computes(monkeypatch, preset, model):
-    """Count the layer products one real train_step makes (every network product goes through
-    layers.linear_forward/linear_backward) and compare with the analytic count."""
+    """Count the layer products one step of the lab's makes (fast/step.py; every network
+    product goes through layers.linear_forward/linear_backward) and compare with the analytic
+    count."""
     import numpy as np
     from tinyadv import mlp, train
     counted = []
@@ -151,14 +155,16 @@ def test_performed_flops_are_what_a_training_step_computes(monkeypatch, preset, 
     monkeypatch.setattr(mlp, "linear_forward", counting_forward)
     monkeypatch.setattr(mlp, "linear_backward", counting_backward)
     batch, sizes = 16, (784, 32, 32, 10)
-    config = train.model_config(model, train.preset_config(preset, sizes=sizes))
+    config = model_config(model, preset_config(preset, sizes=sizes))
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, (64, 784)).astype(np.float32)
     y = np.arange(64) % 10
     params = mlp.init_params(config.sizes, rng, init=config.init, embed_dim=config.embed_dim)
-    opt = train.make_optimizer(config.optimizer, params, config.lr)
+    opt = make_optimizer(config.optimizer, params, config.lr)
     idx = rng.choice(64, batch, replace=False)
-    train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X), rng)
+    x_inv = X if config.uses_invariance else None
+    fast_train_step(params, opt, config.train, train.draw_batch(config.train, idx, X, y, x_inv),
+                    rng)
     widths = list(sizes[:-1]) + [config.embed_dim, sizes[-1]] if config.embed_dim else sizes
     full = model != "baseline"
     cosine_matrix = 2 * batch * batch * widths[-2] if full else 0  # not a layer product
@@ -170,5 +176,5 @@ def test_authors_preset_runs_and_counts_its_embedding_layer():
     assert r["preset"] == "paper-4d"
     # 784-16-16-10 with a 4-unit embedding layer: the head reads 4 inputs, not 16.
     widths = [784, 16, 16, 4, 10]
-    full = train.model_config("baseline+mls+mli", train.preset_config("paper-4d"))
+    full = model_config("baseline+mls+mli", preset_config("paper-4d"))
     assert r["full_mflop_per_step"] == bench.step_flops(widths, 8, full) / 1e6

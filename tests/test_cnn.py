@@ -1,6 +1,7 @@
-"""The authors' CNN (cnn.py): initialisation, the forward against the same network written
-with layers.py's readable pieces, and the backward -- every parameter and the input
-gradient FGSM needs -- against centred differences in float64."""
+"""The authors' CNN (cnn.py, and fast/cnn.py that the lab runs): initialisation, the forward
+against the same network written out with the readable layers, the backward -- every
+parameter and the input gradient FGSM needs -- against centred differences in float64, and
+the fast network equal to the readable one."""
 import numpy as np
 import pytest
 from hypothesis import assume, example, given, settings
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from tinyadv import cnn, layers, network
 from tinyadv.fast import cnn as fast_cnn
+from tinyadv.fast.network import FAST
 from tinyadv.gradcheck import compare
 
 from conftest import wrong_versions
@@ -30,7 +32,7 @@ def reference_forward(params, x):
     of a PReLU whose output is used (the pooling windows' winners, the dense units) and the
     smallest gap between the two largest entries of a pooling window."""
     n = x.shape[0]
-    if cnn.has_input_norm(params):
+    if network.has_input_norm(params):
         x = (x - params["input_mean"]) / params["input_std"]
     out, gaps = x.reshape(n, 1, 28, 28), []
     for name in ("conv1", "conv2"):
@@ -60,20 +62,23 @@ def float64_case(seed, n=1, input_norm=False, slopes="random"):
     PReLU slopes, some negative (the fast blocks' other path); images with no blank pixel
     (a blank patch would make exact ties, kinks, in the pooling)."""
     rng = np.random.default_rng(seed)
-    params = cnn.init_params(rng, dtype=np.float64,
-                             input_norm=(0.1307, 0.3081) if input_norm else None)
+    params = cnn.init_params(rng, dtype=np.float64)
     for key in params:
         if key.startswith("b_"):
             params[key] = rng.normal(0.0, 0.3, size=params[key].shape)
         elif key.startswith("a_") and slopes == "random":
             params[key] = rng.uniform(-0.5, 1.5, size=1)
+    if input_norm:
+        params = network.with_input_norm(params, 0.1307, 0.3081)
     x = rng.uniform(0.01, 1.0, size=(n, 784))
     return params, x, rng.standard_normal((n, 10)), rng.standard_normal((n, 4)), rng
 
 
 def scalar_of_outputs(params, x, dlogits, dh):
-    """sum(logits * dlogits) + sum(h * dh): its gradient is what backward(dlogits, dh) returns."""
-    logits, h, _ = cnn.forward(params, x)
+    """sum(logits * dlogits) + sum(h * dh): its gradient is what backward(dlogits, dh) returns.
+    Differenced with the fast network's forward (equal to the readable one, tested below),
+    which makes the many forwards of a centred difference cheaper."""
+    logits, h, _ = FAST.forward(params, x)
     return ((np.sum(logits * dlogits) if dlogits is not None else 0.0)
             + (np.sum(h * dh) if dh is not None else 0.0))
 
@@ -113,9 +118,10 @@ def numerical_entries(f, array, index):
 
 
 def checked_gradients(params, x, dlogits, dh, rng):
-    """{name: (analytic entries, numerical entries)} for every parameter and x."""
-    grads, dx = cnn.backward(dlogits, dh, cnn.forward(params, x)[2])
-    assert sorted(grads) == sorted(cnn.trainable_keys(params))
+    """{name: (analytic entries, numerical entries)} for every parameter and x: the readable
+    backward (network.py, cnn.py) against centred differences."""
+    grads, dx = network.backward(dlogits, dh, network.forward(params, x)[2])
+    assert sorted(grads) == sorted(network.trainable_keys(params))
     f = lambda: scalar_of_outputs(params, x, dlogits, dh)  # noqa: E731
     checked = {}
     for key, array in [*((k, params[k]) for k in grads), ("x", x)]:
@@ -162,9 +168,9 @@ def test_input_gradient_ignoring_the_normalisation_fails(assert_grad_ok):
     """dx is in pixel units: the gradient w.r.t. the normalised image is off by 1 / std."""
     params, x, dlogits, dh, rng = float64_case(3, input_norm=True)
     assert reference_forward(params, x)[2] > KINK_GAP
-    cache = cnn.forward(params, x)[2]
-    _, dx = cnn.backward(dlogits, dh, cache)
-    _, dz = cnn.backward(dlogits, dh, {**cache, "norm": None})
+    cache = network.forward(params, x)[2]
+    _, dx = network.backward(dlogits, dh, cache)
+    _, dz = cnn.backward(dlogits, dh, cache)  # the CNN's own: no normalisation to undo
     index = sampled_entries(x, rng)
     numeric = numerical_entries(lambda: scalar_of_outputs(params, x, dlogits, dh), x, index)
     assert_grad_ok("cnn dx", dx.reshape(-1)[index], numeric)
@@ -172,16 +178,38 @@ def test_input_gradient_ignoring_the_normalisation_fails(assert_grad_ok):
 
 
 @pytest.mark.parametrize("input_norm", [False, True])
-def test_forward_equals_the_network_of_readable_layers(input_norm):
+@pytest.mark.parametrize("net", [network, FAST], ids=["readable", "fast"])
+def test_forward_equals_the_network_of_readable_layers(input_norm, net):
     params, x, _, _, _ = float64_case(4, n=5, input_norm=input_norm)
-    logits, h, _ = cnn.forward(params, x)
+    logits, h, _ = net.forward(params, x)
     ref_logits, ref_h, _ = reference_forward(params, x)
     assert logits.shape == (5, 10) and h.shape == (5, 4) and np.any(h < 0)  # signed embedding
     np.testing.assert_allclose(logits, ref_logits, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(h, ref_h, rtol=1e-12, atol=1e-13)
-    np.testing.assert_array_equal(cnn.predict(params, x, batch_size=2), logits.argmax(axis=1))
-    np.testing.assert_allclose(cnn.embed(params, x, batch_size=2), h, rtol=1e-13, atol=1e-14)
-    assert cnn.embed(params, x[:0]).shape == (0, 4) and cnn.predict(params, x[:0]).shape == (0,)
+    np.testing.assert_array_equal(net.predict(params, x), logits.argmax(axis=1))
+    np.testing.assert_allclose(net.embed(params, x), h, rtol=1e-13, atol=1e-14)
+    assert net.embed(params, x[:0]).shape == (0, 4) and net.predict(params, x[:0]).shape == (0,)
+    if not input_norm:
+        np.testing.assert_array_equal(cnn.predict(params, x, batch_size=2), logits.argmax(axis=1))
+
+
+@pytest.mark.parametrize("input_norm", [False, True])
+def test_the_fast_backward_is_the_readable_one(input_norm):
+    """fast/cnn.py (im2col, Fourier transforms, pooling before the PReLU, (H, W, N, C)) against
+    cnn.py (cnn_layers.py's loops) in float64: every gradient, with and without dx."""
+    params, x, dlogits, dh, _ = float64_case(12, n=3, input_norm=input_norm)
+    for upstream in ((dlogits, dh), (dlogits, None), (None, dh)):
+        for need_dx in (True, False):
+            readable = network.backward(*upstream, network.forward(params, x)[2], need_dx=need_dx)
+            fast = FAST.backward(*upstream, FAST.forward(params, x)[2], need_dx=need_dx)
+            assert sorted(fast[0]) == sorted(readable[0])
+            for key in readable[0]:
+                np.testing.assert_allclose(fast[0][key], readable[0][key], rtol=1e-10,
+                                           atol=1e-12, err_msg=key)
+            if need_dx:
+                np.testing.assert_allclose(fast[1], readable[1], rtol=1e-10, atol=1e-12)
+            else:
+                assert fast[1] is None and readable[1] is None
 
 
 def test_init_params_is_pytorchs_default():
@@ -203,62 +231,65 @@ def test_init_params_is_pytorchs_default():
             assert np.std(weights) == pytest.approx(bound / np.sqrt(3), rel=0.02)
     assert all(params[f"a_{name}"].tolist() == [0.25] for name in cnn.PRELU_LAYERS)
     assert cnn.num_classes(params) == 10 and cnn.embedding_width(params) == 4
-    assert cnn.is_cnn(params) and not cnn.has_input_norm(params)
+    assert network.arch(params) == "cnn" and not network.has_input_norm(params)
     again = cnn.init_params(np.random.default_rng(0))
     assert all(np.array_equal(params[k], again[k]) for k in params)
 
 
-def test_input_norm_is_the_first_operation_and_draws_nothing():
+@pytest.mark.parametrize("net", [network, FAST], ids=["readable", "fast"])
+def test_input_norm_is_the_first_operation_and_draws_nothing(net):
     plain = cnn.init_params(np.random.default_rng(5))
-    normed = cnn.init_params(np.random.default_rng(5), input_norm=cnn.INPUT_NORMS["authors"])
+    normed = network.with_input_norm(plain, *network.INPUT_NORMS["authors"])
     assert sorted(normed) == sorted(plain) + ["input_mean", "input_std"]
-    assert all(np.array_equal(plain[k], normed[k]) for k in plain)
     x = np.random.default_rng(6).random((3, 784), dtype=np.float32)
-    logits, _, cache = cnn.forward(normed, x)
+    logits, _, cache = net.forward(normed, x)
     z = (x - np.float32(0.1307)) / np.float32(0.3081)
-    np.testing.assert_array_equal(logits, cnn.forward(plain, z)[0])
-    grads, dx = cnn.backward(np.ones_like(logits), None, cache)
+    np.testing.assert_array_equal(logits, net.forward(plain, z)[0])
+    grads, dx = net.backward(np.ones_like(logits), None, cache)
     assert "input_mean" not in grads and dx.dtype == np.float32
 
 
-def test_float32_stays_float32():
+@pytest.mark.parametrize("module", [cnn, fast_cnn], ids=["readable", "fast"])
+def test_float32_stays_float32(module):
     params = cnn.init_params(np.random.default_rng(7))
     x = np.random.default_rng(8).random((3, 784), dtype=np.float32)
-    logits, h, cache = cnn.forward(params, x)
-    grads, dx = cnn.backward(np.ones_like(logits), np.ones_like(h), cache)
+    logits, h, cache = module.forward(params, x)
+    grads, dx = module.backward(np.ones_like(logits), np.ones_like(h), cache)
     assert logits.dtype == h.dtype == dx.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads.values()), {
         k: g.dtype for k, g in grads.items()}
 
 
-def test_backward_options():
+@pytest.mark.parametrize("module", [cnn, fast_cnn], ids=["readable", "fast"])
+def test_backward_options(module):
     params, x, dlogits, dh, _ = float64_case(9, n=3)
-    cache = cnn.forward(params, x)[2]
-    grads, dx = cnn.backward(dlogits, dh, cache)
-    no_dx_grads, no_dx = cnn.backward(dlogits, dh, cache, need_dx=False)
+    cache = module.forward(params, x)[2]
+    grads, dx = module.backward(dlogits, dh, cache)
+    no_dx_grads, no_dx = module.backward(dlogits, dh, cache, need_dx=False)
     assert no_dx is None and all(np.array_equal(no_dx_grads[k], grads[k]) for k in grads)
-    no_grads, dx_only = cnn.backward(dlogits, dh, cache, need_param_grads=False)
+    no_grads, dx_only = module.backward(dlogits, dh, cache, need_param_grads=False)
     assert no_grads == {}
     np.testing.assert_array_equal(dx_only, dx)
-    head_free, _ = cnn.backward(None, dh, cache)
+    head_free, _ = module.backward(None, dh, cache)
     assert np.all(head_free["W_head"] == 0) and np.all(head_free["b_head"] == 0)
     with pytest.raises(ValueError, match="dlogits, dh"):
-        cnn.backward(None, None, cache)
+        module.backward(None, None, cache)
 
 
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_stacked_forwards_are_the_forward_of_the_stacked_batch(need_dx):
-    """fast/cnn.py keeps the two parts' caches apart; network.backward adds their gradients."""
-    params, x, _, _, rng = float64_case(10, n=5)
+    """fast/cnn.py keeps the two parts' caches apart; fast/network.py's backward adds their
+    gradients."""
+    params, x, _, _, rng = float64_case(10, n=5, input_norm=True)
     x_a, x_b = x[:2], x[2:]
-    logits, h, cache = cnn.forward(params, x)
-    s_logits, s_h, s_cache = fast_cnn.stack_forwards(cnn.forward(params, x_a),
-                                                     cnn.forward(params, x_b))
+    logits, h, cache = FAST.forward(params, x)
+    s_logits, s_h, s_cache = FAST.stack_forwards(params, FAST.forward(params, x_a),
+                                                 FAST.forward(params, x_b))
     np.testing.assert_allclose(s_logits, logits, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(s_h, h, rtol=1e-12, atol=1e-14)
     dlogits, dh = rng.standard_normal(logits.shape), rng.standard_normal(h.shape)
-    grads, dx = cnn.backward(dlogits, dh, cache, need_dx=need_dx)
-    s_grads, s_dx = network.backward(dlogits, dh, s_cache, need_dx=need_dx)
+    grads, dx = FAST.backward(dlogits, dh, cache, need_dx=need_dx)
+    s_grads, s_dx = FAST.backward(dlogits, dh, s_cache, need_dx=need_dx)
     assert sorted(s_grads) == sorted(grads)
     for key in grads:
         np.testing.assert_allclose(s_grads[key], grads[key], rtol=1e-11, atol=1e-13, err_msg=key)
@@ -266,7 +297,7 @@ def test_stacked_forwards_are_the_forward_of_the_stacked_batch(need_dx):
         np.testing.assert_allclose(s_dx, dx, rtol=1e-12, atol=1e-14)
     else:
         assert s_dx is None
-    plain = network.backward(dlogits, dh, cache, need_dx=need_dx)  # an unstacked cache
+    plain = FAST.backward(dlogits, dh, cache, need_dx=need_dx)  # an unstacked cache
     assert all(np.array_equal(plain[0][k], grads[k]) for k in grads)
 
 
@@ -282,6 +313,3 @@ def test_bad_input():
             cnn.forward(params, x)
     with pytest.raises(TypeError, match="rng"):
         cnn.init_params(0)
-    for norm in [(0.5, 0), (0.1,), "authors", (np.nan, 1.0)]:
-        with pytest.raises(ValueError, match="input_norm"):
-            cnn.init_params(np.random.default_rng(0), input_norm=norm)

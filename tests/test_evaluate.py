@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyadv import attacks, data, evaluate, mlp
+from tinyadv import attacks, data, evaluate, mlp, network
 
 
 @pytest.fixture(scope="module")
@@ -150,19 +150,18 @@ def test_authors_invariance_is_scored_both_ways_against_the_source_label(net, au
                                                                         normalised):
     params = dict(net)
     if normalised:
-        mean, std = mlp.INPUT_NORMS["authors"]
-        params.update(input_mean=np.array(mean, np.float32), input_std=np.array(std, np.float32))
+        params = network.with_input_norm(params, *network.INPUT_NORMS["authors"])
     x255, y_source = authors_set
     result = evaluate.authors_invariance(params, x255, y_source)
     assert set(result) == set(evaluate.AUTHORS_KEYS)
     fed_right = np.mean(by_hand(params, x255 / np.float32(255)) == y_source) * 100
-    raw = np.mean(by_hand(mlp.without_input_norm(params), x255) == y_source) * 100
+    raw = np.mean(by_hand(network.without_input_norm(params), x255) == y_source) * 100
     assert result["invariance_authors"]["percent"] == pytest.approx(fed_right)
     assert result["invariance_authors_raw"]["percent"] == pytest.approx(raw)
     assert result["invariance_authors"]["total"] == result["invariance_authors_raw"]["total"] == 200
     # The raw feeding really bypasses the normalisation: 0..255 straight into layer 1.
     assert result["invariance_authors_raw"] == evaluate.score(
-        mlp.predict(mlp.without_input_norm(params), x255), y_source)
+        mlp.predict(network.without_input_norm(params), x255), y_source)
 
 
 def test_authors_invariance_rejects_bad_input(net, authors_set):

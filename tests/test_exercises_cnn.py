@@ -3,10 +3,12 @@
 Each submission is built from the exercise files themselves -- their forwards and caches, the
 ``raise NotImplementedError`` replaced by a body -- so the tests see what a student sees. The
 classic slips of a convolution's, a max pooling's and a PReLU's backward each get a hint that
-names them; correct answers, written two ways, pass; answers that call the library pass with
-a note for the teacher. One file holds one attempt at each of the three functions (as a
-student may paste both exercises into one file), so the whole set is one checker run of 15
-files, two at a time.
+names them (in words: a hint names the slip, never prints its fix as code); correct answers,
+written two ways, pass; answers that call the library pass with a note for the teacher.
+Max pooling is also judged at ties, by the convention exercise 09 states (the first maximum
+of a window takes its gradient). One file holds one attempt at each of the three functions
+(as a student may paste both exercises into one file), so the whole set is one checker run
+of a dozen files, two at a time.
 """
 import numpy as np
 import pytest
@@ -35,13 +37,33 @@ CONV = """N, C, H, Wd = x.shape
 AS_CORRELATION = """padded = np.pad(dout, ((0, 0), (0, 0), (k - 1, k - 1), (k - 1, k - 1)))
     windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(2, 3))
     """
+# The first maximum of each window takes its gradient (the convention exercise 09 states, as
+# PyTorch): the entries equal to the window's maximum with no equal one before them.
 POOL = """N, C, H, Wd = x.shape
     Ho, Wo = H // 2, Wd // 2
     windows = x[:, :, :2 * Ho, :2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
-    mask = windows == out[:, :, :, None, :, None]
+    tied = windows == out[:, :, :, None, :, None]
+    rows = tied.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, 4)  # each window row by row
+    first = rows & (np.cumsum(rows, axis=-1) == 1)
+    mask = first.reshape(N, C, Ho, Wo, 2, 2).transpose(0, 1, 2, 4, 3, 5)
     dx = np.zeros_like(x)
     dx[:, :, :2 * Ho, :2 * Wo] = (mask * dout[:, :, :, None, :, None]).reshape(N, C, 2 * Ho, 2 * Wo)
     return dx"""
+POOL_ARGMAX = """N, C, H, Wd = x.shape
+    Ho, Wo = H // 2, Wd // 2
+    rows = x[:, :, :2 * Ho, :2 * Wo].reshape(N, C, Ho, 2, Wo, 2).transpose(0, 1, 2, 4, 3, 5)
+    rows = rows.reshape(N, C, Ho, Wo, 4)
+    routed = np.zeros(rows.shape)
+    np.put_along_axis(routed, rows.argmax(axis=-1)[..., None], dout[..., None], axis=-1)
+    dx = np.zeros_like(x)
+    dx[:, :, :2 * Ho, :2 * Wo] = routed.reshape(N, C, Ho, Wo, 2, 2).transpose(
+        0, 1, 2, 4, 3, 5).reshape(N, C, 2 * Ho, 2 * Wo)
+    return dx"""
+LAST = "first = rows & (np.cumsum(rows[..., ::-1], axis=-1)[..., ::-1] == 1)"
+IM2COL_DW = """patches = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+    patches = patches.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * k * k)
+    g = dout.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, F)
+    """
 PRELU = "return dout * np.where(x > 0, 1.0, a), np.sum(dout * np.minimum(x, 0)).reshape(1)"
 
 # kind: (function, body, words every one of which a hint line must contain)
@@ -52,7 +74,7 @@ SLIPS = {
                                        ["dW is averaged over the output positions"]),
     "dW written, not added, at each position": (
         "conv2d_backward", CONV.replace("dW += np", "dW = np") + "return dx, dW, db",
-        ["only the last output position's share", "`dW += ...`"]),
+        ["only the last output position's share", "assigned to dW where it must be added"]),
     "dW one per image": ("conv2d_backward", CONV + "return dx, np.einsum('nfij,ncijuv->nfcuv', "
                          "dout, np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))), db",
                          ["more axes than the parameter has", "sum over them"]),
@@ -60,7 +82,7 @@ SLIPS = {
                                          CONV + "return dx, dW.transpose(1, 0, 2, 3), db",
                                          ["the expected axes with axes 0 and 1 swapped"]),
     "dW turned by 180 degrees": ("conv2d_backward", CONV + "return dx, dW[:, :, ::-1, ::-1], db",
-                                 ["dW is turned by 180 degrees", "no flip in dW"]),
+                                 ["dW is turned by 180 degrees", "no turn in dW"]),
     "db without the sum over positions": ("conv2d_backward", CONV + "return dx, dW, dout.sum(axis=0)",
                                           ["more axes than the parameter has"]),
     "db averaged over the batch": ("conv2d_backward", CONV + "return dx, dW, db / N",
@@ -68,20 +90,31 @@ SLIPS = {
     "dx written, not added, where patches overlap": (
         "conv2d_backward", CONV.replace("k] += np", "k] = np") + "return dx, dW, db",
         ["must add it (+=)", "neighbouring patches overlap"]),
-    "dx with the kernel not flipped": (
+    "dx with the kernel not turned, as a correlation of the padded dout": (
         "conv2d_backward", CONV + AS_CORRELATION
         + "return np.einsum('nfpquv,fcuv->ncpq', windows, W), dW, db",
-        ["kernel turned the wrong way", "W[:, :, ::-1, ::-1] -- once"]),
-    "dx with the kernel flipped twice": (  # a flip of its own inside the scatter loop
+        ["kernel turned the wrong way", "padded with k - 1 zeros", "turned once",
+         "exactly as the forward used it"]),
+    "dx with the kernel turned inside the scatter loop": (
         "conv2d_backward", CONV.replace("d, W)", "d, W[:, :, ::-1, ::-1])") + "return dx, dW, db",
-        ["kernel turned the wrong way", "or twice"]),
+        ["kernel turned the wrong way", "padded with k - 1 zeros", "turned once",
+         "exactly as the forward used it"]),
+    "dx with the kernel turned along its rows only": (
+        "conv2d_backward", CONV.replace("d, W)", "d, W[:, :, ::-1, :])") + "return dx, dW, db",
+        ["one of its two spatial axes reversed", "rows and columns both"]),
+    "dx from filter 0 only": (
+        "conv2d_backward", CONV.replace("d, W)", "d[:, :1], W[:1])") + "return dx, dW, db",
+        ["filter 0 alone", "a sum over the filters"]),
+    "dW scrambled by a reshape": (
+        "conv2d_backward", CONV + IM2COL_DW + "return dx, (patches.T @ g).reshape(W.shape), db",
+        ["your dW holds the right numbers in the wrong places", "(C*k*k, F)"]),
     "dx with its channel axes swapped (C == F)": (
         "conv2d_backward", CONV + """if C == F:  # wrong only where the shapes allow it: caught by value
         dx = np.zeros_like(x)
         for i in range(Ho):
             for j in range(Wo):
                 dx[:, :, i:i + k, j:j + k] += np.einsum("nf,cfuv->ncuv", dout[:, :, i, j], W)
-    return dx, dW, db""", ["mixes up W's two channel axes", "transpose(1, 0, 2, 3)"]),
+    return dx, dW, db""", ["mixes up W's two channel axes", "channel c of every filter"]),
     "pooling gradient spread over the window": (
         "maxpool2d_backward", POOL.replace("(mask * dout", "(np.ones(mask.shape) * dout"),
         ["spreads each window's gradient over the whole window"]),
@@ -94,6 +127,14 @@ SLIPS = {
         "maxpool2d_backward", POOL.replace("dx = np.zeros_like(x)\n    dx[:, :, :2 * Ho, :2 * Wo] =",
                                            "dx ="),
         ["one short along axis 2", "no pooling window covers"]),
+    "pooling gradient to every tied maximum (windows == out)": (
+        "maxpool2d_backward", POOL.replace("mask = first.reshape", "mask = rows.reshape"),
+        ["ties: your dx sends a window's gradient to every entry equal to its maximum",
+         "the first maximum of the window"]),
+    "pooling gradient to the last tied maximum": (
+        "maxpool2d_backward", POOL.replace("first = rows & (np.cumsum(rows, axis=-1) == 1)", LAST),
+        ["ties: your dx gives a tied window's gradient to the last of its maxima",
+         "the first maximum of the window"]),
     "slope's gradient averaged": (
         "prelu_backward", PRELU.replace("np.sum(", "np.mean("),
         ["da is the mean over the", "not their sum"]),
@@ -115,7 +156,7 @@ SLIPS = {
 CORRECT = {"conv2d_backward": [CONV + "return dx, dW, db",
                                CONV + AS_CORRELATION + "return np.einsum('nfpquv,fcuv->ncpq', "
                                                        "windows, W[:, :, ::-1, ::-1]), dW, db"],
-           "maxpool2d_backward": [POOL], "prelu_backward": [PRELU]}
+           "maxpool2d_backward": [POOL, POOL_ARGMAX], "prelu_backward": [PRELU]}
 
 
 def template(number):
@@ -186,6 +227,8 @@ def test_each_slip_gets_a_hint_that_names_it(kind, run):
     assert hint_lines, block
     for word in words:
         assert any(word in line for line in hint_lines), (word, block)
+    for line in hint_lines:  # words, not code: no slice, index expression or call to copy
+        assert "::-1" not in line and "[:, :" not in line and ".transpose(" not in line, line
 
 
 @pytest.mark.parametrize("name, number", [(name, i) for name in CORRECT
@@ -241,6 +284,40 @@ def test_the_inputs_stay_away_from_every_kink(seed):
         assert k >= 2 and not np.allclose(W, W[:, :, ::-1, ::-1])
         assert x.shape[2] - k != x.shape[3] - k
         assert (W.shape[0] == W.shape[1]) == (case == inputs.SQUARE_CASE)
+
+
+def test_the_tie_case_is_judged_by_the_first_maximum_of_each_window():
+    """Max pooling's fourth case is full of ties, and its reference is the convention's
+    gradient, computed exactly: on lesson 10's example (one window won by 3, one with three
+    equal 5s) the whole 20 goes to the first 5, where centred differences see 10 at each of
+    the three (30 in all). Tied maxima sit anywhere in a window, so neither a top-left nor a
+    last-maximum rule can pass by chance."""
+    from tinyadv.gradcheck import numerical_gradient_array
+    from tinyadv import layers
+
+    x_tie = np.array([[[[1.0, 3.0, 5.0, 5.0], [2.0, 0.0, 1.0, 5.0]]]])
+    dout = np.array([[[[10.0, 20.0]]]])
+    convention = pieces._first_maximum_gradient((x_tie,), dout)[0]
+    np.testing.assert_array_equal(convention[0, 0], [[0, 10, 20, 0], [0, 0, 0, 0]])
+    numeric = numerical_gradient_array(lambda: layers.maxpool2d_forward(x_tie)[0], x_tie, dout)
+    np.testing.assert_allclose(numeric[0, 0], [[0, 10, 10, 10], [0, 0, 0, 10]], atol=1e-6)
+
+    piece = pieces.BY_BACKWARD["maxpool2d_backward"]
+    for seed in range(4):
+        cases = pieces.reference_cases(piece, seed)
+        assert len(cases) == len(pieces.BATCH_SIZES) + 1 and "equal maxima" in cases[-1].shapes
+        (x,), dout = cases[-1].args, cases[-1].dout
+        rows = pieces._window_entries(x)
+        tied = rows == rows.max(axis=-1, keepdims=True)
+        counts = tied.sum(axis=-1)
+        assert np.mean(counts > 1) >= 0.5 and set(np.unique(counts)) == {1, 2, 3, 4}
+        first = np.argmax(tied, axis=-1)
+        assert len(np.unique(first[counts > 1])) >= 2  # the first maximum is not always top-left
+        assert np.array_equal(cases[-1].numeric[0], layers.maxpool2d_backward(
+            dout, layers.maxpool2d_forward(x)[1]))  # the library keeps the same convention
+        for case in cases[:-1]:  # the other three stay away from ties
+            rows = pieces._window_entries(case.args[0])
+            assert np.all((rows == rows.max(axis=-1, keepdims=True)).sum(axis=-1) == 1)
 
 
 def test_shape_hints_for_the_new_shapes():

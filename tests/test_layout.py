@@ -128,3 +128,87 @@ def test_every_command_starts(command):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: python -m tinyadv."), out.stdout[:200]
+
+
+# ---- the step a student reads is the step that runs -------------------------------------
+
+# The files a student reads to follow one training step of paper Eq. 2, and what they may
+# weigh together (the code map in README.md gives the count).
+EQ2_PATH = ("data", "layers", "mlp", "losses", "objective", "attacks", "optim", "train")
+EQ2_PATH_MAX_LINES = 1500
+LONGEST_CORE_FUNCTION = 60  # lines, docstring included
+
+
+def closure(name):
+    """Every tinyadv module ``name`` imports, directly or through others."""
+    seen, todo = set(), [name]
+    while todo:
+        for nxt in GRAPH[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+@pytest.mark.parametrize("name", ["tinyadv.train", "tinyadv.objective", "tinyadv.network",
+                                  "tinyadv.cnn", "tinyadv.attacks"])
+def test_the_readable_step_imports_nothing_from_fast_or_the_authors_code(name):
+    bad = sorted(m for m in closure(name)
+                 if m.startswith("tinyadv.fast") or m == "tinyadv.authors_code")
+    assert not bad, f"{name} imports {bad}"
+
+
+def test_a_default_training_step_runs_no_fast_code():
+    """train.train without a step handed in runs the readable one: no function of a file under
+    tinyadv/fast/ is called (sys.setprofile sees every call), and none is even imported."""
+    code = """
+import sys
+import numpy as np
+from tinyadv import data, invariance
+from tinyadv.train import MODELS, TrainConfig, model_config, train
+X, y = data.load_mnist("test")
+X, y = X[:256], y[:256]
+x_inv, y_flip = invariance.label_flip(X, y, X, y, 0.4, exclude_self=True)
+files = set()
+sys.setprofile(lambda frame, event, arg: files.add(frame.f_code.co_filename))
+for model in MODELS:
+    train(model_config(model, TrainConfig(epochs=1, sizes=(784, 16, 10))), X, y, x_inv, y_flip,
+          log=None)
+sys.setprofile(None)
+print(sorted(f for f in files if "tinyadv" in f))
+print(sorted(m for m in sys.modules if m.startswith("tinyadv.fast")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    called, imported = (eval(line) for line in out.stdout.splitlines())
+    assert any(f.endswith(os.path.join("tinyadv", "objective.py")) for f in called)
+    assert not [f for f in called if os.path.join("tinyadv", "fast") in f]
+    assert imported == []
+
+
+def test_the_eq2_path_is_short_and_no_core_function_is_long():
+    lines = {name: len(open(MODULES[f"tinyadv.{name}"]).read().splitlines())
+             for name in EQ2_PATH}
+    assert sum(lines.values()) <= EQ2_PATH_MAX_LINES, lines
+    readme = " ".join(open(os.path.join(ROOT, "README.md")).read().split())
+    said = f"reads in the first eight files alone: {sum(lines.values()):,} lines"
+    assert said in readme, f"README.md's code map should say: {said}"
+    long = []
+    for name in filter(is_core, MODULES):
+        for node in ast.walk(ast.parse(open(MODULES[name]).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > LONGEST_CORE_FUNCTION:
+                    long.append(f"{name}.{node.name}: {length} lines")
+    assert not long, long
+
+
+def test_the_readmes_example_runs_as_printed():
+    """The first ```python block of README.md, run as it stands, from a fresh interpreter."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    start = text.index("```python\n") + len("```python\n")
+    example = text[start:text.index("```", start)]
+    out = subprocess.run([sys.executable, "-c", example], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

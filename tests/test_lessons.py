@@ -1,15 +1,19 @@
 """Every numbered lesson runs top to bottom, headless, in its fast mode, and writes its figures,
 each titled; every lesson's notebook matches its script and runs as a notebook; every
-exercise checks itself when run.
+exercise checks itself when run; lesson 10 stops at its exercises' marker until asked to go on.
 
 Each lesson is run as a student would run it -- a subprocess, ``python lessons/NN_x.py`` --
 with ``--fast`` (tiny data, one epoch) and ``--out`` pointing at a temporary folder, from a
-different working directory, and with a Jupyter-style extra flag it must ignore.
+different working directory, and with a Jupyter-style extra flag it must ignore. Run from a
+repository's root without ``--out`` (a script, or a notebook whose kernel starts there), a
+lesson writes under that repository's lessons/out/ and reads its results/: those tests run
+in a stand-in repository (tinyadv/ and data/ linked, lessons/ a folder of its own).
 """
 import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -32,6 +36,18 @@ def run_lesson(path, out_dir, *extra, env_extra=None, cwd=None):
     return subprocess.run([sys.executable, path, "--out", str(out_dir), *extra],
                           cwd=str(cwd or out_dir), env=env, capture_output=True, text=True,
                           timeout=300)
+
+
+def repository_root(tmp_path, *lesson_files):
+    """A repository root as a student has it, without copying it: tinyadv/ and data/ linked,
+    lessons/ a real folder holding copies of the given lesson files (scripts or notebooks)."""
+    root = tmp_path / "repo"
+    (root / "lessons").mkdir(parents=True)
+    for name in ("tinyadv", "data"):
+        (root / name).symlink_to(os.path.join(ROOT, name))
+    for name in lesson_files:
+        shutil.copy(os.path.join(LESSON_DIR, name), root / "lessons" / name)
+    return root
 
 
 def promised_figures(path):
@@ -61,8 +77,11 @@ def test_lesson_is_a_cell_script_that_says_what_to_expect(path):
 @pytest.mark.parametrize("path", LESSONS, ids=os.path.basename)
 def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
     # --f=...: Jupyter/VS Code pass such a flag to the kernel; the lesson must ignore it (and
-    # not take it for an abbreviation of --fast).
-    result = run_lesson(path, tmp_path, "--fast", "--f=/tmp/kernel-test.json")
+    # not take it for an abbreviation of --fast). Lesson 10 is asked to go past its marker.
+    lesson_09, lesson_10 = (os.path.basename(path).startswith(n) for n in ("09_", "10_"))
+    extra = (["--after-exercises"] if lesson_10 else
+             ["--results", str(tmp_path / "no-results")] if lesson_09 else [])
+    result = run_lesson(path, tmp_path, "--fast", "--f=/tmp/kernel-test.json", *extra)
     assert result.returncode == 0, (f"{os.path.basename(path)} exited {result.returncode}\n"
                                     f"stderr (last 3000 chars):\n{result.stderr[-3000:]}")
     written = {name for name in os.listdir(tmp_path) if name.endswith(".png")}
@@ -77,6 +96,22 @@ def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
         title = plots.png_title(str(tmp_path / name))
         assert title and title.startswith(f"Lesson {name[:2]}"), (name, title)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")], "a half-written file was left"
+    if lesson_09:  # a fresh clone has no results/: the authors' logs, and the commands
+        text = result.stdout
+        # the authors' logs, recomputed: the printed rows are third runs, means ± sample std
+        assert "86.06 ± 0.69" in text and "85.09 ± 3.25" in text and "9.90 ± 1.28" in text
+        assert "run 3 / 3 / 3" in text
+        assert "p = 0.66" in text  # Welch's test, Baseline vs the printed + MLS + MLI config
+        assert "No tinyadv table" in text and "python -m tinyadv.reproduce" in text
+        assert "No sweep" in text and "python -m tinyadv.sweep" in text
+    if lesson_10:  # what the marker keeps back is there once asked for, after the marker
+        after = result.stdout.split(LESSON_10_MARKER, 1)[1]
+        for answer in LESSON_10_ANSWERS:
+            assert answer in after, answer
+        # the two models' curves differ in marker as well as in colour
+        described = plots.png_text(str(tmp_path / "10_cnn_vs_mlp.png"), "Description")
+        assert "CNN, FGSM: olive, solid line, circles" in described, described
+        assert "MLP, FGSM: blue, solid line, diamonds" in described, described
 
 
 def test_fast_mode_also_follows_the_environment_variable(tmp_path):
@@ -130,22 +165,6 @@ def lesson_09():
     return next(p for p in LESSONS if os.path.basename(p).startswith("09_"))
 
 
-def test_lesson_09_without_results_says_how_to_make_them(tmp_path):
-    """A fresh clone has no results/: lesson 09 reads the authors' logs and names the commands."""
-    out = tmp_path / "out"
-    out.mkdir()
-    result = run_lesson(lesson_09(), out, "--fast", "--results", str(tmp_path / "no-results"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = result.stdout
-    # the authors' logs, recomputed: the printed rows are third runs, means ± sample std
-    assert "86.06 ± 0.69" in text and "85.09 ± 3.25" in text and "9.90 ± 1.28" in text
-    assert "run 3 / 3 / 3" in text
-    assert "p = 0.66" in text  # Welch's test, Baseline vs the printed + MLS + MLI config
-    assert "No tinyadv table" in text and "python -m tinyadv.reproduce" in text
-    assert "No sweep" in text and "python -m tinyadv.sweep" in text
-    assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
-
-
 def _synthetic_results(folder):
     """results/ as reproduce and sweep write it, from made-up runs, through the library's own
     summarise functions (so the files keep the library's format): default/ with three seeds,
@@ -155,7 +174,8 @@ def _synthetic_results(folder):
     import numpy as np
 
     from tinyadv.lab import reproduce, sweep
-    from tinyadv.train import MODELS, preset_config
+    from tinyadv.lab.configs import preset_config
+    from tinyadv.train import MODELS
 
     rng = np.random.default_rng(0)
     totals = {c: (50 if c == "human_linf_manual_eps04" else 100) if c.startswith("human_")
@@ -190,41 +210,24 @@ def _synthetic_results(folder):
     return json.loads((folder / "default" / "table1.json").read_text()), summary
 
 
-def test_lesson_09_reads_tables_and_sweep_when_present(tmp_path):
-    import numpy as np
-    from scipy import stats
-
-    results_dir = tmp_path / "results"
-    table, summary = _synthetic_results(results_dir)
-    out = tmp_path / "out"
-    out.mkdir()
-    result = run_lesson(lesson_09(), out, "--fast", "--results", str(results_dir))
-    assert result.returncode == 0, result.stderr[-3000:]
-    text = result.stdout
-    assert "No tinyadv table" not in text and "No sweep" not in text
-    assert "cannot read" in text and "broken" in text  # a bad file is named and skipped
-    # three seeds: the row's difference and Welch's p from the per-seed numbers
-    a = table["table"]["baseline+mls"]["invariance_source"]["per_seed"]
-    b = table["table"]["baseline"]["invariance_source"]["per_seed"]
-    p = stats.ttest_ind(a, b, equal_var=False).pvalue
-    assert f"invariance {np.mean(a) - np.mean(b):+.2f} (p={p:.2g})" in text
-    # one seed: said, and no test
-    assert "preset 'paper-4d', seeds [0]" in text and "ONE seed: no spread, no test" in text
-    assert "(one seed: no test)" in text
-    # the sweep: its changes, and the library's p checked by hand
-    name, entry = next((n, e) for n, e in summary.items() if "change" in e)
-    assert name in text
-    assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
-    assert {n for n in os.listdir(out) if n.endswith(".png")} == promised_figures(lesson_09())
+LESSON_10_MARKER = "--- exercises 08 and 09 come here"
+# What lesson 10 prints of the answers to exercises 08 and 09 (with --after-exercises): the
+# turned kernel, db's sum, the tie's convention, two wrong routings, the slope's sum.
+LESSON_10_ANSWERS = ("W turned 180 degrees", "gathers from the padded dout through the turned",
+                     "db = dout summed over the batch and the positions", "kernel not turned",
+                     "the whole 20 to the first maximum", "spread over the window",
+                     "the mean instead of the sum", "summed, not averaged")
 
 
-def test_lesson_10_gives_no_answer_of_exercises_08_09_before_its_marker():
-    """Lesson 10 checks the library's conv, pooling and PReLU backwards before exercises 08
-    and 09 and takes them apart only after its marker: the turned kernel (``::-1``), the
-    pooling's routing (``np.repeat``, ``maxpool2d_backward`` on a tie), the slope's sum
-    (``np.minimum``) appear in its code only after it, and not in its docstring at all."""
-    path = next(p for p in LESSONS if os.path.basename(p).startswith("10_"))
-    with open(path) as f:
+def lesson_10():
+    return next(p for p in LESSONS if os.path.basename(p).startswith("10_"))
+
+
+def test_lesson_10_keeps_its_answers_out_of_its_docstring_and_before_its_marker():
+    """In the source: the turned kernel (``::-1``), the pooling's routing (``np.repeat``),
+    the slope's sum (``np.minimum``) appear only after the marker cell, which names both
+    exercises and stops the lesson -- and not in the docstring, a notebook's first cell."""
+    with open(lesson_10()) as f:
         text = f.read()
     docstring, code = text.split('"""')[1], text.split('"""', 2)[2]
     marker = code.index("# %% Exercises 08 and 09 come here")
@@ -235,8 +238,31 @@ def test_lesson_10_gives_no_answer_of_exercises_08_09_before_its_marker():
     marker_cell = code[marker:code.index("# %%", marker + 1)]
     for exercise in ("08_conv2d_backward.py", "09_maxpool_prelu.py"):
         assert exercise in marker_cell
+    assert "stop_for_exercises(" in marker_cell
 
 
+def test_lesson_10_run_from_the_root_stops_at_its_marker_and_writes_under_lessons_out(tmp_path):
+    """A full run without --after-exercises, as `python lessons/10_x.py` from a repository's
+    root: it ends (exit status 0) right after the marker with the way to go on, prints no
+    answer of exercises 08 and 09 -- nothing past the marker but the stop -- and draws only
+    the figure before it, under the repository's lessons/out/ (none in a root out/)."""
+    name = os.path.basename(lesson_10())
+    root = repository_root(tmp_path, name)
+    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
+    env.pop("TINYADV_AFTER_EXERCISES", None)
+    result = subprocess.run([sys.executable, os.path.join("lessons", name), "--fast"], cwd=root,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, marker, after = result.stdout.partition(LESSON_10_MARKER)
+    assert marker, result.stdout[-2000:]
+    stop = after.split("\n", 1)[1].strip()
+    assert stop.startswith("Lesson 10 stops here, before the answers"), stop
+    assert stop.endswith("then Run All"), stop  # the stop's message is the last thing printed
+    assert "--after-exercises" in stop and "08_conv2d_backward.py" in stop
+    for answer in LESSON_10_ANSWERS:
+        assert answer not in result.stdout + result.stderr, answer
+    assert os.listdir(root / "lessons" / "out") == ["10_feature_maps.png"]
+    assert not (root / "out").exists()
 EXERCISE_DIR = os.path.join(LESSON_DIR, "exercises")
 
 
@@ -300,8 +326,10 @@ def test_the_notebook_command_checks_and_writes(tmp_path):
 
 
 # A notebook kernel as far as tinyadv.plots can tell: IPython.get_ipython() has a kernel, and
-# IPython.display.display records what it is shown. Run a notebook's code cells in order, in
-# one namespace and without __file__, from lessons/ -- as Jupyter and VS Code do.
+# IPython.display.display records what it is shown (a bundle: the figure's <img> with its alt
+# text, and the PNG). Run a notebook's code cells in order, in one namespace and without
+# __file__, from the working folder given -- as Jupyter and VS Code do -- and stop at the
+# first cell that raises, as "Run All" does.
 NOTEBOOK_RUNNER = """
 import json, sys, types
 import matplotlib.pyplot as plt
@@ -312,29 +340,86 @@ kernel = types.SimpleNamespace(kernel=object(), events=types.SimpleNamespace(
     register=lambda *args: None))  # pyplot registers a hook with a real one
 ipython.get_ipython = lambda: kernel
 display = types.ModuleType("IPython.display")
-display.display = lambda fig: shown.append(fig.get_suptitle() or fig.axes[0].get_title())
+display.display = lambda bundle, raw=False, metadata=None: shown.append(bundle)
 ipython.display = display
 sys.modules.update({"IPython": ipython, "IPython.display": display})
-notebook, out = sys.argv[1], sys.argv[2]
-sys.argv = ["ipykernel_launcher.py", "-f", "/tmp/kernel-x.json", "--out", out]
+notebook, out = sys.argv[1], sys.argv[2:]
+sys.argv = ["ipykernel_launcher.py", "-f", "/tmp/kernel-x.json"] + (["--out"] + out if out else [])
 namespace = {"__name__": "__main__"}
-for cell in json.load(open(notebook))["cells"]:
-    if cell["cell_type"] == "code":
+cells = [cell for cell in json.load(open(notebook))["cells"] if cell["cell_type"] == "code"]
+for number, cell in enumerate(cells, 1):
+    try:
         exec(compile("".join(cell["source"]), notebook, "exec"), namespace)
+    except Exception as stop:
+        shown_as = getattr(stop, "_render_traceback_", lambda: ["(a traceback)"])()
+        print("stopped at cell", number, "of", len(cells), type(stop).__name__, repr(shown_as))
+        break
 import matplotlib
 print("backend", matplotlib.get_backend())
 print("shown", len(shown))
+for bundle in shown:
+    assert set(bundle) == {"text/html", "image/png", "text/plain"}, bundle.keys()
+    print("alt", bundle["text/plain"][:120])
 """
 
 
-def test_a_notebook_runs_from_the_lessons_folder_and_shows_its_figures_inline(tmp_path):
-    path = next(p for p in LESSONS if os.path.basename(p).startswith("02_"))
-    notebook = os.path.splitext(path)[0] + ".ipynb"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MPLBACKEND")}
+def run_notebook(notebook, cwd, *out):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "MPLBACKEND", "TINYADV_AFTER_EXERCISES")}
     env.update(TINYADV_FAST="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="agg")
-    result = subprocess.run([sys.executable, "-c", NOTEBOOK_RUNNER, notebook, str(tmp_path)],
-                            cwd=LESSON_DIR, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", NOTEBOOK_RUNNER, str(notebook), *map(str, out)],
+                          cwd=str(cwd), env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_lesson_10_as_a_notebook_stops_run_all_at_its_marker_and_shows_its_figure(tmp_path):
+    """From lessons/, "Run All" of lesson 10's notebook: the first figure is shown inline
+    (with its description as alt text) and written; the marker cell raises ExercisesFirst,
+    shown as the stop's message alone, which ends the run there: nothing printed or drawn
+    past it."""
+    notebook = os.path.splitext(lesson_10())[0] + ".ipynb"
+    result = run_notebook(notebook, LESSON_DIR, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    written = sorted(n for n in os.listdir(tmp_path) if n.endswith(".png"))
-    assert written == sorted(promised_figures(path))
-    assert f"shown {len(written)}" in result.stdout  # each figure displayed before it closed
+    cells = [c for c in json.load(open(notebook))["cells"] if c["cell_type"] == "code"]
+    marker = next(i for i, c in enumerate(cells, 1) if "stop_for_exercises(" in "".join(c["source"]))
+    assert f"stopped at cell {marker} of {len(cells)} ExercisesFirst ['Lesson 10 stops here" \
+        in result.stdout, result.stdout[-3000:]
+    assert result.stdout.split(LESSON_10_MARKER, 1)[1].split("\n", 2)[2].startswith("stopped at")
+    for answer in LESSON_10_ANSWERS:
+        assert answer not in result.stdout, answer
+    assert os.listdir(tmp_path) == ["10_feature_maps.png"]
+    assert "shown 1" in result.stdout and "alt Lesson 10: a test digit" in result.stdout
+
+
+def test_lesson_09_as_a_notebook_from_the_root_writes_lessons_out_and_reads_results(tmp_path):
+    """A notebook whose kernel starts at a repository's root (no __file__, no --out, no
+    --results): lesson 09 writes its figures under that repository's lessons/out/ and reads
+    the repository's results/ -- here made-up ones (three seeds, one seed, a sweep, a broken
+    file): a bad file is named and skipped, and every number is the one the files give."""
+    import numpy as np
+    from scipy import stats
+
+    name = os.path.splitext(os.path.basename(lesson_09()))[0] + ".ipynb"
+    root = repository_root(tmp_path, name)
+    table, summary = _synthetic_results(root / "results")
+    result = run_notebook(root / "lessons" / name, root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout
+    assert "stopped at" not in text, text[-3000:]
+    assert f"(looking in {root / 'results'})" in text
+    assert "No tinyadv table" not in text and "No sweep" not in text
+    assert "cannot read" in text and "broken" in text  # a bad file is named and skipped
+    # three seeds: the row's difference and Welch's p from the per-seed numbers
+    a = table["table"]["baseline+mls"]["invariance_source"]["per_seed"]
+    b = table["table"]["baseline"]["invariance_source"]["per_seed"]
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert f"invariance {np.mean(a) - np.mean(b):+.2f} (p={p:.2g})" in text
+    # one seed: said, and no test
+    assert "preset 'paper-4d', seeds [0]" in text and "ONE seed: no spread, no test" in text
+    assert "(one seed: no test)" in text
+    # the sweep: its changes, and the library's p checked by hand
+    name, entry = next((n, e) for n, e in summary.items() if "change" in e)
+    assert name in text
+    assert f"sweep.json {entry['change']['invariance_source']['welch_p']:.4g})" in text
+    written = {n for n in os.listdir(root / "lessons" / "out") if n.endswith(".png")}
+    assert written == promised_figures(lesson_09()) and f"shown {len(written)}" in text
+    assert not (root / "out").exists()

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tinyadv import mlp
+from tinyadv import mlp, network
 from tinyadv.fast.mlp import stack_forwards
 from tinyadv.train import TrainConfig
 from tinyadv.gradcheck import numerical_gradient
@@ -253,45 +253,23 @@ def test_stacked_forwards_are_the_forward_of_the_stacked_batch(seed, sizes, n_a,
             np.testing.assert_allclose(s_grads[key], grads[key], rtol=1e-12, atol=1e-14)
 
 
-# ---- the optional input normalisation: z = (x - mean) / std as the network's first step ----
+# ---- the optional input normalisation (network.py): z = (x - mean) / std first ----------
 
 def normed_case(seed, sizes, n, embed_dim=0):
     """A float64 net that normalises its inputs (a random mean and std) and pixel-like x."""
     rng = np.random.default_rng(seed)
     mean, std = float(rng.uniform(-0.5, 0.5)), float(rng.uniform(0.2, 3.0))
-    params = float64_params(sizes, rng, embed_dim)
-    params.update(input_mean=np.array(mean), input_std=np.array(std))
+    params = network.with_input_norm(float64_params(sizes, rng, embed_dim), mean, std)
     x = rng.random((n, sizes[0]))
     dlogits = rng.standard_normal((n, sizes[-1]))
     dh = rng.standard_normal((n, embed_dim or sizes[-2]))
     return params, x, dlogits, dh
 
 
-@GRADCHECK
-@given(seed=seeds, shape=st.tuples(st.integers(1, 4), st.integers(1, 6)),
-       mean=st.floats(-1, 1), std=st.floats(0.05, 5))
-def test_input_norm_backward_matches_numerical(seed, shape, mean, std, assert_grad_ok):
-    rng = np.random.default_rng(seed)
-    x, dz = rng.random(shape), rng.standard_normal(shape)
-    z, cache = mlp.input_norm_forward(x, np.array(mean), np.array(std))
-    np.testing.assert_allclose(z, (x - mean) / std, rtol=1e-12, atol=1e-12)
-    dx = mlp.input_norm_backward(dz, cache)
-    f = lambda: np.sum(mlp.input_norm_forward(x, np.array(mean), np.array(std))[0] * dz)  # noqa: E731
-    assert_grad_ok("input_norm dx", dx, numerical_gradient(f, x))
-
-
-def test_input_norm_wrong_gradients_fail(assert_wrong_grads_fail, assert_grad_ok):
-    rng = np.random.default_rng(0)
-    x, dz = rng.random((3, 5)), rng.standard_normal((3, 5))
-    mean, std = np.array(0.1307), np.array(0.3081)
-    f = lambda: np.sum(mlp.input_norm_forward(x, mean, std)[0] * dz)  # noqa: E731
-    numeric = numerical_gradient(f, x)
-    dx = mlp.input_norm_backward(dz, mlp.input_norm_forward(x, mean, std)[1])
-    assert_wrong_grads_fail("input_norm dx", dx, numeric)
-    # The likeliest slips: multiplying by std instead of dividing, or forgetting it.
-    for wrong in (dz * std, dz):
-        with pytest.raises(AssertionError):
-            assert_grad_ok("input_norm dx (wrong)", wrong, numeric)
+def normed_scalar(params, x, dlogits, dh):
+    """scalar_of_outputs through network.forward, which normalises first."""
+    logits, h, _ = network.forward(params, x)
+    return sum(np.sum(out * d) for out, d in ((logits, dlogits), (h, dh)) if d is not None)
 
 
 @GRADCHECK
@@ -302,15 +280,17 @@ def test_backward_with_input_norm_matches_numerical(seed, sizes, n, upstream, em
                                                     assert_grad_ok):
     params, x, dlogits, dh = normed_case(seed, sizes, n, embed_dim)
     z = (x - params["input_mean"]) / params["input_std"]
+    np.testing.assert_allclose(network.forward(params, x)[0], mlp.forward(params, z)[0],
+                               rtol=1e-13)  # the normalisation, then the MLP
     assume(min_abs_preactivation(params, z) > KINK_GAP)
     if upstream == "dlogits only":
         dh = None
     elif upstream == "dh only":
         dlogits = None
-    grads, dx = mlp.backward(dlogits, dh, mlp.forward(params, x)[2])
+    grads, dx = network.backward(dlogits, dh, network.forward(params, x)[2])
     assume(reference_is_accurate_enough({**grads, "x": dx}))
-    assert sorted(grads) == sorted(mlp.trainable_keys(params))  # the constants are not trained
-    f = lambda: scalar_of_outputs(params, x, dlogits, dh)  # noqa: E731
+    assert sorted(grads) == sorted(network.trainable_keys(params))  # constants: not trained
+    f = lambda: normed_scalar(params, x, dlogits, dh)  # noqa: E731
     for key in grads:
         assert_grad_ok(f"mlp+norm {key} ({upstream})", grads[key],
                        numerical_gradient(f, params[key]))
@@ -319,45 +299,45 @@ def test_backward_with_input_norm_matches_numerical(seed, sizes, n, upstream, em
 
 def test_backward_with_input_norm_wrong_dx_fails(assert_wrong_grads_fail, assert_grad_ok):
     """The input gradient in pixel units is dz / std: the one of the first layer's input
-    (the normalised image) is wrong by the factor std and must fail."""
+    (the normalised image) is wrong by the factor std and must fail, and so is dz * std."""
     params, x, dlogits, dh = normed_case(0, [7, 6, 5, 3], 4)
     assert min_abs_preactivation(params, (x - params["input_mean"]) / params["input_std"]) > KINK_GAP
-    cache = mlp.forward(params, x)[2]
-    _, dx = mlp.backward(dlogits, dh, cache)
-    numeric = numerical_gradient(lambda: scalar_of_outputs(params, x, dlogits, dh), x)
+    cache = network.forward(params, x)[2]
+    _, dx = network.backward(dlogits, dh, cache)
+    numeric = numerical_gradient(lambda: normed_scalar(params, x, dlogits, dh), x)
     assert_wrong_grads_fail("mlp+norm dx", dx, numeric)
-    _, dz = mlp.backward(dlogits, dh, {**cache, "norm": None})  # the normalisation's step skipped
-    with pytest.raises(AssertionError):
-        assert_grad_ok("mlp+norm dx without the 1/std", dz, numeric)
+    _, dz = mlp.backward(dlogits, dh, cache)  # the normalisation's step skipped
+    for wrong in (dz, dz * params["input_std"]):
+        with pytest.raises(AssertionError):
+            assert_grad_ok("mlp+norm dx without the 1/std", wrong, numeric)
 
 
 def test_input_norm_is_the_first_operation_and_draws_nothing():
-    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
-    plain = mlp.init_params([784, 16, 10], rng_a, init="uniform")
-    normed = mlp.init_params([784, 16, 10], rng_b, init="uniform", input_norm=mlp.INPUT_NORMS["authors"])
-    assert sorted(normed) == sorted(plain) + ["input_mean", "input_std"]
+    config = TrainConfig(sizes=(784, 16, 10))
+    plain = network.init_params(config, np.random.default_rng(5))
+    normed = network.init_params(config.replace(input_norm="authors"), np.random.default_rng(5))
+    assert list(normed) == list(plain) + ["input_mean", "input_std"]
     assert all(np.array_equal(plain[k], normed[k]) for k in plain)  # the same weights
     assert normed["input_mean"].dtype == normed["input_std"].dtype == np.float32
-    assert not mlp.has_input_norm(plain) and mlp.has_input_norm(normed)
-    assert sorted(mlp.without_input_norm(normed)) == sorted(plain)
+    assert not network.has_input_norm(plain) and network.has_input_norm(normed)
+    assert sorted(network.without_input_norm(normed)) == sorted(plain)
     x = np.random.default_rng(6).random((20, 784), dtype=np.float32)
-    logits, h, _ = mlp.forward(normed, x)
+    logits, h, _ = network.forward(normed, x)
     z = (x - np.float32(0.1307)) / np.float32(0.3081)
     ref_logits, ref_h, _ = mlp.forward(plain, z)
     np.testing.assert_array_equal(logits, ref_logits)
     np.testing.assert_array_equal(h, ref_h)
     assert logits.dtype == np.float32
-    _, dx = mlp.backward(np.ones_like(logits), None, mlp.forward(normed, x)[2])
+    _, dx = network.backward(np.ones_like(logits), None, network.forward(normed, x)[2])
     assert dx.dtype == np.float32
+    np.testing.assert_array_equal(network.predict(normed, x), logits.argmax(axis=1))
 
 
-@pytest.mark.parametrize("norm", [None, (0.5, 0), (0.1, -1.0), (0.1,), "authors", (np.nan, 1.0)])
-def test_init_params_rejects_a_bad_input_norm(norm):
-    if norm is None:
-        mlp.init_params([3, 2, 2], np.random.default_rng(0), input_norm=norm)
-        return
-    with pytest.raises(ValueError, match="input_norm"):
-        mlp.init_params([3, 2, 2], np.random.default_rng(0), input_norm=norm)
+@pytest.mark.parametrize("mean, std", [(0.5, 0.0), (0.1, -1.0), (np.nan, 1.0), (0.1, np.inf)])
+def test_a_bad_input_norm_is_rejected(mean, std):
+    params = mlp.init_params([3, 2, 2], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="std"):
+        network.with_input_norm(params, mean, std)
 
 
 @settings(max_examples=15, deadline=None)
@@ -367,14 +347,14 @@ def test_stacked_forwards_with_input_norm(seed, sizes, n_a, n_b):
     rng = np.random.default_rng(seed + 1)
     x_a, x_b = rng.random((n_a, sizes[0])), rng.random((n_b, sizes[0]))
     x = np.concatenate([x_a, x_b])
-    logits, h, cache = mlp.forward(params, x)
+    logits, h, cache = network.forward(params, x)
     dlogits, dh = rng.standard_normal(logits.shape), rng.standard_normal(h.shape)
-    grads, dx = mlp.backward(dlogits, dh, cache)
+    grads, dx = network.backward(dlogits, dh, cache)
     for inputs in (None, x):  # the stacked raw inputs must not stand in for layer 1's input
-        s_logits, s_h, s_cache = stack_forwards(mlp.forward(params, x_a),
-                                                mlp.forward(params, x_b), inputs=inputs)
+        s_logits, s_h, s_cache = stack_forwards(network.forward(params, x_a),
+                                                network.forward(params, x_b), inputs=inputs)
         np.testing.assert_allclose(s_logits, logits, rtol=1e-12, atol=1e-14)
-        s_grads, s_dx = mlp.backward(dlogits, dh, s_cache)
+        s_grads, s_dx = network.backward(dlogits, dh, s_cache)
         np.testing.assert_allclose(s_dx, dx, rtol=1e-12, atol=1e-14)
         for key in grads:
             np.testing.assert_allclose(s_grads[key], grads[key], rtol=1e-12, atol=1e-14)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from tinyadv import losses, mlp
 from tinyadv.gradcheck import numerical_gradient
-from tinyadv.fast.objective import objective as fast_objective
+from tinyadv.fast.objective import fast_objective
 from tinyadv.fast.objective import trained_groups
 from tinyadv.objective import (CE_ON, eq2_terms, hardest_negatives, objective, random_negatives,
                                stacked_groups)
@@ -70,6 +70,11 @@ CONFIGS = {
     "baseline, FGSM only": dict(x_adv=True, inv=None, sens=False, norm=False, ce_on="fgsm"),
     "+MLS+MLI source with norm, CE on FGSM": dict(x_adv=True, inv="source", sens=True, norm=True,
                                                   ce_on="fgsm"),
+    # The counterpart of the authors' nll-invariance: CE on the invariance examples too.
+    "CE on clean + invariance": dict(x_adv=False, inv=None, sens=False, norm=False,
+                                     ce_on="clean+invariance", x_inv=True),
+    "+MLS+MLI source with norm, CE on clean + invariance": dict(
+        x_adv=True, inv="source", sens=True, norm=True, ce_on="clean+invariance"),
 }
 EMBED_DIMS = [0, 3]  # h = last ReLU layer; h = a linear 3-unit layer (signed)
 
@@ -102,6 +107,8 @@ def make_case(config, seed, sizes, n, lambdas, margin, embed_dim=0):
         kwargs["lambda_norm"] = lambda_norm
     if "ce_on" in cfg:
         kwargs["ce_on"] = cfg["ce_on"]
+    if cfg.get("x_inv") and "x_inv" not in kwargs:  # invariance images for the CE alone
+        kwargs["x_inv"] = rng.random((n, d))
     return params, x, y, kwargs
 
 
@@ -207,6 +214,28 @@ def test_ce_on_fgsm_is_the_cross_entropy_of_the_fgsm_images_alone():
         np.testing.assert_allclose(grads[key], expected[key], rtol=1e-11, atol=1e-14)
     with pytest.raises(ValueError, match="ce_on"):
         objective(params, x, y, x_adv=kwargs["x_adv"], ce_on="clean")
+
+
+def test_ce_on_clean_and_invariance_is_the_mean_of_the_two_cross_entropies():
+    """The counterpart of the authors' nll-invariance: 0.5 CE(clean) + 0.5 CE(invariance
+    images against the anchors' labels), the gradient of both halves; it needs x_inv."""
+    params, x, y, kwargs = make_case("CE on clean + invariance", 2, [7, 6, 5, 3], 4, (0, 0, 0),
+                                     0.05)
+    loss, grads, terms = objective(params, x, y, **kwargs)
+    expected = {k: 0.0 for k in params}
+    values = []
+    for images in (x, kwargs["x_inv"]):
+        logits, _, cache = mlp.forward(params, images)
+        ce, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
+        part, _ = mlp.backward(losses.softmax_cross_entropy_backward(0.5, ce_cache), None, cache)
+        expected = {k: expected[k] + part[k] for k in params}
+        values.append(ce)
+    assert loss == pytest.approx(0.5 * sum(values), rel=1e-14)
+    assert (terms["ce_clean"], terms["ce_inv"]) == pytest.approx(values, rel=1e-14)
+    for key in params:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-11, atol=1e-14)
+    with pytest.raises(ValueError, match="x_inv"):
+        objective(params, x, y, ce_on="clean+invariance")
 
 
 def test_active_fractions_count_the_triplets_with_a_positive_hinge():
@@ -345,7 +374,8 @@ def test_fast_objective_agrees_with_the_readable_one(seed, sizes, n, embed_dim, 
                                                     ce_on, sens, inv, norm, negatives, lambdas,
                                                     margin):
     """Every TrainConfig combination that reaches the objective: embed_dim 0 or k, CE on
-    clean + FGSM or FGSM alone (or clean only, without FGSM images), each triplet on or off,
+    clean + FGSM, FGSM alone or clean + invariance (or clean only, without FGSM images), each
+    triplet on or off,
     MLI negatives from the anchors (source) or brought along (oracle), the norm term, hardest
     or random negatives; the fast objective with and without a reused anchor forward (as
     training calls it). Loss, every gradient and every reported term agree to 1e-10."""
@@ -365,6 +395,8 @@ def test_fast_objective_agrees_with_the_readable_one(seed, sizes, n, embed_dim, 
         kwargs.update(x_inv=rng.random((n, d)), lambda_inv=lambda_inv)
         if inv == "oracle":
             kwargs["x_inv_neg"] = rng.random((n, d))
+    elif ce_on == "clean+invariance":  # invariance images for the CE alone
+        kwargs["x_inv"] = rng.random((n, d))
     if norm:
         kwargs["lambda_norm"] = lambda_norm
     kwargs["neg_index"] = "hardest" if negatives == "hardest" else random_negatives(y, rng)

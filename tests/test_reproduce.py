@@ -10,7 +10,7 @@ import pytest
 
 from tinyadv.lab import experiments, paper, reproduce
 from tinyadv.evaluate import AUTHORS_KEYS
-from tinyadv.train import preset_config
+from tinyadv.lab.configs import preset_config
 
 from interrupt_matrix import (describe, problems, run_parallel, signal_run,  # noqa: E402
                               temporary_files)
@@ -322,10 +322,15 @@ def test_bad_shard_flags_exit_2_with_usage(flags, words, capsys, tmp_path):
     assert "usage" in err and words in err
 
 
-def test_the_old_preset_name_still_works_and_says_its_new_name(capsys):
-    args = reproduce.parse_args(TINY + ["--preset", "authors"])
-    assert args.preset == "paper-4d"
-    assert "--preset authors is now called paper-4d" in capsys.readouterr().err
+def test_the_retired_preset_name_is_an_error_naming_both_presets(capsys):
+    """"authors" ran paper-4d, not the authors' code: the name is refused, and the message
+    says which preset is which."""
+    with pytest.raises(SystemExit) as exc:
+        reproduce.parse_args(TINY + ["--preset", "authors"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--preset authors was retired" in err
+    assert "--preset paper-4d" in err and "--preset authors-code" in err
 
 
 def test_a_row_field_can_be_set_in_the_rows_named(tmp_path, capsys):
@@ -337,7 +342,7 @@ def test_a_row_field_can_be_set_in_the_rows_named(tmp_path, capsys):
     assert [(r.config.lambda_inv, r.config.lambda_norm) for r in runs] == [(0.5, 0.0)]
     with pytest.raises(SystemExit):  # a value the config refuses
         reproduce.parse_args(TINY + ["--rows", "baseline+mls", "--set", "lambda_sens=-1"])
-    assert "lambda_*" in capsys.readouterr().err
+    assert "lambda_sens: expected a number in [0, inf], got -1.0" in capsys.readouterr().err
 
 
 def test_authors_code_side_by_side_scores_the_paper_column_as_their_code_did():

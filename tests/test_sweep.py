@@ -5,7 +5,7 @@ import pytest
 
 from tinyadv.lab import sweep
 from tinyadv.lab.reproduce import COLUMNS
-from tinyadv.train import preset_config
+from tinyadv.lab.configs import preset_config
 
 BASE = preset_config("default")
 
@@ -73,7 +73,8 @@ def test_a_grid_axis_replaces_or_adds_and_duplicates_are_trained_once():
     (["--grid", "seed=1,2"], "--seeds"),
     (["--grid", "margin=0.1", "--grid", "margin=0.2"], "margin: given twice"),
     (["--grid", "epochs=0,1"], "--grid epochs: expected integers >= 1"),
-    (["--preset", "authors", "--grid", "adversarial=false"], "--grid with --preset paper-4d: ce_on"),
+    (["--preset", "paper-4d", "--grid", "adversarial=false"], "--grid with --preset paper-4d: ce_on"),
+    (["--preset", "authors"], "--preset authors was retired"),
     (["--grid", "margin=0.1234567,0.1234568"], "too close to tell apart"),
     (["--protocols", "human"], "--protocols"),
     (["--seeds", "1", "1"], "--seeds"),

@@ -1,9 +1,22 @@
-"""TrainConfig validation, the training loop's determinism, and the oracle-positive sampler."""
+"""TrainConfig validation, the training loop, the readable step against the lab's fast one and
+the authors' (every configuration), and the oracle-positive sampler."""
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+
 import numpy as np
 import pytest
 
-from tinyadv import data, train
-from tinyadv.train import MODELS, PRESETS, OraclePositives, TrainConfig, model_config, preset_config
+from tinyadv import data, invariance, network, train
+from tinyadv.fast.step import fast_train_step
+from tinyadv.lab.configs import PRESET_ROWS, PRESETS, RunConfig, model_config as row_config
+from tinyadv.lab.configs import preset_config
+from tinyadv.optim import make_optimizer
+from tinyadv.train import MODELS, OraclePositives, TrainConfig, model_config
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 
 
 def test_config_defaults_are_the_papers_weights_where_they_apply():
@@ -13,6 +26,12 @@ def test_config_defaults_are_the_papers_weights_where_they_apply():
     assert model_config("baseline").lambda_sens == 0 and model_config("baseline").adversarial
     assert model_config("baseline+mls+mli(oracle)").protocol == "oracle"
     assert TrainConfig().fgsm_eps == 0.1
+
+
+def test_config_holds_only_what_the_papers_step_reads():
+    assert len(dataclasses.fields(TrainConfig)) <= 20
+    for name in ("fgsm_clamp", "triplet", "invariance_generator", "train_size", "inv_eps"):
+        assert name not in {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def test_config_is_frozen():
@@ -32,6 +51,7 @@ def test_unknown_config_key_is_an_error_naming_it():
     ("fgsm_eps", -0.1), ("fgsm_eps", 2.0), ("protocol", "human"), ("negatives", "easiest"),
     ("lambda_inv", -0.5), ("sizes", (10, 5, 2)), ("lr_schedule", "step"),
     ("init", "xavier"), ("embed_dim", -1), ("embed_dim", 2.0), ("ce_on", "clean"),
+    ("input_norm", "imagenet"), ("arch", "resnet"), ("adversarial", 1),
 ])
 def test_bad_config_values_are_rejected_with_the_field_name(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
@@ -39,30 +59,16 @@ def test_bad_config_values_are_rejected_with_the_field_name(field, value):
 
 
 def test_ce_on_fgsm_needs_fgsm_images():
-    with pytest.raises(ValueError, match="ce_on: expected 'clean\\+fgsm' when adversarial is false"):
-        preset_config("paper-4d", adversarial=False)
-    assert preset_config("default", adversarial=False).ce_on == "clean+fgsm"
+    with pytest.raises(ValueError, match="ce_on: expected 'clean\\+fgsm' or 'clean\\+invariance' "
+                                         "when adversarial is false"):
+        TrainConfig(ce_on="fgsm", adversarial=False)
+    assert TrainConfig(adversarial=False).ce_on == "clean+fgsm"
+    assert TrainConfig(ce_on="clean+invariance", adversarial=False).uses_invariance
 
 
 def test_config_round_trips_through_a_dict():
     config = model_config("baseline+mls+mli(oracle)").replace(seed=3)
-    assert TrainConfig.from_dict(config.to_dict()) == config
-
-
-def test_presets():
-    assert preset_config("default") == TrainConfig()
-    authors = preset_config("paper-4d")
-    assert (authors.embed_dim, authors.ce_on, authors.init) == (4, "fgsm", "uniform")
-    # margin and lambdas are the rows' own, whatever the preset
-    assert model_config("baseline+mls+mli", authors).lambda_inv == 0.5
-    assert model_config("baseline+mls+mli", authors).embed_dim == 4
-    assert preset_config("paper-4d", epochs=2, embed_dim=8).embed_dim == 8  # overrides win
-    with pytest.raises(ValueError, match="preset"):
-        preset_config("paper")
-    with pytest.raises(ValueError, match="unknown config key"):
-        preset_config("default", embedding=4)
-    assert set(PRESETS) == {"default", "paper-4d", "authors-code"}
-    assert preset_config("authors") == preset_config("paper-4d")  # the old name, an alias
+    assert TrainConfig.from_dict(dataclasses.asdict(config)) == config
 
 
 def test_unknown_model_is_an_error():
@@ -100,19 +106,23 @@ def small_mnist():
     return X, y, x_inv, y_flip
 
 
-CASES = [(preset, model) for preset in PRESETS for model in train.PRESET_ROWS[preset]]
+CASES = [(preset, model) for preset in PRESETS for model in PRESET_ROWS[preset]]
 
 
 @pytest.mark.parametrize("preset, model", CASES)
 def test_training_is_deterministic_and_lowers_the_loss(model, preset, small_mnist):
-    """Every row of every preset (the authors' code on a small MLP: the CNN has tests of its
-    own), trained twice: the same numbers; the loss falls; the triplets act."""
+    """Every row of every preset, with the step the lab trains it with (the authors' code on
+    a small MLP: the CNN has tests of its own), trained twice: the same numbers; the loss
+    falls; the triplets act."""
     X, y, x_inv, y_flip = small_mnist
-    rows = train.PRESET_ROWS[preset]
-    config = model_config(model, preset_config(preset), rows).replace(
+    config = row_config(model, preset_config(preset), PRESET_ROWS[preset]).replace(
         epochs=3, batch_size=64, sizes=(784, 32, 16, 10), arch="mlp")
-    params_a, history_a = train.train(config, X, y, x_inv, y_flip, log=None)
-    params_b, history_b = train.train(config, X, y, x_inv, y_flip, log=None)
+    xi, yf = (x_inv, y_flip) if config.uses_invariance else (None, None)
+
+    def run(c):
+        return train.train(c.train, X, y, xi, yf, log=None, step=c.training_step())
+    params_a, history_a = run(config)
+    params_b, history_b = run(config)
     for k in params_a:
         assert params_a[k].dtype == np.float32  # training runs in float32
         assert np.array_equal(params_a[k], params_b[k])  # same seed, same numbers
@@ -122,14 +132,14 @@ def test_training_is_deterministic_and_lowers_the_loss(model, preset, small_mnis
         assert history_a[0]["triplet_sens"] > 0 and history_a[0]["active_sens"] > 0
     if config.lambda_inv:
         assert history_a[0]["triplet_inv"] > 0 and history_a[0]["active_inv"] > 0
-    other = train.train(config.replace(seed=1), X, y, x_inv, y_flip, log=None)[0]
-    assert not np.array_equal(other["W1"], params_a["W1"])
+    assert not np.array_equal(run(config.replace(seed=1))[0]["W1"], params_a["W1"])
 
 
 def test_invariance_models_need_invariance_examples(small_mnist):
     X, y, _, _ = small_mnist
-    with pytest.raises(ValueError, match="x_inv"):
-        train.train(model_config("baseline+mls+mli").replace(epochs=1), X, y, log=None)
+    for config in (model_config("baseline+mls+mli"), TrainConfig(ce_on="clean+invariance")):
+        with pytest.raises(ValueError, match="x_inv"):
+            train.train(config.replace(epochs=1), X, y, log=None)
 
 
 def test_progress_line_per_epoch(small_mnist):
@@ -146,8 +156,8 @@ def test_hooks_see_every_step_and_epoch_and_change_nothing(small_mnist):
     on_epoch (epoch, weights, the history record) after every epoch, and its text ends the
     epoch's log line; watching leaves the run exactly as it is without hooks."""
     X, y, x_inv, y_flip = small_mnist
-    config = model_config("baseline+mls", TrainConfig(epochs=2, sizes=(784, 16, 16, 10),
-                                                      train_size=384))
+    X, y = X[:384], y[:384]
+    config = model_config("baseline+mls", TrainConfig(epochs=2, sizes=(784, 16, 16, 10)))
     steps, epochs, lines = [], [], []
 
     def on_step(step, params, terms):
@@ -169,6 +179,21 @@ def test_hooks_see_every_step_and_epoch_and_change_nothing(small_mnist):
     assert all(np.array_equal(params[k], plain[k]) for k in plain)
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(history) == strip(plain_history)
+
+
+def test_a_handed_in_step_runs_instead_of_the_readable_one(small_mnist):
+    X, y, _, _ = small_mnist
+    seen = []
+
+    def step(params, opt, config, batch, rng):
+        seen.append(batch.x.shape)
+        return {"total": 1.0, "ce": 1.0, "triplet_sens": 0.0, "active_sens": 0.0,
+                "triplet_inv": 0.0, "active_inv": 0.0, "norm": 0.0}
+    params, _ = train.train(TrainConfig(epochs=1, batch_size=128, sizes=(784, 8, 10)), X, y,
+                            log=None, step=step)
+    assert seen == [(128, 784)] * 4
+    fresh = network.init_params(TrainConfig(sizes=(784, 8, 10)), np.random.default_rng(0))
+    assert all(np.array_equal(params[k], fresh[k]) for k in fresh)  # nothing else trained
 
 
 def test_draw_batch_brings_what_the_protocol_needs():
@@ -198,30 +223,128 @@ def test_learning_rate_schedules():
     assert train.learning_rate(constant, 7, 10) == 0.1
 
 
+# ---- the readable step, the lab's fast step, and the authors' step ------------------------
+
+class GradientRecorder:
+    """An optimiser that keeps the gradients it is handed instead of stepping."""
+
+    def step(self, params, grads):
+        self.grads = grads
+
+
+STEP_CASES = [  # (TrainConfig fields, network), every term and protocol of Eq. 2
+    *[(dict(MODELS[m]), arch) for m in MODELS for arch in ("mlp", "mlp4")],
+    *[(dict(MODELS[m]), "cnn") for m in ("baseline+mls+mli", "baseline+mls+mli(oracle)")],
+    (dict(ce_on="fgsm", lambda_sens=0.5, lambda_norm=1e-3), "mlp4"),
+    (dict(ce_on="fgsm"), "cnn"),
+    (dict(adversarial=False), "mlp"),
+    (dict(adversarial=False, ce_on="clean+invariance"), "mlp4"),
+    (dict(ce_on="clean+invariance", lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3), "cnn"),
+    (dict(negatives="random", lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3), "mlp"),
+    (dict(input_norm="authors", lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3), "mlp4"),
+    (dict(input_norm="authors", lambda_sens=0.5, lambda_inv=0.5, lambda_norm=1e-3), "cnn"),
+]
+NETWORKS = {"mlp": dict(sizes=(784, 24, 16, 10)), "mlp4": dict(sizes=(784, 24, 16, 10), embed_dim=4),
+            "cnn": dict(arch="cnn")}
+
+
+@pytest.mark.parametrize("fields, net", STEP_CASES)
+def test_the_fast_step_computes_the_readable_steps_numbers(fields, net):
+    """In float64, one step from the same weights and batch: the gradients handed to the
+    optimiser and every loss term agree to 1e-9 (relative), every configuration, both
+    networks -- the lab's fast step (fast/step.py) is the paper's step."""
+    n = 8 if net == "cnn" else 12  # anchors; the readable CNN loops over positions
+    config = TrainConfig(batch_size=n, **NETWORKS[net], **fields)
+    rng = np.random.default_rng(4)
+    X = rng.random((12, 784))  # float64 images; the batch is the first n
+    y = np.arange(12) % 4
+    x_inv = np.clip(X[::-1] * 0.6 + 0.3 * rng.random((12, 784)), 0, 1)
+    oracle = OraclePositives((np.arange(12) + 5) % 10)  # flipped labels: every class
+    params = network.init_params(config, np.random.default_rng(1), dtype=np.float64)
+    xi = x_inv if config.uses_invariance else None
+    results = []
+    for step in (train.train_step, fast_train_step):
+        draw = np.random.default_rng(9)  # the same oracle positives and random negatives
+        batch = train.draw_batch(config, np.arange(n), X, y, xi, oracle, draw)
+        recorder = GradientRecorder()
+        terms = step(copy.deepcopy(params), recorder, config, batch, draw)
+        results.append((recorder.grads, terms))
+    (readable, readable_terms), (fast, fast_terms) = results
+    assert sorted(readable) == sorted(fast) == sorted(network.trainable_keys(params))
+    for key in readable:
+        scale = max(np.abs(readable[key]).max(), 1e-12)
+        assert np.abs(readable[key] - fast[key]).max() <= 1e-9 * scale, key
+    for key, value in readable_terms.items():
+        assert fast_terms[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def _params_sha256(params):
+    digest = hashlib.sha256()
+    for key in sorted(params):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(params[key]).tobytes())
+    return digest.hexdigest()
+
+
+GOLDEN_STEPS = json.load(open(os.path.join(GOLDEN, "steps.json")))
+
+
+@pytest.fixture(scope="module")
+def golden_data():
+    X, y = data.load_mnist("train")
+    X, y = X[:160].copy(), y[:160].copy()
+    x_inv, y_flip = invariance.label_flip(X, y, X, y, 0.4, exclude_self=True)
+    return X, y, x_inv, y_flip
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_STEPS["runs"]))
+def test_the_labs_steps_train_what_the_code_before_them_trained(name, golden_data):
+    """Five float32 steps of the paper's rows (the fast step) and of the authors' variants
+    (authors_code.authors_step), against what train.train_step computed before the steps
+    were handed in (tests/golden/steps.json, recorded at 23f27e7): bit for bit on the machine
+    they were recorded on; elsewhere a BLAS may round its sums differently, so there the
+    weights must agree to float32 accuracy."""
+    golden = GOLDEN_STEPS["runs"][name]
+    X, y, x_inv, y_flip = golden_data
+    config = RunConfig.from_dict({**GOLDEN_STEPS["common"], **golden["config"]})
+    n = golden.get("train_images", len(X))  # the CNN's runs: fewer images, fewer steps
+    X, y, x_inv, y_flip = X[:n], y[:n], x_inv[:n], y_flip[:n]
+    xi, yf = (x_inv, y_flip) if config.uses_invariance else (None, None)
+    params, history = train.train(config.train, X, y, xi, yf, log=None,
+                                  step=config.training_step())
+    if _params_sha256(params) == golden["sha256"]:
+        assert {k: v for k, v in history[0].items() if k != "seconds"} == golden["terms"]
+        return
+    for key, expected in golden["abs_sums"].items():
+        assert np.abs(params[key].astype(np.float64)).sum() == pytest.approx(expected, rel=1e-4)
+
+
 @pytest.mark.parametrize("preset, model", CASES)
 def test_a_training_step_leaves_no_reference_cycles(model, preset):
     """A step's arrays must be freed when it returns, not at the next garbage collection: a
     cycle (e.g. a self-referencing closure) kept each step's activations alive, grew the heap
     by ~400 KB a step and cost ~100 page faults a step until the collector ran."""
     import gc
-    from tinyadv import network
-    from tinyadv.optim import make_optimizer
     rng = np.random.default_rng(0)
     X = rng.random((64, 784), dtype=np.float32)
     y = np.arange(64) % 10
-    config = preset_config(preset, sizes=(784, 16, 16, 10), batch_size=16, arch="mlp").replace(
-        **train.PRESET_ROWS[preset][model])
-    params = network.init_params(config, rng)
+    config = row_config(model, preset_config(preset, sizes=(784, 16, 16, 10), batch_size=16,
+                                             arch="mlp"), PRESET_ROWS[preset])
+    params = network.init_params(config.train, rng)
     opt = make_optimizer(config.optimizer, params, config.lr)
-    oracle = OraclePositives(y) if config.protocol == "oracle" and config.uses_invariance else None
-    for step in range(4):  # the first step may leave one-time import garbage: not counted
-        if step == 1:
-            gc.collect()
-            gc.disable()
-        idx = rng.choice(64, 16, replace=False)
-        train.train_step(params, opt, config, train.draw_batch(config, idx, X, y, X, oracle, rng),
-                         rng)
-    try:
-        assert gc.collect() == 0, "a training step left garbage reference cycles behind"
-    finally:
-        gc.enable()
+    x_inv = X if config.uses_invariance else None
+    oracle = OraclePositives(y) if config.protocol == "oracle" and x_inv is not None else None
+    for step_fn in (config.training_step(), train.train_step):
+        for step in range(4):  # the first step may leave one-time import garbage: not counted
+            if step == 1:
+                gc.collect()
+                gc.disable()
+            idx = rng.choice(64, 16, replace=False)
+            batch = train.draw_batch(config.train, idx, X, y, x_inv, oracle, rng)
+            if step_fn is train.train_step and not config.authors.is_paper():
+                break  # the readable step is the paper's only
+            step_fn(params, opt, config.train, batch, rng)
+        try:
+            assert gc.collect() == 0, "a training step left garbage reference cycles behind"
+        finally:
+            gc.enable()

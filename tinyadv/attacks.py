@@ -21,14 +21,17 @@ changes nothing but rounding: BLAS sums a row's products in an order that depend
 matrix shape, so in float32 a pixel whose gradient is at rounding level (~1e-7 of the row's
 largest) may get the other sign; in float64 the results are identical for every chunk size.
 Float32 in, float32 out; the input is never modified.
+
+``net`` is the network that runs the images: network.py's (the default), or another with the
+same forward/backward (the lab hands in tinyadv/fast/network.py's, whose CNN is faster).
 """
 import numpy as np
 
-from . import layers, losses, network
+from . import losses, network
 from .validate import check_eps, check_images, check_labels
 
-__all__ = ["input_gradient_sign", "fgsm_loss_forward", "fgsm_loss_backward", "fgsm", "pgd",
-           "default_pgd_step_size", "CHUNK_SIZE", "CNN_CHUNK_SIZE", "CRAFT_FROM"]
+__all__ = ["input_gradient_sign", "fgsm", "pgd", "default_pgd_step_size", "CHUNK_SIZE",
+           "CNN_CHUNK_SIZE", "CRAFT_FROM"]
 
 CHUNK_SIZE = 4096  # rows per forward/backward: ~4096 x 784 float32 = 12 MB of images
 # The CNN keeps far more per row for its backward (im2col's patch matrix: 205 KB an image).
@@ -37,7 +40,7 @@ CNN_CHUNK_SIZE = 512
 CRAFT_FROM = ("true", "predicted")
 
 
-def input_gradient_sign(params, x, y=None, forward=None):
+def input_gradient_sign(params, x, y=None, net=network):
     """sign(grad_x sum_i CE(f(x_i), y_i)) for one batch: one forward and one backward.
 
     Parameters
@@ -45,72 +48,20 @@ def input_gradient_sign(params, x, y=None, forward=None):
     params : the network's parameters (mlp.init_params or cnn.init_params)
     x : (N, D) images
     y : (N,) labels the loss is computed against; None = the model's own predictions
-    forward : the result of ``network.forward(params, x)`` if the caller has it already (training
-        reuses it for the objective), or None to compute it here
+    net : the network that runs x (module docstring)
 
     Returns
     -------
     (N, D) array of -1, 0, +1 in x's dtype (0 where the gradient is exactly zero)
     """
-    logits, _, cache = network.forward(params, x) if forward is None else forward  # (N, C)
+    logits, _, cache = net.forward(params, x)  # (N, C)
     if y is None:
         y = logits.argmax(axis=1)
     _, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
     # dloss = N undoes the batch mean: each row gets exactly softmax - onehot, as if alone.
     dlogits = losses.softmax_cross_entropy_backward(float(len(x)), ce_cache)  # (N, C)
-    _, dx = network.backward(dlogits, None, cache, need_dx=True, need_param_grads=False)  # (N, D)
+    _, dx = net.backward(dlogits, None, cache, need_dx=True, need_param_grads=False)  # (N, D)
     return np.sign(dx).astype(x.dtype, copy=False)
-
-
-def fgsm_loss_forward(x, W1, b1, W2, b2, y):
-    """The loss FGSM climbs, for a two-layer MLP, one layer at a time.
-
-    .. math:: L(x) = \\frac{1}{N} \\sum_i \\mathrm{CE}(\\mathrm{relu}(x_i W_1 + b_1) W_2 + b_2, y_i)
-
-    FGSM (paper Def. 1) steps along sign(grad_x L); ``fgsm_loss_backward`` is that gradient.
-    ``input_gradient_sign`` finds the same direction for an MLP of any depth, or the CNN,
-    through network.forward/backward; this pair spells the two-layer case out (the
-    classroom exercise).
-
-    Parameters
-    ----------
-    x : (N, D) images
-    W1 : (D, H), b1 : (H,) the hidden layer
-    W2 : (H, C), b2 : (C,) the head
-    y : (N,) int labels in 0..C-1
-
-    Returns
-    -------
-    loss : float, the batch mean
-    cache : for the backward
-    """
-    z, linear1 = layers.linear_forward(x, W1, b1)  # (N, H) pre-activations
-    a, relu_cache = layers.relu_forward(z)  # (N, H)
-    logits, linear2 = layers.linear_forward(a, W2, b2)  # (N, C)
-    loss, ce_cache = losses.softmax_cross_entropy_forward(logits, y)
-    return loss, (linear1, relu_cache, linear2, ce_cache)
-
-
-def fgsm_loss_backward(dloss, cache):
-    """grad_x of the mean cross-entropy through both layers (no weight gradients).
-
-    Each line undoes one line of the forward, from the loss down:
-
-        dlogits = dloss * (softmax(logits) - onehot(y)) / N      (N, C)
-        da      = dlogits @ W2.T                                 (N, H)
-        dz      = da * [z > 0]                                   (N, H)
-        dx      = dz @ W1.T                                      (N, D)
-
-    Returns
-    -------
-    dx : (N, D)
-    """
-    linear1, relu_cache, linear2, ce_cache = cache
-    dlogits = losses.softmax_cross_entropy_backward(dloss, ce_cache)  # (N, C)
-    da, _, _ = layers.linear_backward(dlogits, linear2, need_dW=False)  # (N, H)
-    dz = layers.relu_backward(da, relu_cache)  # (N, H)
-    dx, _, _ = layers.linear_backward(dz, linear1, need_dW=False)  # (N, D)
-    return dx
 
 
 def _chunks(n, chunk_size):
@@ -134,7 +85,7 @@ def _check_params(params):
     return network.input_dim(params)  # a TypeError for anything but a network's params
 
 
-def fgsm(params, x, y, eps, craft_from="true", chunk_size=None, forward=None):
+def fgsm(params, x, y, eps, craft_from="true", chunk_size=None, net=network):
     """Fast Gradient Sign Method: x' = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1).
 
     Parameters
@@ -151,9 +102,7 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=None, forward=None):
         both give the same image.
     chunk_size : rows per forward/backward pass; None: CHUNK_SIZE for an MLP,
         CNN_CHUNK_SIZE for the CNN
-    forward : ``network.forward(params, x)`` if the caller has it already, or None. Training
-        passes the anchors' forward, which the objective reuses (fast/objective.py); it
-        needs x in one chunk.
+    net : the network that runs x (module docstring)
 
     Returns
     -------
@@ -167,21 +116,18 @@ def fgsm(params, x, y, eps, craft_from="true", chunk_size=None, forward=None):
         check_labels(y, "y", n=len(x), num_classes=network.num_classes(params))
     eps = check_eps(eps)
     chunk_size = _check_chunk_size(_default_chunk_size(params, chunk_size))
-    if forward is not None and len(x) > chunk_size:
-        raise ValueError(f"forward: a precomputed forward needs x in one chunk, got {len(x)} "
-                         f"rows and chunk_size {chunk_size}")
 
     step = x.dtype.type(eps)
     x_adv = np.empty_like(x)
     for start, stop in _chunks(len(x), chunk_size):
         xb = x[start:stop]  # (B, D), a view: never written to
         yb = None if craft_from == "predicted" else y[start:stop]
-        direction = input_gradient_sign(params, xb, yb, forward)  # (B, D)
+        direction = input_gradient_sign(params, xb, yb, net)  # (B, D)
         np.clip(xb + step * direction, 0.0, 1.0, out=x_adv[start:stop])
     return x_adv
 
 
-def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=None):
+def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=None, net=network):
     """Projected Gradient Descent (ascent on the loss) in the l-inf ball, with a random start.
 
     Each iteration takes a signed step of size ``step_size`` (alpha), then projects back
@@ -199,6 +145,7 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=None):
     rng : np.random.Generator for the random start. The whole (N, D) start is drawn at once,
         before chunking, so the result does not depend on chunk_size.
     chunk_size : rows processed together; None: as in ``fgsm``
+    net : the network that runs x (module docstring)
 
     Returns
     -------
@@ -225,7 +172,7 @@ def pgd(params, x, y, eps, steps, step_size, rng, chunk_size=None):
         xt = x_adv[start:stop]  # (B, D), a view: the iterate lives in the output
         np.clip(xb + noise[start:stop], low, high, out=xt)
         for _ in range(steps):
-            step = input_gradient_sign(params, xt, yb)  # (B, D) of -1, 0, +1
+            step = input_gradient_sign(params, xt, yb, net)  # (B, D) of -1, 0, +1
             step *= dtype(step_size)
             xt += step
             np.maximum(xt, low, out=xt)  # project: back into the ball and into [0, 1]

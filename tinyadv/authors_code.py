@@ -21,17 +21,24 @@ each piece with a hand-written backward in the project's pattern
 - ``fgsm`` and ``fgsm_with_leak``: their FGSM (``attacks.fgsm_attack``), which clamps the
   *normalised* image to [0, 1], and the clean cross-entropy gradient it leaves in the
   parameters' gradients (their training loop never zeroes them after the attack).
+- ``their_loss``: their whole loss of one batch (``modeling.construct_loss``).
+- ``AuthorsOptions`` and ``authors_step``: their five choices, and the training step they
+  make, handed to ``train.train`` in place of the paper's step -- the paper's step and
+  TrainConfig know nothing of them.
 
 Facts of their code, with the lines they come from, are in each docstring. The mining
 (which column is each anchor's positive and negative) is recomputed in every forward and
 held constant in the backward, as autograd treats an argmax.
 """
 from collections import namedtuple
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import losses, network
-from .fast.objective import STACK_FORWARDS
+from . import losses, network, objective
+from .fast.network import FAST
+from .fast.objective import fast_objective
+from .fast.step import fgsm_sharing_forward
 from .validate import check_array, check_eps, check_labels
 
 __all__ = ["DISTANCE_FLOOR", "MARGIN", "TRIPLET_WEIGHT", "NORM_WEIGHT", "FGSM_EPS", "CLAMPS",
@@ -39,7 +46,8 @@ __all__ = ["DISTANCE_FLOOR", "MARGIN", "TRIPLET_WEIGHT", "NORM_WEIGHT", "FGSM_EP
            "mine_hard_angular", "hard_angular_triplet_reference", "hard_angular_triplet_forward",
            "triplet_mined", "hard_angular_triplet_backward", "embedding_norms_forward",
            "embedding_norms_backward", "block_forward", "block_backward", "fgsm",
-           "fgsm_with_leak", "as_fed_raw", "objective"]
+           "fgsm_with_leak", "as_fed_raw", "their_loss", "AuthorsOptions", "authors_step",
+           "TRIPLETS", "INVARIANCE_INPUTS"]
 
 # sampler._pairwise_distances_angular: cos = a.b / (||a|| ||b||).clamp(min=1e-8)
 DISTANCE_FLOOR = 1e-8
@@ -50,6 +58,8 @@ NORM_WEIGHT = 1e-3  # reg_embed_lambda; added as is, not multiplied by lambda (l
 # [sensitivity] epsilon, in *normalised* units: 0.01 * 0.3081 = 0.0031 in pixel units
 FGSM_EPS = 0.01
 CLAMPS = ("normalised", "pixels")
+TRIPLETS = ("paper", "authors")
+INVARIANCE_INPUTS = ("pixels", "raw255")
 
 
 def _check_embeddings(nat, pert):
@@ -174,7 +184,7 @@ def mine_hard_angular(D, y):
     - A batch with a single class: every entry is raised, the negative is the row's
       smallest D_ij + max_k D_ik (a same-class column, possibly the anchor's own copy).
     - Ties (equal values) go to the first column, as PyTorch documents for max/min/argmax
-      along a dimension (and does, checked with torch 2.x on the CPU).
+      along a dimension.
 
     Parameters
     ----------
@@ -428,18 +438,11 @@ def block_backward(dvalue, cache):
     return dnat + dnat_norm, dpert + dpert_norm
 
 
-def _network(net):
-    """The forward/backward pair a network module offers: mlp.py's contract,
-    ``forward(params, x) -> (logits, h, cache)`` and
-    ``backward(dlogits, dh, cache, need_dx, need_param_grads) -> (grads, dx)``. None:
-    network.py's, which runs the MLP or the CNN, whichever the params are."""
-    net = network if net is None else net
+def _check_network(net):
     if not (callable(getattr(net, "forward", None)) and callable(getattr(net, "backward", None))):
-        raise TypeError(f"net: expected None (the params' network) or a module with "
-                        f"forward(params, x) and "
-                        f"backward(dlogits, dh, cache, need_dx, need_param_grads), "
-                        f"got {type(net).__name__}")
-    return net.forward, net.backward
+        raise TypeError(f"net: expected a network with forward(params, x) and "
+                        f"backward(dlogits, dh, cache, need_dx, need_param_grads) (network.py's, "
+                        f"or fast/network.py's), got {type(net).__name__}")
 
 
 def _input_norm(params):
@@ -449,7 +452,7 @@ def _input_norm(params):
     if "input_mean" not in params or "input_std" not in params:
         raise ValueError("params: their FGSM steps in normalised units and needs a network that "
                          "normalises its inputs (input_mean, input_std; e.g. "
-                         "mlp.init_params(..., input_norm=mlp.INPUT_NORMS['authors'])), "
+                         "network.with_input_norm(params, *network.INPUT_NORMS['authors'])), "
                          f"got keys {sorted(params)}")
     return params["input_mean"], params["input_std"]
 
@@ -485,22 +488,24 @@ def _signed_step(x, sign, eps, mean, std, clamp):
     return (x_adv_norm * std + mean).astype(x.dtype, copy=False)
 
 
-def _clean_nll(params, x, y, forward, backward, need_param_grads, anchor_forward=None):
+def _clean_nll(params, x, y, net, need_param_grads, anchor_forward=None):
     """NLL(clean) = mean_i CE(f(x_i), y_i), its input-gradient sign and, if asked, its
     parameter gradients: one forward (or ``anchor_forward``), one backward."""
-    logits, _, cache = forward(params, x) if anchor_forward is None else anchor_forward
+    _check_network(net)
+    logits, _, cache = net.forward(params, x) if anchor_forward is None else anchor_forward
     if logits.shape[0] != len(x):
         raise ValueError(f"forward: expected logits for {len(x)} images, got {logits.shape[0]}")
     check_labels(y, "y", n=len(x), num_classes=logits.shape[1])
     nll, ce_cache = losses.softmax_cross_entropy_forward(logits, y)  # NLLLoss(log_softmax)
     dlogits = losses.softmax_cross_entropy_backward(1.0, ce_cache)  # the batch mean, as theirs
-    grads, dx = backward(dlogits, None, cache, need_dx=True, need_param_grads=need_param_grads)
+    grads, dx = net.backward(dlogits, None, cache, need_dx=True,
+                             need_param_grads=need_param_grads)
     # The network's dx is in pixel units: dx = dx_norm / std, std > 0, so the signs agree with
     # grad_{x_norm}, the gradient their code takes.
     return nll, np.sign(dx).astype(x.dtype, copy=False), grads
 
 
-def fgsm(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, chunk_size=4096):
+def fgsm(params, x, y, eps=FGSM_EPS, clamp="normalised", net=network, chunk_size=4096):
     """Their FGSM (``attacks.fgsm_attack``), in tinyadv's pixel units.
 
     Their images reach the network normalised, x_norm = (x - 0.1307) / 0.3081, and the
@@ -525,8 +530,8 @@ def fgsm(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, chunk_size=40
     y : (N,) int true labels (their attack uses them)
     eps : step in *normalised* units (theirs: 0.01)
     clamp : "normalised" (theirs) or "pixels"
-    net : None for the params' own network (network.py: the MLP or the CNN), or a module
-        with the same forward/backward contract
+    net : the network that runs x: network.py's (the default), or another with its forward
+        and backward (the lab's: tinyadv/fast/network.py)
     chunk_size : images per forward/backward (the sign of each image's gradient does not
         depend on the others: NLL is a mean, and a positive factor 1/N keeps every sign)
 
@@ -538,16 +543,16 @@ def fgsm(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, chunk_size=40
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
             or chunk_size < 1:
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
-    forward, backward = _network(net)
     x_adv = np.empty_like(x)
     for start in range(0, len(x), chunk_size):
         xb, yb = x[start:start + chunk_size], y[start:start + chunk_size]
-        _, sign, _ = _clean_nll(params, xb, yb, forward, backward, need_param_grads=False)
+        _, sign, _ = _clean_nll(params, xb, yb, net, need_param_grads=False)
         x_adv[start:start + chunk_size] = _signed_step(xb, sign, eps, mean, std, clamp)
     return x_adv
 
 
-def fgsm_with_leak(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, forward=None):
+def fgsm_with_leak(params, x, y, eps=FGSM_EPS, clamp="normalised", net=network,
+                   anchor_forward=None):
     """Their FGSM of one training batch, and what it leaves in the parameters' gradients.
 
     ``attacks.fgsm_attack`` calls ``model.zero_grad()`` and then ``loss.backward()`` on the
@@ -560,8 +565,8 @@ def fgsm_with_leak(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, for
     Parameters
     ----------
     As ``fgsm`` (one batch, no chunking), and
-    forward : ``net.forward(params, x)`` if the caller has it already (their trainer computes
-        the natural embeddings first), or None
+    anchor_forward : ``net.forward(params, x)`` if the caller has it already (their trainer
+        computes the natural embeddings first), or None
 
     Returns
     -------
@@ -570,9 +575,8 @@ def fgsm_with_leak(params, x, y, eps=FGSM_EPS, clamp="normalised", net=None, for
     grads : dict shaped like the trainable params, d nll_clean / d params
     """
     mean, std, eps = _check_fgsm_inputs(params, x, y, eps, clamp)
-    net_forward, backward = _network(net)
-    nll, sign, grads = _clean_nll(params, x, y, net_forward, backward, need_param_grads=True,
-                                  anchor_forward=forward)
+    nll, sign, grads = _clean_nll(params, x, y, net, need_param_grads=True,
+                                  anchor_forward=anchor_forward)
     return _signed_step(x, sign, eps, mean, std, clamp), nll, grads
 
 
@@ -595,9 +599,9 @@ def as_fed_raw(x_inv, params):
     return v
 
 
-def objective(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_inv=0.0,
-              lambda_norm=0.0, margin=MARGIN, ce_on="fgsm", lambda_image_norm=0.0,
-              anchor_forward=None):
+def their_loss(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_inv=0.0,
+               lambda_norm=0.0, margin=MARGIN, ce_on="fgsm", lambda_image_norm=0.0,
+               anchor_forward=None):
     """Their training loss of one batch (``modeling.construct_loss``) and its gradients.
 
         L = CE  +  MLI block  +  MLS block  +  lambda_image_norm * ||x_inv||
@@ -613,20 +617,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_i
     both blocks the invariance block comes first, as in their code. ``||x_inv||`` is the
     norm of the invariance batch as given (their nll-sensitivity-norm-invar config): it does
     not depend on the weights, so it changes the loss and no gradient. CE(clean)'s gradient
-    that their loop also trained is not here: ``fgsm_with_leak`` returns it.
-
-    Parameters
-    ----------
-    params : the network's parameters (an MLP's or the CNN's)
-    x : (N, D) natural images; y : (N,) labels
-    x_adv : (N, D) their FGSM images, or None (no adversarial CE, no MLS block)
-    x_inv : (N, D) invariance images as the network is to see them (``as_fed_raw`` for
-        their 0..255), or None (no MLI block)
-    lambda_sens, lambda_inv : the blocks' triplet weights (theirs: 0.5 each)
-    lambda_norm : the norm terms' weight (theirs: 1e-3, not multiplied by a lambda)
-    margin : the triplet margin (theirs: 0.05)
-    ce_on : "fgsm" or "clean+fgsm"
-    anchor_forward : ``network.forward(params, x)`` if the caller has it, or None
+    that their loop also trained is not here: ``fgsm_with_leak`` returns it. The network is
+    fast/network.py's, as in training (``anchor_forward``: its forward of x, if the caller
+    has it).
 
     Returns
     -------
@@ -635,6 +628,62 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_i
     terms : dict of floats -- ce, ce_clean, ce_adv, triplet_sens, triplet_inv, active_sens,
         active_inv, norm, image_norm, total, clean_accuracy
     """
+    _check_loss_arguments(x_adv, x_inv, lambda_sens, lambda_inv, lambda_image_norm, ce_on)
+    # Their blocks, invariance first; the groups of images the loss reads (the anchors'
+    # embeddings for either block and for their clean CE, the FGSM images for the CE and the
+    # MLS block, the invariance images for MLI).
+    blocks = [name for name, weight in (("inv", lambda_inv), ("adv", lambda_sens)) if weight]
+    groups = ["anchor"] if blocks or ce_on == "clean+fgsm" else []
+    groups += [g for g, image in (("adv", x_adv), ("inv", x_inv))
+               if image is not None and (g == "adv" or lambda_inv)]
+    logits, h, cache = _forward_groups(params, {"anchor": x, "adv": x_adv, "inv": x_inv},
+                                       groups, anchor_forward)
+    rows = {g: slice(i * len(x), (i + 1) * len(x)) for i, g in enumerate(groups)}
+    dlogits, dh = np.zeros_like(logits), np.zeros_like(h)
+    terms = dict(ce=0.0, ce_clean=0.0, ce_adv=0.0, triplet_sens=0.0, triplet_inv=0.0,
+                 active_sens=0.0, active_inv=0.0, norm=0.0, image_norm=0.0)
+    _add_cross_entropy(logits, y, rows, ce_on, dlogits, terms)
+    for i, g in enumerate(blocks):  # the second block's norm reads only ||h(x')||
+        _add_block(h, y, rows, g, lambda_inv if g == "inv" else lambda_sens, lambda_norm,
+                   margin, i == 1, dh, terms)
+    if lambda_image_norm:  # their constant: the norm of the invariance images (no gradient)
+        terms["image_norm"] = float(np.linalg.norm(x_inv))
+    grads, _ = FAST.backward(dlogits, dh, cache, need_dx=False)
+    terms["total"] = float(terms["ce"] + lambda_inv * terms["triplet_inv"]
+                           + lambda_sens * terms["triplet_sens"] + lambda_norm * terms["norm"]
+                           + lambda_image_norm * terms["image_norm"])
+    clean_logits = logits[rows["anchor"]] if "anchor" in rows else (
+        anchor_forward[0] if anchor_forward is not None else FAST.forward(params, x)[0])
+    terms["clean_accuracy"] = float((clean_logits.argmax(axis=1) == y).mean())
+    return terms["total"], grads, terms
+
+
+def _add_cross_entropy(logits, y, rows, ce_on, dlogits, terms):
+    """Their cross-entropy, NLL of log-softmax, a batch mean: its value into ``terms``, its
+    gradient into ``dlogits``."""
+    for g, weight in ({"adv": 1.0} if ce_on == "fgsm" else {"anchor": 0.5, "adv": 0.5}).items():
+        value, ce_cache = losses.softmax_cross_entropy_forward(logits[rows[g]], y)
+        dlogits[rows[g]] += losses.softmax_cross_entropy_backward(weight, ce_cache)
+        terms["ce_clean" if g == "anchor" else "ce_adv"] = value
+        terms["ce"] += weight * value
+
+
+def _add_block(h, y, rows, g, triplet_weight, norm_weight, margin, only_perturbed_norm, dh,
+               terms):
+    """One triplet block on the anchors' and group ``g``'s embeddings: its values into
+    ``terms``, its gradients into ``dh``."""
+    value, b_cache, b_terms = block_forward(
+        h[rows["anchor"]], h[rows[g]], y, margin=margin, triplet_weight=triplet_weight,
+        norm_weight=norm_weight, only_perturbed_norm=only_perturbed_norm)
+    dnat, dpert = block_backward(1.0, b_cache)
+    dh[rows["anchor"]] += dnat
+    dh[rows[g]] += dpert
+    name = "inv" if g == "inv" else "sens"
+    terms[f"triplet_{name}"], terms[f"active_{name}"] = b_terms["triplet"], b_terms["active"]
+    terms["norm"] += b_terms["norm"]
+
+
+def _check_loss_arguments(x_adv, x_inv, lambda_sens, lambda_inv, lambda_image_norm, ce_on):
     if ce_on not in ("fgsm", "clean+fgsm"):
         raise ValueError(f"ce_on: expected 'fgsm' or 'clean+fgsm', got {ce_on!r}")
     if x_adv is None and (lambda_sens or ce_on == "fgsm"):
@@ -643,65 +692,104 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, lambda_sens=0.0, lambda_i
     if (lambda_inv or lambda_image_norm) and x_inv is None:
         raise ValueError("x_inv: lambda_inv or lambda_image_norm needs the invariance images, "
                          "got None")
-    # Which image groups the loss reads: the anchors' embeddings for either block (and their
-    # clean CE), the FGSM images for the CE and the MLS block, the invariance images for MLI.
-    blocks = [name for name, weight in (("inv", lambda_inv), ("adv", lambda_sens)) if weight]
-    groups = ["anchor"] if blocks or ce_on == "clean+fgsm" else []
-    groups += [g for g, image in (("adv", x_adv), ("inv", x_inv))
-               if image is not None and (g == "adv" or lambda_inv)]
-    images = {"anchor": x, "adv": x_adv, "inv": x_inv}
-    n = len(x)
 
-    # 1. One forward pass of every group (the anchors' rows reused when given).
+
+def _forward_groups(params, images, groups, anchor_forward):
+    """The forward of the stacked groups [x; x'; x''] (those in ``groups``), reusing the
+    anchors' forward when it is given: the other groups' forward is stacked onto it."""
     rest = [g for g in groups if g != "anchor"]
     if anchor_forward is not None and groups[:1] == ["anchor"] and rest:
-        rest_forward = network.forward(params, np.concatenate([images[g] for g in rest]))
-        logits, h, cache = _stack_forwards(params, anchor_forward, rest_forward)
-    elif anchor_forward is not None and groups == ["anchor"]:
-        logits, h, cache = anchor_forward
-    else:
-        logits, h, cache = network.forward(params, np.concatenate([images[g] for g in groups]))
-    rows = {g: slice(i * n, (i + 1) * n) for i, g in enumerate(groups)}
-    dlogits, dh = np.zeros_like(logits), np.zeros_like(h)
-
-    # 2. The cross-entropy: NLL of log-softmax, a batch mean, as theirs.
-    terms = dict(ce=0.0, ce_clean=0.0, ce_adv=0.0, triplet_sens=0.0, triplet_inv=0.0,
-                 active_sens=0.0, active_inv=0.0, norm=0.0, image_norm=0.0)
-    weights = {"adv": 1.0} if ce_on == "fgsm" else {"anchor": 0.5, "adv": 0.5}
-    for g, weight in weights.items():
-        value, ce_cache = losses.softmax_cross_entropy_forward(logits[rows[g]], y)
-        dlogits[rows[g]] += losses.softmax_cross_entropy_backward(weight, ce_cache)
-        terms["ce_clean" if g == "anchor" else "ce_adv"] = value
-        terms["ce"] += weight * value
-
-    # 3. Their triplet blocks, invariance first; the second block's norm reads only ||h(x')||.
-    for i, g in enumerate(blocks):
-        weight = lambda_inv if g == "inv" else lambda_sens
-        value, b_cache, b_terms = block_forward(
-            h[rows["anchor"]], h[rows[g]], y, margin=margin, triplet_weight=weight,
-            norm_weight=lambda_norm, only_perturbed_norm=i == 1)
-        dnat, dpert = block_backward(1.0, b_cache)
-        dh[rows["anchor"]] += dnat
-        dh[rows[g]] += dpert
-        name = "inv" if g == "inv" else "sens"
-        terms[f"triplet_{name}"], terms[f"active_{name}"] = b_terms["triplet"], b_terms["active"]
-        terms["norm"] += b_terms["norm"]
-
-    # 4. Their constant: the norm of the invariance images themselves (no gradient).
-    if lambda_image_norm:
-        terms["image_norm"] = float(np.linalg.norm(x_inv))
-
-    # 5. One backward pass of every group; the pixels need no gradient.
-    grads, _ = network.backward(dlogits, dh, cache, need_dx=False)
-    total = (terms["ce"] + lambda_inv * terms["triplet_inv"] + lambda_sens * terms["triplet_sens"]
-             + lambda_norm * terms["norm"] + lambda_image_norm * terms["image_norm"])
-    terms["total"] = float(total)
-    clean_logits = logits[rows["anchor"]] if "anchor" in rows else (
-        anchor_forward[0] if anchor_forward is not None else network.forward(params, x)[0])
-    terms["clean_accuracy"] = float((clean_logits.argmax(axis=1) == y).mean())
-    return float(total), grads, terms
+        rest_forward = FAST.forward(params, np.concatenate([images[g] for g in rest]))
+        return FAST.stack_forwards(params, anchor_forward, rest_forward)
+    if anchor_forward is not None and groups == ["anchor"]:
+        return anchor_forward
+    return FAST.forward(params, np.concatenate([images[g] for g in groups]))
 
 
-def _stack_forwards(params, first, second):
-    """The forward of [x_a; x_b] from the forwards of x_a and x_b (fast/: per network)."""
-    return STACK_FORWARDS[network.arch(params)](first, second)
+# ---- their options, and the training step they make -------------------------------------
+
+@dataclass(frozen=True)
+class AuthorsOptions:
+    """What the authors' code did where it differs from the paper, each switchable alone.
+    The first value of each is the paper's (and tinyadv's): all five there is the paper."""
+
+    fgsm_clamp: str = "pixels"  # FGSM clips to [0, 1] in "pixels", or "normalised" units (theirs)
+    leak_clean_grad: bool = False  # True: CE(clean)'s gradient from the FGSM step is trained too
+    triplet: str = "paper"  # "paper": Eq. 1-2 (objective.py); "authors": their batch-hard blocks
+    invariance_input: str = "pixels"  # MLI positives in [0, 1], or "raw255": 0-255, unnormalised
+    lambda_image_norm: float = 0.0  # + this * ||x_inv||: their "norm-invar" term, a constant
+
+    def __post_init__(self):
+        choices = {"fgsm_clamp": CLAMPS, "triplet": TRIPLETS, "invariance_input": INVARIANCE_INPUTS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
+        if not isinstance(self.leak_clean_grad, bool):
+            raise ValueError(f"leak_clean_grad: expected true or false, got "
+                             f"{self.leak_clean_grad!r}")
+        if not self.lambda_image_norm >= 0:
+            raise ValueError(f"lambda_image_norm: expected a number >= 0, got "
+                             f"{self.lambda_image_norm!r}")
+
+    def is_paper(self):
+        """Are all five at the paper's values (the step is then the paper's)?"""
+        return self == AuthorsOptions()
+
+    def check(self, config):
+        """A ValueError if these options cannot run with ``config`` (a TrainConfig)."""
+        if not (config.input_norm == "authors"
+                or (self.fgsm_clamp == "pixels" and not self.leak_clean_grad)):
+            raise ValueError(f"input_norm: expected 'authors' with fgsm_clamp='normalised' or "
+                             f"leak_clean_grad (the authors' FGSM works on normalised images), "
+                             f"got {config.input_norm!r}")
+        if self.triplet == "authors" and config.protocol != "source":
+            raise ValueError(f"protocol: expected 'source' with triplet='authors' (their "
+                             f"triplet pairs each image with its own), got {config.protocol!r}")
+        if self.triplet == "authors" and config.ce_on not in ("fgsm", "clean+fgsm"):
+            raise ValueError(f"ce_on: expected 'fgsm' or 'clean+fgsm' with triplet='authors', "
+                             f"got {config.ce_on!r}")
+
+
+def authors_step(options):
+    """The training step of their code, for ``train.train(..., step=authors_step(options))``:
+    ``train.train_step`` (FGSM, the loss, one optimiser step) with their choices instead.
+
+        x'    their FGSM (``fgsm_clamp``), and CE(clean)'s gradient it leaves behind,
+              trained too (``leak_clean_grad``)
+        x''   as they fed it: 0..255, unnormalised (``invariance_input="raw255"``)
+        loss  their loss (``triplet="authors"``: ``their_loss``), or the paper's Eq. 2
+
+    It runs fast/network.py's network, the anchors' forward shared by FGSM and the loss as
+    their trainer shared it (natural embeddings first): with the paper's five options it is
+    the lab's fast step (fast/step.py)."""
+    def step(params, opt, config, batch, rng):
+        anchors = FAST.forward(params, batch.x)  # (logits, h, cache) of the natural images
+        x_adv, leaked = None, None
+        if config.adversarial and (options.fgsm_clamp == "normalised" or options.leak_clean_grad):
+            std = network.INPUT_NORMS[config.input_norm][1]  # their eps is in normalised units
+            x_adv, _, clean_grads = fgsm_with_leak(
+                params, batch.x, batch.y, eps=config.fgsm_eps / std, clamp=options.fgsm_clamp,
+                net=FAST, anchor_forward=anchors)
+            leaked = clean_grads if options.leak_clean_grad else None
+        elif config.adversarial:
+            x_adv = fgsm_sharing_forward(params, batch.x, batch.y, config.fgsm_eps, anchors)
+        x_inv = batch.x_inv
+        if x_inv is not None and options.invariance_input == "raw255":
+            x_inv = as_fed_raw(x_inv, params)
+        weights = dict(lambda_sens=config.lambda_sens if x_adv is not None else 0.0,
+                       lambda_inv=config.lambda_inv, lambda_norm=config.lambda_norm,
+                       margin=config.margin, ce_on=config.ce_on, anchor_forward=anchors)
+        if options.triplet == "authors":
+            _, grads, terms = their_loss(params, batch.x, batch.y, x_adv=x_adv, x_inv=x_inv,
+                                         lambda_image_norm=options.lambda_image_norm, **weights)
+        else:
+            neg_index = "hardest" if config.negatives == "hardest" else \
+                objective.random_negatives(batch.y, rng)
+            _, grads, terms = fast_objective(params, batch.x, batch.y, x_adv=x_adv, x_inv=x_inv,
+                                             x_inv_neg=batch.x_inv_neg, neg_index=neg_index,
+                                             **weights)
+        for key, grad in (leaked or {}).items():  # their loop never zeroed CE(clean)'s gradient
+            grads[key] = grads[key] + grad
+        opt.step(params, grads)
+        return terms
+    return step

@@ -12,10 +12,13 @@ import zlib
 
 import numpy as np
 
+from .tramer_sets import TRAMER_SETS, TRAMER_SHA256
+
 __all__ = ["load_mnist", "load_tramer", "iterate_minibatches", "read_verified", "DataFileError",
            "DATA_DIR", "TRAMER_DIR", "TRAMER_SETS"]
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+TRAMER_DIR = os.path.join(DATA_DIR, "tramer2020")  # TRAMER_SETS' files are relative to it
 
 MNIST_FILES = {  # split -> (images file, labels file)
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -27,29 +30,6 @@ MNIST_SHA256 = {  # of the decompressed bytes, from data/README.md
     "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-
-TRAMER_DIR = os.path.join(DATA_DIR, "tramer2020")
-# name -> (images file, human labels file, source-indices file), relative to TRAMER_DIR
-TRAMER_SETS = {
-    "linf_eps03": ("linf/automated_eps03.npy", "linf/automated_eps03_labels.npy", "indexs.npy"),
-    "linf_eps04": ("linf/automated_eps04.npy", "linf/automated_eps04_labels.npy", "indexs.npy"),
-    "linf_manual_eps04": ("linf/manual_eps04.npy", "linf/manual_eps04_labels.npy",
-                          "linf/manual_indexs.npy"),
-    "l0": ("l0/automated.npy", "l0/automated_labels.npy", "indexs.npy"),
-}
-TRAMER_SHA256 = {  # of the .npy files as committed
-    "indexs.npy": "a6bd76c3327259475ff8d4e48a4c49cb1fd84df90bd651c45312486b3903968d",
-    "l0/automated.npy": "02eb24c04a8b7a26c397fa02e4ae90d43c9e0818eb9f6dcd007953d5279c6d8b",
-    "l0/automated_labels.npy": "8e4387f2a9e89678911071838dbf82a59788f49a07784b8960a3310c640a30ec",
-    "linf/automated_eps03.npy": "3f1dad7705a272bee7ff6186e241b591a4bba88f7f3a94c686954ba7f78bb986",
-    "linf/automated_eps03_labels.npy": "79c93e7ab230591861ea74996ba6c95942290ed9e209e83f0b45b6b0c468ad18",
-    "linf/automated_eps04.npy": "751cbe4a5a2b85255e6e38a12e9eca690b2a4d54dc8e9e0d9dd6a582aec37978",
-    "linf/automated_eps04_labels.npy": "bb28481ffe49bf13a77a06f43e32895e6270739119e1fc2e1e232aa02bc11316",
-    "linf/manual_eps04.npy": "d3e40f37cda8dffb29a08cf8edd56ebd5838e302468a1f7bdc77f58ee662dd5f",
-    "linf/manual_eps04_labels.npy": "c953a34663c9c8aeda12a2f1231a6c6ba035a3f9687ac10abcebfb5660390550",
-    "linf/manual_indexs.npy": "f92394039cbd784ec8da5adcd653f63c81cf805c474b5fc43a7357e4afc882cc",
-}
-
 
 class DataFileError(OSError):
     """A data file is missing, corrupted or not in the expected format."""

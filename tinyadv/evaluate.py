@@ -22,10 +22,12 @@ Columns -- two readings of "invariance accuracy", and people as the arbiter:
   for a network trained without one, 0..255 into a network trained on [0, 1].
 
 Every accuracy is a dict(percent=float, correct=int, total=int) so a reader can always see
-how many images a percentage came from. ``evaluate_model`` also reports the FGSM - PGD gap in
-points: FGSM is PGD's first step without the random start, so a model robust to FGSM but not
-to PGD has learned to bend its gradient rather than to resist the perturbation -- the mark
-of *catastrophic overfitting* of FGSM adversarial training (Wong, Rice & Kolter, ICLR 2020).
+how many images a percentage came from. Every function takes ``net``, the network that runs
+the images: network.py's by default; the lab hands in tinyadv/fast/network.py's.
+``evaluate_model`` also reports the FGSM - PGD gap in points: FGSM is PGD's first step
+without the random start, so a model robust to FGSM but not to PGD has learned to bend its
+gradient rather than to resist the perturbation -- the mark of *catastrophic overfitting* of
+FGSM adversarial training (Wong, Rice & Kolter, ICLR 2020).
 """
 import functools
 
@@ -39,8 +41,8 @@ __all__ = ["score", "accuracy", "human_agreement", "authors_invariance", "evalua
            "OVERFITTING_GAP"]
 
 HUMAN_SETS = ("linf_eps03", "linf_eps04", "linf_manual_eps04", "l0")
-# A gap this large (in points) is flagged. Measured on this project's baselines: 37-50 points
-# for the runs that overfit catastrophically, 2-6 for those that did not (README, "Results").
+# A gap this large (in points) is flagged: it lies between the gaps of runs that overfit
+# catastrophically and of those that did not (data/results.md, "Full tables").
 OVERFITTING_GAP = 20.0
 KEYS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flipped") + tuple(
     f"human_{name}" for name in HUMAN_SETS)
@@ -54,7 +56,7 @@ def score(predictions, y):
     return {"percent": percent, "correct": correct, "total": total}
 
 
-def accuracy(params, x, y):
+def accuracy(params, x, y, net=network):
     """Top-1 accuracy of the network (an MLP or the CNN) on (x, y).
 
     Returns
@@ -63,7 +65,7 @@ def accuracy(params, x, y):
     """
     check_images(x, "x", dim=network.input_dim(params))
     check_labels(y, "y", n=len(x))
-    return score(network.predict(params, x), y)
+    return score(net.predict(params, x), y)
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,7 +77,7 @@ def _tramer(name):
     return X, y_human, y_source
 
 
-def human_agreement(params):
+def human_agreement(params, net=network):
     """Agreement of the model's predictions with human labels on each Tramer et al. set.
 
     Returns
@@ -85,11 +87,11 @@ def human_agreement(params):
     result = {}
     for name in HUMAN_SETS:
         X, y_human, _ = _tramer(name)
-        result[f"human_{name}"] = score(network.predict(params, X), y_human)
+        result[f"human_{name}"] = score(net.predict(params, X), y_human)
     return result
 
 
-def authors_invariance(params, x_inv_255, y_source):
+def authors_invariance(params, x_inv_255, y_source, net=network):
     """Agreement with the source label on the paper's authors' invariance examples, fed two
     ways (module docstring): as pixels in [0, 1] like every other image, and as the authors'
     code fed them (0..255, no normalisation).
@@ -113,9 +115,9 @@ def authors_invariance(params, x_inv_255, y_source):
                          f"[{x_inv_255.min():g}, {x_inv_255.max():g}]")
     check_labels(y_source, "y_source", n=len(x_inv_255))
     x_pixels = x_inv_255 / x_inv_255.dtype.type(255)  # what ToTensor makes of them
-    return {"invariance_authors": score(network.predict(params, x_pixels), y_source),
+    return {"invariance_authors": score(net.predict(params, x_pixels), y_source),
             "invariance_authors_raw": score(
-                network.predict(network.without_input_norm(params), x_inv_255), y_source)}
+                net.predict(network.without_input_norm(params), x_inv_255), y_source)}
 
 
 def _resolve_pgd(eps, steps, step_size):
@@ -127,19 +129,19 @@ def _resolve_pgd(eps, steps, step_size):
 
 
 def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pgd_steps=10,
-                   pgd_step_size=None, rng=None, fgsm_clamp="pixels", pgd_eps=None):
+                   pgd_step_size=None, rng=None, fgsm_clamp="pixels", pgd_eps=None,
+                   net=network):
     """Every Table-1 column (and more) for one model.
 
     Parameters
     ----------
-    params : MLP parameters
+    params : the network's parameters (an MLP's or the CNN's); net : the network that runs them
     x_test : (N, 784) clean test images, y_test : (N,) their labels
     x_inv_test : (N, 784) invariance examples made from x_test (same row order), so that
         y_test are their source labels; y_flip_test : (N,) their flipped labels
     fgsm_eps : l-inf budget of both FGSM and PGD, in pixel units
     pgd_steps, pgd_step_size : PGD iterations and step (default 2.5 * eps / steps)
-    rng : np.random.Generator for PGD's random start (default: seed 0, so that evaluating
-        the same model twice gives the same numbers)
+    rng : np.random.Generator for PGD's random start (default: seed 0: the same numbers twice)
     fgsm_clamp : "pixels", or "normalised": the fgsm column is the authors' FGSM instead
         (authors_code.fgsm: their clamp in normalised units; needs their normalisation)
     pgd_eps : PGD's budget when it is not fgsm_eps (None: fgsm_eps); then tinyadv's FGSM at
@@ -147,10 +149,8 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
 
     Returns
     -------
-    dict with keys clean, fgsm, pgd, invariance_source, invariance_flipped,
-    human_linf_eps03, human_linf_eps04, human_linf_manual_eps04, human_l0, each
-    dict(percent, correct, total); fgsm_at_pgd_eps when it differs from fgsm; and
-    fgsm_pgd_gap, dict(points) = FGSM - PGD percent at PGD's budget
+    dict: KEYS, each dict(percent, correct, total); fgsm_at_pgd_eps when it differs from
+    fgsm; and fgsm_pgd_gap, dict(points) = FGSM - PGD percent at PGD's budget
     """
     dim = network.input_dim(params)
     check_images(x_test, "x_test", dim=dim)
@@ -166,23 +166,23 @@ def evaluate_model(params, x_test, y_test, x_inv_test, y_flip_test, fgsm_eps, pg
     rng = np.random.default_rng(0) if rng is None else rng
 
     if fgsm_clamp == "pixels":
-        x_fgsm = attacks.fgsm(params, x_test, y_test, fgsm_eps)
+        x_fgsm = attacks.fgsm(params, x_test, y_test, fgsm_eps, net=net)
     else:  # theirs: eps and the clamp in normalised units
         x_fgsm = authors_code.fgsm(params, x_test, y_test, eps=fgsm_eps / params["input_std"],
-                                   clamp=fgsm_clamp)
-    x_pgd = attacks.pgd(params, x_test, y_test, pgd_eps, pgd_steps, step_size, rng)
-    pred_inv = network.predict(params, x_inv_test)  # scored against two labels below
+                                   clamp=fgsm_clamp, net=net)
+    x_pgd = attacks.pgd(params, x_test, y_test, pgd_eps, pgd_steps, step_size, rng, net=net)
+    pred_inv = net.predict(params, x_inv_test)  # scored against two labels below
     result = {
-        "clean": score(network.predict(params, x_test), y_test),
-        "fgsm": score(network.predict(params, x_fgsm), y_test),
-        "pgd": score(network.predict(params, x_pgd), y_test),
+        "clean": score(net.predict(params, x_test), y_test),
+        "fgsm": score(net.predict(params, x_fgsm), y_test),
+        "pgd": score(net.predict(params, x_pgd), y_test),
         "invariance_source": score(pred_inv, y_test),
         "invariance_flipped": score(pred_inv, y_flip_test),
     }
     if fgsm_clamp != "pixels" or pgd_eps != fgsm_eps:  # an FGSM PGD can be compared with
-        x_same = attacks.fgsm(params, x_test, y_test, pgd_eps)
-        result["fgsm_at_pgd_eps"] = score(network.predict(params, x_same), y_test)
-    result.update(human_agreement(params))
+        x_same = attacks.fgsm(params, x_test, y_test, pgd_eps, net=net)
+        result["fgsm_at_pgd_eps"] = score(net.predict(params, x_same), y_test)
+    result.update(human_agreement(params, net))
     same_eps = result.get("fgsm_at_pgd_eps", result["fgsm"])
     result["fgsm_pgd_gap"] = {"points": same_eps["percent"] - result["pgd"]["percent"]}
     return result
@@ -201,7 +201,7 @@ def overfitting_warning(results, gap=OVERFITTING_GAP):
 
 
 def accuracy_vs_eps(params, x, y, eps_list, attack="fgsm", rng=None, pgd_steps=10,
-                    pgd_step_size=None):
+                    pgd_step_size=None, net=network):
     """Accuracy under an attack at each budget in eps_list (for the accuracy-vs-eps curves).
 
     Parameters
@@ -223,9 +223,9 @@ def accuracy_vs_eps(params, x, y, eps_list, attack="fgsm", rng=None, pgd_steps=1
     curve = []
     for eps in eps_list:
         if attack == "fgsm":
-            x_adv = attacks.fgsm(params, x, y, eps)
+            x_adv = attacks.fgsm(params, x, y, eps, net=net)
         else:
             x_adv = attacks.pgd(params, x, y, eps, pgd_steps,
-                                _resolve_pgd(eps, pgd_steps, pgd_step_size), rng)
-        curve.append({"eps": eps, **score(network.predict(params, x_adv), y)})
+                                _resolve_pgd(eps, pgd_steps, pgd_step_size), rng, net=net)
+        curve.append({"eps": eps, **score(net.predict(params, x_adv), y)})
     return curve

@@ -17,11 +17,8 @@ NORM_FLOOR = 1e-12
 
 
 def row_norms(h):
-    """Euclidean norm of every row, ||h_i||_2: (N,) from (N, K).
-
-    Every loss below that needs a norm computes it with this function, unless the caller
-    passes it in (the objective training runs computes each group's norms once).
-    """
+    """Euclidean norm of every row, ||h_i||_2: (N,) from (N, K). Every loss below that needs
+    a norm computes it with this function."""
     return np.sqrt(np.einsum("ij,ij->i", h, h))
 
 
@@ -66,7 +63,7 @@ def softmax_cross_entropy_backward(dloss, cache):
     return dlogits
 
 
-def angular_distance_forward(a, b, norm_a=None, norm_b=None):
+def angular_distance_forward(a, b):
     """Row-wise angular distance with the absolute value (paper Eq. 1).
 
     .. math:: D(a_i, b_i) = 1 - \\frac{|a_i \\cdot b_i|}{\\|a_i\\|_2 \\|b_i\\|_2}
@@ -80,7 +77,6 @@ def angular_distance_forward(a, b, norm_a=None, norm_b=None):
     Parameters
     ----------
     a, b : (N, K)
-    norm_a, norm_b : (N,) ``row_norms(a)``, ``row_norms(b)`` if the caller has them, or None
 
     Returns
     -------
@@ -88,8 +84,8 @@ def angular_distance_forward(a, b, norm_a=None, norm_b=None):
     cache : for the backward
     """
     dot = np.einsum("ij,ij->i", a, b)  # (N,)
-    norm_a = row_norms(a) if norm_a is None else norm_a  # (N,)
-    norm_b = row_norms(b) if norm_b is None else norm_b  # (N,)
+    norm_a = row_norms(a)  # (N,)
+    norm_b = row_norms(b)  # (N,)
     denom = norm_a * norm_b
     valid = denom >= NORM_FLOOR
     safe_denom = np.where(valid, denom, 1.0)
@@ -129,7 +125,7 @@ def angular_distance_backward(dd, cache):
     return da.astype(a.dtype, copy=False), db.astype(b.dtype, copy=False)
 
 
-def triplet_loss_forward(a, p, n, margin, norms=None):
+def triplet_loss_forward(a, p, n, margin):
     """Angular triplet loss with a margin, averaged over the batch.
 
     .. math:: L_t = \\frac{1}{N} \\sum_i \\max(0,\\; D(a_i, p_i) - D(a_i, n_i) + m)
@@ -141,16 +137,14 @@ def triplet_loss_forward(a, p, n, margin, norms=None):
     ----------
     a, p, n : (N, K) anchor, positive and negative embeddings
     margin : float m >= 0
-    norms : (norm_a, norm_p, norm_n), the ``row_norms`` of a, p and n, or None
 
     Returns
     -------
     loss : float
     cache : for the backward
     """
-    norm_a, norm_p, norm_n = (None, None, None) if norms is None else norms
-    d_ap, cache_ap = angular_distance_forward(a, p, norm_a, norm_p)  # (N,)
-    d_an, cache_an = angular_distance_forward(a, n, norm_a, norm_n)  # (N,)
+    d_ap, cache_ap = angular_distance_forward(a, p)  # (N,)
+    d_an, cache_an = angular_distance_forward(a, n)  # (N,)
     hinge = d_ap - d_an + margin  # (N,)
     active = hinge > 0
     loss = float(np.where(active, hinge, 0.0).mean())
@@ -186,7 +180,7 @@ def triplet_loss_backward(dloss, cache):
     return da_from_p, dp, dn
 
 
-def feature_norm_forward(h, norms=None):
+def feature_norm_forward(h):
     """Mean Euclidean norm of the embeddings (the paper's L_norm).
 
     .. math:: L_{norm} = \\frac{1}{N} \\sum_i \\|h_i\\|_2
@@ -194,14 +188,13 @@ def feature_norm_forward(h, norms=None):
     Parameters
     ----------
     h : (N, K)
-    norms : (N,) ``row_norms(h)`` if the caller has them, or None
 
     Returns
     -------
     loss : float
     cache : (h, norms (N,))
     """
-    norms = row_norms(h) if norms is None else norms  # (N,)
+    norms = row_norms(h)  # (N,)
     return float(norms.mean()), (h, norms)
 
 

@@ -11,48 +11,21 @@ or, with a linear embedding layer (``embed_dim = k > 0``, the paper's authors us
 ``backward`` takes two upstream gradients: ``dlogits`` (from the cross-entropy) and ``dh``
 (from the triplet and norm terms, which act on the embedding directly) and returns the
 gradient of every parameter and of the input -- the latter is what FGSM needs.
-
-An optional input normalisation (``input_norm``, the paper's authors normalised every MNIST
-image with mean 0.1307 and std 0.3081) can be the network's first operation,
-
-    x -> (x - mean) / std -> [linear -> relu] * (L-1) -> ...
-
-so that images -- and every attack on them -- stay in pixel units [0, 1] while the first
-layer sees normalised inputs. Its two constants travel in ``params`` (``input_mean``,
-``input_std``, 0-d arrays) so that a saved network normalises its inputs wherever it is used;
-they are not trained: ``backward`` returns no gradient for them.
 """
 import numpy as np
 
 from .layers import linear_backward, linear_forward, relu_backward, relu_forward
 
-__all__ = ["init_params", "check_input_norm", "forward", "backward", "predict", "embed",
-           "in_chunks", "input_norm_forward", "input_norm_backward", "num_layers", "num_classes",
-           "embedding_width", "has_input_norm", "has_embedding_layer", "trainable_keys",
-           "without_input_norm", "INITS", "INPUT_NORMS"]
+__all__ = ["init_params", "forward", "backward", "predict", "embed", "in_chunks", "num_layers",
+           "num_classes", "embedding_width", "has_embedding_layer", "INITS", "PREDICT_CHUNK"]
 
 
 INITS = ("uniform", "he")
 EMBED_KEYS = ("W_emb", "b_emb")  # the optional linear embedding layer's parameters
-NORM_KEYS = ("input_mean", "input_std")  # the optional input normalisation's constants
-# Named input normalisations: (mean, std) in pixel units. "authors": torchvision's
-# Normalize((0.1307,), (0.3081,)) that the paper's authors applied to every clean image
-# (their trainer.py), the mean and std of MNIST's training pixels on [0, 1].
-INPUT_NORMS = {"none": None, "authors": (0.1307, 0.3081)}
+PREDICT_CHUNK = 4096  # rows per forward in predict and embed: ~4096 x 784 float32 = 12 MB
 
 
-def check_input_norm(input_norm):
-    """None, or (mean, std) with finite numbers and std > 0; else a ValueError naming it.
-    Both networks' init_params take it."""
-    if input_norm is not None:
-        if (not isinstance(input_norm, (tuple, list)) or len(input_norm) != 2
-                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in input_norm)
-                or input_norm[1] <= 0):
-            raise ValueError(f"input_norm: expected None or (mean, std) with std > 0, "
-                             f"got {input_norm!r}")
-
-
-def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input_norm=None):
+def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0):
     """Initial weights for an MLP with layer widths ``sizes``, e.g. [784, 256, 256, 10].
 
     Two initialisations, because the choice decides whether FGSM adversarial training
@@ -71,15 +44,10 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input
     embedding h is that layer's output and can be negative: the authors' 4-d embedding.
     ``embed_dim = 0``: h is the last hidden ReLU layer (every entry >= 0).
 
-    ``input_norm = (mean, std)`` adds the constants of an input normalisation (module
-    docstring) as ``input_mean`` and ``input_std``; it draws nothing from ``rng``, so the
-    weights are the same with or without it.
-
     Returns
     -------
     params : dict with W1 (sizes[0], sizes[1]), b1 (sizes[1],), W2, b2, ..., and, with an
-        embedding layer, W_emb, b_emb before the head's W_L (k, sizes[-1]), b_L; with an
-        input normalisation, input_mean and input_std (0-d arrays)
+        embedding layer, W_emb, b_emb before the head's W_L (k, sizes[-1]), b_L
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
@@ -91,7 +59,6 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input
         raise ValueError(f"init: expected one of {INITS}, got {init!r}")
     if isinstance(embed_dim, bool) or int(embed_dim) != embed_dim or embed_dim < 0:
         raise ValueError(f"embed_dim: expected an integer >= 0, got {embed_dim!r}")
-    check_input_norm(input_norm)
     shapes = [(f"{k}", fan_in, fan_out)
               for k, (fan_in, fan_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1)]
     if embed_dim:
@@ -107,56 +74,7 @@ def init_params(sizes, rng, dtype=np.float32, init="uniform", embed_dim=0, input
             W = rng.uniform(-bound, bound, size=(fan_in, fan_out))
             b = rng.uniform(-bound, bound, size=fan_out)
         params[f"W{suffix}"], params[f"b{suffix}"] = W.astype(dtype), b.astype(dtype)
-    if input_norm is not None:
-        params["input_mean"] = np.array(input_norm[0], dtype=dtype)
-        params["input_std"] = np.array(input_norm[1], dtype=dtype)
     return params
-
-
-def has_input_norm(params):
-    """Does ``params`` normalise its inputs first (input_mean, input_std)?"""
-    return NORM_KEYS[1] in params
-
-
-def trainable_keys(params):
-    """The keys of ``params`` that training updates (all but the normalisation constants)."""
-    return [key for key in params if key not in NORM_KEYS]
-
-
-def without_input_norm(params):
-    """The same network with its input normalisation removed: inputs go straight into the
-    first linear layer. (The paper's authors fed their invariance images this way; see
-    evaluate.py.) The arrays are shared with ``params``, not copied."""
-    return {key: value for key, value in params.items() if key not in NORM_KEYS}
-
-
-def input_norm_forward(x, mean, std):
-    """Normalise the inputs: z = (x - mean) / std, elementwise.
-
-    Parameters
-    ----------
-    x : (N, D) images in pixel units
-    mean, std : scalars (0-d arrays) in pixel units, std > 0
-
-    Returns
-    -------
-    z : (N, D), a new array
-    cache : std, for the backward
-    """
-    return (x - mean) / std, std
-
-
-def input_norm_backward(dz, cache):
-    """Gradient through z = (x - mean) / std.
-
-    dz_nd / dx_nd = 1 / std and z_nd depends on x_nd only, so
-
-        dx = dz / std                                 (N, D)
-
-    (mean and std are constants: no gradient for them.)
-    """
-    std = cache
-    return dz / std
 
 
 def num_layers(params):
@@ -181,8 +99,8 @@ def embedding_width(params):
 def forward(params, x):
     """Run the MLP on a batch.
 
-        x -> (input normalisation, if any) -> [linear -> relu] * (L-1)
-          -> (linear embedding layer, if any) = h -> linear -> logits
+        x -> [linear -> relu] * (L-1) -> (linear embedding layer, if any) = h
+          -> linear -> logits
 
     Parameters
     ----------
@@ -196,21 +114,18 @@ def forward(params, x):
     cache : dict of per-layer caches for ``backward``
     """
     hidden = []
-    out, norm_cache = x, None
-    if has_input_norm(params):  # a new array: x itself is never modified
-        out, norm_cache = input_norm_forward(x, params["input_mean"], params["input_std"])
+    out = x
     n_layers = num_layers(params)
     for k in range(1, n_layers):
         out, linear_cache = linear_forward(out, params[f"W{k}"], params[f"b{k}"])  # (N, width_k)
-        out, relu_cache = relu_forward(out, out=out)  # in place: ``out`` is a fresh product
+        out, relu_cache = relu_forward(out)
         hidden.append((linear_cache, relu_cache))
     embed_cache = None
     if has_embedding_layer(params):
         out, embed_cache = linear_forward(out, params["W_emb"], params["b_emb"])  # (N, K) signed
     h = out  # (N, K)
     logits, head_cache = linear_forward(h, params[f"W{n_layers}"], params[f"b{n_layers}"])  # (N, C)
-    return logits, h, {"norm": norm_cache, "hidden": hidden, "embed": embed_cache,
-                       "head": head_cache}
+    return logits, h, {"hidden": hidden, "embed": embed_cache, "head": head_cache}
 
 
 def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
@@ -231,21 +146,17 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
         dz_k = da_k * [z_k > 0]                       (N, H_k): ReLU passes gradient where on
         dW_k = a_{k-1}^T dz_k, db_k = sum_n dz_k      (H_{k-1}, H_k), (H_k,)
         da_{k-1} = dz_k W_k^T                          (N, H_{k-1}); at k = 1 this is dx
-        (with an input normalisation a_0 = (x - mean) / std, and dx = da_0 / std)
 
     Parameters
     ----------
-    dlogits : (N, C) gradient of the loss w.r.t. the logits, or None
-    dh : (N, K) gradient w.r.t. the embedding h from losses that act on it directly, or None
-        (it is *added* to what flows back from the head)
-    cache : from ``forward``
-    need_dx : compute the input gradient (FGSM needs it; training does not)
-    need_param_grads : compute weight gradients (FGSM does not need them)
+    dlogits : (N, C) or None, the gradient w.r.t. the logits; dh : (N, K) or None, the gradient
+    w.r.t. h from the losses that act on it directly (*added* to what flows back from the
+    head); cache : from ``forward``; need_dx : compute dx (FGSM needs it, training does not);
+    need_param_grads : compute the weights' gradients (FGSM does not need them)
 
     Returns
     -------
-    grads : dict shaped like params, without the normalisation constants (empty if
-        need_param_grads is False)
+    grads : dict of the weights' gradients, keyed like params ({} without need_param_grads)
     dx : (N, D) gradient w.r.t. the input, or None
     """
     if dlogits is None and dh is None:
@@ -262,9 +173,8 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     else:
         dout = dh
         if need_param_grads:  # the head received no gradient
-            _, W_head = cache["head"]
-            grads[f"W{head}"] = np.zeros_like(W_head)
-            grads[f"b{head}"] = np.zeros(W_head.shape[1], dtype=W_head.dtype)
+            W_head = cache["head"][1]
+            grads[f"W{head}"], grads[f"b{head}"] = np.zeros_like(W_head), np.zeros_like(W_head[0])
     if cache["embed"] is not None:  # undo h = out @ W_emb + b_emb: no ReLU to undo here
         dout, dW, db = linear_backward(dout, cache["embed"], need_dW=need_param_grads)
         if need_param_grads:
@@ -272,22 +182,18 @@ def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):
     for k in range(len(hidden), 0, -1):
         linear_cache, relu_cache = hidden[k - 1]
         dout = relu_backward(dout, relu_cache)
-        first_layer = k == 1
-        dout, dW, db = linear_backward(dout, linear_cache,
-                                       need_dx=(need_dx or not first_layer),
-                                       need_dW=need_param_grads)
+        dout, dW, db = linear_backward(dout, linear_cache, need_dx=need_dx or k > 1,
+                                       need_dW=need_param_grads)  # dx of layer 1 is the input's
         if need_param_grads:
             grads[f"W{k}"], grads[f"b{k}"] = dW, db
-    if dout is not None and cache["norm"] is not None:
-        dout = input_norm_backward(dout, cache["norm"])  # back to pixel units
     return grads, dout
 
 
 def in_chunks(net_forward, params, x, batch_size, what, width=None):
     """Run ``net_forward`` on ``batch_size`` rows of x at a time, so memory stays small, and
     join the answers: what="classes", each row's predicted class; what="h", its embedding
-    (``width`` columns, needed only to shape the answer for an empty x). The CNN's predict
-    and embed use it with the CNN's forward."""
+    (``width`` columns, needed only to shape the answer for an empty x). network.py runs
+    every network's predict and embed through it."""
     pieces = []
     for start in range(0, len(x), batch_size):
         logits, h, _ = net_forward(params, x[start:start + batch_size])
@@ -297,11 +203,11 @@ def in_chunks(net_forward, params, x, batch_size, what, width=None):
     return np.zeros(0, dtype=np.int64) if what == "classes" else np.zeros((0, width), x.dtype)
 
 
-def predict(params, x, batch_size=4096):
+def predict(params, x, batch_size=PREDICT_CHUNK):
     """Predicted class of each row of x, in chunks so memory stays small."""
     return in_chunks(forward, params, x, batch_size, "classes")
 
 
-def embed(params, x, batch_size=4096):
+def embed(params, x, batch_size=PREDICT_CHUNK):
     """Embeddings h of each row of x, in chunks."""
     return in_chunks(forward, params, x, batch_size, "h", width=embedding_width(params))

@@ -4,9 +4,11 @@ one style every lesson's figures share.
 matplotlib is imported lazily inside each function, so importing tinyadv never needs a display.
 A script draws with the headless Agg backend (figures go to files, no window opens); inside a
 notebook (Jupyter, VS Code, Colab) the notebook's own backend is kept and each figure is shown
-in the notebook before it is closed. Every figure has a title, written into the PNG too
-(``save_figure`` refuses a figure without one; ``png_title`` reads it back), and every figure
-is written atomically (temporary name, then rename).
+in the notebook before it is closed, with a description in words as its alt text (what a
+screen reader reads: ``figure_description``). Every figure has a title, written into the PNG
+too with that description (``save_figure`` refuses a figure without a title; ``png_title`` and
+``png_text`` read them back), and every figure is written atomically (temporary name, then
+rename).
 
 The shared style, so that a colour or a line means the same thing in every figure:
 
@@ -19,6 +21,9 @@ The shared style, so that a colour or a line means the same thing in every figur
   label, title and colour bar clear of its neighbours; legends with many entries go beside
   the axes (``legend_beside``), where they cannot cover a data point.
 """
+import base64
+import html
+import io
 import os
 import struct
 import sys
@@ -30,7 +35,8 @@ import numpy as np
 from .fileio import atomic_path
 
 __all__ = ["scatter_ratio", "pca_2d", "embedding_figure", "image_grid", "accuracy_curves",
-           "figure", "save_figure", "figure_title", "png_title", "in_notebook", "caption",
+           "figure", "save_figure", "figure_title", "figure_description", "png_title", "png_text",
+           "in_notebook", "caption",
            "legend_beside", "model_colour", "attack_style",
            "class_colour", "MODEL_COLOURS", "ATTACK_STYLES", "ATTACK_HATCHES", "PAPER_HATCH",
            "REFERENCE_COLOUR"]
@@ -46,7 +52,7 @@ MODEL_COLOURS = {
     "baseline+mls+mli(oracle)": "tab:purple",
     "fgsm eps 0.3": "tab:brown",            # FGSM training at eps 0.3 (lesson 03)
     "he init": "tab:red",                   # the Baseline with He initialisation (lesson 08)
-    "authors cnn": "tab:cyan",              # the paper's authors' CNN, FGSM-trained (lesson 10)
+    "authors cnn": "tab:olive",             # the paper's authors' CNN, FGSM-trained (lesson 10)
 }
 # One line style and marker per attack (the images a number is measured on).
 ATTACK_STYLES = {
@@ -167,9 +173,96 @@ def figure_title(fig):
     return titled[0] if len(titled) == 1 else ""
 
 
+_MARKER_WORDS = {"o": "circles", "s": "squares", "D": "diamonds", "d": "thin diamonds",
+                 "^": "triangles", "v": "downward triangles", "x": "crosses", "+": "plus signs",
+                 "*": "stars", ".": "dots"}
+_LINE_WORDS = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}
+DPI = 120  # the PNG files'; shown at 100 pixels an inch in a notebook (sharp on a fine screen)
+
+
+def _colour_words(colour):
+    """A colour as a reader would say it: 'olive' for tab:olive, 'dark grey' for #444444."""
+    from matplotlib.colors import CSS4_COLORS, to_hex
+
+    if isinstance(colour, str) and not colour.startswith("#"):
+        if colour[:1] == "C" and colour[1:].isdigit():  # matplotlib's colour cycle
+            return f"colour {colour[1:]} of the cycle"
+        return colour.replace("tab:", "")
+    code = to_hex(colour)
+    named = [name for name, value in CSS4_COLORS.items() if value.lower() == code]
+    if named:
+        return named[0]
+    red, green, blue = (int(code[i:i + 2], 16) for i in (1, 3, 5))
+    if red == green == blue:
+        return "dark grey" if red < 0x60 else "light grey" if red > 0xb0 else "grey"
+    return code
+
+
+def _words_for_line(line):
+    """'CNN, FGSM: olive, solid line, circles' for a labelled line of a plot."""
+    colour = _colour_words(line.get_color())
+    style = _LINE_WORDS.get(line.get_linestyle(), "")
+    look = [colour, f"{style} line" if style else "no line"]
+    marker = _MARKER_WORDS.get(str(line.get_marker()))
+    if marker:
+        look.append(marker)
+    return f"{line.get_label()}: {', '.join(look)}"
+
+
+def figure_description(fig):
+    """The figure in words, for a reader who cannot see it: its title, then each panel's
+    title, axis labels, images and labelled lines (with colour, line style and marker).
+
+    Shown as the alt text of the figure in a notebook and written into the PNG
+    (``Description``); measured from the figure, so it says what is drawn.
+    """
+    title = " ".join(figure_title(fig).split())
+    parts = [title]
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison
+              and ax.get_label() != "<colorbar>"]
+    for number, ax in enumerate(panels, 1):
+        panel_title = " ".join(ax.get_title().split())
+        words = [panel_title] if panel_title and panel_title != title else []
+        if ax.get_xlabel():
+            words.append(f"x: {ax.get_xlabel()}")
+        if ax.get_ylabel():
+            words.append(f"y: {ax.get_ylabel()}")
+        for image in ax.get_images():
+            rows, columns = image.get_array().shape[:2]
+            words.append(f"an image of {rows} x {columns} cells")
+        lines = [_words_for_line(line) for line in ax.get_lines()
+                 if not line.get_label().startswith("_")]
+        if lines:
+            words.append("lines: " + "; ".join(lines))
+        if words and len(panels) > 1:
+            parts.append(f"Panel {number}: " + "; ".join(words))
+        elif words:
+            parts.append("; ".join(words))
+    grid = [ax for ax in fig.axes if not ax.axison and ax.get_images()]  # image_grid's cells
+    if grid:
+        titles = [" ".join(ax.get_title().split()) for ax in grid if ax.get_title().strip()]
+        parts.append(f"{len(grid)} images in a grid" + (
+            f", {len(titles)} of them titled: " + "; ".join(titles) if titles else ""))
+    return ". ".join(part.rstrip(".") for part in parts if part) + "."
+
+
+def _show_inline(png, description):
+    """Show a PNG in the notebook with ``description`` as its alt text: an <img> where the
+    front end renders HTML (Jupyter, VS Code, Colab), the PNG itself elsewhere."""
+    from IPython.display import display  # present whenever a notebook kernel is
+
+    width = struct.unpack(">I", png[16:20])[0] * 100 // DPI  # the IHDR chunk's width
+    data = base64.b64encode(png).decode("ascii")
+    tag = (f'<img src="data:image/png;base64,{data}" alt="{html.escape(description)}" '
+           f'width="{width}" style="max-width: 100%">')
+    display({"text/html": tag, "image/png": data, "text/plain": description}, raw=True,
+            metadata={"image/png": {"width": width}})
+
+
 def save_figure(fig, path):
     """Write a figure atomically (a half-written PNG never appears under ``path``), with its
-    title in the PNG's metadata; in a notebook, show it there first. Then close it.
+    title and its description in words (``figure_description``) in the PNG's metadata; in a
+    notebook, show it there first, that description as its alt text. Then close it.
 
     Raises ValueError for a figure without a title (``fig.suptitle``, or ``ax.set_title`` on
     a figure of one axes): a reader must be told what a figure shows.
@@ -179,31 +272,45 @@ def save_figure(fig, path):
         _pyplot().close(fig)
         raise ValueError(f"save_figure: expected a figure with a title (fig.suptitle(...)), "
                          f"got an untitled figure for {path}")
+    description = figure_description(fig)
     fmt = os.path.splitext(path)[1].lstrip(".") or "png"
-    metadata = {"Title": " ".join(title.split())} if fmt == "png" else None
+    metadata = ({"Title": " ".join(title.split()), "Description": description}
+                if fmt == "png" else None)
+    image = io.BytesIO()
+    fig.savefig(image, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     if in_notebook():
-        from IPython.display import display  # present whenever a notebook kernel is
-        display(fig)
+        if fmt != "png":
+            shown = io.BytesIO()
+            fig.savefig(shown, format="png", dpi=DPI, bbox_inches="tight")
+        _show_inline((image if fmt == "png" else shown).getvalue(), description)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
+        with open(tmp, "wb") as f:
+            f.write(image.getvalue())
     _pyplot().close(fig)
 
 
 def png_title(path):
     """The Title a PNG carries in its metadata (a tEXt, zTXt or iTXt chunk), or None."""
+    return png_text(path, "Title")
+
+
+def png_text(path, key):
+    """The text a PNG carries under ``key`` in its metadata (a tEXt, zTXt or iTXt chunk,
+    e.g. "Title" or "Description"), or None."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"png_title: expected a PNG file, got {path}")
+        raise ValueError(f"png_text: expected a PNG file, got {path}")
     at = 8
+    wanted = key.encode("latin-1")
     while at + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[at:at + 8])
         body = data[at + 8:at + 8 + length]
         at += 12 + length  # length, type, body, CRC
         if kind not in (b"tEXt", b"zTXt", b"iTXt"):
             continue
-        key, _, rest = body.partition(b"\0")
-        if key != b"Title":
+        name, _, rest = body.partition(b"\0")
+        if name != wanted:
             continue
         if kind == b"tEXt":
             return rest.decode("latin-1")

@@ -8,6 +8,10 @@ comes a PReLU, then a 2 x 2 max pooling. Do this exercise when lesson 10
 (lessons/10_convolutions_by_hand.py) says so, after its section 3. Replace each
 ``raise NotImplementedError(...)`` with your code, then run this file.
 
+Max pooling at a tie (equal maxima in one window) follows one convention, PyTorch's: the
+first maximum of the window, read row by row, takes the gradient (maxpool2d_backward below
+says more).
+
 Rules of the game: whole arrays at once (no Python loop over the batch, the channels or the
 windows), and every gradient has the shape of the thing it is the gradient of.
 """
@@ -56,9 +60,14 @@ def maxpool2d_backward(dout, cache):
     of the four by a tiny amount: which nudges change out[n, c, i, j], and by how much? And
     an entry in the row or column that no window covers?
 
-    (Where two entries of a window are equal, the max has a kink and no derivative: the
-    checker never gives you such a window. Lesson 10 shows, after this exercise, what
-    tinyadv does there.) The view ``windows`` of the forward is useful here too.
+    Ties: where two or more entries of a window are equal and largest, the max has a kink
+    and no derivative, and a convention decides. The one to follow here is PyTorch's: the
+    FIRST of the tied maxima, reading the window row by row (top-left, top-right,
+    bottom-left, bottom-right), takes the whole of the window's gradient, and the other
+    tied entries get 0 -- the total a window passes back stays dout[n, c, i, j]. Ties are
+    common in a CNN (a blank patch of a digit gives equal values across a window), and the
+    checker's last case is full of them. The view ``windows`` of the forward is useful here
+    too.
     """
     x, out = cache
     raise NotImplementedError("exercise 09: write dx")

@@ -11,7 +11,7 @@ def gather_rows_backward(dout, cache, out=None):
 
     The same scatter-add, with two differences: ``out`` lets the objective add the negatives'
     share straight into the anchors' rows of its gradient array, and np.add.at runs on
-    flattened arrays (below), which NumPy does about 3.5x faster. Into zeros, the result is
+    flattened arrays (below), which NumPy does faster. Into zeros, the result is
     the reference's bit for bit: the additions happen in the same order.
 
     Parameters
@@ -33,7 +33,7 @@ def gather_rows_backward(dout, cache, out=None):
         raise ValueError(f"out: expected a C-contiguous array of shape {shape}, got shape "
                          f"{out.shape}, C-contiguous {out.flags.c_contiguous}")
     # np.add.at(out, index, dout), written on the flattened arrays: NumPy runs np.add.at
-    # about 3.5x faster with 1-d indices (measured with (128,) indices into (128, 256)). Element
+    # faster with 1-d indices (data/results.md, "Speed"). Element
     # (r, c) of an (N, K) array is element r * K + c of its flattening, and the flattening of
     # a C-contiguous array is a view, so adding into it adds into ``out``. The additions
     # happen in the same order as np.add.at's: the same numbers, bit for bit.

@@ -13,18 +13,14 @@ def keep_freed_memory():
     start, and so do the benchmark and every lesson (tinyadv/lesson.py); the numbers do not
     change.
 
-    Why: every training step allocates and frees a few MB of temporaries (the concatenated
-    batch, activations, gradients). Depending on where they happen to land on the heap, glibc
-    may hand them back to the operating system at every free, and the next step then pays
-    about a thousand page faults to get them back. Measured on the full step: ~1000 minor
-    faults and 3-5 ms of kernel time per step, a third of the step, in processes that hit
-    that heap layout -- and none in those that do not, which made timings bimodal. Raising
-    glibc's mmap and trim thresholds keeps the memory in the process for the next step (it
-    holds on to at most 256 MB of free heap; blocks of 16 MB or more are still returned at
-    once). The CNN's step frees well over 64 MB of temporaries under 16 MB each (patch
-    matrices, pooling windows, Fourier transforms): with 64 MB it paid ~15,000 page faults
-    and 47 ms of kernel time in a 100 ms step (batch 128, one thread), with 256 MB none.
-    Only Linux/glibc has mallopt; elsewhere this is a no-op. Returns True if it took effect.
+    Why: every training step allocates and frees megabytes of temporaries (the concatenated
+    batch, activations, gradients; the CNN's patch matrices, pooling windows and Fourier
+    transforms). Depending on where they land on the heap, glibc may hand them back to the
+    operating system at every free, and the next step then pays page faults to get them back.
+    Raising glibc's mmap and trim thresholds keeps the memory in the process for the next
+    step: it holds on to at most 256 MB of free heap, and blocks of 16 MB or more are still
+    returned at once (data/results.md, "Speed", gives the page faults this saves). Only
+    Linux/glibc has mallopt; elsewhere this is a no-op. Returns True if it took effect.
     """
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # constants from glibc's <malloc.h>
     try:

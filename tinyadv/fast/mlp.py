@@ -20,8 +20,8 @@ def stack_forwards(first, second, inputs=None):
 
     Parameters
     ----------
-    first, second : (logits, h, cache) of ``forward(params, x_a)`` and ``forward(params, x_b)``,
-        with the same params
+    first, second : (logits, h, cache) of ``forward(params, x_a)`` and ``forward(params, x_b)``
+        (through network.py), with the same params
     inputs : (N_a + N_b, D) the stacked inputs [x_a; x_b] if the caller has them already
         (saves one copy), or None to stack them here
 
@@ -34,8 +34,9 @@ def stack_forwards(first, second, inputs=None):
     # array is stacked once: a ReLU's stacked output serves as its cache and as the next
     # layer's input, as in ``forward``.
     # The stacked images [x_a; x_b] are layer 1's input -- unless the network normalises
-    # them first: layer 1 then saw (x - mean) / std, which is stacked from the caches below.
-    layer_input = inputs if cache_a["norm"] is None else None
+    # them first (network.py): layer 1 then saw (x - mean) / std, stacked from the caches below.
+    normalised = cache_a.get("input_std") is not None
+    layer_input = None if normalised else inputs
     hidden = []
     for ((x_a, W), relu_a), ((x_b, _), relu_b) in zip(cache_a["hidden"], cache_b["hidden"]):
         if layer_input is None:  # only layer 1's input can still be missing
@@ -48,6 +49,7 @@ def stack_forwards(first, second, inputs=None):
         embed = (layer_input, cache_a["embed"][1])
         layer_input = np.concatenate([h_a, h_b])  # its output h
     h = layer_input  # (N_a + N_b, K): the head's input
-    cache = {"norm": cache_a["norm"], "hidden": hidden, "embed": embed,
-             "head": (h, cache_a["head"][1])}
+    cache = {"hidden": hidden, "embed": embed, "head": (h, cache_a["head"][1])}
+    if normalised:
+        cache["input_std"] = cache_a["input_std"]
     return np.concatenate([logits_a, logits_b]), h, cache

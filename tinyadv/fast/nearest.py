@@ -21,11 +21,9 @@ How it is made fast (all exact, float32 BLAS):
   ``exclude_self`` the own index is masked out as well.
 
 Cost, for all 70,000 MNIST images against the 60,000 training images: 1.6e9 training pairs
-(symmetric) + 0.54e9 test pairs, times ~720 pixels, is ~3.1e12 floating-point operations.
-On the project's 2-core machine that took 48 s from scratch with the CPU to itself; hence
-the cache. ``shifts=1`` is 9 times the
-work and cannot use the symmetric shortcut: 95 s for the 10,000 test images alone, about
-ten minutes for both sets -- once, then cached.
+(symmetric) + 0.54e9 test pairs, times ~720 pixels, is ~3.1e12 floating-point operations --
+hence the cache (lab/invariance_cache.py; README.md gives the time). ``shifts=1`` is 9 times
+the work and cannot use the symmetric shortcut.
 """
 import numpy as np
 

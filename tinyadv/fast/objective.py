@@ -6,17 +6,13 @@ training step would otherwise do twice; its docstring lists each change and why.
 """
 import numpy as np
 
-from .. import losses, network
+from .. import losses
 from ..layers import gather_rows_forward
 from ..objective import STACKED_GROUPS, check_arguments, hardest_negatives, stacked_groups
 from .layers import gather_rows_backward
-from .cnn import stack_forwards as cnn_stack_forwards
-from .mlp import stack_forwards as mlp_stack_forwards
+from .network import FAST
 
-__all__ = ["objective", "trained_groups", "STACK_FORWARDS"]
-
-# Each network's stack_forwards (see fast/mlp.py and fast/cnn.py), by network.arch.
-STACK_FORWARDS = {"mlp": mlp_stack_forwards, "cnn": cnn_stack_forwards}
+__all__ = ["fast_objective", "trained_groups"]
 
 
 def trained_groups(terms):
@@ -27,21 +23,20 @@ def trained_groups(terms):
 
 
 
-def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
-              lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
-              ce_on="clean+fgsm", anchor_forward=None):
+def fast_objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index=None,
+                   lambda_sens=0.0, lambda_inv=0.0, lambda_norm=0.0, margin=0.05,
+                   ce_on="clean+fgsm", anchor_forward=None):
     """``tinyadv.objective.objective``'s loss, gradients and terms, with less work.
 
-    Training calls this one (train.train_step). What it does differently, and why (the test
-    suite holds the two equal in float64, every configuration):
+    The lab's training step calls this one (fast/step.py). What it does differently, and
+    why (the test suite holds the two equal in float64, every configuration):
 
+    - The network is fast/network.py's: the CNN with faster convolutions.
     - ``anchor_forward``: training runs the anchors through the network for FGSM anyway, so
       it passes that forward in; only the other groups then go through the network, and
       the network's ``stack_forwards`` (fast/mlp.py, fast/cnn.py) joins the two into the
       concatenated pass's cache.
       One forward of N rows saved per step (69 of the full step's 611 MFLOP).
-    - Each group's row norms ||h_i|| are computed once and handed to the negative mining,
-      both triplets and the norm term, which would otherwise recompute the anchors' six times.
     - Gradients are added straight into one (rows, K) array, and the negatives' scatter-add
       straight into its anchor rows (``gather_rows_backward(..., out=)``, fast/layers.py): no
       per-group arrays to stack again before the backward.
@@ -53,7 +48,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     Parameters
     ----------
     As ``tinyadv.objective.objective``, and
-    anchor_forward : ``network.forward(params, x)`` if the caller has it already, or None
+    anchor_forward : ``FAST.forward(params, x)`` if the caller has it already, or None
 
     Returns
     -------
@@ -68,13 +63,12 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     batch = np.concatenate([images[g] for g in groups]) if len(groups) > 1 else x  # (G*N, D)
     rest = None  # the forward of every group but the anchors, when the caller gave theirs
     if anchor_forward is None:
-        logits_all, h_all, cache = network.forward(params, batch)
+        logits_all, h_all, cache = FAST.forward(params, batch)
     elif len(groups) == 1:
         logits_all, h_all, cache = anchor_forward
     else:
-        rest = network.forward(params, batch[n:])  # ((G-1)*N rows)
-        stack_forwards = STACK_FORWARDS[network.arch(params)]
-        logits_all, h_all, cache = stack_forwards(anchor_forward, rest, inputs=batch)
+        rest = FAST.forward(params, batch[n:])  # ((G-1)*N rows)
+        logits_all, h_all, cache = FAST.stack_forwards(params, anchor_forward, rest, inputs=batch)
     rows = {g: slice(i * n, (i + 1) * n) for i, g in enumerate(groups)}
     dlogits_all = np.zeros_like(logits_all)
     dh_all = np.zeros_like(h_all)
@@ -91,21 +85,16 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         values[term.name] = value
         values["ce"] += term.weight * value
 
-    # Row norms of every group the triplets read (the norm term reads the same groups).
-    read = sorted({g for term in triplets for g in term.groups if g != "neg"})
-    norms = {g: losses.row_norms(h[g]) for g in read}
     if any("neg" in term.groups for term in triplets):
         if isinstance(neg_index, str):  # "hardest": mine with this pass's embeddings
-            neg_index = hardest_negatives(h["anchor"], y, norms["anchor"])
+            neg_index = hardest_negatives(h["anchor"], y)
         h["neg"], gather_cache = gather_rows_forward(h["anchor"], neg_index)  # (N, K)
-        norms["neg"] = norms["anchor"][neg_index]  # gathered like h["neg"]
         dh["neg"] = np.zeros_like(h["neg"])
 
     values.update(triplet_sens=0.0, active_sens=0.0, triplet_inv=0.0, active_inv=0.0)
     for term in triplets:
         a, p, neg = term.groups
-        value, t_cache = losses.triplet_loss_forward(h[a], h[p], h[neg], margin,
-                                                     norms=(norms[a], norms[p], norms[neg]))
+        value, t_cache = losses.triplet_loss_forward(h[a], h[p], h[neg], margin)
         values[term.name] = value
         values[term.name.replace("triplet", "active")] = float(
             losses.triplet_active(t_cache).mean())
@@ -115,7 +104,7 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
     values["norm"] = 0.0
     for term in norm_terms:
         for g in term.groups:
-            value, n_cache = losses.feature_norm_forward(h[g], norms[g])
+            value, n_cache = losses.feature_norm_forward(h[g])
             dh[g] += losses.feature_norm_backward(term.weight, n_cache)
             values["norm"] += value
 
@@ -123,9 +112,9 @@ def objective(params, x, y, *, x_adv=None, x_inv=None, x_inv_neg=None, neg_index
         gather_rows_backward(dh["neg"], gather_cache, out=dh["anchor"])
 
     if rest is not None and "anchor" not in trained_groups(terms):
-        grads, _ = network.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
+        grads, _ = FAST.backward(dlogits_all[n:], dh_all[n:], rest[2], need_dx=False)
     else:
-        grads, _ = network.backward(dlogits_all, dh_all, cache, need_dx=False)
+        grads, _ = FAST.backward(dlogits_all, dh_all, cache, need_dx=False)
     total = (values["ce"] + lambda_sens * values["triplet_sens"]
              + lambda_inv * values["triplet_inv"] + lambda_norm * values["norm"])
     values["total"] = float(total)

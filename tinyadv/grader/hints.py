@@ -10,7 +10,7 @@ the numerical one ``true`` (pieces.py), both float64, in the checker's own proce
 - a known wrong answer of the piece, computed here (pieces.py ``suspects``);
 - a term missing from a sum (the quotient rule's): mine - true is, row by row, a multiple of
   one of the piece's inputs;
-- outputs in the wrong order, a transposed matrix;
+- outputs in the wrong order, a transposed matrix, the right numbers in other places;
 - entry by entry: where mine matches, is 0 where true is not (or the reverse: a mask), or
   has the opposite sign -- and whether those entries are exactly a named set of the case
   ("the rows where cos(a_i, b_i) < 0");
@@ -91,8 +91,13 @@ def locate(mask, masks, shape):
     return text
 
 
-def piece_hint(piece, kind):
-    return f" ({piece.hints[kind]})" if kind in piece.hints else ""
+def piece_hint(piece, kind, name=None):
+    """The piece's advice for a kind of mistake, in brackets: the advice for the gradient
+    ``name`` itself ("where dW") if the piece has one, else for the piece ("where")."""
+    for key in ((f"{kind} {name}", kind) if name else (kind,)):
+        if key in piece.hints:
+            return f" ({piece.hints[key]})"
+    return ""
 
 
 def explain(piece, index, case, analytic, only_failure=False):
@@ -134,6 +139,10 @@ def explain(piece, index, case, analytic, only_failure=False):
             return text
     if mine.ndim == 2 and mine.shape[0] == mine.shape[1] and rel_error(mine, true.T) <= HINT_MATCH:
         return f"your {name} is the transpose of the numerical one: a transposed product?"
+    if mine.size > 1 and rel_error(np.sort(mine, axis=None), np.sort(true, axis=None)) <= HINT_MATCH:
+        return (f"your {name} holds the right numbers in the wrong places (sorted, its entries "
+                f"are the numerical one's): an order of axes lost in a reshape or a transpose? "
+                f"A reshape keeps the order in which the entries lie.")
 
     # Entry by entry: where does it match, where is it zero, where has it the other sign?
     scale = float(np.max(np.abs(mine) + np.abs(true)))
@@ -149,18 +158,18 @@ def explain(piece, index, case, analytic, only_failure=False):
         if only_true_zero.any() and only_mine_zero.any() and not flipped.any():
             text = (f"inverted mask: your {name} is non-zero at {where(only_true_zero)}, where the "
                     f"numerical gradient is 0, and 0 at {where(only_mine_zero)}, where it is not.")
-            return text + piece_hint(piece, "mask")
+            return text + piece_hint(piece, "mask", name)
         if only_true_zero.any() and not (only_mine_zero.any() or flipped.any()):
             text = (f"missing mask: your {name} is non-zero at {where(only_true_zero)}, where the "
                     f"numerical gradient is exactly 0; everywhere else it matches.")
-            return text + piece_hint(piece, "mask")
+            return text + piece_hint(piece, "mask", name)
         if only_mine_zero.any() and not (only_true_zero.any() or flipped.any()):
             text = (f"extra or wrong mask: your {name} is 0 at {where(only_mine_zero)}, where the "
                     f"numerical gradient is not; everywhere else it matches.")
-            return text + piece_hint(piece, "mask")
+            return text + piece_hint(piece, "mask", name)
         if flipped.any() and not (only_true_zero.any() or only_mine_zero.any()):
             text = f"the sign is flipped at {where(flipped)}; everywhere else it matches."
-            return text + piece_hint(piece, "sign")
+            return text + piece_hint(piece, "sign", name)
     for i, input_name in enumerate(piece.inputs):
         if residual_along(mine, true, case.args[i]):
             text = (f"the difference between your {name} and the numerical one is, row by row, a "
@@ -172,11 +181,13 @@ def explain(piece, index, case, analytic, only_failure=False):
             return text + piece_hint(piece, "along " + input_name)
     if match.any():
         text = f"wrong at {locate(~match, case.masks, mine.shape)}; everywhere else it matches."
-        return text + piece_hint(piece, "where")
+        return text + piece_hint(piece, "where", name)
     if only_failure:
         text = piece_hint(piece, "only " + name)
         if text:
-            return f"{', '.join(g for g in piece.grads if g != name)} are right, {name} is not." + text
+            others = [g for g in piece.grads if g != name]
+            return (f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} right, {name} "
+                    f"is not." + text)
     return ("no simple pattern (not a constant factor, a sign, a mask, a transpose or swapped "
             "outputs): re-derive it one step of the forward at a time, checking each shape.")
 

@@ -13,6 +13,13 @@ checker's own process, from tinyadv's forward only:
 (``numeric`` when a file's backward of the piece is first judged: most runs check a few
 pieces of the eleven.)
 
+One piece also has a case *at* its kink, where no derivative exists and the exercise states a
+convention instead: max pooling, whose fourth case holds windows with tied maxima (as a
+CNN's windows often do: lesson 10). There the reference is the convention's gradient --
+each window's whole upstream gradient to its first maximum, reading the window row by row,
+as PyTorch does -- computed exactly, not by centred differences (which see half the slope
+at each tied entry).
+
 A case depends only on the seed and the piece, so every submission sees the same numbers and
 a rerun prints the same report.
 """
@@ -47,6 +54,10 @@ class Piece:
     # tinyadv functions that compute this piece's answer outright: calling one from the
     # backward still passes, with a note for the teacher (the library holds every solution).
     solutions: tuple = ()
+    # at_kink(rng) -> (args, masks, what, convention): one more case, drawn on the kink on
+    # purpose; ``what`` says so in the report, and convention(args, dout) -> [gradient per
+    # input] is the gradient the exercise's stated convention gives there, computed exactly.
+    at_kink: object = None
 
     @property
     def forward_name(self):
@@ -87,6 +98,65 @@ class Case:
         return self._numeric
 
 
+# --------------------------------------------------------------------------- max pooling's ties
+
+TIE_CASE_SHAPE = (2, 2, 4, 6)  # N, C, H, W: 2 x 3 windows per channel, 24 in all
+
+
+def _window_entries(x):
+    """(N, C, Ho, Wo, 4): each 2 x 2 window's entries read row by row (top-left, top-right,
+    bottom-left, bottom-right); a copy."""
+    n, c, height, width = x.shape
+    ho, wo = height // 2, width // 2
+    return (x[:, :, :2 * ho, :2 * wo].reshape(n, c, ho, 2, wo, 2)
+            .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, 4))
+
+
+def _from_window_entries(per_entry, shape):
+    """The inverse of _window_entries: an array shaped like x, 0 where no window reaches."""
+    n, c, ho, wo, _ = per_entry.shape
+    full = np.zeros(shape, dtype=per_entry.dtype)
+    full[:, :, :2 * ho, :2 * wo] = (per_entry.reshape(n, c, ho, wo, 2, 2)
+                                    .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 2 * ho, 2 * wo))
+    return full
+
+
+def _draw_maxpool_ties(rng):
+    """x (2, 2, 4, 6) whose windows hold one, two, three or four equal maxima (about a
+    quarter each), the tied ones anywhere in the window -- not always first or last."""
+    x = rng.standard_normal(TIE_CASE_SHAPE)
+    entries = _window_entries(x)  # (2, 2, 2, 3, 4)
+    how_many = rng.permutation(np.resize([1, 2, 3, 4], entries.shape[:-1]).ravel())
+    tied = np.zeros(entries.shape, dtype=bool)
+    for window, m in zip(tied.reshape(-1, 4), how_many):
+        window[rng.choice(4, size=m, replace=False)] = True
+    top = entries.max(axis=-1) + 0.1 + rng.uniform(0.0, 0.5, size=entries.shape[:-1])
+    entries = np.where(tied, top[..., None], entries)  # the same float in every tied entry
+    x = _from_window_entries(entries, x.shape)
+    first = tied & (np.cumsum(tied, axis=-1) == 1)
+    ties = int(np.sum(how_many > 1))
+    masks = [("the entries that win their window (each window's first maximum)",
+              _from_window_entries(first, x.shape)),
+             ("the tied maxima after the first of their window",
+              _from_window_entries(tied & ~first, x.shape)),
+             ("the entries below their window's maximum", _from_window_entries(~tied, x.shape))]
+    what = (f"{ties} of its {how_many.size} windows hold two to four equal maxima, where "
+            f"the max has no derivative: here 'numeric' is the convention's gradient (the "
+            f"first maximum of each window takes it all), computed exactly")
+    return (x,), masks, what, _first_maximum_gradient
+
+
+def _first_maximum_gradient(args, dout):
+    """Max pooling's gradient by the convention of exercise 09 and PyTorch: each window's
+    dout goes, whole, to the first of its maxima reading the window row by row (np.argmax
+    returns the first), the window's other entries get 0."""
+    (x,) = args
+    entries = _window_entries(x)
+    routed = np.zeros(entries.shape)
+    np.put_along_axis(routed, entries.argmax(axis=-1)[..., None], dout[..., None], axis=-1)
+    return [_from_window_entries(routed, x.shape)]
+
+
 # --------------------------------------------------------------------------- known mistakes
 
 def _gather_suspects(case):
@@ -95,7 +165,7 @@ def _gather_suspects(case):
     overwritten[index] = case.dout  # what ``dh[index] = dout`` or ``dh[index] += dout`` give
     return [
         ("a repeated index is written, not added: `dh[index] += dout` (like `dh[index] = dout`) "
-         "keeps only one of the rows sent to it; np.add.at(dh, index, dout) adds every one.",
+         "keeps only one of the rows sent to it; np.add.at adds every one.",
          [overwritten]),
         ("your dh is dout[index]: the forward's gather again. Its backward is a scatter: row i "
          "of dout is added into row index[i] of dh.", [case.dout[index]]),
@@ -162,18 +232,24 @@ def _conv_suspects(case):
         return dx
 
     rows_first = [(i, j) for i in range(ho) for j in range(wo)]
+    # A turned kernel and the padded dout: a loop that adds each output's share into its
+    # patch (W as the forward used it) and a correlation of the zero-padded dout (W turned by
+    # 180 degrees) compute the same dx, so each wrong turn gives the same numbers both ways.
+    # The words name both ways; they cannot be told apart by value.
+    one_axis = ("your dx reads W with one of its two spatial axes reversed -- its rows or its "
+                "columns, not both. Adding each output's share into the patch it read, the "
+                "share goes back through W exactly as the forward used it (no turn); sliding a "
+                "kernel over the zero-padded dout, the kernel is W turned by 180 degrees, rows "
+                "and columns both.")
     found = [
-        ("your dx uses the kernel turned the wrong way: as a correlation of dout (padded with "
-         "k - 1 zeros on every side) dx needs W turned by 180 degrees, W[:, :, ::-1, ::-1] -- "
-         "once: not at all, or twice (a routine that flips by itself, and a flip of your own), "
-         "gives this. (In a loop that adds dout[n, f, i, j] * W[f] into the patch at (i, j), W "
-         "goes in as it is.)", [_full_correlation(dout, W), None, None]),
-        ("your dx uses W flipped along one spatial axis only: turn it by 180 degrees, both "
-         "axes (W[:, :, ::-1, ::-1]).",
-         [_full_correlation(dout, W[:, :, ::-1, :]), None, None]),
-        ("your dx uses W flipped along one spatial axis only: turn it by 180 degrees, both "
-         "axes (W[:, :, ::-1, ::-1]).",
-         [_full_correlation(dout, W[:, :, :, ::-1]), None, None]),
+        ("your dx has the kernel turned the wrong way: it is the right dx with W's row and "
+         "column offsets read backwards. If you add each output's share into the patch it "
+         "read (a loop over positions), that share goes back through W exactly as the forward "
+         "used it -- no turn. If you slide a kernel over dout padded with k - 1 zeros, that "
+         "kernel is W turned by 180 degrees -- turned once (a routine that turns it by itself "
+         "and a turn of your own cancel).", [_full_correlation(dout, W), None, None]),
+        (one_axis, [_full_correlation(dout, W[:, :, ::-1, :]), None, None]),
+        (one_axis, [_full_correlation(dout, W[:, :, :, ::-1]), None, None]),
         ("your dx writes each patch's gradient (=) where it must add it (+=): neighbouring "
          "patches overlap, and a pixel read by several output positions gets the sum of what "
          "each of them sends back.", [overwritten(rows_first), None, None]),
@@ -182,12 +258,18 @@ def _conv_suspects(case):
          "each of them sends back.",
          [overwritten([(i, j) for j in range(wo) for i in range(ho)]), None, None]),
         ("your dW is turned by 180 degrees: dW[f, c, u, v] collects x[n, c, i+u, j+v] -- the "
-         "pixel at offset (u, v) of each patch, as the forward read it; no flip in dW.",
+         "pixel at offset (u, v) of each patch, as the forward read it; no turn in dW.",
          [None, dW[:, :, ::-1, ::-1], None]),
         ("your dW has its two spatial axes swapped: dW[f, c, u, v] belongs to row offset u and "
          "column offset v, as W[f, c, u, v] does.", [None, dW.transpose(0, 1, 3, 2), None]),
-        ("your dW holds only the last output position's share: `dW = ...` inside the loop over "
-         "positions where it must add up (`dW += ...`): every weight is used at every position.",
+        ("your dW holds the right numbers in the wrong places: they are dW's entries laid out "
+         "as a (C*k*k, F) matrix -- one row per pixel of a patch, one column per filter, as a "
+         "product of the patches' transpose with dout gives them -- and reshaped to (F, C, k, "
+         "k) as they lie. A reshape keeps the order in which the entries lie: the filters' "
+         "axis has to come first before it.", [None, dW.reshape(f, -1).T.reshape(W.shape), None]),
+        ("your dW holds only the last output position's share: in a loop over positions, "
+         "each position's share is assigned to dW where it must be added to it -- every weight "
+         "is used at every position.",
          [None, np.einsum("nf,ncuv->fcuv", dout[:, :, -1, -1], patches[:, :, -1, -1]), None]),
         ("your dW is averaged over the output positions (divided by Ho * Wo = "
          f"{ho * wo}): a weight used at every position gets the sum of their gradients.",
@@ -198,6 +280,13 @@ def _conv_suspects(case):
         ("your db holds only the last output position's share: sum dout over the positions "
          "(i, j) too, not only over the batch.", [None, None, dout[:, :, -1, -1].sum(axis=0)]),
     ]
+    if f > 1:
+        for which, index in (("0", 0), (f"{f - 1} (the last)", f - 1)):
+            alone = _full_correlation(dout[:, index:index + 1], W[index:index + 1, :, ::-1, ::-1])
+            found.append((
+                f"your dx is what filter {which} alone sends back: all F = {f} filters read "
+                f"every pixel, each through its own weights, so dx[n, c] is a sum over the "
+                f"filters f as well as over the output positions.", [alone, None, None]))
     if n > 1:
         found += [
             (f"your dW is averaged over the batch (divided by N = {n}): every image uses the "
@@ -210,9 +299,9 @@ def _conv_suspects(case):
         ]
     if c == f:  # channel axes swapped: the right shape only when C == F, caught by value
         found += [
-            ("your dx mixes up W's two channel axes: W is (F, C, k, k); dx[n, c] gathers from "
-             "every output channel f through W[f, c] -- as a correlation of dout that is the "
-             "kernel W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), its F and C exchanged.",
+            ("your dx mixes up W's two channel axes: W is (F, C, k, k), and dx[n, c] gathers "
+             "from every output channel f through W[f, c] -- channel c of every filter, not "
+             "the channels of filter c.",
              [_full_correlation(dout, W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), None, None]),
             ("your dW has its channel axes swapped: it is (F, C, k, k), the shape of W -- "
              "dW[f, c] pairs output channel f of dout with input channel c of x.",
@@ -224,34 +313,46 @@ def _conv_suspects(case):
 def _maxpool_suspects(case):
     (x,) = case.args
     dout = case.dout  # (N, C, Ho, Wo)
-    n, c, height, width = x.shape
-    ho, wo = dout.shape[2:]
+    entries = _window_entries(x)  # (N, C, Ho, Wo, 4), row by row
+    maxima = entries == entries.max(axis=-1, keepdims=True)  # every tied maximum
+    first = maxima & (np.cumsum(maxima, axis=-1) == 1)
+    last = maxima & (np.cumsum(maxima[..., ::-1], axis=-1)[..., ::-1] == 1)
+    per_window = dout[..., None]
 
-    def spread(values):
-        dx = np.zeros_like(x)
-        dx[:, :, :2 * ho, :2 * wo] = np.repeat(np.repeat(values, 2, axis=2), 2, axis=3)
-        return dx
+    def routed(mask):
+        return _from_window_entries(mask * per_window, x.shape)
 
-    windows = x[:, :, :2 * ho, :2 * wo].reshape(n, c, ho, 2, wo, 2)
-    win = windows == windows.max(axis=(3, 5), keepdims=True)  # no ties in these inputs
-    swapped = np.zeros_like(x)  # the winner's row and column within its window swapped
-    swapped[:, :, :2 * ho, :2 * wo] = (win.transpose(0, 1, 2, 5, 4, 3) * dout[:, :, :, None, :, None]
-                                       ).reshape(n, c, 2 * ho, 2 * wo)
-    top_left = np.zeros_like(x)
-    top_left[:, :, 0:2 * ho:2, 0:2 * wo:2] = dout
-    return [
+    swapped = first.reshape(first.shape[:-1] + (2, 2)).swapaxes(-1, -2).reshape(first.shape)
+    top_left = np.zeros(entries.shape, dtype=bool)
+    top_left[..., 0] = True
+    found = [
         ("your dx spreads each window's gradient over the whole window: only the entry that "
          "won the max changed the output, so only it gets the gradient (the whole of it); the "
-         "three others get 0.", [spread(dout)]),
+         "three others get 0.", [routed(np.ones(entries.shape))]),
         ("your dx averages each window's gradient over its four entries (dout / 4 each): that "
          "is the backward of *average* pooling. The max is the winner's value alone, so the "
-         "winner gets the whole gradient and the three others 0.", [spread(dout / 4)]),
+         "winner gets the whole gradient and the three others 0.", [routed(np.ones(entries.shape) / 4)]),
         ("your dx always sends the gradient to the top-left entry of each window: it belongs "
-         "to the entry that won the max, wherever it is in the window.", [top_left]),
+         "to the entry that won the max, wherever it is in the window.", [routed(top_left)]),
         ("your dx sends each window's gradient to the right window but to the wrong entry of "
          "it: the winner's row and column within the window are swapped (a transpose in "
-         "reshaping the windows back?).", [swapped]),
+         "reshaping the windows back?).", [routed(swapped)]),
     ]
+    ties = int(np.sum(maxima.sum(axis=-1) > 1))
+    if ties:  # the case at the kink: windows whose maximum is held by several entries
+        rule = ("At a tie the max has no derivative, and exercise 09 states the convention "
+                "(PyTorch's): the first maximum of the window, reading it row by row, takes "
+                "the whole gradient; the other tied entries get 0.")
+        found += [
+            (f"ties: your dx sends a window's gradient to every entry equal to its maximum, "
+             f"so each of the {ties} windows here whose maximum is held by two to four entries "
+             f"passes it back two to four times over. " + rule, [routed(maxima)]),
+            ("ties: your dx gives a tied window's gradient to the last of its maxima. " + rule,
+             [routed(last)]),
+            ("ties: your dx shares a tied window's gradient among its maxima. " + rule,
+             [routed(maxima / maxima.sum(axis=-1, keepdims=True))]),
+        ]
+    return found
 
 
 def _prelu_suspects(case):
@@ -317,52 +418,74 @@ PIECES = (
                     "for an anchor picked by several others, none for an anchor never picked.",
            "mask": "a row of h picked by no anchor does not reach the loss: its gradient is 0."},
           suspects=_gather_suspects, solutions=("tinyadv.layers.gather_rows_backward",)),
-    Piece("fgsm_loss", "tinyadv.attacks", ("x",), True, inputs.draw_fgsm_loss,
+    Piece("fgsm_loss", "tinyadv.grader.answers", ("x",), True, inputs.draw_fgsm_loss,
           suspects=_fgsm_suspects,
-          solutions=("tinyadv.attacks.fgsm_loss_backward", "tinyadv.mlp.backward")),
+          solutions=("tinyadv.grader.answers.fgsm_loss_backward", "tinyadv.mlp.backward")),
     # The CNN's pieces (exercises 08 and 09).
-    Piece("conv2d", "tinyadv.layers", ("x", "W", "b"), False, inputs.draw_conv2d,
-          {"where": "each pixel x[n, c, p, q] is read by every output position whose k x k patch "
-                    "covers it (fewer near the border), and gets back what each of them sends.",
-           "only dx": "dW and db are right: write dx one output position at a time, as the "
-                      "forward reads x, and add what each position sends back into its patch.",
-           "only dW": "dx and db are right: a weight W[f, c, u, v] meets the pixel at offset "
-                      "(u, v) of every patch, in every image."},
+    Piece("conv2d", "tinyadv.cnn_layers", ("x", "W", "b"), False, inputs.draw_conv2d,
+          {"where dx": "each pixel x[n, c, p, q] is read by every output position whose k x k "
+                       "patch covers it (fewer near the border), through every filter, and "
+                       "gets back what each of them sends.",
+           "where dW": "a weight W[f, c, u, v] meets the pixel at offset (u, v) of every patch "
+                       "of channel c, in every image, and each of those meetings sends back "
+                       "dout of filter f at that position times that pixel.",
+           "where db": "b[f] is added at every output position of filter f, in every image.",
+           "only dx": "write dx one output position at a time, as the forward reads x, and "
+                      "add what each position sends back into its patch, from every filter.",
+           "only dW": "a weight W[f, c, u, v] meets the pixel at offset (u, v) of every patch, "
+                      "in every image."},
           suspects=_conv_suspects,
-          solutions=("tinyadv.layers.conv2d_backward", "tinyadv.fast.conv.conv2d_im2col_backward",
+          solutions=("tinyadv.cnn_layers.conv2d_backward", "tinyadv.layers.conv2d_backward",
+                     "tinyadv.fast.conv.conv2d_im2col_backward",
                      "tinyadv.fast.conv.conv2d_fft_backward")),
-    Piece("maxpool2d", "tinyadv.layers", ("x",), False, inputs.draw_maxpool2d,
+    Piece("maxpool2d", "tinyadv.cnn_layers", ("x",), False, inputs.draw_maxpool2d,
           {"mask": "each window's output is its largest entry; moving any other entry a little "
-                   "changes nothing, so the gradient goes to that one entry alone.",
+                   "changes nothing, so the gradient goes to that one entry alone (at a tie, "
+                   "to the first maximum of the window, reading it row by row).",
            "where": "each window's gradient dout[n, c, i, j] belongs to one entry of window "
-                    "(i, j): the one whose value is the output."},
-          suspects=_maxpool_suspects, solutions=("tinyadv.layers.maxpool2d_backward",)),
-    Piece("prelu", "tinyadv.layers", ("x", "a"), False, inputs.draw_prelu,
+                    "(i, j): the one whose value is the output (at a tie, the first of them, "
+                    "reading the window row by row)."},
+          suspects=_maxpool_suspects,
+          solutions=("tinyadv.cnn_layers.maxpool2d_backward", "tinyadv.layers.maxpool2d_backward"),
+          at_kink=_draw_maxpool_ties),
+    Piece("prelu", "tinyadv.cnn_layers", ("x", "a"), False, inputs.draw_prelu,
           {"mask": "the PReLU is x where x > 0 and a * x elsewhere: both sides pass a gradient.",
-           "only da": "dx is right. a is one number used by every entry with x <= 0: each such "
-                      "entry adds its own share to da."},
-          suspects=_prelu_suspects, solutions=("tinyadv.layers.prelu_backward",)),
+           "only da": "a is one number used by every entry with x <= 0: each such entry adds "
+                      "its own share to da."},
+          suspects=_prelu_suspects,
+          solutions=("tinyadv.cnn_layers.prelu_backward", "tinyadv.layers.prelu_backward")),
 )
 BY_BACKWARD = {piece.backward_name: piece for piece in PIECES}
 BACKWARD_NAMES = tuple(BY_BACKWARD)
 
 
 def reference_cases(piece, seed):
-    """The three cases of ``piece`` for ``seed``, each with tinyadv's output and gradients."""
+    """The cases of ``piece`` for ``seed`` (three, and one at the kink for a piece that has
+    one), each with tinyadv's output and the reference gradients."""
     rng = np.random.default_rng([seed, PIECES.index(piece)])  # same inputs in every file
     forward = piece.reference_forward()
     k = len(piece.inputs)
     cases = []
-    for case_number, n in enumerate(BATCH_SIZES):
-        args, masks = piece.draw(rng, n, case_number)
+
+    def add_case(n, args, masks, convention=None, what=""):
         out = np.asarray(forward(*[np.copy(a) if isinstance(a, np.ndarray) else a for a in args])[0],
                          dtype=np.float64)
         dout = float(rng.uniform(1.2, 1.8)) if piece.scalar else rng.standard_normal(out.shape)
         shapes = ", ".join(f"{name} {args[i].shape}" for i, name in enumerate(piece.inputs))
         shapes += (f", dloss {dout:.4g}" if piece.scalar else f", dout {np.shape(dout)}")
         snapshot = [np.array(a, dtype=np.float64) if i < k else a for i, a in enumerate(args)]
-        cases.append(Case(n, tuple(args), masks, dout, out, shapes,
-                          functools.partial(_centred_differences, forward, snapshot, k, dout)))
+        if convention is None:
+            gradients = functools.partial(_centred_differences, forward, snapshot, k, dout)
+        else:
+            shapes += f"; {what}"
+            gradients = functools.partial(convention, snapshot, dout)
+        cases.append(Case(n, tuple(args), masks, dout, out, shapes, gradients))
+
+    for case_number, n in enumerate(BATCH_SIZES):
+        add_case(n, *piece.draw(rng, n, case_number))
+    if piece.at_kink is not None:
+        args, masks, what, convention = piece.at_kink(rng)
+        add_case(len(args[0]), args, masks, convention, what)
     return cases
 
 
@@ -374,5 +497,5 @@ def _centred_differences(forward, snapshot, k, dout):
 
 
 def all_reference_cases(seed):
-    """{backward name: [Case, Case, Case]} for every piece."""
+    """{backward name: [Case, ...]} for every piece: three cases each, four for max pooling."""
     return {piece.backward_name: reference_cases(piece, seed) for piece in PIECES}

@@ -2,6 +2,8 @@
 
     reproduce        python -m tinyadv.reproduce: Table 1 and Figure 1, audited
     sweep            python -m tinyadv.sweep: the invariance term's settings, against people
+    configs          a run's config (the paper's TrainConfig, its data, the authors' options),
+                     the presets and their rows
     experiments      runs: train, evaluate, save, resume -- what reproduce and sweep share
     runner           worker processes that stop cleanly on Ctrl-C
     paper            the audit of the paper's Table 1 against its authors' logs

@@ -49,9 +49,9 @@ full step = 611.2 MFLOP. These are the steps as specified -- what a framework co
 them (the PyTorch and JAX steps the README times beside ours) -- and the GFLOP/s and share
 of the ceiling we print use them.
 
-tinyadv itself performs fewer: the anchors' forward serves both FGSM and the objective
-(train.train_step, fast/mlp.py: stack_forwards), so the objective pushes only the other groups through
-the network -- P(N) less, 378.9 and 542.4 MFLOP. ``performed_flops`` counts those; the report
+tinyadv's step (the lab's, fast/step.py) performs fewer: the anchors' forward serves both
+FGSM and the objective (fast/mlp.py: stack_forwards), so the objective pushes only the other
+groups through the network -- P(N) less, 378.9 and 542.4 MFLOP. ``performed_flops`` counts those; the report
 shows both.
 
 With the paper-4d preset the baseline's cross-entropy is on FGSM images only and no triplet
@@ -60,14 +60,14 @@ share with FGSM); the counts use the 784-256-256-4-10 widths of that preset.
 
     python -m tinyadv.bench --preset paper-4d    # a 4-unit embedding, CE on FGSM
 
-times the same steps with another TrainConfig preset (train.PRESETS). Set
+times the same steps with another preset (lab/configs.py). Set
 OPENBLAS_NUM_THREADS=1 to time the single-thread step the reproduction's workers run.
 
 The CNN
 -------
     python -m tinyadv.bench --preset paper-4d --arch cnn
 
-times the same two steps on the paper's authors' CNN (cnn.py, TrainConfig.arch = "cnn";
+times the same two steps on the paper's authors' CNN (fast/cnn.py, TrainConfig.arch = "cnn";
 --sizes does not apply). Its FLOPs are counted the same way, with each layer's multiply-adds
 per image in place of s_{l-1} * s_l: a 5 x 5 convolution from C to F channels with an
 Ho x Wo output does Ho * Wo * F * 25 * C of them (conv1: 24*24*32*25 = 460,800; conv2:
@@ -95,12 +95,13 @@ import time
 import numpy as np
 
 from .. import network
-from ..fast import objective as fast_objective
 from ..fast.memory import keep_freed_memory
 from ..fast.nearest import label_flip
+from ..fast.objective import trained_groups
 from ..optim import make_optimizer
-from ..train import (PRESET_ALIASES, PRESETS, draw_batch, model_config, preset_config,
-                     preset_name, train_step)
+from ..train import draw_batch
+from .configs import model_config, preset_config
+from .experiments import parse_preset
 
 __all__ = ["run", "main", "format_report", "step_flops", "performed_flops", "pass_flops",
            "gemm_gflops", "summary", "peak_rss_mb", "CNN_LAYER_MACS", "read_comparison"]
@@ -134,7 +135,7 @@ def objective_groups(config):
     [x; x'; x''] for the full step; [x; x'] for the baseline, or only [x'] when the
     cross-entropy is on FGSM images alone and no triplet needs the anchors (the paper-4d
     preset's baseline)."""
-    return len(fast_objective.trained_groups(config.terms()))
+    return len(trained_groups(config.terms()))
 
 
 def mines_hardest_negatives(config):
@@ -161,7 +162,7 @@ def performed_flops(sizes, batch, config):
     """Matrix-product FLOPs tinyadv computes for the step: one forward of the N anchors less
     than ``step_flops`` when the objective trains on the anchors' rows, since FGSM and the
     objective share that forward; the same as ``step_flops`` when it does not."""
-    shares = config.adversarial and "anchor" in fast_objective.trained_groups(config.terms())
+    shares = config.adversarial and "anchor" in trained_groups(config.terms())
     one_pass = 2 * sum(_layer_macs(list(sizes), config)) * batch  # P(N)
     return step_flops(sizes, batch, config) - (one_pass if shares else 0)
 
@@ -295,7 +296,8 @@ def random_mnist_like(n, rng):
 
 
 def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default", arch="mlp"):
-    """Seconds per train.train_step of one Table 1 row, on random data of MNIST shape.
+    """Seconds per training step of one Table 1 row, on random data of MNIST shape: the step
+    the lab trains with (fast/step.py; the authors' under the authors-code preset).
 
     Returns (seconds of each timed step, page faults per timed step).
     """
@@ -307,14 +309,16 @@ def bench_step(model, sizes, batch, steps, warmup, seed=0, preset="default", arc
     X, y = random_mnist_like(pool, rng)
     # Invariance examples: any images within [0, 1] cost the same as real ones.
     x_inv = np.clip(X + rng.uniform(-0.3, 0.3, size=X.shape).astype(np.float32), 0, 1)
-    params = network.init_params(config.replace(input_norm="none"), rng)
+    x_inv = x_inv if config.uses_invariance else None
+    params = network.init_params(config.train, rng)
     opt = make_optimizer(config.optimizer, params, config.lr)
     batches = [rng.choice(pool, size=batch, replace=False) for _ in range(16)]
     counter = iter(range(10 ** 12))
+    step = config.training_step()
 
     def one_step():
         idx = batches[next(counter) % len(batches)]
-        train_step(params, opt, config, draw_batch(config, idx, X, y, x_inv), rng)
+        step(params, opt, config.train, draw_batch(config.train, idx, X, y, x_inv), rng)
 
     time_calls(one_step, warmup, warmup=0)
     faults = minor_page_faults()
@@ -494,9 +498,9 @@ def main(argv=None):
                         help="images for the invariance generator (0 skips it)")
     parser.add_argument("--inv-refs", type=positive_int, default=60_000)
     parser.add_argument("--gemm-size", type=positive_int, default=GEMM_SIZE)
-    parser.add_argument("--preset", choices=sorted(PRESETS) + sorted(PRESET_ALIASES),
-                        default="default",
-                        help="TrainConfig preset of the timed steps (train.PRESETS)")
+    parser.add_argument("--preset", type=parse_preset, default="default",
+                        help="preset of the timed steps (lab/configs.py: default, paper-4d, "
+                             "authors-code)")
     parser.add_argument("--arch", choices=network.ARCHS, default="mlp",
                         help="the network: an MLP of --sizes, or the authors' CNN")
     parser.add_argument("--compare", metavar="FILE.json", default=None,
@@ -512,7 +516,8 @@ def main(argv=None):
         parser.error(f"--sizes: the last width is the number of classes, 10; got {args.sizes[-1]}")
     result = run(sizes=args.sizes, batch=args.batch, steps=args.steps, warmup=max(0, args.warmup),
                  inv_queries=max(0, args.inv_queries), inv_refs=args.inv_refs,
-                 gemm_size=args.gemm_size, preset=preset_name(args.preset), arch=args.arch, compare=compare)
+                 gemm_size=args.gemm_size, preset=args.preset, arch=args.arch,
+                 compare=compare)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 

@@ -230,13 +230,13 @@ CLAIMS += [
      _compare("sweep-norm", "sweep", "mls embed_dim=0 margin=0.05 lambda_norm=0",
               "baseline embed_dim=0", "pgd"), recipes.OWN_EVIDENCE["sweep-norm"],
      "218 s (quiet, 2 cores)"),
-    ("T11", "`paper-4d`: cross-entropy on the invariance examples (source label) against the "
-            "Baseline, the paper's metric",
+    ("T11", "`paper-4d`: cross-entropy on clean images and their invariance examples (source "
+            "label) against the Baseline, the paper's metric",
      _compare("ce-invariance", "training on the attack", recipes.CE_INV + "baseline", "baseline",
               "invariance_source"), recipes.RECIPES["ce-invariance"]["command"],
      "not timed on a quiet machine"),
-    ("T12", "`paper-4d`: cross-entropy on the invariance examples (source label) against the "
-            "Baseline, agreement with people (350 images)",
+    ("T12", "`paper-4d`: cross-entropy on clean images and their invariance examples (source "
+            "label) against the Baseline, agreement with people (350 images)",
      _compare("ce-invariance", "training on the attack", recipes.CE_INV + "baseline", "baseline",
               "human"), recipes.RECIPES["ce-invariance"]["command"], "not timed on a quiet machine"),
     ("F1", "Figure 1, `default`: the scatter ratio with the invariance term against without",

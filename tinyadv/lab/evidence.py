@@ -198,6 +198,11 @@ DEFAULT_COLUMNS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flip
 PROBE_KEYS = ("raw", "scaled", "clean", "raw_direction", "raw_top_share")
 
 
+def _fast():
+    from ..fast.network import FAST  # the network as the lab's evaluation runs it
+    return FAST
+
+
 def _experiments():
     from . import experiments  # imported late: experiments imports the training machinery
     return experiments
@@ -224,7 +229,8 @@ def scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix="", l
         record = records[run.name]
         results = dict(record["results"])
         if "authors" in sets and "invariance_authors" not in results:
-            results.update(evaluate_module.authors_invariance(params, *sets["authors"]))
+            results.update(evaluate_module.authors_invariance(params, *sets["authors"],
+                                                              net=_fast()))
         row, seed = prefix + run.labels["model"], run.labels["seed"]
         key = f"{row}__seed{seed}"
         out["by_run"][key] = perimage.correctness(params, run.config, evaluation, sets,
@@ -269,13 +275,13 @@ def collect(runs, records, runs_dir, evaluation, name, command, families,
 
 def _folder_runs(results_dir, rows):
     """(runs, records, runs_dir, evaluation, base) of a reproduce folder's saved runs."""
-    from ..train import TrainConfig
     from . import reproduce
+    from .configs import RunConfig
 
     experiments = _experiments()
     with open(os.path.join(results_dir, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
-    base = TrainConfig.from_dict(config["base_config"])
+    base = RunConfig.from_dict(config["base_config"])
     evaluation = experiments.Evaluation(**config["evaluation"])
     all_rows = config["models"]
     rows = list(all_rows) if rows is None else rows

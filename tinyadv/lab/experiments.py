@@ -1,6 +1,6 @@
 """Train and evaluate many runs, each saved as it finishes: what reproduce.py and sweep.py share.
 
-A *run* is one TrainConfig (seed included) with a name. ``run_many`` trains the runs that
+A *run* is one RunConfig (configs.py; seed included) with a name. ``run_many`` trains the runs that
 have no valid saved result in worker processes (runner.py), evaluates each under every
 attack and protocol (evaluate.py), and saves it under ``runs_dir`` as soon as it is done:
 
@@ -36,17 +36,19 @@ import numpy as np
 from .. import data, evaluate, network, objective
 from ..fast import nearest
 from ..fast.memory import keep_freed_memory
+from ..fast.network import FAST
 from ..fileio import remove_temporary_files, save_npz_atomic, write_text_atomic
-from ..train import PRESET_ALIASES, PRESETS, TrainConfig, preset_name, train
+from ..train import train
 from . import invariance_cache
+from .configs import PRESETS, RunConfig, preset_name
 from .runner import WorkerError, run_in_workers
 
 __all__ = ["Evaluation", "Run", "run_many", "obtain_records", "saved_records", "shard_of",
            "MissingRuns", "parse_shard", "run_command", "run_key", "check_saved_run",
            "load_saved_run", "load_params", "prepare_data", "load_attack_set", "authors_test_set",
            "add_run_arguments", "check_run_arguments", "mean_std", "cell_text", "seeds_text",
-           "estimated_cost", "epoch_probe", "file_sha256", "record_sha256", "COLUMNS", "FULL_TRAIN", "FULL_TEST",
-           "RECORD_FORMAT"]
+           "estimated_cost", "epoch_probe", "file_sha256", "record_sha256", "parse_preset",
+           "COLUMNS", "FULL_TRAIN", "FULL_TEST", "RECORD_FORMAT"]
 
 FULL_TRAIN, FULL_TEST = 60000, 10000
 # Workers run BLAS on one thread each: two runs at once use both cores, and a run's numbers
@@ -113,7 +115,7 @@ class Run:
     """One training run: a name (the file stem), its full config, and labels for the tables."""
 
     name: str
-    config: TrainConfig
+    config: RunConfig
     labels: dict = field(default_factory=dict)  # e.g. {"model": "baseline", "seed": 0}
     preset: str = "default"
 
@@ -245,14 +247,14 @@ def epoch_probe(params, x_inv_255, y_source, x_test, y_test, n=PROBE_IMAGES):
     frequent class."""
     x_raw, y, x_clean = x_inv_255[:n], y_source[:n], x_test[:n]
     raw_params = network.without_input_norm(params)
-    logits_raw, h_raw, _ = network.forward(raw_params, x_raw)
-    h_clean = network.embed(params, x_clean)
+    logits_raw, h_raw, _ = FAST.forward(raw_params, x_raw)
+    h_clean = FAST.embed(params, x_clean)
     units = h_raw / np.maximum(np.linalg.norm(h_raw, axis=1, keepdims=True), 1e-12)
     counts = np.bincount(logits_raw.argmax(axis=1), minlength=logits_raw.shape[1])
     return {
         "raw": 100.0 * float(np.mean(logits_raw.argmax(axis=1) == y)),
-        "scaled": 100.0 * float(np.mean(network.predict(params, x_raw / np.float32(255)) == y)),
-        "clean": 100.0 * float(np.mean(network.predict(params, x_clean) == y_test[:n])),
+        "scaled": 100.0 * float(np.mean(FAST.predict(params, x_raw / np.float32(255)) == y)),
+        "clean": 100.0 * float(np.mean(FAST.predict(params, x_clean) == y_test[:n])),
         "raw_norm": float(np.linalg.norm(h_raw, axis=1).mean()),
         "clean_norm": float(np.linalg.norm(h_clean, axis=1).mean()),
         "raw_direction": float(np.linalg.norm(units.mean(axis=0))),
@@ -319,13 +321,18 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
         record["probe"] = found = epoch_probe(params, *probe_set, X_test, y_test)
         return (f"probe: invariance raw {found['raw']:.1f}% scaled {found['scaled']:.1f}%, "
                 f"raw |h| {found['raw_norm']:.3g}, one way {found['raw_direction']:.2f}")
-    params, history = train(config, X_train, y_train, xi_train, yf_train, log=log,
-                            on_epoch=probe if evaluation.probes else None)
+    n = config.train_size or len(X_train)  # the first n training images
+    X_train, y_train = X_train[:n], y_train[:n]
+    xi_train, yf_train = (xi_train[:n], yf_train[:n]) if config.uses_invariance else (None, None)
+    params, history = train(config.train, X_train, y_train, xi_train, yf_train, log=log,
+                            on_epoch=probe if evaluation.probes else None,
+                            step=config.training_step())
     train_s = time.perf_counter() - t0
     results = evaluate.evaluate_model(params, X_test, y_test, xi_test, yf_test,
                                       fgsm_eps=config.fgsm_eps, pgd_steps=evaluation.pgd_steps,
                                       rng=np.random.default_rng(config.seed),
-                                      fgsm_clamp=config.fgsm_clamp, pgd_eps=evaluation.pgd_eps)
+                                      fgsm_clamp=config.fgsm_clamp, pgd_eps=evaluation.pgd_eps,
+                                      net=FAST)
     record = {"name": run.name, **run.labels, "key": run_key(run, evaluation),
               "results": results, "history": history, "train_seconds": train_s,
               "eval_seconds": time.perf_counter() - t0 - train_s}
@@ -342,15 +349,16 @@ def train_and_evaluate(run, evaluation, datasets, runs_dir, log):
 def add_run_arguments(parser, quick_help):
     """The flags reproduce and sweep share: --quick, --preset, --seeds, --epochs, --jobs."""
     parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--preset", choices=list(PRESETS) + list(PRESET_ALIASES),
-                        default="default",
+    parser.add_argument("--preset", type=parse_preset, default="default",
+                        metavar="{" + ",".join(PRESETS) + "}",
                         help="bundle of config fields every run starts from: 'default' "
                              "(tinyadv's), 'paper-4d' (the paper's equations on a 4-d linear "
-                             "embedding, CE on FGSM images; formerly 'authors')")
+                             "embedding, CE on FGSM images), 'authors-code' (what the "
+                             "authors' code did instead, authors_code.py)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds to average over (default 0 1 2; --quick: 0)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per run (default {TrainConfig().epochs}; fewer with --quick)")
+                        help=f"epochs per run (default {RunConfig().epochs}; fewer with --quick)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes, each training one run at a time with one "
                              "BLAS thread (default: 2, or 1 on a one-core machine)")
@@ -361,6 +369,14 @@ def add_run_arguments(parser, quick_help):
     shards.add_argument("--merge", action="store_true",
                         help="train nothing: build the outputs from the saved runs, or name "
                              "the runs that are missing")
+
+
+def parse_preset(text):
+    """argparse type for --preset: a preset's name; a retired name says what to use instead."""
+    try:
+        return preset_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_shard(text):
@@ -377,12 +393,7 @@ def parse_shard(text):
 
 
 def check_run_arguments(parser, args):
-    """Exit 2 (parser.error) naming a bad --seeds, --epochs or --jobs; an old preset name is
-    replaced by the new one (with a note)."""
-    if args.preset in PRESET_ALIASES:
-        print(f"note: --preset {args.preset} is now called {PRESET_ALIASES[args.preset]}",
-              file=sys.stderr)
-        args.preset = preset_name(args.preset)
+    """Exit 2 (parser.error) naming a bad --seeds, --epochs or --jobs."""
     for name, lo, hi in (("epochs", 1, None), ("jobs", 1, 64)):
         value = getattr(args, name)
         if value is not None and (value < lo or (hi is not None and value > hi)):

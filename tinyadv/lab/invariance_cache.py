@@ -3,8 +3,7 @@
 The search (tinyadv/fast/nearest.py; tinyadv/invariance.py says what it computes) does not
 depend on eps, so one cache file serves every eps: it is applied on loading, which is cheap.
 The file lives in data/cache/, keyed by the search settings and the SHA-256 of the data; a
-missing, stale or corrupt one is searched again. All 70,000 images against the 60,000
-training images took 48 s from scratch on the project's 2-core machine.
+missing, stale or corrupt one is searched again (README.md gives the time it takes).
 """
 import hashlib
 import json

@@ -15,6 +15,7 @@ given, and three over the 350 human-labelled images of Tramer et al. together:
 import numpy as np
 
 from .. import attacks, authors_code, data, evaluate, network
+from ..fast.network import FAST  # the network as evaluation runs it: the same predictions
 
 __all__ = ["correctness", "human_sets", "test_sets", "fgsm_scatter_ratio", "HUMAN_POOLED",
            "HUMAN_SET_COLUMNS", "RECORD_COLUMNS", "CountMismatch"]
@@ -63,9 +64,9 @@ def test_sets(evaluation, inv_eps, inv_shifts, log=lambda msg: None, authors=Tru
 def _fgsm_images(params, config, x, y):
     """The FGSM column's images, as evaluate_model makes them for this config."""
     if config.fgsm_clamp == "pixels":
-        return attacks.fgsm(params, x, y, config.fgsm_eps)
+        return attacks.fgsm(params, x, y, config.fgsm_eps, net=FAST)
     return authors_code.fgsm(params, x, y, eps=config.fgsm_eps / params["input_std"],
-                             clamp=config.fgsm_clamp)
+                             clamp=config.fgsm_clamp, net=FAST)
 
 
 def fgsm_scatter_ratio(params, config, sets):
@@ -74,7 +75,7 @@ def fgsm_scatter_ratio(params, config, sets):
     from .. import plots
 
     x_adv = _fgsm_images(params, config, sets["x"], sets["y"])
-    return {"scatter_ratio": plots.scatter_ratio(network.embed(params, x_adv), sets["y"])}
+    return {"scatter_ratio": plots.scatter_ratio(FAST.embed(params, x_adv), sets["y"])}
 
 
 def correctness(params, config, evaluation, sets, results, columns):
@@ -83,7 +84,7 @@ def correctness(params, config, evaluation, sets, results, columns):
     Parameters
     ----------
     params : the run's saved weights
-    config : its TrainConfig (seed, fgsm_eps, fgsm_clamp decide the attacks)
+    config : its lab config (configs.RunConfig: seed, fgsm_eps, fgsm_clamp decide the attacks)
     evaluation : its experiments.Evaluation (PGD's steps and budget)
     sets : test_sets(...)
     results : its results (the record's, with the authors' columns where scored): every
@@ -98,27 +99,27 @@ def correctness(params, config, evaluation, sets, results, columns):
     out = {}
     for column in columns:
         if column == "clean":
-            right = network.predict(params, x) == y
+            right = FAST.predict(params, x) == y
         elif column == "fgsm":
-            right = network.predict(params, _fgsm_images(params, config, x, y)) == y
+            right = FAST.predict(params, _fgsm_images(params, config, x, y)) == y
         elif column == "pgd":
             eps = config.fgsm_eps if evaluation.pgd_eps is None else evaluation.pgd_eps
             x_pgd = attacks.pgd(params, x, y, eps, evaluation.pgd_steps,
                                 attacks.default_pgd_step_size(eps, evaluation.pgd_steps),
-                                np.random.default_rng(config.seed))  # evaluate_model's start
-            right = network.predict(params, x_pgd) == y
+                                np.random.default_rng(config.seed), net=FAST)  # evaluation's start
+            right = FAST.predict(params, x_pgd) == y
         elif column in ("invariance_source", "invariance_flipped"):
             labels = y if column == "invariance_source" else sets["y_flip"]
-            right = network.predict(params, sets["x_inv"]) == labels
+            right = FAST.predict(params, sets["x_inv"]) == labels
         elif column in ("invariance_authors", "invariance_authors_raw"):
             x_255, y_source = sets["authors"]
             if column == "invariance_authors":
-                right = network.predict(params, x_255 / x_255.dtype.type(255)) == y_source
+                right = FAST.predict(params, x_255 / x_255.dtype.type(255)) == y_source
             else:
-                right = network.predict(network.without_input_norm(params), x_255) == y_source
+                right = FAST.predict(network.without_input_norm(params), x_255) == y_source
         elif column.startswith("human"):
             X, y_human, y_source, names = sets["human"]
-            right = network.predict(params, X) == y_human
+            right = FAST.predict(params, X) == y_human
             if column == "human_kept":
                 right = right[y_human == y_source]
             elif column == "human_changed":

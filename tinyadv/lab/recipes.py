@@ -65,9 +65,10 @@ CE_INV = "cross-entropy on the attack: "
 
 def _ce_invariance_family():
     pair = [(CE_INV + "baseline", "baseline")]
-    return [Family("training on the attack", "Does cross-entropy on the invariance examples "
-                   "with their source label, instead of on the FGSM images, change the paper's "
-                   "metric, agreement with people or accuracy against the Baseline?", pair,
+    return [Family("training on the attack", "Does cross-entropy on clean images and on their "
+                   "invariance examples with the source label, instead of on the FGSM images, "
+                   "change the paper's metric, agreement with people or accuracy against the "
+                   "Baseline?", pair,
                    ("invariance_source", "invariance_authors", "human", "human_kept",
                     "human_changed", "clean", "fgsm", "pgd"))]
 
@@ -105,7 +106,7 @@ RECIPES = {
                                  ("paper-4d-ce-invariance", ["baseline"], CE_INV)],
                           families=_ce_invariance_family(),
                           command="python -m tinyadv.reproduce --preset paper-4d --rows baseline "
-                                  "--set ce_on=invariance"),
+                                  "--set ce_on=clean+invariance --set adversarial=false"),
     "cnn10": dict(parts=[("cnn10", None, "")], families=_cnn_families(), columns=CNN_COLUMNS,
                   values=_mlp_values,
                   command="python -m tinyadv.reproduce --preset paper-4d --set arch=cnn --rows "

@@ -1,6 +1,6 @@
 """python -m tinyadv.reproduce -- the paper's Table 1 and Figure 1 in one command, audited.
 
-Trains every row of one preset (train.PRESETS, train.PRESET_ROWS) for each seed: Table 1's
+Trains every row of one preset (configs.PRESETS, configs.PRESET_ROWS) for each seed: Table 1's
 rows (train.MODELS) under ``default`` or ``paper-4d`` (the paper's equations on a 4-d signed
 embedding, CE on FGSM images, uniform init), or the authors' logged configurations under
 ``authors-code`` (what their code did: authors_code.py); evaluates it under every attack and
@@ -41,12 +41,14 @@ import os
 import sys
 import time
 
-from .. import authors_code, data, evaluate, network, plots
+from .. import authors_code, data, evaluate, plots
 from ..attacks import fgsm
 from ..evaluate import AUTHORS_KEYS
+from ..fast.network import FAST
 from ..fileio import write_text_atomic
-from ..train import MODELS, PRESET_ROWS, PRESETS, TrainConfig, model_config, preset_config
+from ..train import MODELS
 from . import evidence, experiments, logs, paper
+from .configs import PRESET_ROWS, PRESETS, RunConfig, model_config, preset_config
 from .experiments import (COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text,
                           mean_std, seeds_text)
 
@@ -85,7 +87,7 @@ def parse_args(argv):
     parser.add_argument("--test-size", type=int, default=None,
                         help="evaluate on the first N test images (default all 10000)")
     parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", action="append",
-                        default=[], help="override one TrainConfig field of the preset, e.g. "
+                        default=[], help="override one config field of the preset, e.g. "
                                          "--set init=he (repeatable)")
     parser.add_argument("--out", default=None, help="output folder (default results/<preset>)")
     parser.add_argument("--rows", nargs="+", default=None, metavar="ROW",
@@ -110,7 +112,7 @@ def parse_args(argv):
         if name in FLAG_FIELDS:
             parser.error(f"--set {name}: use {FLAG_FIELDS[name]} instead")
         try:
-            value = TrainConfig.parse_field(name, text)
+            value = RunConfig.parse_field(name, text)
         except ValueError as err:
             parser.error(f"--set: {err}")
         (row_fields if name in ROW_FIELDS else args.fields)[name] = value
@@ -279,12 +281,12 @@ def figure1(runs_dir, seeds, preset, base, X_test, y_test, path, names=None,
             params = experiments.load_params(
                 runs_dir, names[model, seed] if names else run_name(model, seed))
             if base.fgsm_clamp == "pixels":
-                x_adv = fgsm(params, X_test, y_test, base.fgsm_eps)
+                x_adv = fgsm(params, X_test, y_test, base.fgsm_eps, net=FAST)
             else:  # the authors' FGSM: eps and clamp in normalised units
                 x_adv = authors_code.fgsm(params, X_test, y_test,
                                           eps=base.fgsm_eps / params["input_std"],
-                                          clamp=base.fgsm_clamp)
-            h = network.embed(params, x_adv)
+                                          clamp=base.fgsm_clamp, net=FAST)
+            h = FAST.embed(params, x_adv)
             ratios[key].append(plots.scatter_ratio(h, y_test))
             if seed == seeds[0]:
                 panels.append((title, h, y_test))
@@ -342,7 +344,8 @@ def with_authors_attack(records, runs, runs_dir, evaluation, log):
         params = experiments.load_params(runs_dir, run.name)
         record = records[run.name]
         scored[run.name] = {**record, "results": {
-            **record["results"], **evaluate.authors_invariance(params, x_inv_255, y_source)}}
+            **record["results"], **evaluate.authors_invariance(params, x_inv_255, y_source,
+                                                               net=FAST)}}
     return scored
 
 

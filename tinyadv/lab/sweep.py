@@ -18,7 +18,7 @@ default ``embed_dim`` 0 and 4), the sweep trains
   - + MLS + MLI at each triplet setting, each ``lambda_inv`` (default 0.5, 2, 8) and each
     MLI protocol (``--protocols``, default the paper's ``source``).
 That is 2 x (1 + 2 + 2 x 3) = 18 settings, 54 runs over three seeds. ``--grid FIELD=...``
-replaces the values of an axis or adds an axis, for any TrainConfig field.
+replaces the values of an axis or adds an axis, for any config field.
 
 Outputs in --out (default results/sweep/): sweep.json (every run, and mean ± std of every
 setting with its change against the baseline), sweep.md, sweep.png. The runs are trained,
@@ -36,9 +36,10 @@ import numpy as np
 
 from .. import evaluate, plots
 from ..fileio import write_text_atomic
-from ..train import MODELS, TrainConfig, preset_config
+from ..train import MODELS
 from . import evidence, experiments, perimage
 from . import stats as lab_stats
+from .configs import RunConfig, preset_config
 from .experiments import COLUMNS, FULL_TEST, FULL_TRAIN, Evaluation, Run, cell_text, mean_std, seeds_text
 
 __all__ = ["main", "run_sweep", "parse_args", "parse_grid", "grid_settings", "run_values",
@@ -51,9 +52,7 @@ QUICK = dict(train_size=5000, test_size=1000, epochs=2)
 # than the cross-entropy (objective.eq2_terms; the norm term acts only with a triplet). Of
 # them, lambda_inv is an axis of its own and the protocol comes from --protocols. All other
 # grid fields are "context".
-TRIPLET_FIELDS = tuple(dict.fromkeys(
-    field for term in TrainConfig(lambda_sens=1.0, lambda_inv=1.0, lambda_norm=1.0).terms()
-    if term.kind != "ce" for field in term.fields))
+TRIPLET_FIELDS = ("lambda_sens", "margin", "negatives", "lambda_inv", "protocol", "lambda_norm")
 MLS_WEIGHTS = {k: MODELS["baseline+mls"][k] for k in ("lambda_sens", "lambda_norm")}
 PAPER_METRIC = "invariance_source"
 HUMAN = "human_pooled"  # agreement with human labels over all four Tramer et al. sets
@@ -92,9 +91,9 @@ def parse_grid(items, parser, flag="--grid"):
             parser.error(f"{flag} {field}: given twice; list all its values once, "
                          f"{field}=v1,v2,...")
         try:
-            values = [TrainConfig.parse_field(field, part) for part in text.split(",")]
+            values = [RunConfig.parse_field(field, part) for part in text.split(",")]
             for value in values:  # the value must also be allowed, not only well typed
-                TrainConfig().replace(**{field: value})
+                RunConfig().replace(**{field: value})
         except ValueError as err:
             parser.error(f"{flag}: {err}")
         if field == "epochs" and min(values) < 1:  # as --epochs: a run must train
@@ -362,9 +361,9 @@ def parse_args(argv):
         parser, quick_help=f"small data ({QUICK['train_size']} training, {QUICK['test_size']} "
                            f"test images, {QUICK['epochs']} epochs), one seed, a small grid")
     parser.add_argument("--grid", nargs="+", action="extend", default=[], metavar="FIELD=v1,v2",
-                        help="replace (or add) an axis of the grid, for any TrainConfig field")
+                        help="replace (or add) an axis of the grid, for any config field")
     parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", action="append",
-                        default=[], help="fix one TrainConfig field for every run, e.g. --set "
+                        default=[], help="fix one config field for every run, e.g. --set "
                                          "invariance_generator=authors (repeatable): an axis "
                                          "with one value, so the runs' names say it")
     parser.add_argument("--protocols", nargs="+", choices=["source", "oracle"],
@@ -400,7 +399,7 @@ def main(argv=None, command_line=False):
     started = time.perf_counter()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    epochs = args.epochs or (QUICK["epochs"] if args.quick else TrainConfig().epochs)
+    epochs = args.epochs or (QUICK["epochs"] if args.quick else RunConfig().epochs)
     evaluation = Evaluation(train_images=QUICK["train_size"] if args.quick else FULL_TRAIN,
                             test_images=QUICK["test_size"] if args.quick else FULL_TEST)
     base = preset_config(args.preset, epochs=epochs)
