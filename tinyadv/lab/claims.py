@@ -101,16 +101,6 @@ def _both_triplets():
                                 f"{scores.count('9.58')} of epochs {first}-{len(scores)}")
 
 
-def _cnn_split():
-    ev = recipes.load("cnn10")
-    if ev is None:
-        return None
-    kept = evidence.per_seed_percent(ev, "baseline", "human_kept")
-    changed = evidence.per_seed_percent(ev, "baseline", "human_changed")
-    return (f"{len(kept)} seeds", f"Baseline: {np.mean(kept):.2f} on the 193 kept, "
-                                  f"{np.mean(changed):.2f} on the 157 changed")
-
-
 def _scatter_claim(preset):
     def compute():
         for name, b_row, a, b, w in tables.scatter_comparisons():
@@ -138,7 +128,6 @@ def _sweep_fact():
 
 LOG_ROWS = "logs: the paper's rows"
 LOG_OTHERS = "logs: the configs the paper does not print"
-T_REPRO = "about 4 min (quiet, 2 cores)"
 # id, claim, computation, command, time (on the quiet machine of the README's timing table
 # where it was measured there; otherwise said)
 CLAIMS = [
@@ -168,13 +157,13 @@ CLAIMS = [
      "python -m tinyadv.lab.logs", "1 s"),
     ("T1", "`default`: + MLS + MLI against the Baseline, the paper's metric",
      _compare("default", "invariance", "baseline+mls+mli", "baseline", "invariance_source"),
-     recipes.RECIPES["default"]["command"], "about 8 min (quiet, 2 cores; estimated: 2 x 225 s)"),
+     recipes.RECIPES["default"]["command"], "225 s (quiet, 2 cores)"),
     ("T2", "`default`: + MLS + MLI against the Baseline, agreement with people (350 images)",
      _compare("default", "invariance", "baseline+mls+mli", "baseline", "human"),
-     recipes.RECIPES["default"]["command"], "about 8 min (quiet, 2 cores; estimated)"),
+     recipes.RECIPES["default"]["command"], "225 s (quiet, 2 cores)"),
     ("T3", "`default`: + MLS against the Baseline, PGD-10",
      _compare("default", "accuracy", "baseline+mls", "baseline", "pgd"),
-     recipes.RECIPES["default"]["command"], "about 8 min (quiet, 2 cores; estimated)"),
+     recipes.RECIPES["default"]["command"], "225 s (quiet, 2 cores)"),
     ("T4", "`default`: + MLS against the Baseline, the worst of three PGD-50 starts (5,000 images)",
      _compare("pgd-check", "pgd check", "baseline+mls", "baseline", "pgd50x3"),
      recipes.OWN_EVIDENCE["pgd-check"], "not timed on a quiet machine"),
@@ -240,7 +229,7 @@ CLAIMS += [
      _compare("ce-invariance", "training on the attack", recipes.CE_INV + "baseline", "baseline",
               "human"), recipes.RECIPES["ce-invariance"]["command"], "not timed on a quiet machine"),
     ("F1", "Figure 1, `default`: the scatter ratio with the invariance term against without",
-     _scatter_claim("default"), recipes.RECIPES["default"]["command"], "about 8 min (estimated)"),
+     _scatter_claim("default"), recipes.RECIPES["default"]["command"], "225 s (quiet, 2 cores)"),
     ("F2", "Figure 1, `paper-4d`: the same", _scatter_claim("paper-4d"),
      recipes.RECIPES["paper-4d"]["command"], "208 s (quiet, 2 cores)"),
     ("F3", "Figure 1, the authors' CNN (10 seeds): with the invariance term against the Baseline "

@@ -75,8 +75,8 @@ def _ce_invariance_family():
 
 AC = "python -m tinyadv.reproduce --preset authors-code --set arch=mlp --epochs 30"
 RECIPES = {
-    "default": dict(parts=[("default-6seeds", None, "")], values=_mlp_values,
-                    command="python -m tinyadv.reproduce --seeds 0 1 2 3 4 5"),
+    "default": dict(parts=[("default", None, "")], values=_mlp_values,
+                    command="python -m tinyadv.reproduce"),
     "paper-4d": dict(parts=[("paper-4d", None, "")], values=_mlp_values,
                      command="python -m tinyadv.reproduce --preset paper-4d"),
     "paper-4d-eps0031": dict(parts=[("paper-4d-eps0031", None, "")], values=_mlp_values,
@@ -89,7 +89,9 @@ RECIPES = {
                                command="python -m tinyadv.reproduce --preset paper-4d --set "
                                        "input_norm=authors"),
     "authors-code-mlp": dict(parts=[("authors-code-mlp", None, "")], families=[],
-                             columns=AUTHORS_CODE_COLUMNS, command=AC),
+                             columns=AUTHORS_CODE_COLUMNS,
+                             command=f"{AC} --rows nll-sensitivity nll-ml-sensitivity "
+                                     "nll-ml-invariance nll-ml-sens-invar"),
     "choices": dict(parts=[("authors-code-mlp", ["nll-sensitivity", "nll-ml-invariance"],
                             THEIR_CODE)]
                     + [(f"choice-{switch.split('=')[0]}", list(rows), f"{switch}: ")
@@ -118,7 +120,7 @@ OWN_EVIDENCE = {"sweep": "python -m tinyadv.sweep",
                               "ce_on=clean+fgsm,fgsm embed_dim=0,4 lambda_sens=0 lambda_inv=0",
                 "sweep-norm": "python -m tinyadv.sweep --grid embed_dim=0,4 margin=0.05 "
                               "lambda_norm=0,0.001 lambda_inv=0",
-                "pgd-check": "python -m tinyadv.lab.pgdcheck results/default-6seeds --rows "
+                "pgd-check": "python -m tinyadv.lab.pgdcheck results/default --rows "
                              "baseline baseline+mls --images 5000 --attacks 10x1 50x3 100x1 "
                              "--evidence pgd-check"}
 

@@ -205,9 +205,9 @@ def block_pgd_check():
     columns = list(ev["totals"])
     labels = {c: f"PGD-{c[3:].split('x')[0]}, {c.split('x')[1]} start(s)" for c in columns}
     n = ev["totals"][columns[0]]
-    out = [f"`{ev['command']}` (the saved runs of `python -m tinyadv.reproduce --seeds 0 1 2 3 "
-           f"4 5`), the first {n} test images, ε = 0.1, an image robust only if every start "
-           f"leaves it right; seeds {_seeds(ev)}, mean ± sample std, in %:\n",
+    out = [f"`{ev['command']}` (the saved runs of `python -m tinyadv.reproduce`), the first {n} "
+           f"test images, ε = 0.1, an image robust only if every start leaves it right; seeds "
+           f"{_seeds(ev)}, mean ± sample std, in %:\n",
            rows_table(ev, columns, labels=labels, first="model")]
     out += [evidence.format_family(ev, fam["name"]) for fam in ev["families"]]
     return "\n".join(out)
