@@ -10,7 +10,13 @@ protocol (evaluate.py), and writes into --out (default results/<preset>/):
                            printed; the authors' own logged runs behind each printed row
                            (paper.py: which run was printed, the mean and spread of the three,
                            whether a triplet was computed at all); and tinyadv's rows, mean,
-                           std and per-seed value of every column
+                           std and per-seed value of every column; with two seeds or more,
+                           Table 1's rows against the Baseline in two named families, each
+                           difference with its 95% CI and Holm-corrected p over the seeds and
+                           over the same test images (evidence.py, stats.py); and the authors'
+                           logs read to the epoch (paper.format_logs_audit)
+  evidence.json            the per-seed numbers behind those comparisons (data/runs/ keeps
+                           the committed ones: lab/recipes.py)
   figure1.png              PCA of the embeddings of FGSM test images, without (a) and with (b)
                            the invariance term, with the within/between-class scatter ratio
   config.json              the preset, every config field and the evaluation settings

@@ -21,7 +21,10 @@ That is 2 x (1 + 2 + 2 x 3) = 18 settings, 54 runs over three seeds. ``--grid FI
 replaces the values of an axis or adds an axis, for any config field.
 
 Outputs in --out (default results/sweep/): sweep.json (every run, and mean ± std of every
-setting with its change against the baseline), sweep.md, sweep.png. The runs are trained,
+setting with its change against the baseline: Welch's 95% CI and p over the seeds, the paired
+per-image test, whether beyond the noise), sweep.md, sweep.png, and evidence.json (the per-seed
+numbers behind the changes: evidence.py). The changes form one family, **exploratory**: no
+correction for their number. The runs are trained,
 saved, reused and resumed after Ctrl-C exactly as in reproduce (experiments.py).
 """
 import argparse
