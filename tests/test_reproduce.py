@@ -390,9 +390,9 @@ def test_the_comparisons_rest_on_the_runs_own_per_image_counts(tiny_run):
 
 
 def test_a_per_image_count_that_is_not_the_records_is_refused(tiny_run):
-    from tinyadv.lab import evidence, perimage
+    from tinyadv.lab import evidence, perimage, recipes
 
-    runs, records, runs_dir, evaluation, base = evidence._folder_runs(str(tiny_run), ["baseline"])
+    runs, records, runs_dir, evaluation, base = recipes.folder_runs(str(tiny_run), ["baseline"])
     sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts, authors=False)
     record = records[runs[0].name]
     params = evidence._experiments().load_params(runs_dir, runs[0].name)
@@ -412,7 +412,7 @@ def test_pgdcheck_more_starts_never_find_more_robust_images(tiny_run, tmp_path, 
                           "--attacks", "3x1", "3x3", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "pgdcheck.md").read_text()
     assert "| baseline | " in text and "Family `pgd check`" in text
-    runs, _, runs_dir, _, _ = pgdcheck.evidence._folder_runs(str(tiny_run), ["baseline"])
+    runs, _, runs_dir, _, _ = pgdcheck.recipes.folder_runs(str(tiny_run), ["baseline"])
     params = pgdcheck.evidence._experiments().load_params(runs_dir, runs[0].name)
     from tinyadv import data
     X, y = data.load_mnist("test")
@@ -430,8 +430,8 @@ def test_the_probes_of_every_epoch_reach_the_matched_epoch_table(tmp_path, monke
     assert reproduce.main(TINY + ["--epochs", "2", "--preset", "authors-code", "--set",
                                   "arch=mlp", "--rows", "nll-ml-invariance", "--seeds", "0", "1",
                                   "--out", str(out)]) == 0
-    found = evidence.collect_folders([(str(out), None, "")], "authors-code-mlp", "test", [],
-                                     columns=recipes.AUTHORS_CODE_COLUMNS)
+    found = recipes.collect_folders([(str(out), None, "")], "authors-code-mlp", "test", [],
+                                    columns=recipes.AUTHORS_CODE_COLUMNS)
     history = found["history"]["nll-ml-invariance"]
     record = json.loads(next((out / "runs").glob("nll-ml-invariance*seed1.json")).read_text())
     assert history["raw"][1] == [e["probe"]["raw"] for e in record["history"]]

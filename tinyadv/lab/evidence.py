@@ -13,15 +13,11 @@ and the command that made it. ``evaluate`` turns a family into comparisons (Welc
 seeds, the paired per-image test, Holm inside a corrected family: stats.py), the same way
 for a table printed by a command and for a test recomputing data/results.md.
 
-    python -m tinyadv.lab.evidence RESULTS_DIR --name NAME [--rows ...] [--columns ...]
-
-builds one from a reproduce folder's saved runs (its config.json says which), recomputing
-each run's per-image correctness from its weights (perimage.py).
+``collect`` builds one from saved runs, recomputing each run's per-image correctness from its
+weights (perimage.py); recipes.py says which runs make each committed file.
 """
-import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -29,8 +25,8 @@ from ..fileio import write_text_atomic
 from . import perimage, stats
 
 __all__ = ["Family", "build", "command_text", "evaluate", "format_family", "load", "save",
-           "per_seed_percent", "scored_runs", "collect", "collect_folders", "main",
-           "EVIDENCE_DIR", "TABLE1_FAMILIES", "PROBE_KEYS"]
+           "per_seed_percent", "scored_runs", "collect", "EVIDENCE_DIR", "TABLE1_FAMILIES",
+           "PROBE_KEYS", "DEFAULT_COLUMNS"]
 
 EVIDENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "data", "runs")
@@ -271,82 +267,3 @@ def collect(runs, records, runs_dir, evaluation, name, command, families,
                                   authors=any(c.startswith("invariance_authors") for c in columns))
     scored = scored_runs(runs, records, runs_dir, evaluation, sets, columns, log=log)
     return _evidence(scored, name, command, families, columns)
-
-
-def _folder_runs(results_dir, rows):
-    """(runs, records, runs_dir, evaluation, base) of a reproduce folder's saved runs."""
-    from . import reproduce
-    from .configs import RunConfig
-
-    experiments = _experiments()
-    with open(os.path.join(results_dir, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    base = RunConfig.from_dict(config["base_config"])
-    evaluation = experiments.Evaluation(**config["evaluation"])
-    all_rows = config["models"]
-    rows = list(all_rows) if rows is None else rows
-    runs = reproduce.table1_runs(base, config["seeds"], config["preset"],
-                                 {r: all_rows[r] for r in rows})
-    runs_dir = os.path.join(results_dir, "runs")
-    return runs, experiments.saved_records(runs, evaluation, runs_dir), runs_dir, evaluation, base
-
-
-def collect_folders(parts, name, command, families=None, columns=DEFAULT_COLUMNS, log=print,
-                    values=None):
-    """Evidence from one or more reproduce folders whose runs were scored on the same images.
-
-    parts : [(results_dir, rows or None, prefix)]: each folder's rows (default all), named
-        prefix + row
-    families : [Family] over those names (default: table1_families of the rows)
-    """
-    merged, sets, scored_on = None, None, None
-    for results_dir, rows, prefix in parts:
-        runs, records, runs_dir, evaluation, base = _folder_runs(results_dir, rows)
-        images = (evaluation.test_images, base.inv_eps, base.inv_shifts)
-        if sets is None:
-            scored_on = images
-            sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts, authors=any(
-                c.startswith("invariance_authors") for c in columns))
-        elif images != scored_on:
-            raise ValueError(f"parts: {results_dir} was scored on other images {images} than "
-                             f"the first folder {scored_on}")
-        scored = scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix, log,
-                             values)
-        if merged is None:
-            merged = scored
-        elif scored["seeds"] != merged["seeds"]:
-            raise ValueError(f"parts: {results_dir} has seeds {scored['seeds']}, the first "
-                             f"folder {merged['seeds']}")
-        else:
-            for key in ("by_run", "runs_of_row", "seconds", "history", "values"):
-                merged[key].update(scored[key])
-    if families is None:
-        families = table1_families(list(merged["runs_of_row"]))
-    return _evidence(merged, name, command, families, columns)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m tinyadv.lab.evidence",
-        description="Write the per-seed evidence (data/runs/<name>.json) of a reproduce "
-                    "folder's saved runs, per-image correctness recomputed from the weights.")
-    parser.add_argument("results_dir", help="a folder written by python -m tinyadv.reproduce")
-    parser.add_argument("--name", required=True, help="the evidence's name (its file stem)")
-    parser.add_argument("--command", required=True, help="the command that trained the runs")
-    parser.add_argument("--rows", nargs="+", default=None, help="rows to include (default all)")
-    parser.add_argument("--columns", nargs="+", default=list(DEFAULT_COLUMNS),
-                        help="per-image columns to recompute (default: all)")
-    parser.add_argument("--out", default=None, help="default data/runs/<name>.json")
-    args = parser.parse_args(argv)
-    evidence = collect_folders([(args.results_dir, args.rows, "")], args.name, args.command,
-                               columns=args.columns)
-    path = args.out or os.path.join(EVIDENCE_DIR, f"{args.name}.json")
-    save(evidence, path)
-    print(f"wrote {path}")
-    for family in evidence["families"]:
-        print(format_family(evidence, family["name"]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,7 @@ import numpy as np
 from .. import attacks, data
 from ..fast.network import FAST
 from ..fileio import write_text_atomic
-from . import evidence
+from . import evidence, recipes
 
 __all__ = ["main", "worst_case_correct", "parse_attack"]
 
@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--evidence", default=None, metavar="NAME",
                         help="also write the per-seed evidence to data/runs/NAME.json")
     args = parser.parse_args(argv)
-    runs, _, runs_dir, _, base = evidence._folder_runs(args.results_dir, args.rows)
+    runs, _, runs_dir, _, base = recipes.folder_runs(args.results_dir, args.rows)
     if not 1 <= args.images <= 10000:
         parser.error(f"--images: expected an integer in [1, 10000], got {args.images}")
     X, y = data.load_mnist("test")

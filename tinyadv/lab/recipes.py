@@ -8,13 +8,15 @@ folder, named in RECIPES) and writes data/runs/NAME.json. Evidence that a comman
 itself (the sweeps' and pgdcheck's evidence.json) is copied: OWN_EVIDENCE names those.
 ``load`` reads a committed evidence file, or the authors' logs' (computed from the raw logs).
 """
+import json
 import os
 
-from . import evidence, logs, paper
+from . import evidence, experiments, logs, paper, perimage, reproduce
+from .configs import RunConfig
 from .evidence import Family
 
-__all__ = ["RECIPES", "OWN_EVIDENCE", "collect", "load", "raw_logs", "THEIR_CODE", "CE_INV",
-           "CHOICES"]
+__all__ = ["RECIPES", "OWN_EVIDENCE", "collect", "collect_folders", "folder_runs", "load",
+           "raw_logs", "THEIR_CODE", "CE_INV", "CHOICES"]
 
 
 def _mlp_values(params, config, sets):
@@ -130,7 +132,7 @@ def collect(name, results_root):
     recipe = RECIPES[name]
     parts = [(os.path.join(results_root, folder), rows, prefix)
              for folder, rows, prefix in recipe["parts"]]
-    found = evidence.collect_folders(parts, name, recipe["command"], recipe.get("families"),
+    found = collect_folders(parts, name, recipe["command"], recipe.get("families"),
                                      recipe.get("columns", evidence.DEFAULT_COLUMNS),
                                      values=recipe.get("values"))
     path = os.path.join(evidence.EVIDENCE_DIR, f"{name}.json")
@@ -153,3 +155,51 @@ def raw_logs():
     if "logs" not in _RAW:
         _RAW["logs"] = logs.load_raw()
     return _RAW["logs"]
+
+
+def folder_runs(results_dir, rows):
+    """(runs, records, runs_dir, evaluation, base) of a reproduce folder's saved runs."""
+    with open(os.path.join(results_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    base = RunConfig.from_dict(config["base_config"])
+    evaluation = experiments.Evaluation(**config["evaluation"])
+    all_rows = config["models"]
+    rows = list(all_rows) if rows is None else rows
+    runs = reproduce.table1_runs(base, config["seeds"], config["preset"],
+                                 {r: all_rows[r] for r in rows})
+    runs_dir = os.path.join(results_dir, "runs")
+    return runs, experiments.saved_records(runs, evaluation, runs_dir), runs_dir, evaluation, base
+
+
+def collect_folders(parts, name, command, families=None, columns=evidence.DEFAULT_COLUMNS,
+                    log=print, values=None):
+    """Evidence from one or more reproduce folders whose runs were scored on the same images.
+
+    parts : [(results_dir, rows or None, prefix)]: each folder's rows (default all), named
+        prefix + row
+    families : [Family] over those names (default: table1_families of the rows)
+    """
+    merged, sets, scored_on = None, None, None
+    for results_dir, rows, prefix in parts:
+        runs, records, runs_dir, evaluation, base = folder_runs(results_dir, rows)
+        images = (evaluation.test_images, base.inv_eps, base.inv_shifts)
+        if sets is None:
+            scored_on = images
+            sets = perimage.test_sets(evaluation, base.inv_eps, base.inv_shifts, authors=any(
+                c.startswith("invariance_authors") for c in columns))
+        elif images != scored_on:
+            raise ValueError(f"parts: {results_dir} was scored on other images {images} than "
+                             f"the first folder {scored_on}")
+        scored = evidence.scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix,
+                                      log, values)
+        if merged is None:
+            merged = scored
+        elif scored["seeds"] != merged["seeds"]:
+            raise ValueError(f"parts: {results_dir} has seeds {scored['seeds']}, the first "
+                             f"folder {merged['seeds']}")
+        else:
+            for key in ("by_run", "runs_of_row", "seconds", "history", "values"):
+                merged[key].update(scored[key])
+    if families is None:
+        families = evidence.table1_families(list(merged["runs_of_row"]))
+    return evidence._evidence(merged, name, command, families, columns)
