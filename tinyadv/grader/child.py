@@ -32,11 +32,11 @@ change what is sent, and the checker judges what is sent against its own referen
 import ast
 import functools
 import importlib
-import importlib.util
 import os
 import signal
 import sys
 import traceback
+import types
 import warnings
 
 from tinyadv.grader import procs  # the standard library only: loads in a few ms
@@ -51,9 +51,10 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from tinyadv.grader import channel, isolation, seccomp  # noqa: E402
+from tinyadv.grader import channel, identity, isolation, seccomp  # noqa: E402
 
 FILE_SIZE_LIMIT = 64 * 2**20
+FILE_LIMIT = 64  # open descriptors
 MAX_ITEMS = 16  # a returned tuple is described up to this many items
 
 
@@ -90,47 +91,61 @@ def _read_stdin():
         chunks.append(chunk)
 
 
-def _set_limits(limits):
-    """Set the limits (see the module docstring, step 3); returns the words for the report on
-    whether this process can start another."""
+def _set_limits(limits, scratch):
+    """Set the limits (see the module docstring, step 4) that this process cannot raise again.
+    The address space is ``--memory`` less the tmpfs its folder became (``scratch`` bytes):
+    the two together are what the submission may hold."""
     try:
         import resource
     except ImportError:  # not a Unix: the checker's deadline still applies
-        return "new processes possible (not a Unix)"
-    wanted = {"RLIMIT_AS": (limits["memory"], limits["memory"]),
+        return
+    wanted = {"RLIMIT_AS": (limits["memory"] - scratch,) * 2,
               "RLIMIT_CPU": (limits["cpu_seconds"], limits["cpu_seconds"] + 2),
               "RLIMIT_NPROC": (0, 0),  # no fork, no thread (root is exempt from this one)
               "RLIMIT_CORE": (0, 0),
-              "RLIMIT_FSIZE": (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT)}
+              "RLIMIT_FSIZE": (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT),
+              # Few descriptors: each pipe or socket pair holds kernel memory no address-space
+              # limit counts (64 KB a pipe; seccomp.py refuses growing one to 1 MB).
+              "RLIMIT_NOFILE": (FILE_LIMIT, FILE_LIMIT)}
     for name, (soft, hard) in wanted.items():
         if hasattr(resource, name):
             try:
                 resource.setrlimit(getattr(resource, name), (int(soft), int(hard)))
             except (ValueError, OSError, OverflowError):  # above a system's hard limit, huge
                 pass
-    why_not = seccomp.refuse_new_processes()  # for root as well: see seccomp.py
+
+
+def _refuse_calls(mode, metadata):
+    """Install the seccomp filter (seccomp.py); returns the words for the report on whether
+    this process can start another. ``--sandbox off`` refuses new processes only."""
+    why_not = seccomp.install(metadata=metadata, only_processes=mode == "off")
     if why_not is None:
         return "no new processes (seccomp)"
-    if os.getuid() != 0 and hasattr(resource, "RLIMIT_NPROC"):
+    if hasattr(os, "getuid") and os.getuid() != 0:
         return f"no new processes (RLIMIT_NPROC; no seccomp: {why_not})"
     return (f"new processes possible (root without seccomp: {why_not}); each is killed when "
             f"the check ends")
 
 
 def _user_words():
-    """'uid 0, no capabilities': who the submission runs as."""
+    """'uid 1000, no capabilities' or 'nobody (uid 65534), 1 capability': who the submission
+    runs as."""
     count = procs.effective_capabilities() if hasattr(os, "getuid") else None
-    uid = f"uid {os.getuid()}" if hasattr(os, "getuid") else "user unknown"
+    if not hasattr(os, "getuid"):
+        return "user unknown"
+    uid = os.getuid()
+    who = f"nobody (uid {uid})" if uid == identity.NOBODY else f"uid {uid}"
     if count is None:
-        return uid
-    return uid + (", no capabilities" if count == 0 else f", {count} capabilities")
+        return who
+    if count == 1 and uid == identity.NOBODY and procs.has_capability(identity.CAP_DAC_READ_SEARCH):
+        return who + ", no capability but reading (Landlock decides what)"
+    return who + (", no capabilities" if count == 0 else f", {count} capabilities")
 
 
-def _declared_backwards(path, known):
+def _declared_backwards(source, path, known):
     """Known backward names that FILE defines at its top level, from its syntax tree."""
     try:
-        with open(path, "rb") as f:
-            tree = ast.parse(f.read(), filename=path)
+        tree = ast.parse(source, filename=path)
     except BaseException:  # noqa: B036 -- a syntax error is reported by the import below
         return []
     names = set()
@@ -159,16 +174,26 @@ def _exception_text(exc, source_file):
     return f"{type(exc).__name__}{': ' + message if message else ''}{where}"[:2000]
 
 
-def _import_file(path):
-    """Import FILE as a module: (module, None) or (None, {"reason": ..., "memory": bool})."""
-    spec = importlib.util.spec_from_file_location("submission", path)
-    if spec is None or spec.loader is None:
-        return None, {"reason": "not a Python source file", "memory": False}
-    module = importlib.util.module_from_spec(spec)
+def _read_source(path):
+    """FILE's bytes, read before this process gives up the teacher's identity (identity.py):
+    nobody may not be allowed to open it. (None, why) when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(), None
+    except OSError as exc:
+        return None, f"{type(exc).__name__}: {exc.strerror}"
+
+
+def _import_file(source, path):
+    """Run FILE's source as the module "submission": (module, None) or (None, {"reason": ...,
+    "memory": bool})."""
+    module = types.ModuleType("submission")
+    module.__file__ = path
     sys.modules["submission"] = module
     sys.path.insert(0, os.path.dirname(path))  # so the file can import its own helpers
     try:
-        spec.loader.exec_module(module)
+        code = compile(source, path, "exec", dont_inherit=True)
+        exec(code, module.__dict__)  # noqa: S102 -- the submission's code, in this child alone
     except SyntaxError as exc:  # IndentationError and TabError included
         return None, {"reason": f"{type(exc).__name__}: {exc.msg} (line {exc.lineno})",
                       "memory": False}
@@ -353,19 +378,37 @@ def main(argv):
     send = _Sender(channel_fd)
     plan, inputs = channel.decode_one(_read_stdin())
     pieces = plan["pieces"]
+    source, unreadable = _read_source(path)
     calls = set()
     wrappers = _watch_solutions(pieces, calls)
-    processes = _set_limits(plan["limits"])
-    # After NumPy and tinyadv are loaded (their hundreds of files are opened unchecked), and
-    # before a line of the submission runs.
-    shut_in = isolation.shut_in(plan["sandbox"], path, os.getcwd())
-    send(dict(shut_in, kind="isolation", processes=processes, user=_user_words()))
+    config = plan["sandbox"]
+    mode = config.get("mode") if isinstance(config, dict) else None
+    # Who it is and what it shares (identity.py), then its limits and the calls it may not
+    # make (seccomp.py), then what it may touch (Landlock, isolation.py): after NumPy and
+    # tinyadv are loaded (their hundreds of files are opened unchecked), and before a line
+    # of the submission runs.
+    alone = {}
+    if mode != "off":
+        alone = identity.enter(os.getcwd(), config.get("scratch", 0),
+                               keep_reading=isolation.landlock_enforced(config))
+        procs.die_with_parent(parent)  # a change of user clears the death signal: again
+        procs.set_dumpable(False)
+    _set_limits(plan["limits"], alone.get("scratch", 0))
+    owns_files = not alone.get("nobody") and not alone.get("read_only")
+    processes = _refuse_calls(mode, metadata=mode != "off" and owns_files)
+    shut_in = isolation.shut_in(config, path, os.getcwd(), kept=alone.get("kept_capability"))
+    send(dict(shut_in, kind="isolation", processes=processes, user=_user_words(),
+              identity=alone))
     if shut_in.get("refused"):  # --sandbox require, and this child could not be shut in
+        _exit(0)
+    if source is None:
+        send({"kind": "import failed", "reason": f"cannot read the file: {unreadable}",
+              "memory": False})
         _exit(0)
 
     known = [piece["backward"] for piece in pieces]
-    send({"kind": "declared", "names": _declared_backwards(path, known)})
-    module, failure = _import_file(path)
+    send({"kind": "declared", "names": _declared_backwards(source, path, known)})
+    module, failure = _import_file(source, path)
     if failure:
         send(dict(failure, kind="import failed"))
         _exit(0)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyadv.grader import channel, hints, procs
+from tinyadv.grader import channel, hints, identity, procs
 from tinyadv.grader.pieces import BACKWARD_NAMES, BY_BACKWARD
 from tinyadv.gradcheck import compare, rel_error
 
@@ -392,9 +392,14 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     first = messages[0][0] if messages else {}
     if first.get("kind") == "isolation" and isinstance(first.get("label"), str):
         result.isolation_label = clean(first["label"], 200)
-        result.isolation = "; ".join([result.isolation_label] + [
-            clean(first[key], 200) for key in ("processes", "user")
-            if isinstance(first.get(key), str)])
+        parts = [result.isolation_label]
+        if isinstance(first.get("processes"), str):
+            parts.append(clean(first["processes"], 200))
+        if isinstance(first.get("identity"), dict) and first["identity"]:
+            parts.append(identity.namespaces(first["identity"]))
+        if isinstance(first.get("user"), str):
+            parts.append(clean(first["user"], 200))
+        result.isolation = "; ".join(parts)
         if first.get("refused") is not None:
             reason = (f"--sandbox require: this child could not be shut in "
                       f"({clean(str(first['refused']), 200)}); the file was not run")

@@ -111,7 +111,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyadv.grader import channel, isolation, procs
+from tinyadv.grader import channel, identity, isolation, procs
 
 __all__ = ["Run", "Limits", "Interrupted", "run_all", "remove_tree", "folder_size",
            "WATCHED_SIGNALS", "OUTPUT_KEEP", "DISK_FULL_BYTES"]
@@ -128,6 +128,13 @@ WATCHED_SIGNALS = procs.WATCHED_SIGNALS
 KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT",
                     "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")
 TINYADV_ROOT = str(Path(__file__).resolve().parents[2])
+# Python 3.11+: -P, no folder of the command's own (the child's working folder) on sys.path.
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
+
+
+def scratch_bytes(memory):
+    """The size of the tmpfs a child's folder becomes (identity.py), out of its ``memory``."""
+    return int(min(identity.SCRATCH_MAX, memory // 4))
 
 
 def remove_tree(path):
@@ -235,8 +242,9 @@ def _child_environment(workdir):
 
 
 class _Runner:
-    def __init__(self, plan, limits, jobs, on_finish):
+    def __init__(self, plan, limits, jobs, on_finish, nobody_folder=False):
         self.plan, self.limits, self.jobs, self.on_finish = plan, limits, jobs, on_finish
+        self.nobody_folder = nobody_folder
         self.selector = selectors.DefaultSelector()
         self.live = {}  # pid -> _Child
         self.ever = {}  # pid -> _Child, every child of this run (for signals sent late)
@@ -249,6 +257,8 @@ class _Runner:
     def start(self, index, path, again=None):
         try:
             workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+            if self.nobody_folder:  # the child becomes nobody (identity.py): its folder too
+                os.chown(workdir, identity.NOBODY, identity.NOBODY)
         except OSError as exc:  # a full disk, most likely: nothing of the file has run
             self._finished(index, Run(path, checked_again=again, not_started=(
                 f"its temporary folder could not be created in {tempfile.gettempdir()} ({exc})")))
@@ -260,7 +270,7 @@ class _Runner:
         plan_fd, output_fd, answer_fd = theirs
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-B", "-m", "tinyadv.grader.child", str(answer_fd),
+                [sys.executable, "-B", *SAFE_PATH, "-m", "tinyadv.grader.child", str(answer_fd),
                  str(os.getpid()), str(path.resolve())],
                 stdin=plan_fd, stdout=output_fd, stderr=subprocess.STDOUT,
                 pass_fds=(answer_fd,), cwd=workdir, env=_child_environment(workdir),
@@ -521,9 +531,11 @@ def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_si
     """
     record = dict(plan_record, limits={"memory": int(limits.memory),
                                        "cpu_seconds": int(limits.seconds) + 5},
-                  sandbox=isolation.plan(sandbox_mode))
+                  sandbox=dict(isolation.plan(sandbox_mode), scratch=scratch_bytes(limits.memory)))
     plan = channel.encode(record, plan_arrays)
-    runner = _Runner(plan, limits, jobs, on_finish)
+    nobody = (sandbox_mode != "off" and hasattr(os, "geteuid") and os.geteuid() == 0
+              and bool(isolation.identity_offered(sandbox_mode).get("nobody")))
+    runner = _Runner(plan, limits, jobs, on_finish, nobody_folder=nobody)
     try:
         runner.run([Path(p) for p in paths], on_late_signal)
     except (Interrupted, KeyboardInterrupt) as exc:
