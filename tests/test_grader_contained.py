@@ -4,22 +4,17 @@ One hostile file per way a submission reached past its own verdict without break
 Landlock sandbox itself, each beside correct files that must still pass, checked on the side
 effects: processes still alive after the run, every file's hash, the gradebook's rows read
 with ``csv``, the temporary folders left. Where the checker runs in a subprocess it runs twice:
-as the user running the suite and -- when that is root and the machine has an account and a
-Python it may use -- as an unprivileged user (TINYADV_TEST_USER, default ``tinyadvtest``,
-with TINYADV_TEST_PYTHON, default /opt/tinyadv-venv/bin/python, a Python with NumPy that
-account can run); that run is skipped, with the reason, where there is none (CI, say).
-One-off setup as root: ``useradd tinyadvtest; python3 -m venv /opt/tinyadv-venv;
-/opt/tinyadv-venv/bin/pip install numpy``.
+as the user running the suite and -- when that is root -- as an unprivileged user, made by
+the suite where missing (tests/accounts.py); that run is skipped, with the reason, where the
+suite is not root.
 
 The class folders live in their own folder under /tmp (readable by that user), not in
 pytest's tmp_path (readable by its owner only).
 """
 import csv
-import functools
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -32,40 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from checking import CORRECT_RELU, REPO, blocks, check, gradebook, statuses, write
+from accounts import USERS, account, popen_as, unprivileged_unavailable
+from checking import CORRECT_RELU, REPO, blocks, check, gradebook
 from tinyadv.grader import procs
 from tinyadv.grader.report import shown
 
-TEST_USER = os.environ.get("TINYADV_TEST_USER", "tinyadvtest")
-TEST_PYTHON = os.environ.get("TINYADV_TEST_PYTHON", "/opt/tinyadv-venv/bin/python")
 CHAIN_LINKS = 80
 RELU = textwrap.dedent(CORRECT_RELU)
 WRONG_RELU = "def relu_backward(dout, cache):\n    return dout\n"
-
-
-@functools.lru_cache(maxsize=None)
-def unprivileged_unavailable():
-    """None if the checker can be run as TEST_USER here, else why not."""
-    if os.geteuid() != 0:
-        return "the suite does not run as root, so it cannot start a process as another user"
-    try:
-        pwd.getpwnam(TEST_USER)
-    except KeyError:
-        return f"no account {TEST_USER!r} on this machine (useradd {TEST_USER})"
-    if not os.access(TEST_PYTHON, os.X_OK):
-        return f"no Python at {TEST_PYTHON} (python3 -m venv {Path(TEST_PYTHON).parents[1]})"
-    done = subprocess.run([TEST_PYTHON, "-c", "import numpy, tinyadv.grader.cli"], user=TEST_USER,
-                          group=pwd.getpwnam(TEST_USER).pw_gid, extra_groups=[], cwd="/",
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        return f"{TEST_USER} cannot run the project's Python: {done.stderr.strip()[-300:]}"
-    return None
-
-
-USERS = ["this user", pytest.param("unprivileged", id="unprivileged", marks=pytest.mark.skipif(
-    "unprivileged_unavailable() is not None", reason="no unprivileged user; see the module "
-    "docstring (unprivileged_unavailable() says why)"))]
 
 
 @pytest.fixture
@@ -78,7 +47,7 @@ def place():
     tmp.mkdir()
     out.mkdir()
     if os.geteuid() == 0 and unprivileged_unavailable() is None:
-        user = pwd.getpwnam(TEST_USER)
+        user = account()
         for folder in (tmp, out):
             os.chown(folder, user.pw_uid, user.pw_gid)
     yield base, tmp, out
@@ -91,14 +60,8 @@ def run_checker(user, argv, cwd, tmp, timeout=120, wait=True):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO),
            "TMPDIR": str(tmp), "LANG": "C.UTF-8", "HOME": str(tmp)}
     command = [sys.executable, "-m", "tinyadv.gradcheck", *map(str, argv)]
-    extra = {}
-    if user == "unprivileged":
-        entry = pwd.getpwnam(TEST_USER)
-        command[0] = TEST_PYTHON
-        extra = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True, **extra)
+    proc = popen_as(user, command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
     if not wait:
         return proc
     try:
