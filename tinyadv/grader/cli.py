@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyadv.fileio import write_text_atomic
-from tinyadv.grader import isolation, judge, procs, report, sandbox
+from tinyadv.grader import isolation, judge, procs, report, sandbox, startup
 from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 from tinyadv.grader.report import shown
 
@@ -182,6 +182,26 @@ def _graded_place(output, paths):
     return None
 
 
+def _foreign_code(paths):
+    """Why the checker must not run -- it has loaded code from a folder it grades (startup.py)
+    -- or None. Drops every sys.path entry inside such a folder on the way."""
+    places = startup.graded_places(paths)
+    startup.drop_graded_paths(places)
+    own_file = {os.path.realpath(p) for p in paths if os.path.isfile(p)}
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    allowed = {os.path.realpath(main_file)} & own_file if isinstance(main_file, str) else set()
+    found = startup.foreign_modules(places, allowed)
+    if not found:
+        return None
+    name, where = found[0]
+    more = f" (and {len(found) - 1} more: {', '.join(n for n, _ in found[1:6])})" if found[1:] else ""
+    return (f"refusing to start: the checker's own module {name} was loaded from "
+            f"{shown(where)}, in a folder being graded{more}. A submission there would run as "
+            f"the checker, outside any sandbox. Run the checker from outside the class folder, "
+            f"or as python -P -m tinyadv.gradcheck ... (Python 3.11+: no current folder on "
+            f"the path)")
+
+
 def _hidden(name):
     return name.startswith(".") or name == "__pycache__"
 
@@ -248,11 +268,14 @@ def _first_of_each(entries):
     return kept
 
 
-def _plan(references):
+def _plan(references, expected=()):
     """The part of a child's plan that is the same for every file: each piece's names and
-    the inputs of its cases (the arrays go as .npy, referred to by position)."""
+    the inputs of its cases (the arrays go as .npy, referred to by position). ``expected``
+    (--expect): only those pieces -- a file's other backwards are not even called."""
     arrays, pieces = [], []
     for piece in PIECES:
+        if expected and piece.backward_name not in expected:
+            continue
         cases = []
         for case in references[piece.backward_name]:
             ids = []
@@ -382,6 +405,35 @@ class _InOrder:
             self.next += 1
 
 
+class _Progress:
+    """Writes the gradebook and results.json as the run goes: first with every file
+    ``ungraded``, then again (atomically) each time a file is judged. A checker that is
+    killed outright (SIGKILL, the machine's out-of-memory killer) leaves the verdicts it had,
+    marked incomplete, never last week's gradebook. Quiet: the last write, at the end of the
+    run, says what was written or why not."""
+
+    def __init__(self, args, results, entries, sandbox_line):
+        self.args, self.results, self.entries, self.line = args, results, entries, sandbox_line
+
+    def __call__(self):
+        if not (self.args.report or self.args.gradescope):
+            return
+        waiting = [i for i, r in enumerate(self.results) if r is None]
+        reason = ("not graded: the run had not checked this file when this gradebook was last "
+                  "written (the checker stopped before the end); this gradebook is incomplete")
+        rows = [r if r is not None else _ungraded(self.entries[i][0], reason)
+                for i, r in enumerate(self.results)]
+        incomplete = f"the run was still going: {len(waiting)} files not graded yet"
+        for value, make in ((self.args.report, lambda: report.gradebook_text(rows)),
+                            (self.args.gradescope, lambda: report.gradescope_json(
+                                rows, self.line, incomplete, self.args.expected))):
+            if value:
+                try:
+                    write_text_atomic(value, make())
+                except OSError:  # a full disk, say: the final write says so
+                    pass
+
+
 def _write_outputs(args, results, sandbox_line, out, incomplete=None):
     """Write the gradebook and results.json asked for; returns (names written, problems)."""
     written, problems = [], []
@@ -390,7 +442,7 @@ def _write_outputs(args, results, sandbox_line, out, incomplete=None):
     for value, label, make in (
             (args.report, "gradebook", lambda: report.gradebook_text(results)),
             (args.gradescope, "gradescope",
-             lambda: report.gradescope_json(results, sandbox_line, incomplete))):
+             lambda: report.gradescope_json(results, sandbox_line, incomplete, args.expected))):
         if not value:
             continue
         problem = write_output(value, make(), f"the {label}")
@@ -408,6 +460,10 @@ def main(argv=None, out=None):
     """Check the files; return the exit status (see the module docstring)."""
     out = _Output(sys.stdout if out is None else out)
     args = _checked_arguments(_parser(), sys.argv[1:] if argv is None else list(argv))
+    refusal = _foreign_code(args.paths)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return EXIT_NOTHING
     for name in args.taken:
         print(f"note: {shown(name)} is a file here, so it is checked as one, not read as an "
               f"option (put -- before file names to say so)", file=out)
@@ -424,13 +480,15 @@ def main(argv=None, out=None):
         print(f"warning: {sandbox_line}", file=sys.stderr)
     limits = sandbox.Limits(args.timeout, args.memory_bytes)
     references = all_reference_cases(args.seed)
-    plan_record, plan_arrays = _plan(references)
+    plan_record, plan_arrays = _plan(references, args.expected)
     results = [None] * len(entries)
     printer = _InOrder(results, out, args.quiet, args.verbose)
+    progress = _Progress(args, results, entries, sandbox_line)
     for i, (path, refusal) in enumerate(entries):
         if refusal:
             results[i] = _refused(path, refusal)
     printer.ready()
+    progress()
     runnable = [i for i, (_, refusal) in enumerate(entries) if not refusal]
     late = {}  # index -> problems seen before the file's result was ready (a second run)
 
@@ -442,6 +500,7 @@ def main(argv=None, out=None):
                 return run.not_started
             results[i] = _ungraded(run.path, f"not gradable: {run.not_started} (twice)")
             printer.ready()
+            progress()
             return None
         try:
             result = judge.judge_file(run, references, limits, args.tol, args.expected)
@@ -460,6 +519,7 @@ def main(argv=None, out=None):
             result.add_file_problem("error", problem)
         results[i] = result
         printer.ready()
+        progress()
         return None
 
     def on_late_signal(index, problem):

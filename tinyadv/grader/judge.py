@@ -442,7 +442,13 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     found = imported.get("found")
     found = [n for n in BACKWARD_NAMES if isinstance(found, list) and n in found]
     callables = imported.get("callables")
-    result.notes += _near_misses(callables if isinstance(callables, list) else [])
+    callables = callables if isinstance(callables, list) else []
+    result.notes += _near_misses(callables)
+    if expect:  # --expect: the other pieces were not sent to the child, nor called
+        others = [n for n in BACKWARD_NAMES if n in callables and n not in expect]
+        if others:
+            result.notes.append(f"note: also defines {', '.join(others)}: not asked for "
+                                f"(--expect {','.join(expect)}), so neither checked nor scored")
     result.checked = bool(found)
     reached_end = False
     for name in found:
