@@ -205,29 +205,74 @@ def _import_file(source, path):
     return module, None
 
 
-def _watch_solutions(pieces, calls):
-    """Replace each tinyadv function that solves a piece outright by a wrapper that records
-    its calls in ``calls``; returns {qualified name: wrapper}. Done before the import, so
-    ``from tinyadv.losses import triplet_loss_backward`` gets the wrapper too. Best effort: a
-    submission can undo it, and then only loses the note the teacher would have read."""
-    wrappers = {}
-    for piece in pieces:
-        for qualified in piece["solutions"]:
-            if qualified in wrappers:
+def _watcher(original, name, calls, fd, frame, write):
+    """A stand-in for ``original`` that first tells the checker it is called: ``frame`` goes
+    out on descriptor ``fd`` at once -- a submission cannot take back bytes the checker has
+    read -- and ``name`` into ``calls``. It takes no argument of its own (a keyword such as
+    ``_name=`` goes to tinyadv's function, which refuses it) and has no defaults to change."""
+    def watched(*args, **kwargs):
+        try:
+            write(fd, frame)
+        except OSError:  # the file closed the descriptor: its process ends as an error
+            pass
+        calls.add(name)
+        return original(*args, **kwargs)
+    return watched
+
+
+class _Watch:
+    """tinyadv's functions that solve a piece outright, each replaced by a watcher that
+    records its calls (a note for the teacher, never a verdict): on its home module and on
+    every other loaded tinyadv module holding it under some name (``tinyadv.mlp`` holds
+    layers' relu_backward). Done before the file is imported, so ``from tinyadv.losses import
+    triplet_loss_backward`` gets the watcher too; the modules' source cannot be read once the
+    child is shut in (isolation.py), so ``importlib.reload`` or ``exec`` of it cannot make
+    fresh unwatched copies. ``tampered()`` says whether a watcher or its place was changed.
+    What still evades it is in lessons/exercises/README.md ("Answers not worked out")."""
+
+    def __init__(self, pieces, fd):
+        self.calls, self.wrappers, self._snapshots, self._places = set(), {}, {}, []
+        originals = {}
+        for piece in pieces:
+            for qualified in piece["solutions"]:
+                if qualified in self.wrappers:
+                    continue
+                module_name, _, attribute = qualified.rpartition(".")
+                module = importlib.import_module(module_name)
+                original = getattr(module, attribute)
+                frame = channel.encode({"kind": "library call", "name": qualified})
+                watched = _watcher(original, qualified, self.calls, fd, frame, os.write)
+                functools.update_wrapper(watched, original)
+                del watched.__wrapped__  # else `f = watched.__wrapped__` would call it unnoticed
+                self.wrappers[qualified] = watched
+                originals[id(original)] = (original, watched)
+                self._snapshots[qualified] = self._state(watched)
+        for module_name, module in list(sys.modules.items()):
+            if not module_name.startswith("tinyadv") or module_name.startswith("tinyadv.grader"):
                 continue
-            module_name, _, attribute = qualified.rpartition(".")
-            module = importlib.import_module(module_name)
-            original = getattr(module, attribute)
+            for attribute, value in list(vars(module).items()):
+                found = originals.get(id(value))
+                if found is not None and found[0] is value:
+                    setattr(module, attribute, found[1])
+                    self._places.append((module, attribute, found[1]))
 
-            def watched(*args, _original=original, _name=qualified, **kwargs):
-                calls.add(_name)
-                return _original(*args, **kwargs)
+    @staticmethod
+    def _state(watched):
+        cells = tuple(c.cell_contents for c in watched.__closure__ or ())
+        return watched.__code__, cells, watched.__defaults__, watched.__kwdefaults__
 
-            functools.update_wrapper(watched, original)
-            del watched.__wrapped__  # else `f = watched.__wrapped__` would call it unnoticed
-            setattr(module, attribute, watched)
-            wrappers[qualified] = watched
-    return wrappers
+    def tampered(self):
+        """What the file changed of the watch, in words ([] when nothing)."""
+        problems = []
+        for qualified, watched in self.wrappers.items():
+            was, now = self._snapshots[qualified], self._state(watched)
+            if was[0] is not now[0] or len(was[1]) != len(now[1]) or was[2:] != now[2:] or any(
+                    a is not b for a, b in zip(was[1], now[1])):
+                problems.append(f"changed the watcher of {qualified}")
+        for module, attribute, watched in self._places:
+            if getattr(module, attribute, None) is not watched:
+                problems.append(f"replaced {module.__name__}.{attribute}")
+        return sorted(set(problems))
 
 
 def _describe(value, arrays):
@@ -327,8 +372,9 @@ def _as_argument(array):
     return array.item() if array.ndim == 0 else np.array(array)
 
 
-def _run_function(piece, module, inputs, calls, wrappers, source_file):
-    """Call the file's forward and backward on every case; returns (record, arrays)."""
+def _run_function(piece, module, inputs, watch, source_file):
+    """Call the file's forward and backward on every case, and on the probe beside a kink
+    (kinks.py) when the piece has one; returns (record, arrays)."""
     home = importlib.import_module(piece["home"])
     reference_forward = getattr(home, piece["forward"])
     backward = getattr(module, piece["backward"])
@@ -337,32 +383,41 @@ def _run_function(piece, module, inputs, calls, wrappers, source_file):
         forward, source = mine, "file"
     else:
         forward, source = reference_forward, ("imported" if mine is reference_forward else "tinyadv")
-    arrays, cases = [], []
-    for case in piece["cases"]:
-        args = [_as_argument(inputs[i]) for i in case["args"]]
-        record = {}
-        cases.append(record)
-        result, failure = _call(forward, args, source_file)
-        if failure:
-            record["forward"] = failure
-            continue
-        out, cache, failure = _as_pair(result, source_file)
-        if failure:
-            record["forward"] = failure
-            continue
-        record["forward"] = {"status": "ok"}
-        record["out"] = _describe(out, arrays)
-        calls.clear()
-        returned, failure = _call(backward, [_as_argument(inputs[case["dout"]]), cache], source_file)
-        record["library_calls"] = sorted(calls)
-        if failure:
-            record["backward"] = failure
-            continue
-        record["backward"] = {"status": "ok"}
-        record["returned"] = _describe_return(returned, arrays, source_file)
-    is_library = any(backward is wrapper for wrapper in wrappers.values())
-    return {"kind": "function", "backward": piece["backward"], "forward_source": source,
-            "is_library": is_library, "cases": cases}, arrays
+    arrays = []
+    cases = [_run_case(forward, backward, case, inputs, watch, arrays, source_file)
+             for case in piece["cases"]]
+    record = {"kind": "function", "backward": piece["backward"], "forward_source": source,
+              "is_library": any(backward is w for w in watch.wrappers.values()), "cases": cases}
+    if piece.get("probe"):
+        record["probe"] = _run_case(forward, backward, piece["probe"], inputs, watch, arrays,
+                                    source_file)
+    record["watch"] = watch.tampered()
+    return record, arrays
+
+
+def _run_case(forward, backward, case, inputs, watch, arrays, source_file):
+    """The record of one case: the forward's output and the backward's return, described."""
+    args = [_as_argument(inputs[i]) for i in case["args"]]
+    record = {}
+    result, failure = _call(forward, args, source_file)
+    if failure:
+        record["forward"] = failure
+        return record
+    out, cache, failure = _as_pair(result, source_file)
+    if failure:
+        record["forward"] = failure
+        return record
+    record["forward"] = {"status": "ok"}
+    record["out"] = _describe(out, arrays)
+    watch.calls.clear()
+    returned, failure = _call(backward, [_as_argument(inputs[case["dout"]]), cache], source_file)
+    record["library_calls"] = sorted(watch.calls)
+    if failure:
+        record["backward"] = failure
+        return record
+    record["backward"] = {"status": "ok"}
+    record["returned"] = _describe_return(returned, arrays, source_file)
+    return record
 
 
 def main(argv):
@@ -379,8 +434,9 @@ def main(argv):
     plan, inputs = channel.decode_one(_read_stdin())
     pieces = plan["pieces"]
     source, unreadable = _read_source(path)
-    calls = set()
-    wrappers = _watch_solutions(pieces, calls)
+    watch = _Watch(pieces, channel_fd)
+    for name in plan.get("preload", ()):  # what a file may import of tinyadv: loaded now,
+        importlib.import_module(name)     # as its source is unreadable once shut in
     config = plan["sandbox"]
     mode = config.get("mode") if isinstance(config, dict) else None
     # Who it is and what it shares (identity.py), then its limits and the calls it may not
@@ -420,7 +476,7 @@ def main(argv):
     send({"kind": "imported", "found": [p["backward"] for p in found], "callables": callables[:200]})
     for piece in found:
         try:
-            record, arrays = _run_function(piece, module, inputs, calls, wrappers, path)
+            record, arrays = _run_function(piece, module, inputs, watch, path)
         except BaseException as exc:  # noqa: B036 -- a module __getattr__ of the file's, ...
             record, arrays = {"kind": "function", "backward": piece["backward"],
                               "failed": _exception_text(exc, path)}, []

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyadv.fileio import write_text_atomic
-from tinyadv.grader import isolation, judge, procs, report, sandbox, startup
+from tinyadv.grader import isolation, judge, kinks, procs, report, sandbox, startup
 from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 from tinyadv.grader.report import shown
 
@@ -268,24 +268,32 @@ def _first_of_each(entries):
     return kept
 
 
-def _plan(references, expected=()):
+def _plan(references, probes, expected=()):
     """The part of a child's plan that is the same for every file: each piece's names and
-    the inputs of its cases (the arrays go as .npy, referred to by position). ``expected``
-    (--expect): only those pieces -- a file's other backwards are not even called."""
+    the inputs of its cases and of its probe beside a kink, if any (kinks.py; the arrays go
+    as .npy, referred to by position), and the tinyadv modules a file may import (loaded
+    before it runs). ``expected`` (--expect): only those pieces -- a file's other backwards
+    are not even called."""
     arrays, pieces = [], []
+
+    def stored(args, dout):
+        ids = []
+        for value in tuple(args) + (dout,):
+            ids.append(len(arrays))
+            arrays.append(np.asarray(value))
+        return {"args": ids[:-1], "dout": ids[-1]}
+
     for piece in PIECES:
         if expected and piece.backward_name not in expected:
             continue
-        cases = []
-        for case in references[piece.backward_name]:
-            ids = []
-            for value in case.args + (case.dout,):
-                ids.append(len(arrays))
-                arrays.append(np.asarray(value))
-            cases.append({"args": ids[:-1], "dout": ids[-1]})
+        cases = [stored(case.args, case.dout) for case in references[piece.backward_name]]
+        probe = probes.get(piece.backward_name)
         pieces.append({"forward": piece.forward_name, "backward": piece.backward_name,
-                       "home": piece.home, "solutions": list(piece.solutions), "cases": cases})
-    return {"kind": "plan", "pieces": pieces}, arrays
+                       "home": piece.home, "solutions": list(piece.solutions), "cases": cases,
+                       "probe": stored(probe.args, probe.dout) if probe else None})
+    preload = sorted({p.home for p in PIECES} | {s.rpartition(".")[0] for p in PIECES
+                                                  for s in p.solutions} | {"tinyadv.gradcheck"})
+    return {"kind": "plan", "pieces": pieces, "preload": preload}, arrays
 
 
 def _interruption(exc):
@@ -480,7 +488,8 @@ def main(argv=None, out=None):
         print(f"warning: {sandbox_line}", file=sys.stderr)
     limits = sandbox.Limits(args.timeout, args.memory_bytes)
     references = all_reference_cases(args.seed)
-    plan_record, plan_arrays = _plan(references, args.expected)
+    probes = kinks.all_probes(references)
+    plan_record, plan_arrays = _plan(references, probes, args.expected)
     results = [None] * len(entries)
     printer = _InOrder(results, out, args.quiet, args.verbose)
     progress = _Progress(args, results, entries, sandbox_line)
@@ -503,7 +512,7 @@ def main(argv=None, out=None):
             progress()
             return None
         try:
-            result = judge.judge_file(run, references, limits, args.tol, args.expected)
+            result = judge.judge_file(run, references, limits, args.tol, args.expected, probes)
         except Exception as exc:  # noqa: BLE001 -- a judge bug a submission found: that file
             result = judge.FileResult(str(run.path), checked=True)  # errs; the run goes on
             result.add_file_problem(
