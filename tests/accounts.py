@@ -125,11 +125,34 @@ def account():
     return pwd.getpwnam(TEST_USER)
 
 
+# Starts a program (argv[1:]) with unshare(2) refused, as in a container without user
+# namespaces: a seccomp filter of four instructions (x86_64; see tinyadv/grader/seccomp.py).
+WITHOUT_NAMESPACES = """
+import ctypes, os, sys
+code = [(0x20, 0, 0, 4), (0x15, 0, 3, 0xC000003E), (0x20, 0, 0, 0), (0x15, 0, 1, 272),
+        (0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7FFF0000)]
+class Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+class Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+array = (Filter * len(code))(*[Filter(*c) for c in code])
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert libc.syscall(317, 1, 0, ctypes.byref(Program(len(code), array))) == 0
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
 def popen_as(user, command, **options):
-    """subprocess.Popen(command) as ``user`` ("this user" or "unprivileged"); for the latter
+    """subprocess.Popen(command) as ``user``: "this user", "unprivileged", or "unprivileged,
+    no namespaces" (the same, with unshare refused: WITHOUT_NAMESPACES); for the latter two
     the command's first word (a Python) is TEST_PYTHON, run through the launcher."""
-    if user == "unprivileged":
-        command = _launcher(account()) + [TEST_PYTHON] + list(command[1:])
+    if user.startswith("unprivileged"):
+        python = [TEST_PYTHON]
+        if user.endswith("no namespaces"):
+            python = [TEST_PYTHON, "-c", WITHOUT_NAMESPACES, TEST_PYTHON]
+        command = _launcher(account()) + python + list(command[1:])
     return subprocess.Popen(command, **options)
 
 

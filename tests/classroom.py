@@ -22,15 +22,15 @@ from accounts import account, popen_as, unprivileged_unavailable
 from checking import REPO
 from tinyadv.grader import procs
 
-__all__ = ["place", "run_checker", "processes_mentioning", "survivors", "hashes",
+__all__ = ["place", "new_place", "run_checker", "processes_mentioning", "survivors", "hashes",
            "rows_by_file", "write_file", "give_to_teacher"]
 
 
-@pytest.fixture
-def place():
+def new_place(prefix="tinyadv-contained-"):
     """A fresh folder under /tmp that the unprivileged user may read: (base, tmp, out), the
-    last two its own (the checker's TMPDIR, and where its gradebook goes)."""
-    base = Path(tempfile.mkdtemp(prefix="tinyadv-contained-", dir="/tmp"))
+    last two its own (the checker's TMPDIR, and where its gradebook goes). Remove it with
+    shutil.rmtree(base)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     base.chmod(0o755)
     tmp, out = base / "tmp", base / "out"
     tmp.mkdir()
@@ -39,6 +39,13 @@ def place():
         user = account()
         for folder in (tmp, out):
             os.chown(folder, user.pw_uid, user.pw_gid)
+    return base, tmp, out
+
+
+@pytest.fixture
+def place():
+    """new_place(), removed after the test."""
+    base, tmp, out = new_place()
     yield base, tmp, out
     shutil.rmtree(base, ignore_errors=True)
 
@@ -127,7 +134,7 @@ def write_file(folder, name, code):
 def give_to_teacher(user, *paths):
     """Make ``paths`` (and everything under them) the unprivileged teacher's when ``user`` is
     "unprivileged" -- the files a teacher's own checker could change as their owner."""
-    if user != "unprivileged":
+    if not user.startswith("unprivileged"):
         return
     entry = account()
     for top in paths:
