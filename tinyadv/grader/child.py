@@ -3,27 +3,36 @@
 sandbox.py starts it in a fresh interpreter, one per submission. In order, it
 
 1. arranges to die with the checker (PARENT) and hides its descriptors from other processes;
-2. reads its plan from stdin -- every piece's names and the inputs of its three cases (one
-   frame, see channel.py);
-3. sets its limits, which it cannot raise again: address space, CPU time, no core files, no
-   file larger than 64 MB, and no new processes (RLIMIT_NPROC, and for root too a seccomp
-   filter that refuses fork and clone: seccomp.py) -- so the address-space limit holds for
-   the submission as a whole, and nothing it starts can outlive its check;
-4. shuts itself in (isolation.py), after NumPy and tinyadv are loaded: Landlock rules that
-   it, and whatever it starts, can never lift -- read only Python, NumPy, tinyadv and FILE,
-   write only its own temporary folder, no TCP, no signal to a process outside itself -- and
-   sends what it got, first of all its frames (with its user id, capabilities and whether
-   it can start processes);
-5. sends the backward names FILE defines, read from its syntax tree without running it (so a
+2. reads its plan from stdin -- every piece's names and the inputs of its three cases and of
+   its probe beside a kink (kinks.py; one frame, see channel.py) -- and FILE's bytes, while
+   it still has the teacher's rights to;
+3. puts a watcher in place of each tinyadv function that solves a piece outright (_Watch:
+   a note for the teacher when the file calls one) and loads what a file may import of
+   tinyadv (the plan's "preload");
+4. becomes nobody, or enters a user namespace of its own, with its own mount (read-only;
+   its folder a tmpfs), network and IPC namespaces and a fresh session keyring
+   (identity.py), and arms the death signal again (a change of user clears it);
+5. sets its limits, which it cannot raise again: address space (``--memory`` less the tmpfs),
+   CPU time, no core files, no file larger than 64 MB, 64 descriptors, and no new processes
+   (RLIMIT_NPROC, and for root too the seccomp filter, which also refuses sockets, System V
+   IPC, keys, memfd and the limit and priority calls aimed at another process: seccomp.py)
+   -- so the memory limit holds for the submission as a whole, and nothing it starts can
+   outlive its check;
+6. shuts itself in (isolation.py): Landlock rules that it, and whatever it starts, can never
+   lift -- read only Python, NumPy and FILE, write only its own temporary folder, no TCP, no
+   signal to a process outside itself -- and sends what it got, first of all its frames
+   (with its namespaces, user id, capabilities and whether it can start processes);
+7. sends the backward names FILE defines, read from its syntax tree without running it (so a
    file that never finishes importing still gets a row per function);
-6. imports FILE (top-level code runs now) and sends which pieces it defines;
-7. for each of them, calls the forward -- the file's own, or tinyadv's if the file has none --
-   and then the backward, on fresh copies of each case's inputs, and sends what came back:
-   the forward's output and the returned gradients as plain float64 arrays, with a
-   description of anything that is not an array (None, a tuple of 2, an exception and its
-   line). One frame per function, on descriptor FD -- never on stdout or stderr, which belong
-   to the submission;
-8. sends "done" and exits.
+8. runs FILE's code as the module ``submission`` (its top-level code runs now) and sends
+   which pieces it defines;
+9. for each of them, calls the forward -- the file's own, or tinyadv's if the file has none --
+   and then the backward, on fresh copies of each case's inputs (and the probe's), and sends
+   what came back: the forward's output and the returned gradients as plain float64 arrays,
+   with a description of anything that is not an array (None, a tuple of 2, an exception
+   and its line), and whether the file changed the watch. One frame per function, on
+   descriptor FD -- never on stdout or stderr, which belong to the submission;
+10. sends "done" and exits.
 
 Nothing is judged here: no comparison, no numerical gradient, no verdict. Whatever the
 submission does to this process (patch numpy, replace rel_error, forge a frame) can only
@@ -92,7 +101,7 @@ def _read_stdin():
 
 
 def _set_limits(limits, scratch):
-    """Set the limits (see the module docstring, step 4) that this process cannot raise again.
+    """Set the limits (see the module docstring, step 5) that this process cannot raise again.
     The address space is ``--memory`` less the tmpfs its folder became (``scratch`` bytes):
     the two together are what the submission may hold."""
     try:
@@ -104,8 +113,8 @@ def _set_limits(limits, scratch):
               "RLIMIT_NPROC": (0, 0),  # no fork, no thread (root is exempt from this one)
               "RLIMIT_CORE": (0, 0),
               "RLIMIT_FSIZE": (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT),
-              # Few descriptors: each pipe or socket pair holds kernel memory no address-space
-              # limit counts (64 KB a pipe; seccomp.py refuses growing one to 1 MB).
+              # Few descriptors: each pipe holds kernel memory no address-space limit counts
+              # (64 KB; seccomp.py refuses growing one to 1 MB, and socket pairs): 2 MB at most.
               "RLIMIT_NOFILE": (FILE_LIMIT, FILE_LIMIT)}
     for name, (soft, hard) in wanted.items():
         if hasattr(resource, name):

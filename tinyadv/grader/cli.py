@@ -8,10 +8,16 @@ itself in with Landlock where the kernel has it (``--sandbox``, isolation.py); t
 in one line what is and is not contained.
 
 Exit status: 0 every row passed; 1 any other status anywhere; 2 nothing could be checked (no
-file could be imported and define a known backward) or bad command-line arguments; 3 the
-verdicts are in but the gradebook or results.json could not be written (the message says
-why); 128 + n when signal n (Ctrl-C: 130) stopped the run -- the verdicts so far are still
-written, with a row ``ungraded`` for every file not checked.
+file could be imported and define a known backward), bad command-line arguments, or the
+checker loaded a module from a folder it grades (startup.py: it refuses to start, naming the
+file); 3 the verdicts are in but the gradebook or results.json could not be written (the
+message says why); 128 + n when signal n (Ctrl-C: 130) stopped the run -- the verdicts so far
+are still written, with a row ``ungraded`` for every file not checked. The gradebook and
+results.json are also written as the run goes (_Progress), so a checker killed outright
+leaves the verdicts it had.
+
+With ``--expect``, only the functions named are sent to the children, checked and scored;
+a file's other backwards are named in a note.
 
 What the command line can and cannot be made to do by a file's name:
 
@@ -78,22 +84,26 @@ def _parser():
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"wall time per file (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--memory", default=DEFAULT_MEMORY, metavar="SIZE",
-                        help=f"address space per file, e.g. 2G or 512M (default {DEFAULT_MEMORY})")
+                        help=f"memory per file: address space and its temporary folder (a "
+                             f"tmpfs of at most a quarter of it, 64M), e.g. 2G or 512M (default "
+                             f"{DEFAULT_MEMORY})")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="files checked at once (default 1)")
     parser.add_argument("--report", metavar="CSV", help="write the gradebook: one row per "
                         "(file, function), columns file,function,status,rel_error,hint")
     parser.add_argument("--expect", metavar="NAMES",
                         help="comma-separated backward names every file must define (a missing "
-                             "one is graded blank), e.g. linear_backward,relu_backward")
+                             "one is graded blank), e.g. linear_backward,relu_backward; only "
+                             "these are checked and scored")
     parser.add_argument("--gradescope", metavar="JSON",
                         help="also write the verdicts as Gradescope's results.json: one test "
                              "per (file, function), 1 point each, the hint as its output")
     parser.add_argument("--sandbox", choices=isolation.MODES, default="auto",
-                        help="shut each file in with Linux Landlock: auto uses what the kernel "
-                             "offers and warns when that is less than full; require refuses "
-                             "to run without all of it; off runs files as your user, unconfined "
-                             "(for debugging). Default auto")
+                        help="shut each file in -- nobody or a user namespace of its own, its "
+                             "own mount, network and IPC namespaces, Linux Landlock: auto uses "
+                             "what the machine offers and warns when that is less than full; "
+                             "require refuses to run without all of it; off runs files as your "
+                             "user, unconfined (for debugging). Default auto")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary table")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say in full what each file ran under (user id, capabilities, "

@@ -12,9 +12,14 @@ The rules, each one a reason:
     read + execute  the folders of the shared libraries already loaded (/proc/self/maps:
                     the C library's, e.g. /usr/lib/x86_64-linux-gnu): measured, without it
                     ``import ssl`` (or sqlite3, lzma) fails to load its library
-    read            tinyadv's own package (its forward functions, imported again by name)
-                    and the submission file itself -- not its folder: another student's file
+    read            the submission file itself -- not its folder: another student's file
                     beside it is neither readable nor writable
+    nothing of      tinyadv's source: it holds every answer (and pieces.py the checker's
+      tinyadv       suspects). What a file may import of tinyadv -- every piece's module,
+                    the modules of their solutions, tinyadv.gradcheck -- the child loads
+                    before it is shut in (the plan's "preload"), so ``from tinyadv.layers
+                    import relu_forward`` works while ``importlib.reload`` of it, or ``exec``
+                    of its source, fails (child.py's watch on the library depends on that)
     write           the child's own temporary working folder (also $TMPDIR, so ``tempfile``
                     works), emptied and removed when the child ends
     nothing else    no /dev, no /proc, no /tmp, no home folder: measured, a child running
@@ -33,8 +38,12 @@ before the door closes and none of their import-time opens needs a rule. NumPy's
 stays readable all the same: a submission may import what NumPy has not loaded yet.
 
 A process in a Landlock domain also cannot ptrace (attach a debugger to) a process outside
-it, and cannot mount anything. Run as root, the child first drops every capability
-(procs.drop_capabilities): otherwise root could, for one, load a kernel module.
+it, and cannot mount anything. Before any of this the child has become nobody, or entered a
+user namespace, and its own mount, network and IPC namespaces (identity.py); it drops every
+capability (procs.drop_capabilities) but, as nobody under Landlock, the one to read past file
+permissions, which Landlock narrows to the folders above. What the run's first line says
+(summary_line) is built from what a probe process got here (identity.offered), what the
+seccomp filter and Landlock offer, and what each of them leaves uncontained.
 """
 import os
 import site
@@ -173,9 +182,10 @@ def _clauses(mode, abi):
     elif alone.get("user_namespace"):
         cannot.append("runs as your user id in a user namespace of its own")
     if abi >= 1:
-        scratch = alone.get("scratch")
-        cannot.append("reads only Python's library, NumPy, tinyadv and itself, writes only its "
-                      "own temporary folder" + (" (a tmpfs, counted in --memory)" if scratch else ""))
+        cannot.append("reads only Python's library, NumPy and itself (what it may import of "
+                      "tinyadv is loaded for it)")
+        cannot.append("writes only its own temporary folder"
+                      + (" (a tmpfs, counted in --memory)" if alone.get("scratch") else ""))
     else:
         can.append("reading and writing the files its user may"
                    + (" (nobody: only files open to everyone)" if alone.get("nobody") else
@@ -187,9 +197,9 @@ def _clauses(mode, abi):
     else:
         can.append("the modes, owners, times and extended attributes of your files")
     if filtered:
-        cannot.append("opens no socket (TCP, UDP, MPTCP or Unix), starts no process, keeps no "
-                      "System V object, message queue or key, holds no memfd, and changes the "
-                      "limits and priority of no process but its own")
+        cannot += ["opens no socket (TCP, UDP, MPTCP or Unix)", "starts no process",
+                   "keeps no System V object, message queue or key", "holds no memfd",
+                   "changes the limits and priority of no process but its own"]
     else:
         if alone.get("network"):
             cannot.append("reaches no network (a network namespace of its own)")
@@ -199,9 +209,11 @@ def _clauses(mode, abi):
             can.append("UDP, MPTCP and pathname Unix sockets")
         else:
             can.append("the network")
-        can += [w for w in _filter_gaps()]
+        can += _filter_gaps()
     if abi >= 6:
         cannot.append("signals no process but its own")
+    if filtered:
+        can.append("up to 2 MB of kernel buffers in its pipes (64 descriptors at most)")
     if not alone.get("scratch"):
         can.append("filling the disk of its temporary folder (64 MB a file, no cap on the "
                    "total; memory, where that folder is a tmpfs)")
@@ -221,11 +233,10 @@ def summary_line(mode):
                 f"or a container.")
     who = identity.describe(identity_offered(mode))[0]
     cannot, can = _clauses(mode, abi)
-    text = f"sandbox: {label}, {who}: each file " + ", ".join(cannot) + f". Not contained"
+    text = f"sandbox: {label}, {who}: each file " + "; ".join(cannot) + ". Not contained"
     text += (" on this machine" if gaps else "") + ": " + "; ".join(can) + "."
-    missing = [g for g in gaps if g not in ("",)]
-    if missing:
-        text += (f" Missing here: {'; '.join(missing)}. For a class you do not trust, use a "
+    if gaps:
+        text += (f" Missing here: {'; '.join(gaps)}. For a class you do not trust, use a "
                  f"throw-away account or a container.")
     return text
 

@@ -235,12 +235,6 @@ def judge_function(piece, cases, record, arrays, tol, probe=None, reported=()):
     source_words = {"file": f"this file's {fwd}", "imported": f"tinyadv's {fwd} (imported)",
                     "tinyadv": f"tinyadv's {fwd} (the file has none)"}[source]
     notes = _library_notes(piece, record, reported)
-    try:
-        numeric_note = _probe_note(piece, probe, record, arrays)
-    except (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError):
-        numeric_note = None  # a probe's answer that cannot be read: no note, never a verdict
-    if numeric_note:
-        notes.append(numeric_note)
     record_cases = _get(record, "cases", list)
     if len(record_cases) != len(cases):
         raise Malformed("cases")
@@ -310,7 +304,16 @@ def judge_function(piece, cases, record, arrays, tol, probe=None, reported=()):
         reports = [compare(name, mine, numeric, tol)
                    for name, mine, numeric in zip(piece.grads, analytic, case.numeric)]
         judged.append((case, analytic, reports))
-    return _worded(piece, judged, forward_worst, source_words, notes, tol)
+    result = _worded(piece, judged, forward_worst, source_words, notes, tol)
+    if result.status == "pass":  # the note is about an answer the check cannot tell apart
+        try:
+            numeric_note = _probe_note(piece, probe, record, arrays)
+        except (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            numeric_note = None  # a probe's answer that cannot be read: no note, no verdict
+        if numeric_note:
+            result.lines.append("     " + numeric_note)
+            result.hint = " ".join(filter(None, [result.hint, numeric_note]))
+    return result
 
 
 def _at(index):

@@ -23,9 +23,10 @@ straddles the kink, and the centred difference is the mean of the two one-sided 
 So each of these six pieces gets one more case, a *probe*, at such inputs (shaped like the
 piece's first case). The child calls the file's backward on it as on any case (child.py);
 the judge compares the answer, on the entries beside the kink, with tinyadv's backward and
-with the checker's own centred differences there (h = 1e-6): an answer much nearer the
-centred differences gets a note in the report and the gradebook -- never a fail: the
-answer may come from a different formula, and the probe is off the exercise's inputs. The
+with the checker's own centred differences there (h = 1e-6): a passing answer much nearer
+the centred differences gets a note in the report and the gradebook -- never a fail: the
+answer may come from a different formula, and the probe is off the exercise's inputs. (A
+failing answer gets none: an all-zero gradient is "near" centred differences of |cos| too.) The
 other five pieces (linear, softmax cross-entropy, the feature norm, the gather, the
 convolution) have no kink, or none a probe can reach: there a numerical answer cannot be
 told from a derived one by its values.

@@ -9,8 +9,10 @@ executes, for good.
 
     processes       fork, vfork, clone, clone3: the submission stays one process, so the
                     ``--memory`` limit holds for all of it and nothing outlives its check
-    sockets         socket(), of every family: TCP, UDP, MPTCP, Unix (a pathname socket --
-                    an ssh-agent's, docker.sock -- is a file Landlock does not guard)
+    sockets         socket() of every family -- TCP, UDP, MPTCP, Unix (a pathname socket, an
+                    ssh-agent's or docker.sock, is a file Landlock does not guard) -- and
+                    socketpair() (each pair holds up to ~0.4 MB of kernel buffers outside
+                    the address-space limit)
     io_uring        its operations (open a socket, set an xattr, ...) bypass this filter
     shared memory   System V shared memory, semaphores and message queues, POSIX message
                     queues, memfd_create and memfd_secret: memory and messages that would
@@ -89,7 +91,7 @@ _NEW_IN_BOTH = {  # numbered alike on every architecture since Linux 5.1
 # arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h.
 ARCHITECTURES = {
     "x86_64": (0xC000003E, 317, dict(_NEW_IN_BOTH, **{
-        "clone": 56, "fork": 57, "vfork": 58, "socket": 41,
+        "clone": 56, "fork": 57, "vfork": 58, "socket": 41, "socketpair": 53,
         "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
         "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70,
         "msgctl": 71, "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242,
@@ -107,7 +109,7 @@ ARCHITECTURES = {
         "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197,
         "lremovexattr": 198, "fremovexattr": 199, "ioctl": 16, "fcntl": 72})),
     "aarch64": (0xC00000B7, 277, dict(_NEW_IN_BOTH, **{
-        "clone": 220, "socket": 198,
+        "clone": 220, "socket": 198, "socketpair": 199,
         "shmget": 194, "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193,
         "semctl": 191, "semtimedop": 192, "msgget": 186, "msgsnd": 189, "msgrcv": 188,
         "msgctl": 187, "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182,
@@ -129,7 +131,7 @@ MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 # The calls, by reason (see the module docstring). A name an architecture lacks is skipped.
 NEW_PROCESSES = ("fork", "vfork", "clone", "clone3")
 REFUSED = NEW_PROCESSES + (
-    "socket", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "socket", "socketpair", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
     "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
     "mq_timedreceive", "mq_notify", "mq_getsetattr", "memfd_create", "memfd_secret",
