@@ -15,9 +15,6 @@ thumb): <= 1e-7 good; ~1e-4 only acceptable near a kink (ReLU at 0, a hinge at 0
 with this module -- never the other way round.
 """
 if __name__ == "__main__":  # run as the checker's command: hand over before importing anything
-    from tinyadv.grader.startup import clean_path  # the current folder off sys.path, first
-
-    clean_path()
     import runpy
 
     runpy.run_module("tinyadv.grader", run_name="__main__", alter_sys=True)

@@ -6,9 +6,10 @@ python -m tinyadv.gradcheck *.py`` -- every submission would then shadow the mod
 name: a ``difflib.py`` or ``signal.py`` in the class would be imported by the checker
 itself, outside any sandbox, with the teacher's rights. Two defences, in this order:
 
-- ``clean_path()``, the first thing the command runs (before anything but Python's own
-  start-up and tinyadv's package is loaded): the current folder ("", ".", or its path)
-  leaves ``sys.path``. Everything the checker imports afterwards comes from Python's
+- ``clean_path()``, the first line of ``python -m tinyadv.grader`` (tinyadv/grader/__main__.py,
+  where ``python -m tinyadv.gradcheck`` hands over through runpy with nothing imported in
+  between): before anything but Python's own start-up and tinyadv's package is loaded, the
+  current folder ("", ".", or its path) leaves ``sys.path``. Everything the checker imports afterwards comes from Python's
   library, site-packages and tinyadv's own folder.
 - ``foreign_modules(places)``, once the files to grade are known (cli.py): every module
   already loaded whose file lies in a graded folder -- tinyadv itself included, if it was
