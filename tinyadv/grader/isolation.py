@@ -31,10 +31,9 @@ The rules, each one a reason:
                     process of the user (ABI 6). Its own process, and what it starts, it may
                     still signal.
 
-Why after NumPy's import: measured (40 children each way, load average 8), a child's CPU
-time is the same either way -- median 171 ms shut in after, 170 ms before, 163 ms not at
-all; shut_in() itself takes under 1 ms -- while after, the checker's own modules are loaded
-before the door closes and none of their import-time opens needs a rule. NumPy's folder
+Why after NumPy's import: the checker's own modules are then loaded before the door closes,
+and none of their import-time opens needs a rule; it costs a child no CPU time that could be
+measured (data/results.md, "The exercise checker's sandbox, measured"). NumPy's folder
 stays readable all the same: a submission may import what NumPy has not loaded yet.
 
 A process in a Landlock domain also cannot ptrace (attach a debugger to) a process outside
