@@ -9,9 +9,11 @@ child process (~0.15 s of CPU: a fresh Python and NumPy), so the wrong kinds, th
 returns and the templates are each checked in one folder run, two at a time.
 Hostile submissions are in test_grader_hostile.py.
 """
+import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 from hypothesis import given, settings
@@ -409,6 +411,29 @@ def test_expect_grades_a_missing_function_blank(tmp_path):
     assert "TODO gather_rows_backward: not defined in this file" in out
     assert statuses(gradebook(tmp_path / "out" / "g.csv"), "only_relu.py") == {
         "relu_backward": "pass", "gather_rows_backward": "blank"}
+
+
+def test_expect_scores_only_the_expected_functions(tmp_path):
+    # Issue 36: with --expect linear_backward,relu_backward, a file failing linear_backward
+    # that also imported nine other backwards from tinyadv scored 10.0 from 11 tests on a
+    # two-function assignment. Now the others are not even called: listed, never scored.
+    path = write(tmp_path, "extra_credit.py", LIBRARY + textwrap.dedent("""
+        def linear_backward(dout, cache):
+            x, W, b = cache
+            return dout @ W.T, x.T @ dout, 0 * b  # db forgotten
+        """))
+    grades, results = tmp_path / "out" / "g.csv", tmp_path / "out" / "results.json"
+    code, out = check(path, "--expect", "linear_backward,relu_backward", "--report", grades,
+                      "--gradescope", results)
+    assert code == 1, out
+    assert statuses(gradebook(grades), "extra_credit.py") == {"linear_backward": "fail",
+                                                              "relu_backward": "pass"}
+    doc = json.loads(results.read_text())
+    assert (doc["score"], sum(t["max_score"] for t in doc["tests"])) == (1.0, 2.0)
+    others = [n for n in BACKWARD_NAMES if n not in ("linear_backward", "relu_backward")]
+    assert (f"note: also defines {', '.join(others)}: not asked for (--expect "
+            f"linear_backward,relu_backward), so neither checked nor scored") in out
+    assert "PASS conv2d_backward" not in out and "PASS prelu_backward" not in out
 
 
 @pytest.mark.parametrize("argv, words", [

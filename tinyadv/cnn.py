@@ -29,7 +29,8 @@ from .mlp import in_chunks
 from .validate import check_array
 
 __all__ = ["LAYERS", "PRELU_LAYERS", "IMAGE_SIDE", "PREDICT_CHUNK", "init_params", "num_classes",
-           "embedding_width", "check_images", "forward", "backward", "predict", "embed"]
+           "embedding_width", "check_images", "forward", "dense_forward", "backward", "predict",
+           "embed"]
 
 IMAGE_SIDE = 28  # MNIST: 28 x 28 pixels, one channel
 # (name, weight shape, fan_in) of every layer with weights, in the order the forward uses
@@ -116,6 +117,13 @@ def forward(params, x):
         out, pool_cache = maxpool2d_forward(out)  # (N, 32, 12, 12), then (N, 64, 4, 4)
         conv_caches.append((conv_cache, prelu_cache, pool_cache))
     out = out.reshape(n, -1)  # (N, 1024): flattened in (C, H, W) order, as PyTorch does
+    logits, h, cache = dense_forward(params, out)
+    return logits, h, {"conv": conv_caches, **cache, "rows": n}
+
+
+def dense_forward(params, out):
+    """The layers after the convolutions: (N, 1024) -> fc1, fc2 (PReLU each) -> h -> logits.
+    Returns (logits (N, 10), h (N, 4), their caches as ``forward``'s cache keeps them)."""
     fc_caches = []
     for name in ("fc1", "fc2"):
         out, linear_cache = linear_forward(out, params[f"W_{name}"], params[f"b_{name}"])
@@ -123,8 +131,7 @@ def forward(params, x):
         fc_caches.append((linear_cache, prelu_cache))
     h, emb_cache = linear_forward(out, params["W_emb"], params["b_emb"])  # (N, 4), signed
     logits, head_cache = linear_forward(h, params["W_head"], params["b_head"])  # (N, 10)
-    return logits, h, {"conv": conv_caches, "fc": fc_caches, "emb": emb_cache,
-                       "head": head_cache, "rows": n}
+    return logits, h, {"fc": fc_caches, "emb": emb_cache, "head": head_cache}
 
 
 def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):

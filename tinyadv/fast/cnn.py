@@ -18,9 +18,9 @@ tests/test_network.py holds forward and backward equal to tinyadv/cnn.py's in fl
 """
 import numpy as np
 
-from ..cnn import IMAGE_SIDE, check_images
-from ..layers import linear_backward, linear_forward
-from ..cnn_layers import prelu_backward, prelu_forward
+from ..cnn import IMAGE_SIDE, check_images, dense_forward
+from ..cnn_layers import prelu_backward
+from ..layers import linear_backward
 from . import conv as fast_conv
 
 __all__ = ["CONV_METHOD", "PREDICT_CHUNK", "forward", "backward", "stack_forwards"]
@@ -47,15 +47,8 @@ def forward(params, x):
             conv=CONV_METHOD[name])  # (12, 12, N, 32), then (4, 4, N, 64)
         conv_caches.append(block_cache)
     out = out.transpose(2, 3, 0, 1).reshape(n, -1)  # (N, 1024): PyTorch's (C, H, W) order
-    fc_caches = []
-    for name in ("fc1", "fc2"):
-        out, linear_cache = linear_forward(out, params[f"W_{name}"], params[f"b_{name}"])
-        out, prelu_cache = prelu_forward(out, params[f"a_{name}"])  # (N, 256)
-        fc_caches.append((linear_cache, prelu_cache))
-    h, emb_cache = linear_forward(out, params["W_emb"], params["b_emb"])  # (N, 4), signed
-    logits, head_cache = linear_forward(h, params["W_head"], params["b_head"])  # (N, 10)
-    return logits, h, {"conv": conv_caches, "fc": fc_caches, "emb": emb_cache,
-                       "head": head_cache, "rows": n}
+    logits, h, cache = dense_forward(params, out)  # as cnn.py's
+    return logits, h, {"conv": conv_caches, **cache, "rows": n}
 
 
 def backward(dlogits, dh, cache, need_dx=True, need_param_grads=True):

@@ -5,15 +5,20 @@ memory, and only returns arrays; this process draws the inputs, computes tinyadv
 the centred-difference gradients, compares, and decides. The rooms, in the order a submission
 meets them:
 
+    startup.py   the checker's own process runs no file of a folder it grades
     cli.py       the command line: flags, the run, the exit status
     pieces.py    what can be checked, and the reference: tinyadv's forward and its numerical
                  gradients on inputs drawn by inputs.py (kept away from every kink)
+    kinks.py     one probe per piece with a kink, right beside it: where an answer made of
+                 centred differences shows (a note, never a verdict)
     sandbox.py   runs each submission in a fresh interpreter with a deadline and a memory cap,
                  kills what it leaves behind, and collects its output and its answers
     child.py     the only code that runs beside a student's: imports the file, calls its
                  forward and backward on the inputs it is sent, sends back plain arrays
     channel.py   the framing of those arrays, read with np.load(allow_pickle=False) after
                  checking every header
+    identity.py  who a child is and what it shares: nobody, or a user namespace of its own;
+                 its own mount (read-only), network and IPC namespaces and session keyring
     isolation.py what a child may touch once shut in, and why; --sandbox auto|require|off
     landlock.py  the three Landlock system calls through ctypes, rule by rule per kernel ABI
     procs.py     the Linux process controls the sandbox uses (prctl, capabilities, /proc)
@@ -21,7 +26,8 @@ meets them:
                  timeout, memory
     hints.py     words a wrong gradient's mistake from measurements of it
     report.py    the text report, the CSV gradebook, Gradescope's results.json
-    seccomp.py   the filter that keeps a child from starting any process, root included
+    seccomp.py   the system calls no child may make, root included: new processes,
+                 sockets, System V IPC, keys, memfd, and limits or priorities of others
 
 ``check_file(path)`` checks one file from Python, from any working directory: an exercise
 file can end with

@@ -8,10 +8,16 @@ itself in with Landlock where the kernel has it (``--sandbox``, isolation.py); t
 in one line what is and is not contained.
 
 Exit status: 0 every row passed; 1 any other status anywhere; 2 nothing could be checked (no
-file could be imported and define a known backward) or bad command-line arguments; 3 the
-verdicts are in but the gradebook or results.json could not be written (the message says
-why); 128 + n when signal n (Ctrl-C: 130) stopped the run -- the verdicts so far are still
-written, with a row ``ungraded`` for every file not checked.
+file could be imported and define a known backward), bad command-line arguments, or the
+checker loaded a module from a folder it grades (startup.py: it refuses to start, naming the
+file); 3 the verdicts are in but the gradebook or results.json could not be written (the
+message says why); 128 + n when signal n (Ctrl-C: 130) stopped the run -- the verdicts so far
+are still written, with a row ``ungraded`` for every file not checked. The gradebook and
+results.json are also written as the run goes (_Progress), so a checker killed outright
+leaves the verdicts it had.
+
+With ``--expect``, only the functions named are sent to the children, checked and scored;
+a file's other backwards are named in a note.
 
 What the command line can and cannot be made to do by a file's name:
 
@@ -38,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyadv.fileio import write_text_atomic
-from tinyadv.grader import isolation, judge, procs, report, sandbox
+from tinyadv.grader import isolation, judge, kinks, procs, report, sandbox, startup
 from tinyadv.grader.pieces import BACKWARD_NAMES, PIECES, all_reference_cases
 from tinyadv.grader.report import shown
 
@@ -78,22 +84,26 @@ def _parser():
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"wall time per file (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--memory", default=DEFAULT_MEMORY, metavar="SIZE",
-                        help=f"address space per file, e.g. 2G or 512M (default {DEFAULT_MEMORY})")
+                        help=f"memory per file: address space and its temporary folder (a "
+                             f"tmpfs of at most a quarter of it, 64M), e.g. 2G or 512M (default "
+                             f"{DEFAULT_MEMORY})")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="files checked at once (default 1)")
     parser.add_argument("--report", metavar="CSV", help="write the gradebook: one row per "
                         "(file, function), columns file,function,status,rel_error,hint")
     parser.add_argument("--expect", metavar="NAMES",
                         help="comma-separated backward names every file must define (a missing "
-                             "one is graded blank), e.g. linear_backward,relu_backward")
+                             "one is graded blank), e.g. linear_backward,relu_backward; only "
+                             "these are checked and scored")
     parser.add_argument("--gradescope", metavar="JSON",
                         help="also write the verdicts as Gradescope's results.json: one test "
                              "per (file, function), 1 point each, the hint as its output")
     parser.add_argument("--sandbox", choices=isolation.MODES, default="auto",
-                        help="shut each file in with Linux Landlock: auto uses what the kernel "
-                             "offers and warns when that is less than full; require refuses "
-                             "to run without all of it; off runs files as your user, unconfined "
-                             "(for debugging). Default auto")
+                        help="shut each file in -- nobody or a user namespace of its own, its "
+                             "own mount, network and IPC namespaces, Linux Landlock: auto uses "
+                             "what the machine offers and warns when that is less than full; "
+                             "require refuses to run without all of it; off runs files as your "
+                             "user, unconfined (for debugging). Default auto")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary table")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say in full what each file ran under (user id, capabilities, "
@@ -182,6 +192,26 @@ def _graded_place(output, paths):
     return None
 
 
+def _foreign_code(paths):
+    """Why the checker must not run -- it has loaded code from a folder it grades (startup.py)
+    -- or None. Drops every sys.path entry inside such a folder on the way."""
+    places = startup.graded_places(paths)
+    startup.drop_graded_paths(places)
+    own_file = {os.path.realpath(p) for p in paths if os.path.isfile(p)}
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    allowed = {os.path.realpath(main_file)} & own_file if isinstance(main_file, str) else set()
+    found = startup.foreign_modules(places, allowed)
+    if not found:
+        return None
+    name, where = found[0]
+    more = f" (and {len(found) - 1} more: {', '.join(n for n, _ in found[1:6])})" if found[1:] else ""
+    return (f"refusing to start: the checker's own module {name} was loaded from "
+            f"{shown(where)}, in a folder being graded{more}. A submission there would run as "
+            f"the checker, outside any sandbox. Run the checker from outside the class folder, "
+            f"or as python -P -m tinyadv.gradcheck ... (Python 3.11+: no current folder on "
+            f"the path)")
+
+
 def _hidden(name):
     return name.startswith(".") or name == "__pycache__"
 
@@ -248,21 +278,32 @@ def _first_of_each(entries):
     return kept
 
 
-def _plan(references):
+def _plan(references, probes, expected=()):
     """The part of a child's plan that is the same for every file: each piece's names and
-    the inputs of its cases (the arrays go as .npy, referred to by position)."""
+    the inputs of its cases and of its probe beside a kink, if any (kinks.py; the arrays go
+    as .npy, referred to by position), and the tinyadv modules a file may import (loaded
+    before it runs). ``expected`` (--expect): only those pieces -- a file's other backwards
+    are not even called."""
     arrays, pieces = [], []
+
+    def stored(args, dout):
+        ids = []
+        for value in tuple(args) + (dout,):
+            ids.append(len(arrays))
+            arrays.append(np.asarray(value))
+        return {"args": ids[:-1], "dout": ids[-1]}
+
     for piece in PIECES:
-        cases = []
-        for case in references[piece.backward_name]:
-            ids = []
-            for value in case.args + (case.dout,):
-                ids.append(len(arrays))
-                arrays.append(np.asarray(value))
-            cases.append({"args": ids[:-1], "dout": ids[-1]})
+        if expected and piece.backward_name not in expected:
+            continue
+        cases = [stored(case.args, case.dout) for case in references[piece.backward_name]]
+        probe = probes.get(piece.backward_name)
         pieces.append({"forward": piece.forward_name, "backward": piece.backward_name,
-                       "home": piece.home, "solutions": list(piece.solutions), "cases": cases})
-    return {"kind": "plan", "pieces": pieces}, arrays
+                       "home": piece.home, "solutions": list(piece.solutions), "cases": cases,
+                       "probe": stored(probe.args, probe.dout) if probe else None})
+    preload = sorted({p.home for p in PIECES} | {s.rpartition(".")[0] for p in PIECES
+                                                  for s in p.solutions} | {"tinyadv.gradcheck"})
+    return {"kind": "plan", "pieces": pieces, "preload": preload}, arrays
 
 
 def _interruption(exc):
@@ -382,6 +423,35 @@ class _InOrder:
             self.next += 1
 
 
+class _Progress:
+    """Writes the gradebook and results.json as the run goes: first with every file
+    ``ungraded``, then again (atomically) each time a file is judged. A checker that is
+    killed outright (SIGKILL, the machine's out-of-memory killer) leaves the verdicts it had,
+    marked incomplete, never last week's gradebook. Quiet: the last write, at the end of the
+    run, says what was written or why not."""
+
+    def __init__(self, args, results, entries, sandbox_line):
+        self.args, self.results, self.entries, self.line = args, results, entries, sandbox_line
+
+    def __call__(self):
+        if not (self.args.report or self.args.gradescope):
+            return
+        waiting = [i for i, r in enumerate(self.results) if r is None]
+        reason = ("not graded: the run had not checked this file when this gradebook was last "
+                  "written (the checker stopped before the end); this gradebook is incomplete")
+        rows = [r if r is not None else _ungraded(self.entries[i][0], reason)
+                for i, r in enumerate(self.results)]
+        incomplete = f"the run was still going: {len(waiting)} files not graded yet"
+        for value, make in ((self.args.report, lambda: report.gradebook_text(rows)),
+                            (self.args.gradescope, lambda: report.gradescope_json(
+                                rows, self.line, incomplete, self.args.expected))):
+            if value:
+                try:
+                    write_text_atomic(value, make())
+                except OSError:  # a full disk, say: the final write says so
+                    pass
+
+
 def _write_outputs(args, results, sandbox_line, out, incomplete=None):
     """Write the gradebook and results.json asked for; returns (names written, problems)."""
     written, problems = [], []
@@ -390,7 +460,7 @@ def _write_outputs(args, results, sandbox_line, out, incomplete=None):
     for value, label, make in (
             (args.report, "gradebook", lambda: report.gradebook_text(results)),
             (args.gradescope, "gradescope",
-             lambda: report.gradescope_json(results, sandbox_line, incomplete))):
+             lambda: report.gradescope_json(results, sandbox_line, incomplete, args.expected))):
         if not value:
             continue
         problem = write_output(value, make(), f"the {label}")
@@ -408,6 +478,10 @@ def main(argv=None, out=None):
     """Check the files; return the exit status (see the module docstring)."""
     out = _Output(sys.stdout if out is None else out)
     args = _checked_arguments(_parser(), sys.argv[1:] if argv is None else list(argv))
+    refusal = _foreign_code(args.paths)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return EXIT_NOTHING
     for name in args.taken:
         print(f"note: {shown(name)} is a file here, so it is checked as one, not read as an "
               f"option (put -- before file names to say so)", file=out)
@@ -424,13 +498,16 @@ def main(argv=None, out=None):
         print(f"warning: {sandbox_line}", file=sys.stderr)
     limits = sandbox.Limits(args.timeout, args.memory_bytes)
     references = all_reference_cases(args.seed)
-    plan_record, plan_arrays = _plan(references)
+    probes = kinks.all_probes(references)
+    plan_record, plan_arrays = _plan(references, probes, args.expected)
     results = [None] * len(entries)
     printer = _InOrder(results, out, args.quiet, args.verbose)
+    progress = _Progress(args, results, entries, sandbox_line)
     for i, (path, refusal) in enumerate(entries):
         if refusal:
             results[i] = _refused(path, refusal)
     printer.ready()
+    progress()
     runnable = [i for i, (_, refusal) in enumerate(entries) if not refusal]
     late = {}  # index -> problems seen before the file's result was ready (a second run)
 
@@ -442,9 +519,10 @@ def main(argv=None, out=None):
                 return run.not_started
             results[i] = _ungraded(run.path, f"not gradable: {run.not_started} (twice)")
             printer.ready()
+            progress()
             return None
         try:
-            result = judge.judge_file(run, references, limits, args.tol, args.expected)
+            result = judge.judge_file(run, references, limits, args.tol, args.expected, probes)
         except Exception as exc:  # noqa: BLE001 -- a judge bug a submission found: that file
             result = judge.FileResult(str(run.path), checked=True)  # errs; the run goes on
             result.add_file_problem(
@@ -460,6 +538,7 @@ def main(argv=None, out=None):
             result.add_file_problem("error", problem)
         results[i] = result
         printer.ready()
+        progress()
         return None
 
     def on_late_signal(index, problem):

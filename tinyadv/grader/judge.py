@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyadv.grader import channel, hints, procs
+from tinyadv.grader import channel, hints, identity, kinks, procs
 from tinyadv.grader.pieces import BACKWARD_NAMES, BY_BACKWARD
 from tinyadv.gradcheck import compare, rel_error
 
@@ -184,24 +184,47 @@ def _returned_arrays(piece, returned, arrays, expected_shapes, n):
     return [array for _, array in found], None
 
 
-def _library_notes(piece, record):
-    """Notes for the teacher when the file hands back tinyadv's own answer."""
+def _library_notes(piece, record, reported=()):
+    """Notes for the teacher when the file hands back tinyadv's own answer. ``reported``:
+    the names of tinyadv's functions its watchers said were called while this function ran
+    (frames sent at the moment of the call, child.py), beside what its record says."""
+    notes = []
     if record.get("is_library") is True:
-        return [f"note: this is tinyadv's own {piece.backward_name}, imported -- not the "
-                f"student's (the library holds every solution; the teacher decides)"]
-    called = set()
-    for case in _get(record, "cases", list):
+        notes.append(f"note: this is tinyadv's own {piece.backward_name}, imported -- not the "
+                     f"student's (the library holds every solution; the teacher decides)")
+    called = {name for name in reported if name in piece.solutions}
+    for case in _get(record, "cases", list) + [record.get("probe") or {}]:
         names = case.get("library_calls") if isinstance(case, dict) else None
         if isinstance(names, list):
             called.update(name for name in names if name in piece.solutions)
-    if called:
-        return [f"note: calls {', '.join(sorted(called))}, which computes this answer outright "
-                f"(the library holds every solution; the teacher decides)"]
-    return []
+    if called and not notes:
+        notes.append(f"note: calls {', '.join(sorted(called))}, which computes this answer "
+                     f"outright (the library holds every solution; the teacher decides)")
+    tampered = record.get("watch")
+    if isinstance(tampered, list) and tampered:
+        notes.append(f"note: it {clean('; '.join(map(str, tampered)), 200)} -- the checker's "
+                     f"watch on tinyadv's own functions: the answer may be the library's (the "
+                     f"teacher decides)")
+    return notes
 
 
-def judge_function(piece, cases, record, arrays, tol):
-    """The FunctionResult of one backward, from its record and tinyadv's reference cases."""
+def _probe_note(piece, probe, record, arrays):
+    """The note of kinks.py when the answer beside a kink is centred differences', or None."""
+    probe_record = record.get("probe")
+    if probe is None or not isinstance(probe_record, dict):
+        return None
+    if (probe_record.get("backward") or {}).get("status") != "ok":
+        return None
+    shapes = [np.shape(a) for a in probe.args[:len(piece.inputs)]]
+    analytic, problem = _returned_arrays(piece, _get(probe_record, "returned", dict), arrays,
+                                         shapes, 0)
+    return None if problem else kinks.note(probe, analytic)
+
+
+def judge_function(piece, cases, record, arrays, tol, probe=None, reported=()):
+    """The FunctionResult of one backward, from its record and tinyadv's reference cases;
+    ``probe``: the piece's probe beside a kink (kinks.py), or None; ``reported``: library
+    calls its watchers reported while it ran."""
     fwd, bwd = piece.forward_name, piece.backward_name
     if "failed" in record:  # the child could not even call it (the file's own doing)
         reason = f"could not be called: {clean(_get(record, 'failed', str))}"
@@ -211,7 +234,7 @@ def judge_function(piece, cases, record, arrays, tol):
         raise Malformed("forward_source")
     source_words = {"file": f"this file's {fwd}", "imported": f"tinyadv's {fwd} (imported)",
                     "tinyadv": f"tinyadv's {fwd} (the file has none)"}[source]
-    notes = _library_notes(piece, record)
+    notes = _library_notes(piece, record, reported)
     record_cases = _get(record, "cases", list)
     if len(record_cases) != len(cases):
         raise Malformed("cases")
@@ -281,7 +304,16 @@ def judge_function(piece, cases, record, arrays, tol):
         reports = [compare(name, mine, numeric, tol)
                    for name, mine, numeric in zip(piece.grads, analytic, case.numeric)]
         judged.append((case, analytic, reports))
-    return _worded(piece, judged, forward_worst, source_words, notes, tol)
+    result = _worded(piece, judged, forward_worst, source_words, notes, tol)
+    if result.status == "pass":  # the note is about an answer the check cannot tell apart
+        try:
+            numeric_note = _probe_note(piece, probe, record, arrays)
+        except (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            numeric_note = None  # a probe's answer that cannot be read: no note, no verdict
+        if numeric_note:
+            result.lines.append("     " + numeric_note)
+            result.hint = " ".join(filter(None, [result.hint, numeric_note]))
+    return result
 
 
 def _at(index):
@@ -380,8 +412,9 @@ def _near_misses(names):
     return notes
 
 
-def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
-    """The FileResult of one child's Run; ``references``: pieces.all_reference_cases(seed)."""
+def judge_file(run, references, limits, tol=CHECK_TOL, expect=(), probes=None):
+    """The FileResult of one child's Run; ``references``: pieces.all_reference_cases(seed);
+    ``probes``: kinks.all_probes(references)."""
     result = FileResult(str(run.path), output=run.output, output_size=run.output_size,
                         seconds=run.seconds)
     if run.checked_again:
@@ -392,9 +425,14 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     first = messages[0][0] if messages else {}
     if first.get("kind") == "isolation" and isinstance(first.get("label"), str):
         result.isolation_label = clean(first["label"], 200)
-        result.isolation = "; ".join([result.isolation_label] + [
-            clean(first[key], 200) for key in ("processes", "user")
-            if isinstance(first.get(key), str)])
+        parts = [result.isolation_label]
+        if isinstance(first.get("processes"), str):
+            parts.append(clean(first["processes"], 200))
+        if isinstance(first.get("identity"), dict) and first["identity"]:
+            parts.append(identity.namespaces(first["identity"]))
+        if isinstance(first.get("user"), str):
+            parts.append(clean(first["user"], 200))
+        result.isolation = "; ".join(parts)
         if first.get("refused") is not None:
             reason = (f"--sandbox require: this child could not be shut in "
                       f"({clean(str(first['refused']), 200)}); the file was not run")
@@ -402,6 +440,10 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
             return result
         messages = messages[1:]
     declared, imported, functions, done = None, None, {}, False
+    # Library calls reported as they happened, by the function running then: the n-th
+    # window lies between the (n-1)-th function record and the n-th (child.py sends them in
+    # the order of "found"); calls at import time count for none.
+    windows, reported = [], {}
     for record, arrays in messages:
         kind = record.get("kind")
         if done:
@@ -410,9 +452,15 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
             declared = [n for n in BACKWARD_NAMES if n in record["names"]]  # the first counts
         elif kind in ("imported", "import failed") and imported is None:
             imported = record
+            windows.append(set())
+        elif kind == "library call" and windows and isinstance(record.get("name"), str):
+            windows[-1].add(record["name"])
         elif (kind == "function" and isinstance(record.get("backward"), str)
               and record["backward"] in BY_BACKWARD):
             functions.setdefault(record["backward"], (record, arrays))
+            if windows:
+                reported.setdefault(record["backward"], windows[-1])
+                windows.append(set())
         elif kind == "done":
             done = True
     ending = _how_it_ended(run, channel_problem, done, limits)
@@ -437,14 +485,21 @@ def judge_file(run, references, limits, tol=CHECK_TOL, expect=()):
     found = imported.get("found")
     found = [n for n in BACKWARD_NAMES if isinstance(found, list) and n in found]
     callables = imported.get("callables")
-    result.notes += _near_misses(callables if isinstance(callables, list) else [])
+    callables = callables if isinstance(callables, list) else []
+    result.notes += _near_misses(callables)
+    if expect:  # --expect: the other pieces were not sent to the child, nor called
+        others = [n for n in BACKWARD_NAMES if n in callables and n not in expect]
+        if others:
+            result.notes.append(f"note: also defines {', '.join(others)}: not asked for "
+                                f"(--expect {','.join(expect)}), so neither checked nor scored")
     result.checked = bool(found)
     reached_end = False
     for name in found:
         if name in functions:
             record, arrays = functions[name]
             try:
-                outcome = judge_function(BY_BACKWARD[name], references[name], record, arrays, tol)
+                outcome = judge_function(BY_BACKWARD[name], references[name], record, arrays,
+                                         tol, (probes or {}).get(name), reported.get(name, ()))
             except (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 reason = f"its answer about {name} is malformed ({clean(str(exc), 100)})"
                 outcome = FunctionResult(name, "error", None, reason, [f"ERROR {name}: {reason}"])

@@ -17,7 +17,7 @@ __all__ = ["block_watched_signals", "every_thread_blocks", "die_with_parent", "s
            "set_subreaper", "process_table", "process_state", "is_stopped", "session_of",
            "kill_group_and_session",
            "kill_leftovers", "descendants", "is_alive", "drop_capabilities",
-           "effective_capabilities", "signal_name", "WATCHED_SIGNALS",
+           "effective_capabilities", "has_capability", "signal_name", "WATCHED_SIGNALS",
            "STOPPING_SIGNALS", "HANDLED_SIGNALS", "PR_SET_PDEATHSIG"]
 
 PR_SET_PDEATHSIG = 1
@@ -266,6 +266,19 @@ def drop_capabilities():
         libc.capset(ctypes.byref(header), data)
     except (OSError, AttributeError):
         pass
+
+
+def has_capability(number):
+    """True if this process holds capability ``number`` in its effective set (capget)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        if libc.capget(ctypes.byref(header), data) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    return bool(data[number // 32].effective >> (number % 32) & 1)
 
 
 def effective_capabilities():

@@ -121,22 +121,27 @@ def gradebook_text(results):
     return buffer.getvalue()
 
 
-def gradescope_json(results, sandbox_line, incomplete=None):
+def gradescope_json(results, sandbox_line, incomplete=None, expected=()):
     """Gradescope's results.json (its published autograder specification, "Output format"):
     one test per gradebook row, worth 1 point, scored 1 only when it passes; the hint is the
     test's output. Every text is marked "text" so that Gradescope renders none of it as HTML
     or Markdown: names and hints carry students' words. ``incomplete``: why the run stopped
-    early, said first in the top-level output."""
+    early, said first in the top-level output. ``expected`` (--expect): only the rows of
+    those functions carry a point; a row about the whole file is listed with 0 points, and
+    the other functions a file defines were not checked (its notes say which)."""
     tests = []
     for r in results:
-        for f in r.functions:
+        for number, f in enumerate(r.functions):
             name = f"{shown(r.path)}: {f.name}" if f.name else f"{shown(r.path)} (the whole file)"
             output = f"{f.status.upper()}" + (f": {clean(f.hint, 2000)}" if f.hint else "")
             if f.rel_error is not None:
                 output += f"\nworst rel_error {f.rel_error:.3e}"
             output += f"\nisolation: {r.isolation}"
+            if number == 0 and r.notes:
+                output += "\n" + "\n".join(clean(note, 500) for note in r.notes[:20])
+            worth = 1.0 if not expected or f.name in expected else 0.0
             tests.append({"name": clean(name, 300), "name_format": "text",
-                          "score": 1.0 if f.status == "pass" else 0.0, "max_score": 1.0,
+                          "score": worth if f.status == "pass" else 0.0, "max_score": worth,
                           "status": "passed" if f.status == "pass" else "failed",
                           "output": output, "output_format": "text",
                           "extra_data": {"status": f.status, "isolation": r.isolation}})
@@ -146,4 +151,3 @@ def gradescope_json(results, sandbox_line, incomplete=None):
               "output_format": "text",
               "test_output_format": "text", "test_name_format": "text", "tests": tests}
     return json.dumps(record, indent=1) + "\n"
-

@@ -2,9 +2,10 @@
 
 What a child gets
 -----------------
-- A fresh interpreter, ``python -B -m tinyadv.grader.child`` (child.py), started in a new
-  session: the teacher's Ctrl-C and signals to the checker's process group do not reach it,
-  and everything it starts can be found (same session) and killed.
+- A fresh interpreter, ``python -B -P -m tinyadv.grader.child`` (child.py; -P, Python 3.11+:
+  no folder of its own on sys.path), started in a new session: the teacher's Ctrl-C and
+  signals to the checker's process group do not reach it, and everything it starts can be
+  found (same session) and killed.
 - An empty temporary working folder, an environment cut down to what Python needs (the
   teacher's tokens and passwords stay out), one BLAS thread.
 - Three channels: its plan and inputs on stdin; its answers on a descriptor of its own; its
@@ -13,11 +14,18 @@ What a child gets
   pair, not a pipe: another process of the same user can open a child's pipe anew through
   /proc/<pid>/fd and write into it (a sibling submission forging a friend's answers), but a
   socket cannot be opened that way.
+- An identity and namespaces of its own, taken before the submission is imported
+  (identity.py): run as root, it becomes nobody (its folder is made nobody's here first);
+  run as anyone else, a user namespace of its own. Its own mount namespace shows every file
+  system read-only but its folder, which becomes a tmpfs of ``scratch_bytes(--memory)``;
+  its own network and IPC namespaces; a fresh session keyring.
 - Limits it sets on itself before the submission is imported, and cannot raise again
-  (child.py): address space (``--memory``), CPU time (a backstop), and no new processes --
-  RLIMIT_NPROC for an ordinary user, and for root too a seccomp filter that refuses fork
-  and clone (seccomp.py). So the submission is one process: the address-space limit holds
-  for all of it, and nothing it starts can outlive its check.
+  (child.py): address space (``--memory`` less its tmpfs), CPU time (a backstop), 64
+  descriptors, and no new processes -- RLIMIT_NPROC for an ordinary user, and for root too a
+  seccomp filter that refuses fork and clone (seccomp.py), with sockets, System V IPC, keys,
+  memfd, io_uring and the limit and priority calls aimed at any other process. So the
+  submission is one process: the memory limit holds for all of it, and nothing it starts can
+  outlive its check.
 - A wall-clock deadline (``--timeout``) kept here. At the deadline, or as soon as the child
   ends, its process group and every process left in its session are killed (SIGKILL); the
   checker is the subreaper of everything below it (procs.set_subreaper), so any orphan,
@@ -25,15 +33,19 @@ What a child gets
   left (procs.kill_leftovers) -- for a machine where a child can start processes after all
   (root on a kernel without seccomp filters). Only then is the child's folder removed,
   whatever the submission did to its modes (remove_tree). The child dies with the checker
-  (PR_SET_PDEATHSIG): a kill -9 of the checker ends it, and it has started nothing.
+  (PR_SET_PDEATHSIG, set again after its change of user, which clears it): a kill -9 of the
+  checker ends it, and it has started nothing.
 
 Tried on this project's machine (Linux 6.18, x86_64): the seccomp filter works as root and as
-an ordinary user (fork, a thread and subprocess.run all refused); so does a new PID namespace
-(unshare: root directly, an ordinary user inside a user namespace of its own); a memory cgroup
-could be made by root only (cgroup v1 there, nothing delegated to ordinary users). The filter
-is what is used: it holds for both users with no setup, and once nothing can be started a
-namespace or a cgroup has nothing left to hold. tests/test_grader_contained.py tries the chain
-of 80 sessions, the forks for memory and the kill -9, as both users.
+an ordinary user (fork, a thread and subprocess.run all refused); so do the user, mount,
+network and IPC namespaces (root directly, an ordinary user inside a user namespace of its
+own); a memory cgroup could be made by
+root only (cgroup v1 there, nothing delegated to ordinary users), so none is used: the tmpfs
+counted in ``--memory``, the seccomp filter (no memfd, no shared memory, no second process)
+and RLIMIT_AS hold the submission's memory for both users with no setup.
+tests/test_grader_contained.py tries the chain of 80 sessions, the forks for memory and the
+kill -9, as both users; tests/test_grader_identity.py what the namespaces and the filter
+hold.
 
 A full disk
 -----------
@@ -67,37 +79,39 @@ Shut in (Landlock)
 ------------------
 Where the kernel offers Landlock (Linux 5.13+; ABI 6+ for all of it), each child, before the
 submission is imported, restricts itself for good (child.py, isolation.py, landlock.py):
-it reads only Python's library, NumPy, tinyadv and its own file, writes only its own
-temporary folder, can open no TCP connection, and can signal (or ptrace) no process outside
-itself -- not the checker, not a sibling, not any other process of the user. As root it also
-drops every capability first. The report and the gradebook say what each file got
-(``landlock-7``, or ``process-only: ...``), and the run prints one line about this machine.
-``--sandbox require`` refuses to start without all of it; ``--sandbox off`` skips it.
+it reads only Python's library, NumPy and its own file (tinyadv's modules it may import are
+loaded before), writes only its own temporary folder, can open no TCP connection, and can
+signal (or ptrace) no process outside itself -- not the checker, not a sibling, not any
+other process of the user. The report and the gradebook say what each file got
+(``landlock-7``, or ``process-only: ...``; in full with its namespaces and user), and the
+run prints one line about this machine. ``--sandbox require`` refuses to start without all
+of it, namespaces included; ``--sandbox off`` skips Landlock and the namespaces.
 
 What it does not stop
 ---------------------
-Even shut in, a submission can still: send UDP packets and connect to pathname Unix sockets
-(an ssh-agent's, a display server's) -- Landlock has no rule for them; read the metadata
-(stat: existence, size, times) of any file; read any file of Python's installation and of
-the folders of the shared libraries loaded (the C library's: /usr/lib/...); use its CPU and
-time limits as a side channel; fill the disk through its temporary folder (64 MB a file, no
-cap on the total) until its deadline (see "A full disk"). Run as root, a child keeps root's
-user id (its capabilities are dropped). Where Landlock is missing or partial (an older kernel, a container whose seccomp
-filter refuses it, macOS, Windows), what it lacks is as below, and ``auto`` says so once.
+Even shut in, a submission can still: read the metadata (stat: existence, size, times) of
+any file; read any file of Python's installation and of the folders of the shared libraries
+loaded (the C library's: /usr/lib/...); hold up to 2 MB of kernel buffers in pipes; use its
+CPU and time limits as a side channel. Where the namespaces are missing (a container without
+user namespaces, for an ordinary user), its folder is on the disk of the temporary folders
+(64 MB a file, no cap on the total: see "A full disk") and the seccomp filter refuses chmod,
+chown, utime and xattrs even inside it; the run's first line says which mechanism is missing.
+Where Landlock is missing or partial (an older kernel, a container whose seccomp filter
+refuses it, macOS, Windows), what it lacks is as below, and ``auto`` says so once.
 
-Without Landlock (``process-only``), children run as the teacher's user: a submission can
-read and write the teacher's files, use the network, and signal other processes of the
-user. With ``--jobs`` > 1 it may kill or stop a sibling: a child killed by a signal the
-checker did not send, or found stopped at its deadline, while another child ran beside it,
-is checked again alone at the end, so its verdict is its own. It can also kill the checker
-outright (SIGKILL) or stop it (SIGSTOP), signals no process can catch: the run then ends with
-a non-zero exit status and no gradebook, or stalls until resumed -- never a silent pass (and
-its own process, which can start none, dies with the checker). In the few milliseconds
-before a child hides itself (child.py, first lines), a process of the same user could attach
-a debugger to it (ptrace). Run such a class in a throw-away account or container; running the
-checker as root removes the descriptor hiding. Elsewhere than Linux, the memory cap
-(RLIMIT_AS), descriptor hiding, orphan adoption, the seccomp filter and signal senders
-(sigtimedwait) may be missing: each is skipped.
+Without Landlock (``process-only``), children run as the teacher's user (as nobody, run as
+root): a submission can read and write the files that user may, and signal other processes
+of the user. With ``--jobs`` > 1 it may kill or stop a sibling: a child killed by a signal
+the checker did not send, or found stopped at its deadline, while another child ran beside
+it, is checked again alone at the end, so its verdict is its own. It can also kill the
+checker outright (SIGKILL) or stop it (SIGSTOP), signals no process can catch: the run then
+ends with a non-zero exit status and the gradebook written so far (cli.py rewrites it after
+every verdict), or stalls until resumed -- never a silent pass (and its own process, which
+can start none, dies with the checker). In the few milliseconds before a child hides itself
+(child.py, first lines), a process of the same user could attach a debugger to it (ptrace).
+Run such a class in a throw-away account or container. Elsewhere than Linux, the memory cap
+(RLIMIT_AS), descriptor hiding, orphan adoption, the namespaces, the seccomp filter and
+signal senders (sigtimedwait) may be missing: each is skipped.
 """
 import os
 import selectors
@@ -111,7 +125,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyadv.grader import channel, isolation, procs
+from tinyadv.grader import channel, identity, isolation, procs
 
 __all__ = ["Run", "Limits", "Interrupted", "run_all", "remove_tree", "folder_size",
            "WATCHED_SIGNALS", "OUTPUT_KEEP", "DISK_FULL_BYTES"]
@@ -128,6 +142,13 @@ WATCHED_SIGNALS = procs.WATCHED_SIGNALS
 KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT",
                     "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH")
 TINYADV_ROOT = str(Path(__file__).resolve().parents[2])
+# Python 3.11+: -P, no folder of the command's own (the child's working folder) on sys.path.
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
+
+
+def scratch_bytes(memory):
+    """The size of the tmpfs a child's folder becomes (identity.py), out of its ``memory``."""
+    return int(min(identity.SCRATCH_MAX, memory // 4))
 
 
 def remove_tree(path):
@@ -235,8 +256,9 @@ def _child_environment(workdir):
 
 
 class _Runner:
-    def __init__(self, plan, limits, jobs, on_finish):
+    def __init__(self, plan, limits, jobs, on_finish, nobody_folder=False):
         self.plan, self.limits, self.jobs, self.on_finish = plan, limits, jobs, on_finish
+        self.nobody_folder = nobody_folder
         self.selector = selectors.DefaultSelector()
         self.live = {}  # pid -> _Child
         self.ever = {}  # pid -> _Child, every child of this run (for signals sent late)
@@ -249,6 +271,8 @@ class _Runner:
     def start(self, index, path, again=None):
         try:
             workdir = tempfile.mkdtemp(prefix="tinyadv-check-")
+            if self.nobody_folder:  # the child becomes nobody (identity.py): its folder too
+                os.chown(workdir, identity.NOBODY, identity.NOBODY)
         except OSError as exc:  # a full disk, most likely: nothing of the file has run
             self._finished(index, Run(path, checked_again=again, not_started=(
                 f"its temporary folder could not be created in {tempfile.gettempdir()} ({exc})")))
@@ -260,7 +284,7 @@ class _Runner:
         plan_fd, output_fd, answer_fd = theirs
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-B", "-m", "tinyadv.grader.child", str(answer_fd),
+                [sys.executable, "-B", *SAFE_PATH, "-m", "tinyadv.grader.child", str(answer_fd),
                  str(os.getpid()), str(path.resolve())],
                 stdin=plan_fd, stdout=output_fd, stderr=subprocess.STDOUT,
                 pass_fds=(answer_fd,), cwd=workdir, env=_child_environment(workdir),
@@ -521,9 +545,11 @@ def run_all(paths, plan_record, plan_arrays, limits, jobs, on_finish, on_late_si
     """
     record = dict(plan_record, limits={"memory": int(limits.memory),
                                        "cpu_seconds": int(limits.seconds) + 5},
-                  sandbox=isolation.plan(sandbox_mode))
+                  sandbox=dict(isolation.plan(sandbox_mode), scratch=scratch_bytes(limits.memory)))
     plan = channel.encode(record, plan_arrays)
-    runner = _Runner(plan, limits, jobs, on_finish)
+    nobody = (sandbox_mode != "off" and hasattr(os, "geteuid") and os.geteuid() == 0
+              and bool(isolation.identity_offered(sandbox_mode).get("nobody")))
+    runner = _Runner(plan, limits, jobs, on_finish, nobody_folder=nobody)
     try:
         runner.run([Path(p) for p in paths], on_late_signal)
     except (Interrupted, KeyboardInterrupt) as exc:
