@@ -41,6 +41,8 @@ import errno
 import os
 import sys
 
+from . import syscalls
+
 __all__ = ["enter", "offered", "describe", "namespaces", "NOBODY", "SCRATCH_MAX"]
 
 NOBODY = 65534  # user and group "nobody" / "nogroup": the kernel's overflow id
@@ -55,7 +57,6 @@ CAP_DAC_READ_SEARCH, CAP_LAST_CAP_GUESS = 2, 63
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SYSCALLS = {"x86_64": {"mount_setattr": 442, "keyctl": 250},
             "aarch64": {"mount_setattr": 442, "keyctl": 219}}
-MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 class _MountAttr(ctypes.Structure):
@@ -76,15 +77,6 @@ class _Failed(Exception):
     """A step that did not work: its words are the exception's message."""
 
 
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _machine():
-    machine = os.uname().machine.lower() if hasattr(os, "uname") else "unknown"
-    return MACHINE_ALIASES.get(machine, machine)
 
 
 def _check(result, what):
@@ -129,9 +121,9 @@ def _read_only_view(libc, workdir, scratch, owner):
     # Private first: a mount made here must never propagate to the machine's namespace.
     _check(libc.mount(b"none", b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None),
            "making the mounts private")
-    numbers = SYSCALLS.get(_machine())
+    numbers = SYSCALLS.get(syscalls.machine())
     if numbers is None:
-        raise _Failed(f"no mount_setattr number known for {_machine()}")
+        raise _Failed(f"no mount_setattr number known for {syscalls.machine()}")
     attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
     _check(libc.syscall(ctypes.c_long(numbers["mount_setattr"]), ctypes.c_int(AT_FDCWD), b"/",
                         ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr),
@@ -144,9 +136,9 @@ def _read_only_view(libc, workdir, scratch, owner):
 
 
 def _fresh_session_keyring(libc):
-    numbers = SYSCALLS.get(_machine())
+    numbers = SYSCALLS.get(syscalls.machine())
     if numbers is None:
-        raise _Failed(f"no keyctl number known for {_machine()}")
+        raise _Failed(f"no keyctl number known for {syscalls.machine()}")
     if libc.syscall(ctypes.c_long(numbers["keyctl"]), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING),
                     None) < 0:
         code = ctypes.get_errno()
@@ -194,7 +186,7 @@ def enter(workdir, scratch, keep_reading=False):
         record["missing"].append(f"namespaces and identity: not Linux ({sys.platform})")
         record["uid"] = os.getuid() if hasattr(os, "getuid") else None
         return record
-    libc = _libc()
+    libc = syscalls.libc()
     root = os.geteuid() == 0
 
     def attempt(key, what, step, *args):

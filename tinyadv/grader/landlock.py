@@ -37,10 +37,11 @@ import errno
 import os
 import sys
 
+from . import syscalls
+
 __all__ = ["abi_version", "missing", "isolation_label", "Policy", "restrict_self", "FULL_ABI"]
 
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
-MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 PR_SET_NO_NEW_PRIVS = 38
 CREATE_RULESET_VERSION = 1 << 0
 RULE_PATH_BENEATH = 1
@@ -70,28 +71,19 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _machine():
-    machine = os.uname().machine.lower() if hasattr(os, "uname") else "unknown"
-    return MACHINE_ALIASES.get(machine, machine)
 
 
 def abi_version():
     """(ABI version, None) or (0, why there is none): the Landlock this kernel offers."""
     if not sys.platform.startswith("linux"):
         return 0, f"not Linux ({sys.platform})"
-    if _machine() not in SYSCALLS:
-        return 0, f"no Landlock system call numbers known for {_machine()}"
+    if syscalls.machine() not in SYSCALLS:
+        return 0, f"no Landlock system call numbers known for {syscalls.machine()}"
     try:
-        libc = _libc()
+        libc = syscalls.libc()
     except OSError as exc:
         return 0, f"no C library reachable ({exc})"
-    create = SYSCALLS[_machine()][0]
+    create = SYSCALLS[syscalls.machine()][0]
     version = libc.syscall(create, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION))
     if version >= 1:
         return int(version), None
@@ -171,8 +163,8 @@ def restrict_self(policy, abi):
     CAP_SYS_ADMIN, and it keeps a set-user-id program from handing rights back. Raises
     OSError if any step fails; on success the restriction cannot be undone.
     """
-    libc = _libc()
-    numbers = SYSCALLS[_machine()]
+    libc = syscalls.libc()
+    numbers = SYSCALLS[syscalls.machine()]
     fs, net, scoped = handled(abi)
     attr = _RulesetAttr(fs, net, scoped)
     # The size tells the kernel which fields we fill: an older kernel rejects a larger one.

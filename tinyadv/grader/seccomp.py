@@ -52,6 +52,8 @@ import errno
 import os
 import sys
 
+from . import syscalls
+
 __all__ = ["available", "install", "program", "ARCHITECTURES"]
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -126,7 +128,6 @@ ARCHITECTURES = {
         "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7, "removexattr": 14, "lremovexattr": 15,
         "fremovexattr": 16, "ioctl": 29, "fcntl": 25})),
 }
-MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 # The calls, by reason (see the module docstring). A name an architecture lacks is skipped.
 NEW_PROCESSES = ("fork", "vfork", "clone", "clone3")
@@ -159,10 +160,6 @@ class _SockFilter(ctypes.Structure):
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
-
-def _machine():
-    machine = os.uname().machine.lower() if hasattr(os, "uname") else "unknown"
-    return MACHINE_ALIASES.get(machine, machine)
 
 
 def _assemble(lines):
@@ -230,8 +227,8 @@ def available():
     it (the checker asks; each child installs its own)."""
     if not sys.platform.startswith("linux"):
         return f"not Linux ({sys.platform})"
-    if _machine() not in ARCHITECTURES:
-        return f"no seccomp filter known for {_machine()}"
+    if syscalls.machine() not in ARCHITECTURES:
+        return f"no seccomp filter known for {syscalls.machine()}"
     try:
         with open("/proc/sys/kernel/seccomp/actions_avail") as f:
             actions = f.read().split()
@@ -247,7 +244,7 @@ def install(metadata=False, only_processes=False):
     the teacher's own process)."""
     if not sys.platform.startswith("linux"):
         return f"not Linux ({sys.platform})"
-    machine = _machine()
+    machine = syscalls.machine()
     if machine not in ARCHITECTURES:
         return f"no seccomp filter known for {machine}"
     try:
