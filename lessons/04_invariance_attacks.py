@@ -84,7 +84,6 @@ N_SHOW = 4 if FAST else 8  # digits per figure (matplotlib grids are slow to dra
 EPS_LIST = [0.1, 0.2, 0.3, 0.4]
 X_train, y_train = data.load_mnist("train")
 X_test, y_test = data.load_mnist("test")
-X_train, y_train = X_train[:N_TRAIN], y_train[:N_TRAIN]
 X_test, y_test = X_test[:N_TEST], y_test[:N_TEST]
 
 # %% 1. The generator, step by step
@@ -121,11 +120,14 @@ plots.image_grid(
 
 # %% 2. Two models: normal training, and FGSM adversarial training (lesson 03)
 # lr and batch size are pinned so this lesson's numbers stay put if the library's defaults move.
+# The models train on the first N_TRAIN images; the generator above searched all of X_ref.
 base = TrainConfig(sizes=(784, 128, 128, 10), lr=2e-3, batch_size=128,
                    epochs=EPOCHS, seed=0)
+X_small, y_small = X_train[:N_TRAIN], y_train[:N_TRAIN]
 models = {
-    "normal": train(base.replace(adversarial=False), X_train, y_train, log=None)[0],
-    "FGSM-trained": train(base.replace(adversarial=True, fgsm_eps=0.1), X_train, y_train, log=None)[0],
+    "normal": train(base.replace(adversarial=False), X_small, y_small, log=None)[0],
+    "FGSM-trained": train(base.replace(adversarial=True, fgsm_eps=0.1), X_small, y_small,
+                          log=None)[0],
 }
 for name, params in models.items():
     print(f"{name}: clean test accuracy {evaluate.accuracy(params, X_test, y_test)['percent']:.1f}%")

@@ -29,8 +29,8 @@ What you will see
    on 1,000 test images: clean about 88-90%, FGSM (eps 0.1) about 61-63%, PGD about 58-61%,
    invariance against the source label about 62-63% (against the flipped label about 35%),
    agreement with Tramer et al.'s human labels about 69% (eps 0.3), 57-58% (eps 0.4),
-   16% (manual), 44-47% (l0). The rows differ by about 1-2 points on clean and FGSM, 2 on PGD,
-   less than 1 on invariance, and 0-3 on the human sets (0-3 images of 50-100). That is NOT
+   16% (manual), 44-47% (l0). The rows differ by about 1 point on clean, FGSM and invariance,
+   1-2 on PGD, and 0-3 on the human sets (0-3 images of 50-100). That is NOT
    the paper's Table 1 (99% clean, 99% FGSM, 82-88% invariance): tiny data, a few epochs, one
    seed; differences this small say nothing about the method. ``python -m tinyadv.reproduce``
    (full data, three seeds) does. Its 99% on FGSM images is no contradiction either: its
@@ -95,8 +95,9 @@ print(f"invariance examples built in {time.perf_counter() - start:.1f}s")
 # %% 1. Eq. 2 on one batch, term by term
 # objective.objective is Eq. 2 written to be read (about a page: one forward pass, each term
 # from tinyadv.losses, the negatives' gather and scatter-add, one backward pass): open it
-# beside this cell. Training calls tinyadv/fast/objective.py, which does the same arithmetic
-# with less work (cell 2 holds the two equal).
+# beside this cell. train.train runs it in every step below (train.train_step); the lab's
+# reproduction trains with tinyadv/fast/objective.py, the same arithmetic with less work
+# (cell 2 holds the two equal).
 rng = np.random.default_rng(0)
 params = mlp.init_params(base.sizes, rng, init=base.init)
 x, y = X_train[:128], y_train[:128]

@@ -21,10 +21,10 @@ machine, about 14 s on a busy one)
    here both move it a little further. But the triplet loss is relative (beat the hardest
    negative by the margin), and there both terms help: FGSM triplets violating the margin
    drop from about 81-82% to 52% (+ MLS) and 45% (+ MLS + MLI); invariance triplets from
-   about 91-92% to 68% and 63%.
+   about 91-92% to 68% and 62%.
 3. Figure 1 (07_figure1.png): PCA of the embeddings of FGSM test images for the three models,
    each with the within-class / between-class scatter ratio computed in the full 128-d space
-   (smaller = tighter classes): about 1.38 (Baseline), 1.38 (+ MLS), 1.41 (+ MLS + MLI). At
+   (smaller = tighter classes): about 1.38 (Baseline), 1.37 (+ MLS), 1.41 (+ MLS + MLI). At
    this small scale and one seed the invariance term does NOT tighten the classes; the
    paper's claim needs the full reproduction (python -m tinyadv.reproduce), and even there a
    ratio from one seed is a single draw.
