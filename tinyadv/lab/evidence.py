@@ -194,11 +194,6 @@ DEFAULT_COLUMNS = ("clean", "fgsm", "pgd", "invariance_source", "invariance_flip
 PROBE_KEYS = ("raw", "scaled", "clean", "raw_direction", "raw_top_share")
 
 
-def _fast():
-    from ..fast.network import FAST  # the network as the lab's evaluation runs it
-    return FAST
-
-
 def _experiments():
     from . import experiments  # imported late: experiments imports the training machinery
     return experiments
@@ -216,28 +211,25 @@ def scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix="", l
     probed after every epoch, values={row: {name: [per seed]}} of ``values(params, config,
     sets)`` -> {name: float} when given)
     """
-    from .. import evaluate as evaluate_module
-
     out = {"by_run": {}, "runs_of_row": {}, "seeds": [], "seconds": {}, "history": {},
            "values": {}}
+    tasks = [(runs_dir, run.name, run.config, evaluation, "sets", records[run.name]["results"],
+              columns) for run in runs]
+    recomputed = perimage.correctness_in_workers(tasks, {"sets": sets})
     for run in runs:
-        params = _experiments().load_params(runs_dir, run.name)
         record = records[run.name]
-        results = dict(record["results"])
-        if "authors" in sets and "invariance_authors" not in results:
-            results.update(evaluate_module.authors_invariance(params, *sets["authors"],
-                                                              net=_fast()))
         row, seed = prefix + run.labels["model"], run.labels["seed"]
         key = f"{row}__seed{seed}"
-        out["by_run"][key] = perimage.correctness(params, run.config, evaluation, sets,
-                                                  results, columns)
+        out["by_run"][key] = recomputed[run.name][0]
         out["runs_of_row"].setdefault(row, []).append(key)
         out["seconds"].setdefault(row, []).append(record["train_seconds"]
                                                   + record["eval_seconds"])
         if seed not in out["seeds"]:
             out["seeds"].append(seed)
-        for name, value in (values(params, run.config, sets) if values else {}).items():
-            out["values"].setdefault(row, {}).setdefault(name, []).append(float(value))
+        if values:
+            params = _experiments().load_params(runs_dir, run.name)
+            for name, value in values(params, run.config, sets).items():
+                out["values"].setdefault(row, {}).setdefault(name, []).append(float(value))
         probes = [epoch.get("probe") for epoch in record["history"]]
         if probes and all(probes):
             for k in PROBE_KEYS:

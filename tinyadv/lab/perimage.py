@@ -17,7 +17,7 @@ import numpy as np
 from .. import attacks, authors_code, data, evaluate, network
 from ..fast.network import FAST  # the network as evaluation runs it: the same predictions
 
-__all__ = ["correctness", "human_sets", "test_sets", "fgsm_scatter_ratio", "HUMAN_POOLED",
+__all__ = ["correctness", "correctness_in_workers", "correctness_task", "human_sets", "test_sets", "fgsm_scatter_ratio", "HUMAN_POOLED",
            "HUMAN_SET_COLUMNS", "RECORD_COLUMNS", "CountMismatch"]
 
 HUMAN_POOLED = ("human", "human_kept", "human_changed")
@@ -133,3 +133,45 @@ def correctness(params, config, evaluation, sets, results, columns):
                                 f"from the weights, {results[column]['correct']} in the record")
         out[column] = right
     return out
+
+
+# --- the same, in workers like the ones that evaluated the runs --------------------------------
+# A matrix product's last bit depends on how many BLAS threads share it, and a PGD image that
+# sits on a decision boundary can follow that bit: recomputed in a process with two threads, a
+# run evaluated in a one-thread worker may count one image more or less. So the recomputation
+# runs where the evaluation ran: in the runner's one-BLAS-thread workers.
+_WORKER_SETS = {}  # a worker's copy of the parent's test sets, by name
+
+
+def _receive_sets(sets_by_name):
+    _WORKER_SETS.update(sets_by_name)
+
+
+def correctness_task(task):
+    """One run's ``correctness`` in a worker. task: (runs_dir, name, config, evaluation,
+    sets name, results, columns); the authors' columns are scored here first when the sets
+    hold the authors' attack and the record lacks them (records of the MLP presets do).
+    Returns ({column: bool array}, results)."""
+    from . import experiments  # imported late: experiments imports the training machinery
+
+    runs_dir, name, config, evaluation, sets_name, results, columns = task
+    sets = _WORKER_SETS[sets_name]
+    params = experiments.load_params(runs_dir, name)
+    results = dict(results)
+    if "authors" in sets and "invariance_authors" not in results:
+        results.update(evaluate.authors_invariance(params, *sets["authors"], net=FAST))
+    return correctness(params, config, evaluation, sets, results, columns), results
+
+
+def correctness_in_workers(tasks, sets_by_name, jobs=2):
+    """``correctness_task`` for every task, in one-BLAS-thread workers, each given the
+    parent's ``sets_by_name`` ({name: test_sets(...)}) once: {run name: (correct, results)}
+    in the tasks' order (see the comment above)."""
+    from .runner import run_in_workers
+
+    done = {}
+    with run_in_workers(tasks, correctness_task, jobs=jobs, initializer=_receive_sets,
+                        initargs=(sets_by_name,), blas_threads=1) as finished:
+        for task, result in finished:
+            done[task[1]] = result
+    return {task[1]: done[task[1]] for task in tasks}

@@ -189,18 +189,21 @@ def sweep_evidence(settings, records, seeds, runs_dir, evaluation, command, log=
     """The sweep's evidence (evidence.py): every run's per-image correctness recomputed from
     its weights, and one **exploratory** family -- every setting against the baseline of its
     context, on CHANGE_COLUMNS -- uncorrected: the sweep looks for where an effect is."""
-    by_run, runs_of_row, sets = {}, {}, {}
+    runs_of_row = {}
     compared = list(dict.fromkeys(CHANGE_COLUMNS.values()))
     columns = compared + ["fgsm"]  # FGSM for the tables (FGSM - PGD), not compared
-    for setting, config in settings:
-        key = (config.inv_eps, config.inv_shifts)
+    sets = {}  # by the invariance budget and shifts the settings' test sets were made with
+    for _, config in settings:
+        key = f"{config.inv_eps} {config.inv_shifts}"
         if key not in sets:
-            sets[key] = perimage.test_sets(evaluation, *key, authors=False)
-        for seed in seeds:
-            name = setting.stem(seed)
-            params = experiments.load_params(runs_dir, name)
-            by_run[name] = perimage.correctness(params, config.replace(seed=seed), evaluation,
-                                                sets[key], records[name]["results"], columns)
+            sets[key] = perimage.test_sets(evaluation, config.inv_eps, config.inv_shifts,
+                                           authors=False)
+    tasks = [(runs_dir, setting.stem(seed), config.replace(seed=seed), evaluation,
+              f"{config.inv_eps} {config.inv_shifts}", records[setting.stem(seed)]["results"],
+              columns) for setting, config in settings for seed in seeds]
+    by_run = {name: correct for name, (correct, _) in
+              perimage.correctness_in_workers(tasks, sets).items()}
+    for setting, _ in settings:
         runs_of_row[setting.name] = [setting.stem(seed) for seed in seeds]
     log(f"per-image correctness of {len(by_run)} runs recomputed; every count matches its record")
     baselines = {s.context: s.name for s, _ in settings if s.kind == "baseline"}
