@@ -54,6 +54,15 @@ def test_a_number_no_claim_gives_is_caught(rows):
     assert claims.prose_problems(good.replace(f"[{cid}]", ""), rows)
 
 
+def test_a_cited_claims_paired_interval_and_p_may_be_printed(rows):
+    cid, row = next((k, r) for k, r in rows.items()
+                    if not r.get("pending") and r["images"] != "--")
+    ci, p = row["images"].rsplit(", ", 1)
+    good = f"With the networks held fixed, {ci} ({p}; [{cid}])."
+    assert claims.prose_problems(good, rows) == []
+    assert claims.prose_problems(good.replace(ci, "[+0.01, +9.99]"), rows)
+
+
 def test_a_changed_table_is_caught(tmp_path):
     text = _read(claims.RESULTS_MD)
     body = claims.blocks_in(text)["claims"]

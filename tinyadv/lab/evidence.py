@@ -103,7 +103,8 @@ def build(name, command, seeds, correct_by_run, totals, families, runs_of_row,
     fams = []
     for family in families:
         comps = [{"a": a, "b": b, "column": c,
-                  "paired": stats.difference_counts(stacked(a, c), stacked(b, c))}
+                  "paired": (stats.difference_counts(stacked(a, c), stacked(b, c))
+                             if c in totals else None)}  # per-seed values only: no pairs
                  for a, b, c in family.comparisons()]
         fams.append({"name": family.name, "question": family.question,
                      "corrected": family.corrected, "comparisons": comps})
@@ -200,7 +201,7 @@ def _experiments():
 
 
 def scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix="", log=print,
-                values=None):
+                values=None, recorded=()):
     """Each run's per-image correctness recomputed from its weights and checked against
     ``records`` (perimage.correctness); rows named ``prefix`` + the run's "model" label.
 
@@ -209,7 +210,8 @@ def scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix="", l
     dict(by_run={key: {column: (N,) bool}}, runs_of_row={row: [key per seed]}, seeds,
     seconds={row: [per seed]}, history={row: {probe key: [per seed: [per epoch]]}} for runs
     probed after every epoch, values={row: {name: [per seed]}} of ``values(params, config,
-    sets)`` -> {name: float} when given)
+    sets)`` -> {name: float} when given, and of the record's own percentages for the columns
+    in ``recorded``, kept as measured and not recomputed: no paired test for those)
     """
     out = {"by_run": {}, "runs_of_row": {}, "seeds": [], "seconds": {}, "history": {},
            "values": {}}
@@ -226,6 +228,9 @@ def scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix="", l
                                                   + record["eval_seconds"])
         if seed not in out["seeds"]:
             out["seeds"].append(seed)
+        for column in recorded:
+            out["values"].setdefault(row, {}).setdefault(column, []).append(
+                float(record["results"][column]["percent"]))
         if values:
             params = _experiments().load_params(runs_dir, run.name)
             for name, value in values(params, run.config, sets).items():

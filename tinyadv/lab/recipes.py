@@ -58,8 +58,9 @@ def _cnn_families():
                    "against the Baseline?", pair,
                    ("invariance_source", "invariance_authors", "human", "human_kept",
                     "human_changed")),
-            Family("cnn: accuracy", "On the authors' CNN, does + MLS + MLI change clean or "
-                   "FGSM accuracy against the Baseline?", pair, ("clean", "fgsm"))]
+            Family("cnn: accuracy", "On the authors' CNN, does + MLS + MLI change clean, "
+                   "FGSM or PGD-10 accuracy against the Baseline (PGD-10 as each run's record "
+                   "measured it: over the seeds only)?", pair, ("clean", "fgsm", "pgd"))]
 
 
 CE_INV = "cross-entropy on the attack: "
@@ -112,7 +113,7 @@ RECIPES = {
                           command="python -m tinyadv.reproduce --preset paper-4d --rows baseline "
                                   "--set ce_on=clean+invariance --set adversarial=false"),
     "cnn10": dict(parts=[("cnn10", None, "")], families=_cnn_families(), columns=CNN_COLUMNS,
-                  values=_mlp_values,
+                  values=_mlp_values, recorded=("pgd",),
                   command="python -m tinyadv.reproduce --preset paper-4d --set arch=cnn --rows "
                           "baseline baseline+mls+mli --seeds 0 1 2 3 4 5 6 7 8 9"),
 }
@@ -134,7 +135,8 @@ def collect(name, results_root):
              for folder, rows, prefix in recipe["parts"]]
     found = collect_folders(parts, name, recipe["command"], recipe.get("families"),
                                      recipe.get("columns", evidence.DEFAULT_COLUMNS),
-                                     values=recipe.get("values"))
+                                     values=recipe.get("values"),
+                                     recorded=recipe.get("recorded", ()))
     path = os.path.join(evidence.EVIDENCE_DIR, f"{name}.json")
     evidence.save(found, path)
     return path
@@ -172,7 +174,7 @@ def folder_runs(results_dir, rows):
 
 
 def collect_folders(parts, name, command, families=None, columns=evidence.DEFAULT_COLUMNS,
-                    log=print, values=None):
+                    log=print, values=None, recorded=()):
     """Evidence from one or more reproduce folders whose runs were scored on the same images.
 
     parts : [(results_dir, rows or None, prefix)]: each folder's rows (default all), named
@@ -191,7 +193,7 @@ def collect_folders(parts, name, command, families=None, columns=evidence.DEFAUL
             raise ValueError(f"parts: {results_dir} was scored on other images {images} than "
                              f"the first folder {scored_on}")
         scored = evidence.scored_runs(runs, records, runs_dir, evaluation, sets, columns, prefix,
-                                      log, values)
+                                      log, values, recorded)
         if merged is None:
             merged = scored
         elif scored["seeds"] != merged["seeds"]:
