@@ -256,8 +256,12 @@ class _Watch:
                 self.wrappers[qualified] = watched
                 originals[id(original)] = (original, watched)
                 self._snapshots[qualified] = self._state(watched)
+        # The grader's own modules keep their originals (the checker's calls are not the
+        # file's), except a solution's home: exercise 07's pair lives in grader/answers.py.
+        homes = {qualified.rpartition(".")[0] for qualified in self.wrappers}
         for module_name, module in list(sys.modules.items()):
-            if not module_name.startswith("tinyadv") or module_name.startswith("tinyadv.grader"):
+            if not module_name.startswith("tinyadv") or (
+                    module_name.startswith("tinyadv.grader") and module_name not in homes):
                 continue
             for attribute, value in list(vars(module).items()):
                 found = originals.get(id(value))
