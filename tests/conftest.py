@@ -5,11 +5,19 @@ backward, numerical gradient by centred differences in float64, ``compare`` them
 require ``rel_error <= 1e-7``. The negative half of the recipe -- a wrong gradient must
 *fail* the same check -- lives here too, so every piece is tested both ways.
 """
+import signal
+
 import numpy as np
 import pytest
 
 from tinyadv import data
 from tinyadv.gradcheck import compare
+
+# A shell that starts the suite in the background (nohup, &) hands it SIGINT ignored, and the
+# processes it starts inherit that; the Ctrl-C tests need Python's own handler, as a terminal
+# gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 GRAD_TOL = 1e-7  # CS231n's "good" threshold; every smooth piece reaches it in float64
 
