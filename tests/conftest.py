@@ -5,13 +5,22 @@ backward, numerical gradient by centred differences in float64, ``compare`` them
 require ``rel_error <= 1e-7``. The negative half of the recipe -- a wrong gradient must
 *fail* the same check -- lives here too, so every piece is tested both ways.
 """
+import os
 import signal
 
-import numpy as np
-import pytest
+# One BLAS thread in the test process and every program it starts, as the lessons and the
+# reproduction's workers run (tinyadv/lab/runner.py): the suite's matrix products are small,
+# and a second OpenBLAS thread gains little on them while, on a busy machine, it spins against
+# the test runner for a core and slows every training test several times over. Set before
+# NumPy is imported, or it has no effect; a value already in the environment is kept.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-from tinyadv import data
-from tinyadv.gradcheck import compare
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tinyadv import data  # noqa: E402
+from tinyadv.gradcheck import compare  # noqa: E402
 
 # A shell that starts the suite in the background (nohup, &) hands it SIGINT ignored, and the
 # processes it starts inherit that; the Ctrl-C tests need Python's own handler, as a terminal

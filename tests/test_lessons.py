@@ -4,10 +4,11 @@ exercise checks itself when run; lesson 10 stops at its exercises' marker until 
 
 Each lesson is run as a student would run it -- a subprocess, ``python lessons/NN_x.py`` --
 with ``--fast`` (tiny data, one epoch) and ``--out`` pointing at a temporary folder, from a
-different working directory, and with a Jupyter-style extra flag it must ignore. Run from a
-repository's root without ``--out`` (a script, or a notebook whose kernel starts there), a
-lesson writes under that repository's lessons/out/ and reads its results/: those tests run
-in a stand-in repository (tinyadv/ and data/ linked, lessons/ a folder of its own).
+different working directory, and with a Jupyter-style extra flag it must ignore; the fast
+runs go two at a time, each into a folder of its own. Run from a repository's root without
+``--out`` (a script, or a notebook whose kernel starts there), a lesson writes under that
+repository's lessons/out/ and reads its results/: those tests run in a stand-in repository
+(tinyadv/ and data/ linked, lessons/ a folder of its own).
 """
 import glob
 import json
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -74,14 +76,40 @@ def test_lesson_is_a_cell_script_that_says_what_to_expect(path):
     assert promised_figures(path), "the docstring names the figures the lesson writes"
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=os.path.basename)
-def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, tmp_path):
+FAST_TEST = "test_lesson_runs_in_fast_mode_and_writes_its_figures"
+
+
+def run_fast(path, out_dir):
     # --f=...: Jupyter/VS Code pass such a flag to the kernel; the lesson must ignore it (and
     # not take it for an abbreviation of --fast). Lesson 10 is asked to go past its marker.
     lesson_09, lesson_10 = (os.path.basename(path).startswith(n) for n in ("09_", "10_"))
     extra = (["--after-exercises"] if lesson_10 else
-             ["--results", str(tmp_path / "no-results")] if lesson_09 else [])
-    result = run_lesson(path, tmp_path, "--fast", "--f=/tmp/kernel-test.json", *extra)
+             ["--results", str(out_dir / "no-results")] if lesson_09 else [])
+    return run_lesson(path, out_dir, "--fast", "--f=/tmp/kernel-test.json", *extra)
+
+
+@pytest.fixture(scope="module")
+def fast_runs(request, tmp_path_factory):
+    """{lesson path: (its output folder, the future of its fast run)} for the lessons whose
+    fast-mode test is selected, all started when the first of those tests asks, two at a
+    time: each lesson is a process of its own with one BLAS thread, so two cores run two
+    at once, and each test waits for its own lesson only."""
+    wanted = [item.callspec.params["path"] for item in request.session.items
+              if getattr(item, "originalname", None) == FAST_TEST and hasattr(item, "callspec")]
+    pool = ThreadPoolExecutor(max_workers=2)
+    runs = {}
+    for path in wanted:
+        out = tmp_path_factory.mktemp(os.path.basename(path)[:2] + "_fast")
+        runs[path] = (out, pool.submit(run_fast, path, out))
+    yield runs
+    pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=os.path.basename)
+def test_lesson_runs_in_fast_mode_and_writes_its_figures(path, fast_runs):
+    tmp_path, future = fast_runs[path]
+    lesson_09, lesson_10 = (os.path.basename(path).startswith(n) for n in ("09_", "10_"))
+    result = future.result()
     assert result.returncode == 0, (f"{os.path.basename(path)} exited {result.returncode}\n"
                                     f"stderr (last 3000 chars):\n{result.stderr[-3000:]}")
     written = {name for name in os.listdir(tmp_path) if name.endswith(".png")}

@@ -100,7 +100,7 @@ def test_same_seed_same_numbers_in_a_fresh_folder(tiny_run, tmp_path):
             assert cell["per_seed"] == [earlier[model][column]["per_seed"][1]], (model, column)
 
 
-def test_paper_4d_preset_is_recorded_keyed_and_trains_a_4d_embedding(tiny_run, tmp_path, capsys):
+def test_paper_4d_preset_is_recorded_keyed_and_trains_a_4d_embedding(tmp_path, capsys):
     code, out = run(TINY + ["--seeds", "0", "--preset", "paper-4d", "--out", str(tmp_path)], capsys)
     assert code == 0
     config = json.loads((tmp_path / "config.json").read_text())
@@ -110,11 +110,9 @@ def test_paper_4d_preset_is_recorded_keyed_and_trains_a_4d_embedding(tiny_run, t
     assert record["key"]["preset"] == "paper-4d" and record["key"]["config"]["embed_dim"] == 4
     with np.load(tmp_path / "runs" / "baseline+mls__seed0.npz", allow_pickle=False) as f:
         assert f["W_emb"].shape == (256, 4) and f["W3"].shape == (4, 10)
-    # the default preset's saved runs (a copy: tiny_run stays as it is) are not mistaken for these
-    copy = tmp_path / "default_copy"
-    shutil.copytree(tiny_run, copy)
-    code, out = run(TINY + ["--seeds", "0", "--preset", "paper-4d", "--out", str(copy)], capsys)
-    assert code == 0 and "reusing" not in out
+    # That the default preset's saved runs are not mistaken for paper-4d's is checked by
+    # test_the_authors_attack_column_is_printed_beside_the_paper, which runs paper-4d in a
+    # copy of tiny_run's folder.
 
 
 def test_set_overrides_a_field_and_is_recorded(tmp_path, capsys):
@@ -129,7 +127,7 @@ def test_set_overrides_a_field_and_is_recorded(tmp_path, capsys):
 
 # ---- Ctrl-C at any instant (the thorough matrix: python tests/interrupt_reproduce.py) ----
 
-INTERRUPTIBLE = ["--train-size", "2000", "--test-size", "100", "--epochs", "1", "--seeds", "0"]
+INTERRUPTIBLE = ["--train-size", "400", "--test-size", "100", "--epochs", "1", "--seeds", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -171,13 +169,16 @@ def test_ctrl_c_at_several_instants_stops_cleanly_and_a_rerun_resumes(tmp_path, 
             with np.load(record.with_suffix(".npz"), allow_pickle=False) as weights:
                 assert weights["W1"].shape == (784, 256)
         assert len(list((out / "runs").glob("*.json"))) >= finished
-    for _, _, _, out in cases[1:3]:  # resume two of them: the same table as without Ctrl-C
-        saved = len(list((out / "runs").glob("*.json")))
-        assert saved >= 1
-        again = subprocess.run(command + [str(out)], cwd=ROOT, capture_output=True, text=True,
-                               timeout=300)
+    resumed = [out for _, _, _, out in cases[1:3]]  # two of them: the same table as without Ctrl-C
+    saved = [len(list((out / "runs").glob("*.json"))) for out in resumed]
+    assert min(saved) >= 1
+    # Side by side, as the interrupted runs were: each resume waits on its own folder alone.
+    agains = run_parallel([
+        (lambda out=out: subprocess.run(command + [str(out)], cwd=ROOT, capture_output=True,
+                                        text=True, timeout=300)) for out in resumed], parallel=2)
+    for out, count, again in zip(resumed, saved, agains):
         assert again.returncode == 0, again.stderr
-        assert f"reusing {saved} saved run(s)" in again.stdout
+        assert f"reusing {count} saved run(s)" in again.stdout
         assert json.loads((out / "table1.json").read_text())["table"] == uninterrupted
 
 
@@ -223,14 +224,19 @@ def test_the_authors_attack_column_is_printed_beside_the_paper(tiny_run, tmp_pat
     assert "85.67 | 86.06 ± 0.69 |" in md and "87.80 | 85.09 ± 3.25 |" in md
     table = json.loads((tiny_run / "table1.json").read_text())["table"]
     assert table["baseline"]["invariance_authors"]["total"] == 100
+    # In a copy of the default preset's folder (tiny_run stays as it is): its saved runs,
+    # which have the same names, are not mistaken for paper-4d's.
+    copy = tmp_path / "default_copy"
+    shutil.copytree(tiny_run, copy)
     code, out = run(TINY + ["--seeds", "0", "--preset", "paper-4d", "--set", "input_norm=authors",
-                            "--out", str(tmp_path)], capsys)
-    assert code == 0
-    md = (tmp_path / "table1.md").read_text()
+                            "--out", str(copy)], capsys)
+    assert code == 0 and "reusing" not in out and "4 run(s) to train" in out
+    md = (copy / "table1.md").read_text()
     assert "invariance_authors_raw" in md and "fed as the authors' code fed it" in md
-    record = json.loads((tmp_path / "runs" / "baseline__seed0.json").read_text())
+    record = json.loads((copy / "runs" / "baseline__seed0.json").read_text())
+    assert record["key"]["preset"] == "paper-4d"
     assert record["key"]["config"]["input_norm"] == "authors"
-    with np.load(tmp_path / "runs" / "baseline__seed0.npz", allow_pickle=False) as f:
+    with np.load(copy / "runs" / "baseline__seed0.npz", allow_pickle=False) as f:
         assert float(f["input_std"]) == pytest.approx(0.3081)  # saved with the network
 
 
@@ -291,9 +297,11 @@ def test_two_shards_then_a_merge_give_the_unsharded_table_bit_for_bit(tiny_run, 
     assert tables(tmp_path) == tables(tiny_run)
 
 
-def test_a_merge_refuses_shards_trained_with_another_configuration(tmp_path, capsys):
+def test_a_merge_refuses_shards_trained_with_another_configuration(tiny_run, tmp_path, capsys):
     args = TINY + ["--seeds", "0", "--out", str(tmp_path)]
-    assert run(args + ["--shard", "0/2"], capsys)[0] == 0
+    # Shard 0/2's runs trained with TINY: tiny_run's (the same runs, trained unsharded),
+    # copied without its outputs; shard 1/2 is then trained with --epochs 2.
+    shutil.copytree(tiny_run / "runs", tmp_path / "runs")
     other = [a if a != "1" else "2" for a in TINY] + ["--seeds", "0", "--out", str(tmp_path)]
     assert other != args and run(other + ["--shard", "1/2"], capsys)[0] == 0  # --epochs 2
     code = reproduce.main(args + ["--merge"])

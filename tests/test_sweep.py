@@ -118,7 +118,9 @@ def test_run_values_pool_the_human_sets_by_count():
     assert values["fgsm_pgd_gap"] == 0.0
 
 
-QUICK = ["--quick", "--seeds", "0", "1", "--grid", "embed_dim=4"]  # 3 settings x 2 seeds
+# 3 settings x 2 seeds, one epoch each (--quick's two are not needed for what is checked here:
+# the outputs, the changes, reuse, shards, retraining a damaged run)
+QUICK = ["--quick", "--epochs", "1", "--seeds", "0", "1", "--grid", "embed_dim=4"]
 
 
 @pytest.fixture(scope="module")
