@@ -17,7 +17,8 @@ import numpy as np
 from .. import attacks, authors_code, data, evaluate, network
 from ..fast.network import FAST  # the network as evaluation runs it: the same predictions
 
-__all__ = ["correctness", "correctness_in_workers", "correctness_task", "human_sets", "test_sets", "fgsm_scatter_ratio", "HUMAN_POOLED",
+__all__ = ["correctness", "correctness_in_workers", "correctness_task", "human_sets",
+           "test_sets", "fgsm_scatter_ratio", "HUMAN_POOLED",
            "HUMAN_SET_COLUMNS", "RECORD_COLUMNS", "CountMismatch"]
 
 HUMAN_POOLED = ("human", "human_kept", "human_changed")

@@ -19,11 +19,6 @@ __all__ = ["RECIPES", "OWN_EVIDENCE", "collect", "collect_folders", "folder_runs
            "raw_logs", "THEIR_CODE", "CE_INV", "CHOICES"]
 
 
-def _mlp_values(params, config, sets):
-    from . import perimage
-    return perimage.fgsm_scatter_ratio(params, config, sets)
-
-
 AUTHORS_CODE_COLUMNS = ("clean", "fgsm", "pgd", "invariance_authors_raw", "invariance_authors",
                         "human")
 CNN_COLUMNS = ("clean", "fgsm", "invariance_source", "invariance_flipped", "invariance_authors",
@@ -78,11 +73,12 @@ def _ce_invariance_family():
 
 AC = "python -m tinyadv.reproduce --preset authors-code --set arch=mlp --epochs 30"
 RECIPES = {
-    "default": dict(parts=[("default", None, "")], values=_mlp_values,
+    "default": dict(parts=[("default", None, "")], values=perimage.fgsm_scatter_ratio,
                     command="python -m tinyadv.reproduce"),
-    "paper-4d": dict(parts=[("paper-4d", None, "")], values=_mlp_values,
+    "paper-4d": dict(parts=[("paper-4d", None, "")], values=perimage.fgsm_scatter_ratio,
                      command="python -m tinyadv.reproduce --preset paper-4d"),
-    "paper-4d-eps0031": dict(parts=[("paper-4d-eps0031", None, "")], values=_mlp_values,
+    "paper-4d-eps0031": dict(parts=[("paper-4d-eps0031", None, "")],
+                             values=perimage.fgsm_scatter_ratio,
                              command="python -m tinyadv.reproduce --preset paper-4d --set "
                                      "fgsm_eps=0.0031 --seeds 0 1 2 3 4 5"),
     "paper-4d-authorsgen": dict(parts=[("paper-4d-authorsgen", None, "")],
@@ -113,7 +109,7 @@ RECIPES = {
                           command="python -m tinyadv.reproduce --preset paper-4d --rows baseline "
                                   "--set ce_on=clean+invariance --set adversarial=false"),
     "cnn10": dict(parts=[("cnn10", None, "")], families=_cnn_families(), columns=CNN_COLUMNS,
-                  values=_mlp_values, recorded=("pgd",),
+                  values=perimage.fgsm_scatter_ratio, recorded=("pgd",),
                   command="python -m tinyadv.reproduce --preset paper-4d --set arch=cnn --rows "
                           "baseline baseline+mls+mli --seeds 0 1 2 3 4 5 6 7 8 9"),
 }
@@ -134,9 +130,8 @@ def collect(name, results_root):
     parts = [(os.path.join(results_root, folder), rows, prefix)
              for folder, rows, prefix in recipe["parts"]]
     found = collect_folders(parts, name, recipe["command"], recipe.get("families"),
-                                     recipe.get("columns", evidence.DEFAULT_COLUMNS),
-                                     values=recipe.get("values"),
-                                     recorded=recipe.get("recorded", ()))
+                            recipe.get("columns", evidence.DEFAULT_COLUMNS),
+                            values=recipe.get("values"), recorded=recipe.get("recorded", ()))
     path = os.path.join(evidence.EVIDENCE_DIR, f"{name}.json")
     evidence.save(found, path)
     return path
